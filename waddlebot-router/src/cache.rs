@@ -1,0 +1,200 @@
+//! A caching wrapper around any [`Store`]: the records read on every event (entity resolution,
+//! custom command lookup) are served from memory, and writes made through the wrapper drop the
+//! entries they change. Everything else passes straight through.
+//!
+//! The cache is per process. Writes made by another process (a second server, `waddlebot run`
+//! against the same file) are seen when the entry expires; shared invalidation over Redis is
+//! the scale-out story.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use moka::sync::Cache;
+use waddlebot::store::{CustomCommand, Document, Entity, EntityKey, Expect, Page};
+use waddlebot::{CommunityId, Store, StoreError};
+
+/// How long cached records live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheTtl {
+    /// Entity → community (`ROUTER_ENTITY_CACHE_TTL`, default 600 s).
+    pub entity: Duration,
+    /// Custom command lookups, found or not (`ROUTER_COMMAND_CACHE_TTL`, default 300 s).
+    pub command: Duration,
+}
+
+impl Default for CacheTtl {
+    fn default() -> Self {
+        Self {
+            entity: Duration::from_secs(600),
+            command: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A [`Store`] that caches entity resolution and custom command lookups of an inner store.
+pub struct CachedStore {
+    inner: Arc<dyn Store>,
+    entities: Cache<EntityKey, Entity>,
+    // `None` is cached too: unknown `!words` in chat must not each cost a query.
+    commands: Cache<(CommunityId, String), Option<CustomCommand>>,
+}
+
+// Bounds keep memory flat however many channels and command names a process sees.
+const MAX_ENTITIES: u64 = 100_000;
+const MAX_COMMANDS: u64 = 100_000;
+
+impl CachedStore {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn Store>, ttl: CacheTtl) -> Self {
+        Self {
+            inner,
+            entities: Cache::builder()
+                .max_capacity(MAX_ENTITIES)
+                .time_to_live(ttl.entity)
+                .build(),
+            commands: Cache::builder()
+                .max_capacity(MAX_COMMANDS)
+                .time_to_live(ttl.command)
+                .build(),
+        }
+    }
+
+    fn forget_command(&self, community: CommunityId, name: &str) {
+        self.commands.invalidate(&(community, name.to_owned()));
+    }
+}
+
+impl std::fmt::Debug for CachedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedStore")
+            .field("entities", &self.entities.entry_count())
+            .field("commands", &self.commands.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Store for CachedStore {
+    async fn resolve_entity(&self, key: &EntityKey) -> Result<Entity, StoreError> {
+        if let Some(entity) = self.entities.get(key) {
+            return Ok(entity);
+        }
+        let entity = self.inner.resolve_entity(key).await?;
+        self.entities.insert(key.clone(), entity.clone());
+        Ok(entity)
+    }
+
+    async fn community(
+        &self,
+        id: CommunityId,
+    ) -> Result<Option<waddlebot::store::Community>, StoreError> {
+        self.inner.community(id).await
+    }
+
+    async fn list_entities(&self, page: &Page) -> Result<Vec<Entity>, StoreError> {
+        self.inner.list_entities(page).await
+    }
+
+    async fn custom_command(
+        &self,
+        community: CommunityId,
+        name: &str,
+    ) -> Result<Option<CustomCommand>, StoreError> {
+        let key = (community, name.to_owned());
+        if let Some(found) = self.commands.get(&key) {
+            return Ok(found);
+        }
+        let found = self.inner.custom_command(community, name).await?;
+        self.commands.insert(key, found.clone());
+        Ok(found)
+    }
+
+    async fn create_custom_command(&self, command: &CustomCommand) -> Result<(), StoreError> {
+        let result = self.inner.create_custom_command(command).await;
+        self.forget_command(command.community_id, &command.name);
+        result
+    }
+
+    async fn update_custom_command(
+        &self,
+        community: CommunityId,
+        name: &str,
+        response: &str,
+    ) -> Result<CustomCommand, StoreError> {
+        let result = self
+            .inner
+            .update_custom_command(community, name, response)
+            .await;
+        self.forget_command(community, name);
+        result
+    }
+
+    async fn delete_custom_command(
+        &self,
+        community: CommunityId,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let result = self.inner.delete_custom_command(community, name).await;
+        self.forget_command(community, name);
+        result
+    }
+
+    async fn list_custom_commands(
+        &self,
+        community: CommunityId,
+    ) -> Result<Vec<CustomCommand>, StoreError> {
+        self.inner.list_custom_commands(community).await
+    }
+
+    async fn get_document(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<Document>, StoreError> {
+        self.inner.get_document(namespace, key).await
+    }
+
+    async fn put_document(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &serde_json::Value,
+        expect: Expect,
+    ) -> Result<u64, StoreError> {
+        self.inner.put_document(namespace, key, value, expect).await
+    }
+
+    async fn delete_document(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
+        self.inner.delete_document(namespace, key).await
+    }
+
+    async fn list_documents(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        page: &Page,
+    ) -> Result<Vec<Document>, StoreError> {
+        self.inner.list_documents(namespace, prefix, page).await
+    }
+
+    async fn increment(&self, namespace: &str, key: &str, delta: i64) -> Result<i64, StoreError> {
+        self.inner.increment(namespace, key, delta).await
+    }
+
+    async fn counter(&self, namespace: &str, key: &str) -> Result<i64, StoreError> {
+        self.inner.counter(namespace, key).await
+    }
+
+    async fn top_counters(
+        &self,
+        namespace: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        self.inner.top_counters(namespace, limit).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+}

@@ -1,0 +1,43 @@
+//! # WaddleBot router
+//!
+//! The engine: an [`Event`](waddlebot::Event) comes in, the router resolves the community it
+//! belongs to (creating it on first sight), recognises a command (`!` or `#` prefix with quoted
+//! arguments, or a platform slash command), finds its handler — a built-in module or the
+//! community's custom text command — checks the caller's permission level, runs it with a
+//! deadline, and returns the replies.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use waddlebot::prelude::*;
+//! use waddlebot::store::MemoryStore;
+//! use waddlebot_router::Router;
+//!
+//! async fn hug(ctx: Context) -> String {
+//!     format!("{} hugs {}", ctx.user().name, ctx.args.get(0).unwrap_or("everyone"))
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let router = Router::builder()
+//!     .store(Arc::new(MemoryStore::new()))
+//!     .handler(command_fn(CommandSpec::new("hug"), hug))
+//!     .build()
+//!     .unwrap();
+//! let event = Event::chat(PlatformKind::Console, "local", "console", "alice", "!hug bob");
+//! let outcome = router.handle(event).await.unwrap();
+//! assert_eq!(outcome.replies, [Reply::text("alice hugs bob")]);
+//! # });
+//! ```
+//!
+//! Built in: `!ping`, `!help [command]` and `!commands`, generated from the registered
+//! [`CommandSpec`](waddlebot::CommandSpec)s.
+
+mod builtin;
+pub mod cache;
+mod parse;
+mod router;
+
+pub use builtin::Builtins;
+pub use parse::{Invocation, command_line};
+pub use router::{
+    BuildError, Delivery, Outcome, Router, RouterBuilder, RouterConfig, RouterError,
+};

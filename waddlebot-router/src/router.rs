@@ -1,0 +1,451 @@
+//! The router: event in, decision, handler, replies out.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use serde::Serialize;
+use tracing::Instrument;
+use waddlebot::store::{CustomCommand, Entity, EntityKey};
+use waddlebot::template::{Template, Vars};
+use waddlebot::{
+    CommandCatalog, CommandError, CommandHandler, CommunityId, Context, DuplicateCommand,
+    EntityId, Event, EventId, EventKind, Outbound, Platform, PlatformError, PlatformKind, Reply,
+    SessionId, Store, StoreError,
+};
+
+use crate::builtin::Builtins;
+use crate::cache::{CacheTtl, CachedStore};
+use crate::parse::{Invocation, command_line};
+
+/// Router settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterConfig {
+    /// Command prefixes: `!` for local modules, `#` for community modules.
+    pub prefixes: Vec<String>,
+    /// How long a handler may run before the user is told it took too long
+    /// (`ROUTER_REQUEST_TIMEOUT`, default 30 s).
+    pub handler_timeout: Duration,
+    /// Cache lifetimes.
+    pub cache_ttl: CacheTtl,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        Self {
+            prefixes: vec!["!".to_owned(), "#".to_owned()],
+            handler_timeout: Duration::from_secs(30),
+            cache_ttl: CacheTtl::default(),
+        }
+    }
+}
+
+/// Why the router could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// No store was given.
+    #[error("the router needs a store: call RouterBuilder::store")]
+    MissingStore,
+    /// Two handlers declare one command name.
+    #[error(transparent)]
+    DuplicateCommand(#[from] DuplicateCommand),
+    /// Two platforms of one kind were registered.
+    #[error("platform '{0}' is registered twice")]
+    DuplicatePlatform(PlatformKind),
+    /// A setting is unusable.
+    #[error("invalid router config: {0}")]
+    InvalidConfig(String),
+}
+
+/// Why an event could not be handled. User mistakes are not errors: they are replies.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouterError {
+    /// The store failed while resolving where the event belongs.
+    #[error("store unavailable: {0}")]
+    Store(#[from] StoreError),
+    /// `dispatch` was called for a platform nobody registered.
+    #[error("no platform registered for '{0}'")]
+    NoPlatform(PlatformKind),
+}
+
+/// What handling one event decided.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outcome {
+    /// Correlates later replies with this event.
+    pub session_id: SessionId,
+    /// The event handled.
+    pub event_id: EventId,
+    /// The community it belongs to.
+    pub community_id: CommunityId,
+    /// The place it happened.
+    pub entity_id: EntityId,
+    /// Whether the event was a command (known or not) that the router answered.
+    pub processed: bool,
+    /// The command as recognised (`!ping`), if any.
+    pub command: Option<String>,
+    /// What to deliver, in order.
+    pub replies: Vec<Reply>,
+}
+
+/// What [`Router::dispatch`] did: the outcome, and any reply the platform refused.
+#[derive(Debug)]
+pub struct Delivery {
+    /// The decision.
+    pub outcome: Outcome,
+    /// Replies that could not be delivered, with the platform's reason.
+    pub failed: Vec<(Reply, PlatformError)>,
+}
+
+/// Builds a [`Router`].
+#[derive(Default)]
+pub struct RouterBuilder {
+    store: Option<Arc<dyn Store>>,
+    handlers: Vec<Arc<dyn CommandHandler>>,
+    platforms: Vec<Arc<dyn Platform>>,
+    config: RouterConfig,
+}
+
+impl RouterBuilder {
+    /// The store (required). It is wrapped in a cache; handlers get the cached store too, so
+    /// their writes invalidate what the router caches.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Adds a module.
+    pub fn handler(mut self, handler: impl CommandHandler + 'static) -> Self {
+        self.handlers.push(Arc::new(handler));
+        self
+    }
+
+    /// Adds a shared module.
+    pub fn handler_arc(mut self, handler: Arc<dyn CommandHandler>) -> Self {
+        self.handlers.push(handler);
+        self
+    }
+
+    /// Adds a platform replies can be delivered to.
+    pub fn platform(mut self, platform: Arc<dyn Platform>) -> Self {
+        self.platforms.push(platform);
+        self
+    }
+
+    /// Replaces the settings.
+    pub fn config(mut self, config: RouterConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Checks the wiring and builds the router: a missing store, a command name declared twice
+    /// or a platform registered twice fail here, not at the first message.
+    pub fn build(self) -> Result<Router, BuildError> {
+        let store = self.store.ok_or(BuildError::MissingStore)?;
+        if self.config.prefixes.iter().all(String::is_empty) {
+            return Err(BuildError::InvalidConfig(
+                "at least one non-empty command prefix is needed".to_owned(),
+            ));
+        }
+        let mut handlers: Vec<Arc<dyn CommandHandler>> = vec![Arc::new(Builtins)];
+        handlers.extend(self.handlers);
+        let mut specs = Vec::new();
+        let mut owners = Vec::new();
+        for (index, handler) in handlers.iter().enumerate() {
+            for spec in handler.specs() {
+                specs.push(spec);
+                owners.push(index);
+            }
+        }
+        let catalog = Arc::new(CommandCatalog::new(specs)?);
+        let mut platforms = HashMap::new();
+        for platform in self.platforms {
+            let kind = platform.kind();
+            if platforms.insert(kind.clone(), platform).is_some() {
+                return Err(BuildError::DuplicatePlatform(kind));
+            }
+        }
+        let store: Arc<dyn Store> = Arc::new(CachedStore::new(store, self.config.cache_ttl));
+        Ok(Router {
+            store,
+            catalog,
+            handlers,
+            owners,
+            platforms,
+            config: self.config,
+        })
+    }
+}
+
+/// The engine. Cheap to share (`Arc<Router>`); every method takes `&self`.
+pub struct Router {
+    store: Arc<dyn Store>,
+    catalog: Arc<CommandCatalog>,
+    handlers: Vec<Arc<dyn CommandHandler>>,
+    /// `owners[i]` is the index in `handlers` of the handler of `catalog.specs()[i]`.
+    owners: Vec<usize>,
+    platforms: HashMap<PlatformKind, Arc<dyn Platform>>,
+    config: RouterConfig,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("commands", &self.catalog.specs().len())
+            .field("platforms", &self.platforms.keys().collect::<Vec<_>>())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a command name led.
+enum Target<'a> {
+    Builtin(usize, &'a waddlebot::CommandSpec),
+    Custom(CustomCommand),
+    Unknown,
+}
+
+impl Router {
+    /// Starts building a router.
+    pub fn builder() -> RouterBuilder {
+        RouterBuilder::default()
+    }
+
+    /// The built-in commands.
+    pub fn catalog(&self) -> &Arc<CommandCatalog> {
+        &self.catalog
+    }
+
+    /// The (cached) store the router and its handlers use.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Decides what an event means and runs it, returning what would be delivered. Nothing is
+    /// sent: see [`dispatch`](Self::dispatch) for that.
+    pub async fn handle(&self, event: Event) -> Result<Outcome, RouterError> {
+        let span = tracing::info_span!(
+            "event",
+            id = %event.id,
+            platform = %event.platform,
+            kind = event.kind.name(),
+            community = tracing::field::Empty,
+            command = tracing::field::Empty,
+        );
+        self.handle_inner(event).instrument(span).await
+    }
+
+    async fn handle_inner(&self, event: Event) -> Result<Outcome, RouterError> {
+        let entity = self
+            .store
+            .resolve_entity(&EntityKey {
+                platform: event.platform.clone(),
+                server_id: event.server_id.clone(),
+                channel_id: event.channel_id.clone(),
+            })
+            .await?;
+        tracing::Span::current().record("community", entity.community_id.0);
+        let mut outcome = Outcome {
+            session_id: SessionId::random(),
+            event_id: event.id.clone(),
+            community_id: entity.community_id,
+            entity_id: entity.id,
+            processed: false,
+            command: None,
+            replies: Vec::new(),
+        };
+        let invocation = match &event.kind {
+            EventKind::ChatMessage => command_line(&event.text, &self.config.prefixes),
+            EventKind::SlashCommand { name } => Some(Invocation {
+                prefix: "/".to_owned(),
+                name: waddlebot::normalize_command_name(name),
+                args: waddlebot::Args::parse(&event.text),
+            })
+            .filter(|inv| !inv.name.is_empty()),
+            _ => None,
+        };
+        let Some(invocation) = invocation else {
+            return Ok(outcome);
+        };
+        tracing::Span::current().record("command", invocation.name.as_str());
+        outcome.processed = true;
+        outcome.command = Some(format!("{}{}", invocation.prefix, invocation.name));
+        outcome.replies = self.run_command(Arc::new(event), &entity, invocation).await?;
+        Ok(outcome)
+    }
+
+    /// Handles the event and delivers its replies through the platform it came from.
+    pub async fn dispatch(&self, event: Event) -> Result<Delivery, RouterError> {
+        let platform = self
+            .platforms
+            .get(&event.platform)
+            .cloned()
+            .ok_or_else(|| RouterError::NoPlatform(event.platform.clone()))?;
+        let (server_id, channel_id, user_id) = (
+            event.server_id.clone(),
+            event.channel_id.clone(),
+            event.user.id.clone(),
+        );
+        let outcome = self.handle(event).await?;
+        let mut failed = Vec::new();
+        for reply in &outcome.replies {
+            let outbound = Outbound {
+                platform: platform.kind(),
+                server_id: server_id.clone(),
+                channel_id: channel_id.clone(),
+                user_id: user_id.clone(),
+                in_reply_to: Some(outcome.event_id.clone()),
+                reply: reply.clone(),
+            };
+            if let Err(err) = platform.send(outbound).await {
+                tracing::warn!(error = %err, "reply not delivered");
+                failed.push((reply.clone(), err));
+            }
+        }
+        Ok(Delivery { outcome, failed })
+    }
+
+    async fn lookup(
+        &self,
+        community: CommunityId,
+        name: &str,
+    ) -> Result<Target<'_>, StoreError> {
+        if let Some((index, spec)) = self.catalog.find(name) {
+            return Ok(Target::Builtin(index, spec));
+        }
+        Ok(match self.store.custom_command(community, name).await? {
+            Some(command) => Target::Custom(command),
+            None => Target::Unknown,
+        })
+    }
+
+    async fn run_command(
+        &self,
+        event: Arc<Event>,
+        entity: &Entity,
+        invocation: Invocation,
+    ) -> Result<Vec<Reply>, RouterError> {
+        let shown = format!("{}{}", invocation.prefix, invocation.name);
+        let prefix = self.display_prefix(&invocation.prefix);
+        let result = match self.lookup(entity.community_id, &invocation.name).await? {
+            Target::Unknown => {
+                return Ok(vec![Reply::text(format!(
+                    "Unknown command: {shown}. Type {prefix}commands to see what I can do."
+                ))]);
+            }
+            Target::Builtin(_, spec) if event.user.level < spec.min_level => {
+                Err(CommandError::Forbidden {
+                    needed: spec.min_level,
+                })
+            }
+            Target::Builtin(index, spec) => {
+                let ctx = Context::new(
+                    entity.community_id,
+                    entity.id,
+                    Arc::clone(&event),
+                    spec.name.clone(),
+                    invocation.args,
+                    Arc::clone(&self.store),
+                    Arc::clone(&self.catalog),
+                )
+                .with_prefix(prefix.clone());
+                let handler = Arc::clone(&self.handlers[self.owners[index]]);
+                self.guarded(handler.handle(ctx)).await
+            }
+            Target::Custom(command) => {
+                self.guarded(self.render_custom(&event, &command, &invocation.args))
+                    .await
+            }
+        };
+        Ok(match result {
+            Ok(replies) => replies,
+            Err(err) => vec![self.explain_failure(&shown, err)],
+        })
+    }
+
+    /// The prefix to show in help and refusals: slash commands map to the first chat prefix.
+    fn display_prefix(&self, used: &str) -> String {
+        if used == "/" {
+            self.config
+                .prefixes
+                .iter()
+                .find(|p| !p.is_empty())
+                .cloned()
+                .unwrap_or_else(|| "!".to_owned())
+        } else {
+            used.to_owned()
+        }
+    }
+
+    /// Runs a handler future with the deadline, turning a panic into an internal error so one
+    /// faulty module cannot take the caller down with it.
+    async fn guarded(
+        &self,
+        future: impl std::future::Future<Output = Result<Vec<Reply>, CommandError>>,
+    ) -> Result<Vec<Reply>, CommandError> {
+        let caught = AssertUnwindSafe(future).catch_unwind();
+        match tokio::time::timeout(self.config.handler_timeout, caught).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_panic)) => Err(CommandError::Internal("the handler panicked".into())),
+            Err(_elapsed) => Err(CommandError::Internal(
+                format!(
+                    "the handler did not answer within {:?}",
+                    self.config.handler_timeout
+                )
+                .into(),
+            )),
+        }
+    }
+
+    async fn render_custom(
+        &self,
+        event: &Event,
+        command: &CustomCommand,
+        args: &waddlebot::Args,
+    ) -> Result<Vec<Reply>, CommandError> {
+        let template = Template::parse(&command.response).map_err(|err| {
+            CommandError::Internal(format!("stored template of !{} is invalid: {err}", command.name).into())
+        })?;
+        let count = self
+            .store
+            .increment(
+                &format!("command_uses:{}", command.community_id),
+                &command.name,
+                1,
+            )
+            .await?;
+        let channel = event
+            .metadata
+            .get("channel_name")
+            .and_then(|v| v.as_str())
+            .unwrap_or(&event.channel_id);
+        let args_vec = args.to_vec();
+        let vars = Vars {
+            user: event.user.shown_name(),
+            args: &args_vec,
+            args_text: args.raw(),
+            channel,
+            platform: event.platform.as_str(),
+            count,
+        };
+        Ok(vec![Reply::text(template.render(&vars))])
+    }
+
+    /// The one place that decides what a chat user sees when a command fails.
+    fn explain_failure(&self, shown: &str, err: CommandError) -> Reply {
+        match err {
+            CommandError::Usage(usage) => Reply::text(format!("Usage: {usage}")),
+            CommandError::Invalid(message) => Reply::text(message),
+            CommandError::Forbidden { needed } => Reply::text(format!(
+                "You need to be {needed} or higher to use {shown}."
+            )),
+            other => {
+                tracing::error!(error = %other, command = shown, "command failed");
+                Reply::text(format!("Sorry, {shown} failed. The error has been logged."))
+            }
+        }
+    }
+}

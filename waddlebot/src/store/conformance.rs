@@ -1,0 +1,439 @@
+//! The conformance suite every [`Store`] must pass, written once over `&dyn Store`.
+//!
+//! Run it against a backend with one line in a test file:
+//!
+//! ```ignore
+//! waddlebot::store_conformance_tests!(async { MyStore::connect("...").await.unwrap() });
+//! ```
+//!
+//! Each case is also a public `async fn` taking `&dyn Store`, for backends whose tests need
+//! custom set-up around each case. The factory must give a fresh, empty store per call.
+
+use futures_util::future::join_all;
+
+use super::{CustomCommand, EntityKey, Expect, Page, Store, StoreError};
+use crate::id::CommunityId;
+use crate::platform::PlatformKind;
+
+/// Expands to one `#[tokio::test]` per conformance case, each given a fresh store from `$factory`
+/// (an expression evaluating to a future of something that derefs to a `Store`).
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($factory:expr) => {
+        $crate::store_conformance_tests!(@cases $factory;
+            entities_are_created_once_per_key,
+            communities_are_shared_by_a_server,
+            entity_listing_pages_through_everything_once,
+            custom_commands_have_create_update_delete_semantics,
+            custom_commands_are_scoped_to_their_community,
+            documents_honour_their_preconditions,
+            document_listing_pages_by_prefix_exactly_once,
+            concurrent_compare_and_set_loses_no_update,
+            counters_add_up_under_concurrency,
+            top_counters_are_ordered,
+            empty_keys_are_refused,
+        );
+    };
+    (@cases $factory:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let store = $factory.await;
+                $crate::store::conformance::$case(&*store).await;
+            }
+        )*
+    };
+}
+
+fn key(platform: PlatformKind, server: &str, channel: &str) -> EntityKey {
+    EntityKey {
+        platform,
+        server_id: server.to_owned(),
+        channel_id: channel.to_owned(),
+    }
+}
+
+fn command(community: CommunityId, name: &str, response: &str) -> CustomCommand {
+    let now = super::now_millis();
+    CustomCommand {
+        community_id: community,
+        name: name.to_owned(),
+        response: response.to_owned(),
+        created_by: "tester".to_owned(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// Resolving a key twice gives the same entity; different keys give different entities.
+pub async fn entities_are_created_once_per_key(store: &dyn Store) {
+    let twitch = key(PlatformKind::Twitch, "pond", "pond");
+    let first = store.resolve_entity(&twitch).await.expect("created");
+    let again = store.resolve_entity(&twitch).await.expect("found");
+    assert_eq!(first, again);
+    assert_eq!(first.key, twitch);
+    let community = store
+        .community(first.community_id)
+        .await
+        .expect("readable")
+        .expect("community created with the entity");
+    assert_eq!(community.name, "twitch:pond");
+    let other = store
+        .resolve_entity(&key(PlatformKind::Discord, "pond", "pond"))
+        .await
+        .expect("created");
+    assert_ne!(other.id, first.id, "same ids on another platform are another place");
+    assert_ne!(other.community_id, first.community_id);
+    assert!(
+        store
+            .community(CommunityId(i64::MAX))
+            .await
+            .expect("readable")
+            .is_none()
+    );
+}
+
+/// Channels of one server land in one community, created once even when resolved concurrently.
+pub async fn communities_are_shared_by_a_server(store: &dyn Store) {
+    let keys: Vec<_> = (0..20)
+        .map(|i| key(PlatformKind::Discord, "guild", &format!("channel-{}", i % 5)))
+        .collect();
+    let entities = join_all(keys.iter().map(|k| store.resolve_entity(k))).await;
+    let entities: Vec<_> = entities
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .expect("all resolve");
+    let community = entities[0].community_id;
+    assert!(entities.iter().all(|e| e.community_id == community));
+    let mut ids: Vec<_> = entities.iter().map(|e| e.id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 5, "one entity per channel, however often resolved");
+}
+
+/// Paging through entities yields every one exactly once.
+pub async fn entity_listing_pages_through_everything_once(store: &dyn Store) {
+    for i in 0..23 {
+        store
+            .resolve_entity(&key(PlatformKind::Slack, "team", &format!("c{i}")))
+            .await
+            .expect("created");
+    }
+    let mut seen = Vec::new();
+    let mut page = Page::first(5);
+    loop {
+        let batch = store.list_entities(&page).await.expect("listed");
+        if batch.is_empty() {
+            break;
+        }
+        assert!(batch.len() <= 5);
+        page.after = batch.last().map(|e| e.id.to_string());
+        seen.extend(batch.into_iter().map(|e| e.key.channel_id));
+    }
+    seen.sort();
+    let mut expected: Vec<_> = (0..23).map(|i| format!("c{i}")).collect();
+    expected.sort();
+    assert_eq!(seen, expected);
+    assert!(matches!(
+        store
+            .list_entities(&Page {
+                after: Some("not-an-id".into()),
+                limit: 5
+            })
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+/// Create refuses a taken name, update needs an existing one, delete says whether it deleted.
+pub async fn custom_commands_have_create_update_delete_semantics(store: &dyn Store) {
+    let entity = store
+        .resolve_entity(&key(PlatformKind::Twitch, "c", "c"))
+        .await
+        .expect("created");
+    let community = entity.community_id;
+    store
+        .create_custom_command(&command(community, "hello", "Hi {user}!"))
+        .await
+        .expect("created");
+    assert!(matches!(
+        store
+            .create_custom_command(&command(community, "hello", "again"))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let found = store
+        .custom_command(community, "hello")
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(found.response, "Hi {user}!");
+    assert_eq!(found.created_by, "tester");
+
+    let updated = store
+        .update_custom_command(community, "hello", "Hello {user}")
+        .await
+        .expect("updated");
+    assert_eq!(updated.response, "Hello {user}");
+    assert!(updated.updated_at >= found.updated_at);
+    assert!(matches!(
+        store.update_custom_command(community, "nope", "x").await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    store
+        .create_custom_command(&command(community, "about", "a bot"))
+        .await
+        .expect("created");
+    let names: Vec<_> = store
+        .list_custom_commands(community)
+        .await
+        .expect("listed")
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, ["about", "hello"], "sorted by name");
+
+    assert!(
+        store
+            .delete_custom_command(community, "hello")
+            .await
+            .expect("deleted")
+    );
+    assert!(
+        !store
+            .delete_custom_command(community, "hello")
+            .await
+            .expect("second delete is a no-op")
+    );
+    assert!(
+        store
+            .custom_command(community, "hello")
+            .await
+            .expect("read")
+            .is_none()
+    );
+}
+
+/// One community's commands are invisible to another.
+pub async fn custom_commands_are_scoped_to_their_community(store: &dyn Store) {
+    let a = store
+        .resolve_entity(&key(PlatformKind::Twitch, "a", "a"))
+        .await
+        .expect("created")
+        .community_id;
+    let b = store
+        .resolve_entity(&key(PlatformKind::Twitch, "b", "b"))
+        .await
+        .expect("created")
+        .community_id;
+    store
+        .create_custom_command(&command(a, "hello", "from a"))
+        .await
+        .expect("created");
+    store
+        .create_custom_command(&command(b, "hello", "from b"))
+        .await
+        .expect("same name in another community is fine");
+    assert!(store.custom_command(b, "hello").await.expect("read").is_some());
+    store.delete_custom_command(a, "hello").await.expect("deleted");
+    assert_eq!(
+        store
+            .custom_command(b, "hello")
+            .await
+            .expect("read")
+            .expect("b keeps its own")
+            .response,
+        "from b"
+    );
+    assert_eq!(store.list_custom_commands(a).await.expect("listed").len(), 0);
+}
+
+/// `Absent` creates, `Version` is compare-and-set, `Any` overwrites; versions count writes.
+pub async fn documents_honour_their_preconditions(store: &dyn Store) {
+    let ns = "1:quotes";
+    let v1 = serde_json::json!({"text": "waddle", "tags": ["a", 1, null]});
+    assert_eq!(
+        store
+            .put_document(ns, "q1", &v1, Expect::Absent)
+            .await
+            .expect("created"),
+        1
+    );
+    assert!(matches!(
+        store.put_document(ns, "q1", &v1, Expect::Absent).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let doc = store
+        .get_document(ns, "q1")
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!((doc.value, doc.version), (v1.clone(), 1));
+
+    let v2 = serde_json::json!("second");
+    assert_eq!(
+        store
+            .put_document(ns, "q1", &v2, Expect::Version(1))
+            .await
+            .expect("cas"),
+        2
+    );
+    assert!(matches!(
+        store.put_document(ns, "q1", &v1, Expect::Version(1)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.put_document(ns, "nope", &v1, Expect::Version(1)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store
+            .put_document(ns, "q1", &v1, Expect::Any)
+            .await
+            .expect("overwrite"),
+        3
+    );
+    assert_eq!(
+        store
+            .put_document(ns, "fresh", &v1, Expect::Any)
+            .await
+            .expect("create"),
+        1
+    );
+    assert!(
+        store
+            .get_document("2:quotes", "q1")
+            .await
+            .expect("read")
+            .is_none(),
+        "namespaces are separate"
+    );
+    assert!(store.delete_document(ns, "q1").await.expect("deleted"));
+    assert!(!store.delete_document(ns, "q1").await.expect("no-op"));
+    assert!(store.get_document(ns, "q1").await.expect("read").is_none());
+}
+
+/// Listing by prefix pages through every matching key once, in order, and nothing else.
+pub async fn document_listing_pages_by_prefix_exactly_once(store: &dyn Store) {
+    let ns = "1:inventory";
+    for i in 0..37 {
+        store
+            .put_document(ns, &format!("item:{i:03}"), &serde_json::json!(i), Expect::Any)
+            .await
+            .expect("written");
+    }
+    for other in ["itel", "item", "itemz:1", "jtem:1", "item%:1", "ITEM:1"] {
+        store
+            .put_document(ns, other, &serde_json::json!(other), Expect::Any)
+            .await
+            .expect("written");
+    }
+    let mut seen = Vec::new();
+    let mut page = Page::first(10);
+    loop {
+        let batch = store
+            .list_documents(ns, "item:", &page)
+            .await
+            .expect("listed");
+        if batch.is_empty() {
+            break;
+        }
+        page.after = batch.last().map(|d| d.key.clone());
+        seen.extend(batch.into_iter().map(|d| d.key));
+    }
+    let expected: Vec<_> = (0..37).map(|i| format!("item:{i:03}")).collect();
+    assert_eq!(seen, expected);
+    let all = store
+        .list_documents(ns, "", &Page::first(100))
+        .await
+        .expect("listed");
+    assert_eq!(all.len(), 43, "the empty prefix lists the whole namespace");
+    let percent = store
+        .list_documents(ns, "item%", &Page::first(100))
+        .await
+        .expect("listed");
+    assert_eq!(percent.len(), 1, "'%' is not a wildcard");
+}
+
+/// Many tasks doing read-modify-write with compare-and-set, retrying on conflict, lose nothing.
+pub async fn concurrent_compare_and_set_loses_no_update(store: &dyn Store) {
+    let ns = "1:cas";
+    store
+        .put_document(ns, "n", &serde_json::json!(0), Expect::Absent)
+        .await
+        .expect("created");
+    let bump = || async {
+        loop {
+            let doc = store
+                .get_document(ns, "n")
+                .await
+                .expect("read")
+                .expect("exists");
+            let next = serde_json::json!(doc.value.as_i64().unwrap_or(0) + 1);
+            match store
+                .put_document(ns, "n", &next, Expect::Version(doc.version))
+                .await
+            {
+                Ok(_) => return,
+                Err(StoreError::Conflict(_)) => continue,
+                Err(other) => panic!("unexpected store error: {other}"),
+            }
+        }
+    };
+    join_all((0..25).map(|_| bump())).await;
+    let doc = store
+        .get_document(ns, "n")
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(doc.value, serde_json::json!(25));
+    assert_eq!(doc.version, 26);
+}
+
+/// 100 concurrent increments add exactly 100.
+pub async fn counters_add_up_under_concurrency(store: &dyn Store) {
+    let ns = "1:uses";
+    assert_eq!(store.counter(ns, "hello").await.expect("read"), 0);
+    let results = join_all((0..100).map(|_| store.increment(ns, "hello", 1))).await;
+    let mut values: Vec<i64> = results
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .expect("all increments succeed");
+    values.sort();
+    assert_eq!(values, (1..=100).collect::<Vec<_>>(), "each saw a distinct value");
+    assert_eq!(store.counter(ns, "hello").await.expect("read"), 100);
+    assert_eq!(store.increment(ns, "hello", -30).await.expect("decrement"), 70);
+}
+
+/// Top-N is ordered by value, then key, and limited.
+pub async fn top_counters_are_ordered(store: &dyn Store) {
+    let ns = "1:rep";
+    for (key, value) in [("ann", 5), ("bob", 9), ("cat", 5), ("dan", 1)] {
+        store.increment(ns, key, value).await.expect("incremented");
+    }
+    store.increment("2:rep", "eve", 100).await.expect("other ns");
+    let top = store.top_counters(ns, 3).await.expect("top");
+    assert_eq!(
+        top,
+        [("bob".to_owned(), 9), ("ann".to_owned(), 5), ("cat".to_owned(), 5)]
+    );
+    assert!(store.top_counters("empty", 3).await.expect("top").is_empty());
+}
+
+/// Empty namespaces and keys are refused, not stored.
+pub async fn empty_keys_are_refused(store: &dyn Store) {
+    let value = serde_json::json!(1);
+    assert!(matches!(
+        store.put_document("", "k", &value, Expect::Any).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store.put_document("ns", "", &value, Expect::Any).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store.increment("ns", "", 1).await,
+        Err(StoreError::Invalid(_))
+    ));
+}

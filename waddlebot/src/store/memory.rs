@@ -1,0 +1,299 @@
+//! The in-memory store: everything in one mutex-guarded map set. For tests, examples and
+//! single-process bots that need no persistence.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::{
+    Community, CustomCommand, Document, Entity, EntityKey, Expect, Page, Store, StoreError,
+    check_key, now_millis,
+};
+use crate::id::{CommunityId, EntityId};
+
+/// A [`Store`] in memory. Cheap to create; data is gone when it is dropped.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    // One std mutex: no method awaits while holding it, so it never blocks the executor.
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    communities: BTreeMap<CommunityId, Community>,
+    community_names: HashMap<String, CommunityId>,
+    entities: BTreeMap<EntityId, Entity>,
+    entity_keys: HashMap<EntityKey, EntityId>,
+    commands: BTreeMap<(CommunityId, String), CustomCommand>,
+    documents: HashMap<String, BTreeMap<String, (serde_json::Value, u64)>>,
+    counters: HashMap<String, HashMap<String, i64>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // Every mutation below is a single step, so a panic elsewhere cannot leave Inner
+        // half-written; a poisoned lock is safe to reuse.
+        self.inner.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn resolve_entity(&self, key: &EntityKey) -> Result<Entity, StoreError> {
+        let mut inner = self.lock();
+        if let Some(entity) = inner
+            .entity_keys
+            .get(key)
+            .and_then(|id| inner.entities.get(id))
+        {
+            return Ok(entity.clone());
+        }
+        let now = now_millis();
+        let name = key.default_community_name();
+        let community_id = match inner.community_names.get(&name) {
+            Some(&id) => id,
+            None => {
+                let id = CommunityId(next_id(inner.communities.keys().map(|k| k.0)));
+                inner.communities.insert(
+                    id,
+                    Community {
+                        id,
+                        name: name.clone(),
+                        created_at: now,
+                    },
+                );
+                inner.community_names.insert(name, id);
+                id
+            }
+        };
+        let id = EntityId(next_id(inner.entities.keys().map(|k| k.0)));
+        let entity = Entity {
+            id,
+            community_id,
+            key: key.clone(),
+            created_at: now,
+        };
+        inner.entities.insert(id, entity.clone());
+        inner.entity_keys.insert(key.clone(), id);
+        Ok(entity)
+    }
+
+    async fn community(&self, id: CommunityId) -> Result<Option<Community>, StoreError> {
+        Ok(self.lock().communities.get(&id).cloned())
+    }
+
+    async fn list_entities(&self, page: &Page) -> Result<Vec<Entity>, StoreError> {
+        let after = parse_after_id(page)?;
+        Ok(self
+            .lock()
+            .entities
+            .range(EntityId(after.saturating_add(1))..)
+            .take(page.effective_limit())
+            .map(|(_, entity)| entity.clone())
+            .collect())
+    }
+
+    async fn custom_command(
+        &self,
+        community: CommunityId,
+        name: &str,
+    ) -> Result<Option<CustomCommand>, StoreError> {
+        Ok(self
+            .lock()
+            .commands
+            .get(&(community, name.to_owned()))
+            .cloned())
+    }
+
+    async fn create_custom_command(&self, command: &CustomCommand) -> Result<(), StoreError> {
+        check_key("command name", &command.name)?;
+        let mut inner = self.lock();
+        let key = (command.community_id, command.name.clone());
+        if inner.commands.contains_key(&key) {
+            return Err(StoreError::Conflict(format!(
+                "command '{}' already exists",
+                command.name
+            )));
+        }
+        inner.commands.insert(key, command.clone());
+        Ok(())
+    }
+
+    async fn update_custom_command(
+        &self,
+        community: CommunityId,
+        name: &str,
+        response: &str,
+    ) -> Result<CustomCommand, StoreError> {
+        let mut inner = self.lock();
+        let command = inner
+            .commands
+            .get_mut(&(community, name.to_owned()))
+            .ok_or_else(|| StoreError::NotFound(format!("command '{name}'")))?;
+        command.response = response.to_owned();
+        command.updated_at = now_millis();
+        Ok(command.clone())
+    }
+
+    async fn delete_custom_command(
+        &self,
+        community: CommunityId,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
+            .commands
+            .remove(&(community, name.to_owned()))
+            .is_some())
+    }
+
+    async fn list_custom_commands(
+        &self,
+        community: CommunityId,
+    ) -> Result<Vec<CustomCommand>, StoreError> {
+        Ok(self
+            .lock()
+            .commands
+            .range((community, String::new())..)
+            .take_while(|((owner, _), _)| *owner == community)
+            .map(|(_, command)| command.clone())
+            .collect())
+    }
+
+    async fn get_document(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<Document>, StoreError> {
+        Ok(self
+            .lock()
+            .documents
+            .get(namespace)
+            .and_then(|docs| docs.get(key))
+            .map(|(value, version)| Document {
+                key: key.to_owned(),
+                value: value.clone(),
+                version: *version,
+            }))
+    }
+
+    async fn put_document(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &serde_json::Value,
+        expect: Expect,
+    ) -> Result<u64, StoreError> {
+        check_key("namespace", namespace)?;
+        check_key("document key", key)?;
+        let mut inner = self.lock();
+        let docs = inner.documents.entry(namespace.to_owned()).or_default();
+        let current = docs.get(key).map(|(_, version)| *version);
+        let version = match (expect, current) {
+            (Expect::Any, current) => current.unwrap_or(0) + 1,
+            (Expect::Absent, None) => 1,
+            (Expect::Version(want), Some(have)) if want == have => have + 1,
+            (_, current) => {
+                return Err(StoreError::Conflict(format!(
+                    "document '{namespace}/{key}' is at version {}, write expected {expect:?}",
+                    current.unwrap_or(0)
+                )));
+            }
+        };
+        docs.insert(key.to_owned(), (value.clone(), version));
+        Ok(version)
+    }
+
+    async fn delete_document(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
+            .documents
+            .get_mut(namespace)
+            .is_some_and(|docs| docs.remove(key).is_some()))
+    }
+
+    async fn list_documents(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        page: &Page,
+    ) -> Result<Vec<Document>, StoreError> {
+        let inner = self.lock();
+        let Some(docs) = inner.documents.get(namespace) else {
+            return Ok(Vec::new());
+        };
+        let start = match &page.after {
+            Some(after) if after.as_str() >= prefix => std::ops::Bound::Excluded(after.clone()),
+            _ => std::ops::Bound::Included(prefix.to_owned()),
+        };
+        Ok(docs
+            .range((start, std::ops::Bound::Unbounded))
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .take(page.effective_limit())
+            .map(|(key, (value, version))| Document {
+                key: key.clone(),
+                value: value.clone(),
+                version: *version,
+            })
+            .collect())
+    }
+
+    async fn increment(&self, namespace: &str, key: &str, delta: i64) -> Result<i64, StoreError> {
+        check_key("namespace", namespace)?;
+        check_key("counter key", key)?;
+        let mut inner = self.lock();
+        let value = inner
+            .counters
+            .entry(namespace.to_owned())
+            .or_default()
+            .entry(key.to_owned())
+            .or_insert(0);
+        *value = value.saturating_add(delta);
+        Ok(*value)
+    }
+
+    async fn counter(&self, namespace: &str, key: &str) -> Result<i64, StoreError> {
+        Ok(self
+            .lock()
+            .counters
+            .get(namespace)
+            .and_then(|counters| counters.get(key))
+            .copied()
+            .unwrap_or(0))
+    }
+
+    async fn top_counters(
+        &self,
+        namespace: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let inner = self.lock();
+        let mut all: Vec<(String, i64)> = inner
+            .counters
+            .get(namespace)
+            .map(|counters| counters.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default();
+        all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        all.truncate(limit);
+        Ok(all)
+    }
+}
+
+fn next_id(mut existing: impl DoubleEndedIterator<Item = i64>) -> i64 {
+    existing.next_back().unwrap_or(0) + 1
+}
+
+/// Entity listings page by id; `after` holds the last id seen.
+pub(super) fn parse_after_id(page: &Page) -> Result<i64, StoreError> {
+    page.after.as_deref().map_or(Ok(0), |after| {
+        after
+            .parse()
+            .map_err(|_| StoreError::Invalid(format!("page cursor '{after}' is not an entity id")))
+    })
+}

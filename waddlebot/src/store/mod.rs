@@ -1,0 +1,303 @@
+//! Persistence: one [`Store`] trait for everything the engine and its modules keep.
+//!
+//! Three kinds of data, so any backend can hold everything and third-party modules get storage
+//! for free:
+//!
+//! 1. typed core records the router needs on every event (communities, entities, custom
+//!    commands...);
+//! 2. documents: namespaced JSON values with compare-and-set, for module data (quotes,
+//!    inventory, reminders...);
+//! 3. counters: atomic increments and top-N queries (use counts, points, leaderboards).
+//!
+//! Backends: [`MemoryStore`] (always there) and `SqliteStore` (feature `sqlite`). Every backend
+//! passes the same conformance suite (`waddlebot::store::conformance`, feature `test-util`).
+
+mod memory;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+#[cfg(feature = "test-util")]
+pub mod conformance;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::id::{CommunityId, EntityId};
+use crate::platform::PlatformKind;
+
+pub use memory::MemoryStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteStore, SqliteStoreError};
+
+/// A community: the tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Community {
+    /// Its id.
+    pub id: CommunityId,
+    /// Unique name. Communities created on first sight are named `<platform>:<server_id>`.
+    pub name: String,
+    /// When it was created.
+    pub created_at: SystemTime,
+}
+
+/// Where chat happens: `(platform, server_id, channel_id)`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EntityKey {
+    /// The platform.
+    pub platform: PlatformKind,
+    /// The server (Discord guild, Slack workspace, Twitch channel).
+    pub server_id: String,
+    /// The channel.
+    pub channel_id: String,
+}
+
+impl EntityKey {
+    /// The name given to a community created on first sight of this key.
+    pub fn default_community_name(&self) -> String {
+        format!("{}:{}", self.platform, self.server_id)
+    }
+}
+
+/// An entity and the community it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entity {
+    /// Its id.
+    pub id: EntityId,
+    /// Its community.
+    pub community_id: CommunityId,
+    /// Where it is.
+    pub key: EntityKey,
+    /// When it was first seen.
+    pub created_at: SystemTime,
+}
+
+/// A community's own text command (`!hello` → `Hi {user}!`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomCommand {
+    /// The community that owns it.
+    pub community_id: CommunityId,
+    /// The name without prefix, lower case.
+    pub name: String,
+    /// The response template (see [`crate::template`]).
+    pub response: String,
+    /// Who created it.
+    pub created_by: String,
+    /// When it was created.
+    pub created_at: SystemTime,
+    /// When it was last changed.
+    pub updated_at: SystemTime,
+}
+
+/// A stored document and its version. Versions start at 1 and grow by one per write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Document {
+    /// The key within its namespace.
+    pub key: String,
+    /// The value.
+    pub value: serde_json::Value,
+    /// The version, for compare-and-set.
+    pub version: u64,
+}
+
+/// The precondition of a document write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Write whatever is there.
+    Any,
+    /// Write only if the key does not exist (create).
+    Absent,
+    /// Write only if the stored version is this one (compare-and-set).
+    Version(u64),
+}
+
+/// A page of a listing: keys strictly after `after`, at most `limit` of them. Keyset pagination,
+/// so concurrent inserts never make a listing skip or repeat a record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Page {
+    /// Start after this key (exclusive); `None` starts at the beginning.
+    pub after: Option<String>,
+    /// How many at most; 0 is treated as [`Page::DEFAULT_LIMIT`].
+    pub limit: usize,
+}
+
+impl Page {
+    /// The limit used when none is given.
+    pub const DEFAULT_LIMIT: usize = 50;
+    /// The largest limit honoured.
+    pub const MAX_LIMIT: usize = 1000;
+
+    /// The first page of at most `limit` items.
+    pub fn first(limit: usize) -> Self {
+        Self { after: None, limit }
+    }
+
+    /// The effective limit.
+    pub fn effective_limit(&self) -> usize {
+        match self.limit {
+            0 => Self::DEFAULT_LIMIT,
+            n => n.min(Self::MAX_LIMIT),
+        }
+    }
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The record does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The write's precondition failed: the record exists already, or its version moved on.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The argument cannot be stored (empty key, value too large...).
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// The backend failed or cannot be reached.
+    #[error("store backend failed: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Wraps a backend error.
+    pub fn backend(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Backend(Box::new(err))
+    }
+}
+
+/// Persistence for the engine and its modules. Implementations must be safe to share
+/// (`Arc<dyn Store>`) and every method must be atomic on its own.
+///
+/// ```
+/// use waddlebot::store::{EntityKey, Expect, MemoryStore, Store};
+/// use waddlebot::PlatformKind;
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = MemoryStore::new();
+/// let key = EntityKey { platform: PlatformKind::Twitch, server_id: "pond".into(), channel_id: "pond".into() };
+/// let entity = store.resolve_entity(&key).await.unwrap();
+/// assert_eq!(store.resolve_entity(&key).await.unwrap(), entity, "created once, then found");
+///
+/// let ns = format!("{}:quotes", entity.community_id);
+/// store.put_document(&ns, "1", &serde_json::json!({"text": "waddle"}), Expect::Absent).await.unwrap();
+/// assert_eq!(store.increment(&ns, "next_id", 1).await.unwrap(), 1);
+/// # });
+/// ```
+#[async_trait]
+pub trait Store: Send + Sync {
+    // --- communities and entities ---
+
+    /// The entity at `key` with its community, creating both on first sight.
+    async fn resolve_entity(&self, key: &EntityKey) -> Result<Entity, StoreError>;
+
+    /// A community by id.
+    async fn community(&self, id: CommunityId) -> Result<Option<Community>, StoreError>;
+
+    /// Entities in id order, starting after the id in `page.after`.
+    async fn list_entities(&self, page: &Page) -> Result<Vec<Entity>, StoreError>;
+
+    // --- custom commands ---
+
+    /// A community's custom command by (normalised) name.
+    async fn custom_command(
+        &self,
+        community: CommunityId,
+        name: &str,
+    ) -> Result<Option<CustomCommand>, StoreError>;
+
+    /// Creates a custom command; [`StoreError::Conflict`] if the name is taken.
+    async fn create_custom_command(&self, command: &CustomCommand) -> Result<(), StoreError>;
+
+    /// Replaces a custom command's response; [`StoreError::NotFound`] if there is none.
+    async fn update_custom_command(
+        &self,
+        community: CommunityId,
+        name: &str,
+        response: &str,
+    ) -> Result<CustomCommand, StoreError>;
+
+    /// Deletes a custom command; `false` if there was none.
+    async fn delete_custom_command(
+        &self,
+        community: CommunityId,
+        name: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// A community's custom commands, sorted by name.
+    async fn list_custom_commands(
+        &self,
+        community: CommunityId,
+    ) -> Result<Vec<CustomCommand>, StoreError>;
+
+    // --- documents ---
+
+    /// A document.
+    async fn get_document(&self, namespace: &str, key: &str)
+    -> Result<Option<Document>, StoreError>;
+
+    /// Writes a document if `expect` holds and returns its new version; otherwise
+    /// [`StoreError::Conflict`].
+    async fn put_document(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &serde_json::Value,
+        expect: Expect,
+    ) -> Result<u64, StoreError>;
+
+    /// Deletes a document; `false` if there was none.
+    async fn delete_document(&self, namespace: &str, key: &str) -> Result<bool, StoreError>;
+
+    /// Documents whose key starts with `prefix`, in key order, one page at a time.
+    async fn list_documents(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        page: &Page,
+    ) -> Result<Vec<Document>, StoreError>;
+
+    // --- counters ---
+
+    /// Adds `delta` to a counter (created at 0) and returns the new value, atomically.
+    async fn increment(&self, namespace: &str, key: &str, delta: i64) -> Result<i64, StoreError>;
+
+    /// A counter's value (0 if never incremented).
+    async fn counter(&self, namespace: &str, key: &str) -> Result<i64, StoreError>;
+
+    /// The `limit` highest counters of a namespace, highest first (ties by key).
+    async fn top_counters(
+        &self,
+        namespace: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, i64)>, StoreError>;
+
+    // --- health ---
+
+    /// Checks the backend answers. Defaults to always healthy.
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+pub(crate) fn to_millis(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+pub(crate) fn from_millis(millis: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(millis).unwrap_or(0))
+}
+
+/// Rounds a time to whole milliseconds, the precision every backend stores.
+pub(crate) fn now_millis() -> SystemTime {
+    from_millis(to_millis(SystemTime::now()))
+}
+
+fn check_key(what: &str, value: &str) -> Result<(), StoreError> {
+    if value.is_empty() {
+        return Err(StoreError::Invalid(format!("{what} must not be empty")));
+    }
+    Ok(())
+}

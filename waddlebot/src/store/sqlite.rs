@@ -1,0 +1,520 @@
+//! The SQLite store: the embedded default. One file, WAL mode, created and migrated on first
+//! start. Queries are checked at run time (no database needed to build) and written with `$N`
+//! placeholders so the PostgreSQL store can share their text.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, SqlStr};
+
+use super::{
+    Community, CustomCommand, Document, Entity, EntityKey, Expect, Page, Store, StoreError,
+    check_key, from_millis, memory::parse_after_id, now_millis, to_millis,
+};
+use crate::id::{CommunityId, EntityId};
+use crate::platform::PlatformKind;
+
+/// The migrations, embedded in the binary, oldest first.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "core",
+    include_str!("../../migrations/sqlite/0001_core.sql"),
+)];
+
+/// Why a SQLite store could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SqliteStoreError {
+    /// The URL is not a SQLite URL sqlx understands.
+    #[error("invalid SQLite URL '{url}': {source}")]
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+        /// Why it was refused.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The database could not be opened or created.
+    #[error("cannot open SQLite database '{url}': {source}")]
+    Open {
+        /// The URL given.
+        url: String,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Applying migrations failed, or the database is newer than this binary.
+    #[error("cannot migrate SQLite database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A [`Store`] in a SQLite database.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating the file if needed) and migrates the database at `url`
+    /// (`sqlite://waddlebot.db`, `sqlite::memory:`).
+    pub async fn open(url: &str) -> Result<Self, SqliteStoreError> {
+        let store = Self::connect(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Opens the database without migrating it.
+    pub async fn connect(url: &str) -> Result<Self, SqliteStoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|source| SqliteStoreError::InvalidUrl {
+                url: url.to_owned(),
+                source,
+            })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            // Writers queue behind each other instead of failing with SQLITE_BUSY.
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let pool = if in_memory {
+            // Every connection to `:memory:` is its own empty database: keep exactly one,
+            // forever, or the data vanishes with it.
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(8)
+        }
+        .connect_with(options)
+        .await
+        .map_err(|source| SqliteStoreError::Open {
+            url: url.to_owned(),
+            source,
+        })?;
+        Ok(Self { pool })
+    }
+
+    /// Applies the migrations this binary knows that the database lacks, and returns how many it
+    /// applied. Fails if the database was migrated by a newer binary.
+    pub async fn migrate(&self) -> Result<usize, SqliteStoreError> {
+        let before = self.applied_migrations().await.unwrap_or(0);
+        migrator().run(&self.pool).await?;
+        let after = self.applied_migrations().await.unwrap_or(before);
+        Ok(after.saturating_sub(before))
+    }
+
+    /// The newest schema version this binary knows.
+    pub fn latest_schema_version() -> i64 {
+        MIGRATIONS.last().map_or(0, |(version, _, _)| *version)
+    }
+
+    async fn applied_migrations(&self) -> Result<usize, sqlx::Error> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(usize::try_from(count).unwrap_or(0))
+    }
+
+    /// The underlying pool, for embedders that keep their own tables beside ours.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    description.into(),
+                    MigrationType::Simple,
+                    SqlStr::from_static(sql),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+fn backend(err: sqlx::Error) -> StoreError {
+    StoreError::backend(err)
+}
+
+fn entity_from_row(row: &SqliteRow) -> Result<Entity, sqlx::Error> {
+    Ok(Entity {
+        id: EntityId(row.try_get("id")?),
+        community_id: CommunityId(row.try_get("community_id")?),
+        key: EntityKey {
+            platform: PlatformKind::from_stored(row.try_get("platform")?),
+            server_id: row.try_get("server_id")?,
+            channel_id: row.try_get("channel_id")?,
+        },
+        created_at: from_millis(row.try_get("created_at")?),
+    })
+}
+
+fn command_from_row(row: &SqliteRow) -> Result<CustomCommand, sqlx::Error> {
+    Ok(CustomCommand {
+        community_id: CommunityId(row.try_get("community_id")?),
+        name: row.try_get("name")?,
+        response: row.try_get("response")?,
+        created_by: row.try_get("created_by")?,
+        created_at: from_millis(row.try_get("created_at")?),
+        updated_at: from_millis(row.try_get("updated_at")?),
+    })
+}
+
+fn document_from_row(row: &SqliteRow) -> Result<Document, StoreError> {
+    let text: String = row.try_get("value").map_err(backend)?;
+    let version: i64 = row.try_get("version").map_err(backend)?;
+    Ok(Document {
+        key: row.try_get("key").map_err(backend)?,
+        value: serde_json::from_str(&text).map_err(StoreError::backend)?,
+        version: u64::try_from(version).unwrap_or(0),
+    })
+}
+
+const SELECT_ENTITY: &str = "SELECT id, community_id, platform, server_id, channel_id, created_at \
+     FROM entities WHERE platform = $1 AND server_id = $2 AND channel_id = $3";
+
+fn version_arg(version: u64) -> Result<i64, StoreError> {
+    i64::try_from(version).map_err(|_| StoreError::Invalid(format!("version {version} too large")))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn resolve_entity(&self, key: &EntityKey) -> Result<Entity, StoreError> {
+        let find = || {
+            sqlx::query(SELECT_ENTITY)
+                .bind(key.platform.as_str())
+                .bind(&key.server_id)
+                .bind(&key.channel_id)
+        };
+        if let Some(row) = find().fetch_optional(&self.pool).await.map_err(backend)? {
+            return entity_from_row(&row).map_err(backend);
+        }
+        // First sight. Each statement is idempotent (ON CONFLICT DO NOTHING), so two processes
+        // racing here both end up reading the one row that won.
+        let now = to_millis(now_millis());
+        sqlx::query(
+            "INSERT INTO communities (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(key.default_community_name())
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO entities (community_id, platform, server_id, channel_id, created_at) \
+             SELECT id, $2, $3, $4, $5 FROM communities WHERE name = $1 \
+             ON CONFLICT (platform, server_id, channel_id) DO NOTHING",
+        )
+        .bind(key.default_community_name())
+        .bind(key.platform.as_str())
+        .bind(&key.server_id)
+        .bind(&key.channel_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        let row = find().fetch_one(&self.pool).await.map_err(backend)?;
+        entity_from_row(&row).map_err(backend)
+    }
+
+    async fn community(&self, id: CommunityId) -> Result<Option<Community>, StoreError> {
+        let row = sqlx::query("SELECT id, name, created_at FROM communities WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|row| {
+            Ok(Community {
+                id: CommunityId(row.try_get("id")?),
+                name: row.try_get("name")?,
+                created_at: from_millis(row.try_get("created_at")?),
+            })
+        })
+        .transpose()
+        .map_err(backend)
+    }
+
+    async fn list_entities(&self, page: &Page) -> Result<Vec<Entity>, StoreError> {
+        let after = parse_after_id(page)?;
+        let rows = sqlx::query(
+            "SELECT id, community_id, platform, server_id, channel_id, created_at \
+             FROM entities WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::try_from(page.effective_limit()).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(entity_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn custom_command(
+        &self,
+        community: CommunityId,
+        name: &str,
+    ) -> Result<Option<CustomCommand>, StoreError> {
+        let row = sqlx::query(
+            "SELECT community_id, name, response, created_by, created_at, updated_at \
+             FROM custom_commands WHERE community_id = $1 AND name = $2",
+        )
+        .bind(community.0)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref()
+            .map(command_from_row)
+            .transpose()
+            .map_err(backend)
+    }
+
+    async fn create_custom_command(&self, command: &CustomCommand) -> Result<(), StoreError> {
+        check_key("command name", &command.name)?;
+        let inserted = sqlx::query(
+            "INSERT INTO custom_commands (community_id, name, response, created_by, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (community_id, name) DO NOTHING",
+        )
+        .bind(command.community_id.0)
+        .bind(&command.name)
+        .bind(&command.response)
+        .bind(&command.created_by)
+        .bind(to_millis(command.created_at))
+        .bind(to_millis(command.updated_at))
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::Conflict(format!(
+                "command '{}' already exists",
+                command.name
+            )));
+        }
+        Ok(())
+    }
+
+    async fn update_custom_command(
+        &self,
+        community: CommunityId,
+        name: &str,
+        response: &str,
+    ) -> Result<CustomCommand, StoreError> {
+        let row = sqlx::query(
+            "UPDATE custom_commands SET response = $3, updated_at = $4 \
+             WHERE community_id = $1 AND name = $2 \
+             RETURNING community_id, name, response, created_by, created_at, updated_at",
+        )
+        .bind(community.0)
+        .bind(name)
+        .bind(response)
+        .bind(to_millis(now_millis()))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?
+        .ok_or_else(|| StoreError::NotFound(format!("command '{name}'")))?;
+        command_from_row(&row).map_err(backend)
+    }
+
+    async fn delete_custom_command(
+        &self,
+        community: CommunityId,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let deleted =
+            sqlx::query("DELETE FROM custom_commands WHERE community_id = $1 AND name = $2")
+                .bind(community.0)
+                .bind(name)
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+        Ok(deleted > 0)
+    }
+
+    async fn list_custom_commands(
+        &self,
+        community: CommunityId,
+    ) -> Result<Vec<CustomCommand>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT community_id, name, response, created_by, created_at, updated_at \
+             FROM custom_commands WHERE community_id = $1 ORDER BY name",
+        )
+        .bind(community.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(command_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn get_document(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<Document>, StoreError> {
+        let row = sqlx::query(
+            "SELECT key, value, version FROM documents WHERE namespace = $1 AND key = $2",
+        )
+        .bind(namespace)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(document_from_row).transpose()
+    }
+
+    async fn put_document(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &serde_json::Value,
+        expect: Expect,
+    ) -> Result<u64, StoreError> {
+        check_key("namespace", namespace)?;
+        check_key("document key", key)?;
+        let text = value.to_string();
+        let now = to_millis(now_millis());
+        let query = match expect {
+            Expect::Any => sqlx::query_scalar::<_, i64>(
+                "INSERT INTO documents (namespace, key, value, version, updated_at) \
+                 VALUES ($1, $2, $3, 1, $4) \
+                 ON CONFLICT (namespace, key) DO UPDATE \
+                 SET value = excluded.value, version = documents.version + 1, updated_at = excluded.updated_at \
+                 RETURNING version",
+            ),
+            Expect::Absent => sqlx::query_scalar::<_, i64>(
+                "INSERT INTO documents (namespace, key, value, version, updated_at) \
+                 VALUES ($1, $2, $3, 1, $4) ON CONFLICT (namespace, key) DO NOTHING RETURNING version",
+            ),
+            Expect::Version(_) => sqlx::query_scalar::<_, i64>(
+                "UPDATE documents SET value = $3, version = version + 1, updated_at = $4 \
+                 WHERE namespace = $1 AND key = $2 AND version = $5 RETURNING version",
+            ),
+        };
+        let expected = match expect {
+            Expect::Version(version) => version_arg(version)?,
+            Expect::Any | Expect::Absent => 0,
+        };
+        let query = query.bind(namespace).bind(key).bind(text).bind(now);
+        let query = if matches!(expect, Expect::Version(_)) {
+            query.bind(expected)
+        } else {
+            query
+        };
+        match query.fetch_optional(&self.pool).await.map_err(backend)? {
+            Some(version) => Ok(u64::try_from(version).unwrap_or(0)),
+            None => Err(StoreError::Conflict(format!(
+                "document '{namespace}/{key}': write expected {expect:?}"
+            ))),
+        }
+    }
+
+    async fn delete_document(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
+        let deleted = sqlx::query("DELETE FROM documents WHERE namespace = $1 AND key = $2")
+            .bind(namespace)
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        Ok(deleted > 0)
+    }
+
+    async fn list_documents(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        page: &Page,
+    ) -> Result<Vec<Document>, StoreError> {
+        // Prefix match by range (key >= prefix, then filtered) rather than LIKE, so '%' and '_'
+        // in keys mean nothing special.
+        let after = page.after.as_deref().unwrap_or("");
+        let rows = sqlx::query(
+            "SELECT key, value, version FROM documents \
+             WHERE namespace = $1 AND key >= $2 AND key > $3 AND substr(key, 1, length($2)) = $2 \
+             ORDER BY key LIMIT $4",
+        )
+        .bind(namespace)
+        .bind(prefix)
+        .bind(after)
+        .bind(i64::try_from(page.effective_limit()).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(document_from_row).collect()
+    }
+
+    async fn increment(&self, namespace: &str, key: &str, delta: i64) -> Result<i64, StoreError> {
+        check_key("namespace", namespace)?;
+        check_key("counter key", key)?;
+        sqlx::query_scalar(
+            "INSERT INTO counters (namespace, key, value) VALUES ($1, $2, $3) \
+             ON CONFLICT (namespace, key) DO UPDATE SET value = counters.value + excluded.value \
+             RETURNING value",
+        )
+        .bind(namespace)
+        .bind(key)
+        .bind(delta)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)
+    }
+
+    async fn counter(&self, namespace: &str, key: &str) -> Result<i64, StoreError> {
+        let value: Option<i64> =
+            sqlx::query_scalar("SELECT value FROM counters WHERE namespace = $1 AND key = $2")
+                .bind(namespace)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+        Ok(value.unwrap_or(0))
+    }
+
+    async fn top_counters(
+        &self,
+        namespace: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT key, value FROM counters WHERE namespace = $1 ORDER BY value DESC, key LIMIT $2",
+        )
+        .bind(namespace)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("key")?, row.try_get("value")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(backend)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(backend)
+    }
+}
