@@ -1,1 +1,54 @@
-fn main() {}
+//! The `waddlebot` command: parse arguments, build the config, call the library.
+
+mod cli;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use cli::{Cli, Command};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match cli.config() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("waddlebot: configuration error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log_json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("waddlebot: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match &cli.command {
+            Command::Chat(speaker) => commands::chat(&config, speaker).await,
+            Command::Run { speaker, message } => {
+                commands::run(&config, speaker, &message.join(" ")).await
+            }
+            Command::Serve { .. } => commands::serve_http(&config).await,
+            Command::Migrate => commands::migrate_db(&config).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("waddlebot: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -38,6 +38,4 @@ mod router;
 
 pub use builtin::Builtins;
 pub use parse::{Invocation, command_line};
-pub use router::{
-    BuildError, Delivery, Outcome, Router, RouterBuilder, RouterConfig, RouterError,
-};
+pub use router::{BuildError, Delivery, Outcome, Router, RouterBuilder, RouterConfig, RouterError};

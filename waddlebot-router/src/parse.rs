@@ -25,9 +25,7 @@ pub fn command_line(text: &str, prefixes: &[String]) -> Option<Invocation> {
     if rest.starts_with(char::is_whitespace) {
         return None;
     }
-    let (name, args) = rest
-        .split_once(char::is_whitespace)
-        .unwrap_or((rest, ""));
+    let (name, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
     let name = normalize_command_name(name);
     if name.is_empty() {
         return None;

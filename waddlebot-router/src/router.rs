@@ -11,9 +11,9 @@ use tracing::Instrument;
 use waddlebot::store::{CustomCommand, Entity, EntityKey};
 use waddlebot::template::{Template, Vars};
 use waddlebot::{
-    CommandCatalog, CommandError, CommandHandler, CommunityId, Context, DuplicateCommand,
-    EntityId, Event, EventId, EventKind, Outbound, Platform, PlatformError, PlatformKind, Reply,
-    SessionId, Store, StoreError,
+    CommandCatalog, CommandError, CommandHandler, CommunityId, Context, DuplicateCommand, EntityId,
+    Event, EventId, EventKind, Outbound, Platform, PlatformError, PlatformKind, Reply, SessionId,
+    Store, StoreError,
 };
 
 use crate::builtin::Builtins;
@@ -273,7 +273,9 @@ impl Router {
         tracing::Span::current().record("command", invocation.name.as_str());
         outcome.processed = true;
         outcome.command = Some(format!("{}{}", invocation.prefix, invocation.name));
-        outcome.replies = self.run_command(Arc::new(event), &entity, invocation).await?;
+        outcome.replies = self
+            .run_command(Arc::new(event), &entity, invocation)
+            .await?;
         Ok(outcome)
     }
 
@@ -308,11 +310,7 @@ impl Router {
         Ok(Delivery { outcome, failed })
     }
 
-    async fn lookup(
-        &self,
-        community: CommunityId,
-        name: &str,
-    ) -> Result<Target<'_>, StoreError> {
+    async fn lookup(&self, community: CommunityId, name: &str) -> Result<Target<'_>, StoreError> {
         if let Some((index, spec)) = self.catalog.find(name) {
             return Ok(Target::Builtin(index, spec));
         }
@@ -407,7 +405,9 @@ impl Router {
         args: &waddlebot::Args,
     ) -> Result<Vec<Reply>, CommandError> {
         let template = Template::parse(&command.response).map_err(|err| {
-            CommandError::Internal(format!("stored template of !{} is invalid: {err}", command.name).into())
+            CommandError::Internal(
+                format!("stored template of !{} is invalid: {err}", command.name).into(),
+            )
         })?;
         let count = self
             .store
@@ -439,9 +439,9 @@ impl Router {
         match err {
             CommandError::Usage(usage) => Reply::text(format!("Usage: {usage}")),
             CommandError::Invalid(message) => Reply::text(message),
-            CommandError::Forbidden { needed } => Reply::text(format!(
-                "You need to be {needed} or higher to use {shown}."
-            )),
+            CommandError::Forbidden { needed } => {
+                Reply::text(format!("You need to be {needed} or higher to use {shown}."))
+            }
             other => {
                 tracing::error!(error = %other, command = shown, "command failed");
                 Reply::text(format!("Sorry, {shown} failed. The error has been logged."))

@@ -1,1 +1,43 @@
-//! x
+//! # WaddleBot server
+//!
+//! The reference HTTP server (hyper 1.x): `GET /health`, `GET /healthz`, and the router API of
+//! the original system, `POST /router/events` and `POST /router/events/batch`, answering in the
+//! `{"status":"success","data":...}` / `{"status":"error","message":...}` envelope.
+//!
+//! The application is built by [`app`] so tests drive it in-process; [`serve`] puts it on a
+//! socket with graceful shutdown; [`bootstrap`] wires the standard bot from a [`Config`].
+//!
+//! ```
+//! use std::sync::Arc;
+//! use http_body_util::{BodyExt, Full};
+//! use hyper::service::Service;
+//! use waddlebot::store::MemoryStore;
+//! use waddlebot_router::Router;
+//! use waddlebot_server::{app, AppState};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let router = Router::builder().store(Arc::new(MemoryStore::new())).build().unwrap();
+//! let app = app(AppState::new(Arc::new(router), 1 << 20));
+//! let body = r#"{"platform":"twitch","server_id":"pond","channel_id":"pond",
+//!               "user_id":"1","username":"alice","message":"!ping"}"#;
+//! let request = http::Request::post("/router/events").body(Full::new(body.into())).unwrap();
+//! let response = app.call(request).await.unwrap();
+//! assert_eq!(response.status(), 200);
+//! let json: serde_json::Value =
+//!     serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+//! assert_eq!(json["data"]["replies"][0]["text"], "Pong!");
+//! # });
+//! ```
+
+mod app;
+pub mod bootstrap;
+mod config;
+mod serve;
+pub mod wire;
+
+pub use app::{App, AppState, ResponseBody, app};
+pub use bootstrap::{StartError, build_router, migrate, open_store};
+pub use config::{
+    Config, ConfigError, DEFAULT_BIND, DEFAULT_CONFIG_FILE, DEFAULT_DATABASE_URL, redact_url,
+};
+pub use serve::{HEADER_READ_TIMEOUT, SHUTDOWN_GRACE, serve, shutdown_signal};

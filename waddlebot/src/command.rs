@@ -433,7 +433,10 @@ mod tests {
     fn a_catalog_finds_by_alias() {
         let catalog =
             CommandCatalog::new(vec![CommandSpec::new("shoutout").alias("so")]).expect("unique");
-        assert_eq!(catalog.find("!SO").map(|(_, s)| s.name.as_str()), Some("shoutout"));
+        assert_eq!(
+            catalog.find("!SO").map(|(_, s)| s.name.as_str()),
+            Some("shoutout")
+        );
         assert!(catalog.find("nope").is_none());
     }
 }

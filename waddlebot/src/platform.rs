@@ -222,6 +222,7 @@ pub trait Platform: Send + Sync {
 /// The local terminal as a platform: every reply is written as one plain-text line.
 pub struct ConsolePlatform {
     out: Mutex<Box<dyn Write + Send>>,
+    prefix: String,
 }
 
 impl ConsolePlatform {
@@ -234,7 +235,14 @@ impl ConsolePlatform {
     pub fn new(out: Box<dyn Write + Send>) -> Self {
         Self {
             out: Mutex::new(out),
+            prefix: String::new(),
         }
+    }
+
+    /// Starts every line with `prefix` (`"bot> "`).
+    pub fn prefixed(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
     }
 }
 
@@ -264,7 +272,7 @@ impl Platform for ConsolePlatform {
         let line = outbound.reply.to_plain_text();
         // A poisoned lock only means another send panicked mid-write; the writer is still usable.
         let mut out = self.out.lock().unwrap_or_else(|poison| poison.into_inner());
-        writeln!(out, "{line}")
+        writeln!(out, "{}{line}", self.prefix)
             .and_then(|()| out.flush())
             .map_err(|err| PlatformError::Unavailable(Box::new(err)))
     }

@@ -148,7 +148,9 @@ impl OverlayReply {
     fn describe(&self) -> String {
         match self {
             Self::Ticker { text, .. } => format!("ticker: {text}"),
-            Self::Media { media_type, url, .. } => format!("{media_type}: {url}"),
+            Self::Media {
+                media_type, url, ..
+            } => format!("{media_type}: {url}"),
             Self::General { content, .. } => format!("html: {content}"),
         }
     }

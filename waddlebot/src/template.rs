@@ -27,8 +27,7 @@
 use std::fmt;
 
 /// The variable names a template may use, for error messages and help.
-pub const VARIABLES: &str =
-    "{user}, {touser}, {args}, {all_args}, {arg1}…{argN}, {channel}, {platform}, {count}, {random A-B}";
+pub const VARIABLES: &str = "{user}, {touser}, {args}, {all_args}, {arg1}…{argN}, {channel}, {platform}, {count}, {random A-B}";
 
 /// A parsed template, ready to render any number of times.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +87,9 @@ pub enum TemplateError {
         position: usize,
     },
     /// `{random A-B}` with a bad range.
-    #[error("{{random {spec}}} at character {position} needs a range of whole numbers A-B with A <= B, like {{random 1-100}}")]
+    #[error(
+        "{{random {spec}}} at character {position} needs a range of whole numbers A-B with A <= B, like {{random 1-100}}"
+    )]
     BadRandom {
         /// What was written after `random`.
         spec: String,
@@ -131,7 +132,11 @@ impl Template {
                     chars.next();
                     literal.push('}');
                 }
-                '}' => return Err(TemplateError::UnmatchedClose { position: index + 1 }),
+                '}' => {
+                    return Err(TemplateError::UnmatchedClose {
+                        position: index + 1,
+                    });
+                }
                 '{' => {
                     let mut name = String::new();
                     let mut closed = false;
@@ -146,7 +151,9 @@ impl Template {
                         }
                     }
                     if !closed {
-                        return Err(TemplateError::Unclosed { position: index + 1 });
+                        return Err(TemplateError::Unclosed {
+                            position: index + 1,
+                        });
                     }
                     if !literal.is_empty() {
                         parts.push(Part::Literal(std::mem::take(&mut literal)));
@@ -289,7 +296,9 @@ mod tests {
             platform: "twitch",
             count: 7,
         };
-        Template::parse(source).expect("valid template").render(&vars)
+        Template::parse(source)
+            .expect("valid template")
+            .render(&vars)
     }
 
     #[test]

@@ -133,7 +133,10 @@ impl AiProvider for ScriptedAi {
     }
 
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, AiError> {
-        let model = request.model.clone().unwrap_or_else(|| "scripted".to_owned());
+        let model = request
+            .model
+            .clone()
+            .unwrap_or_else(|| "scripted".to_owned());
         lock(&self.requests).push(request);
         match lock(&self.script).pop_front() {
             Some(Ok(content)) => Ok(ChatResponse {

@@ -82,7 +82,10 @@ pub async fn entities_are_created_once_per_key(store: &dyn Store) {
         .resolve_entity(&key(PlatformKind::Discord, "pond", "pond"))
         .await
         .expect("created");
-    assert_ne!(other.id, first.id, "same ids on another platform are another place");
+    assert_ne!(
+        other.id, first.id,
+        "same ids on another platform are another place"
+    );
     assert_ne!(other.community_id, first.community_id);
     assert!(
         store
@@ -96,7 +99,13 @@ pub async fn entities_are_created_once_per_key(store: &dyn Store) {
 /// Channels of one server land in one community, created once even when resolved concurrently.
 pub async fn communities_are_shared_by_a_server(store: &dyn Store) {
     let keys: Vec<_> = (0..20)
-        .map(|i| key(PlatformKind::Discord, "guild", &format!("channel-{}", i % 5)))
+        .map(|i| {
+            key(
+                PlatformKind::Discord,
+                "guild",
+                &format!("channel-{}", i % 5),
+            )
+        })
         .collect();
     let entities = join_all(keys.iter().map(|k| store.resolve_entity(k))).await;
     let entities: Vec<_> = entities
@@ -108,7 +117,11 @@ pub async fn communities_are_shared_by_a_server(store: &dyn Store) {
     let mut ids: Vec<_> = entities.iter().map(|e| e.id).collect();
     ids.sort();
     ids.dedup();
-    assert_eq!(ids.len(), 5, "one entity per channel, however often resolved");
+    assert_eq!(
+        ids.len(),
+        5,
+        "one entity per channel, however often resolved"
+    );
 }
 
 /// Paging through entities yields every one exactly once.
@@ -235,8 +248,17 @@ pub async fn custom_commands_are_scoped_to_their_community(store: &dyn Store) {
         .create_custom_command(&command(b, "hello", "from b"))
         .await
         .expect("same name in another community is fine");
-    assert!(store.custom_command(b, "hello").await.expect("read").is_some());
-    store.delete_custom_command(a, "hello").await.expect("deleted");
+    assert!(
+        store
+            .custom_command(b, "hello")
+            .await
+            .expect("read")
+            .is_some()
+    );
+    store
+        .delete_custom_command(a, "hello")
+        .await
+        .expect("deleted");
     assert_eq!(
         store
             .custom_command(b, "hello")
@@ -246,7 +268,10 @@ pub async fn custom_commands_are_scoped_to_their_community(store: &dyn Store) {
             .response,
         "from b"
     );
-    assert_eq!(store.list_custom_commands(a).await.expect("listed").len(), 0);
+    assert_eq!(
+        store.list_custom_commands(a).await.expect("listed").len(),
+        0
+    );
 }
 
 /// `Absent` creates, `Version` is compare-and-set, `Any` overwrites; versions count writes.
@@ -284,7 +309,9 @@ pub async fn documents_honour_their_preconditions(store: &dyn Store) {
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        store.put_document(ns, "nope", &v1, Expect::Version(1)).await,
+        store
+            .put_document(ns, "nope", &v1, Expect::Version(1))
+            .await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(
@@ -319,7 +346,12 @@ pub async fn document_listing_pages_by_prefix_exactly_once(store: &dyn Store) {
     let ns = "1:inventory";
     for i in 0..37 {
         store
-            .put_document(ns, &format!("item:{i:03}"), &serde_json::json!(i), Expect::Any)
+            .put_document(
+                ns,
+                &format!("item:{i:03}"),
+                &serde_json::json!(i),
+                Expect::Any,
+            )
             .await
             .expect("written");
     }
@@ -401,9 +433,16 @@ pub async fn counters_add_up_under_concurrency(store: &dyn Store) {
         .collect::<Result<_, _>>()
         .expect("all increments succeed");
     values.sort();
-    assert_eq!(values, (1..=100).collect::<Vec<_>>(), "each saw a distinct value");
+    assert_eq!(
+        values,
+        (1..=100).collect::<Vec<_>>(),
+        "each saw a distinct value"
+    );
     assert_eq!(store.counter(ns, "hello").await.expect("read"), 100);
-    assert_eq!(store.increment(ns, "hello", -30).await.expect("decrement"), 70);
+    assert_eq!(
+        store.increment(ns, "hello", -30).await.expect("decrement"),
+        70
+    );
 }
 
 /// Top-N is ordered by value, then key, and limited.
@@ -412,13 +451,26 @@ pub async fn top_counters_are_ordered(store: &dyn Store) {
     for (key, value) in [("ann", 5), ("bob", 9), ("cat", 5), ("dan", 1)] {
         store.increment(ns, key, value).await.expect("incremented");
     }
-    store.increment("2:rep", "eve", 100).await.expect("other ns");
+    store
+        .increment("2:rep", "eve", 100)
+        .await
+        .expect("other ns");
     let top = store.top_counters(ns, 3).await.expect("top");
     assert_eq!(
         top,
-        [("bob".to_owned(), 9), ("ann".to_owned(), 5), ("cat".to_owned(), 5)]
+        [
+            ("bob".to_owned(), 9),
+            ("ann".to_owned(), 5),
+            ("cat".to_owned(), 5)
+        ]
     );
-    assert!(store.top_counters("empty", 3).await.expect("top").is_empty());
+    assert!(
+        store
+            .top_counters("empty", 3)
+            .await
+            .expect("top")
+            .is_empty()
+    );
 }
 
 /// Empty namespaces and keys are refused, not stored.

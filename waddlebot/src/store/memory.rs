@@ -39,7 +39,9 @@ impl MemoryStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // Every mutation below is a single step, so a panic elsewhere cannot leave Inner
         // half-written; a poisoned lock is safe to reuse.
-        self.inner.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 }
 

@@ -234,8 +234,11 @@ pub trait Store: Send + Sync {
     // --- documents ---
 
     /// A document.
-    async fn get_document(&self, namespace: &str, key: &str)
-    -> Result<Option<Document>, StoreError>;
+    async fn get_document(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<Document>, StoreError>;
 
     /// Writes a document if `expect` holds and returns its new version; otherwise
     /// [`StoreError::Conflict`].

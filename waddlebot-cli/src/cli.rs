@@ -1,0 +1,107 @@
+//! Command-line arguments, and turning them into a validated [`Config`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use waddlebot::{Event, PermissionLevel, PlatformKind};
+use waddlebot_server::{Config, ConfigError};
+
+/// WaddleBot: a community chat bot engine.
+#[derive(Debug, Parser)]
+#[command(name = "waddlebot", version, about, long_about = None)]
+pub(crate) struct Cli {
+    /// Config file (default: ./waddlebot.toml if it exists).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Database URL or SQLite file path (default: DATABASE_URL, else sqlite://waddlebot.db).
+    #[arg(long, global = true, value_name = "URL")]
+    pub(crate) db: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Chat with the bot in the terminal, as a user of a console channel.
+    Chat(Speaker),
+    /// Handle one message and print each reply on its own line.
+    Run {
+        /// Who is speaking, and where.
+        #[command(flatten)]
+        speaker: Speaker,
+        /// The message, e.g. '!ping' (several words are joined with spaces).
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true, trailing_var_arg = true)]
+        message: Vec<String>,
+    },
+    /// Run the HTTP server.
+    Serve {
+        /// Listen address (default 127.0.0.1:8000; MODULE_PORT changes the port).
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<String>,
+    },
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+}
+
+/// The user a terminal message comes from.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct Speaker {
+    /// User name to speak as (default: $USER, else "you").
+    #[arg(long)]
+    pub(crate) user: Option<String>,
+    /// Permission level: everyone, follower, subscriber, vip, moderator, broadcaster, admin.
+    #[arg(long, default_value = "everyone")]
+    pub(crate) level: PermissionLevel,
+    /// Platform to pose as.
+    #[arg(long, default_value = "console")]
+    pub(crate) platform: PlatformKind,
+    /// Channel name; one community per channel.
+    #[arg(long, default_value = "local")]
+    pub(crate) channel: String,
+}
+
+impl Speaker {
+    /// The user name in effect.
+    pub(crate) fn user_name(&self) -> String {
+        self.user
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .filter(|name| !name.trim().is_empty())
+            .unwrap_or_else(|| "you".to_owned())
+    }
+
+    /// A chat event from this speaker.
+    pub(crate) fn event(&self, text: &str) -> Event {
+        Event::chat(
+            self.platform.clone(),
+            self.channel.clone(),
+            self.channel.clone(),
+            self.user_name(),
+            text,
+        )
+        .with_level(self.level)
+    }
+}
+
+impl Cli {
+    /// Defaults, then the config file, then the environment, then these flags.
+    pub(crate) fn config(&self) -> Result<Config, ConfigError> {
+        let mut config = Config::load(self.config.as_deref(), |key| std::env::var(key).ok())?;
+        if let Some(db) = &self.db {
+            config.set_database_url("--db", db)?;
+        }
+        if let Command::Serve {
+            bind: Some(bind), ..
+        } = &self.command
+        {
+            config.set_bind("--bind", bind)?;
+        }
+        if !matches!(self.command, Command::Serve { .. }) && std::env::var("LOG_LEVEL").is_err() {
+            // Terminal commands print replies on stdout; keep stderr for problems only.
+            config.log_level = "warn".to_owned();
+        }
+        Ok(config)
+    }
+}

@@ -1,0 +1,305 @@
+//! The HTTP application: routing, body limits, JSON envelopes. Built by [`app`] so tests can
+//! call it in-process, and served on a socket by [`crate::serve`].
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::future::join_all;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Body;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use waddlebot_router::{Outcome, Router, RouterError};
+
+use crate::wire::{InboundBatch, InboundEvent, MAX_BATCH};
+
+/// What every request handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    /// The engine.
+    pub router: Arc<Router>,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    started: Instant,
+}
+
+impl AppState {
+    /// State around a router.
+    pub fn new(router: Arc<Router>, max_body_bytes: usize) -> Self {
+        Self {
+            router,
+            max_body_bytes,
+            started: Instant::now(),
+        }
+    }
+}
+
+/// The application as a hyper service. Cheap to clone: one per connection.
+#[derive(Debug, Clone)]
+pub struct App {
+    state: Arc<AppState>,
+}
+
+/// Builds the application.
+pub fn app(state: AppState) -> App {
+    App {
+        state: Arc::new(state),
+    }
+}
+
+/// The response body type.
+pub type ResponseBody = Full<Bytes>;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<B> hyper::service::Service<Request<B>> for App
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn call(&self, request: Request<B>) -> Self::Future {
+        let app = self.clone();
+        Box::pin(async move { Ok(app.route(request).await) })
+    }
+}
+
+/// A failed request: status and the message for the error envelope.
+struct Failure(StatusCode, String);
+
+impl Failure {
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self(StatusCode::BAD_REQUEST, message.into())
+    }
+}
+
+/// `{"status":"success","data":...}`
+fn success(status: StatusCode, data: impl Serialize) -> Response<ResponseBody> {
+    json(
+        status,
+        &serde_json::json!({"status": "success", "data": data}),
+    )
+}
+
+/// `{"status":"error","message":...}`
+fn error(Failure(status, message): Failure) -> Response<ResponseBody> {
+    json(
+        status,
+        &serde_json::json!({"status": "error", "message": message}),
+    )
+}
+
+fn json(status: StatusCode, value: &serde_json::Value) -> Response<ResponseBody> {
+    let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// The routes and the methods each takes, for 404/405 answers.
+const ROUTES: &[(&str, Method)] = &[
+    ("/health", Method::GET),
+    ("/healthz", Method::GET),
+    ("/router/events", Method::POST),
+    ("/router/events/batch", Method::POST),
+];
+
+impl App {
+    async fn route<B>(&self, request: Request<B>) -> Response<ResponseBody>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let method = request.method().clone();
+        let path = request.uri().path().trim_end_matches('/').to_owned();
+        let result = match (method.clone(), path.as_str()) {
+            (Method::GET, "/health") => Ok(self.health()),
+            (Method::GET, "/healthz") => Ok(self.healthz().await),
+            (Method::POST, "/router/events") => self.post_event(request).await,
+            (Method::POST, "/router/events/batch") => self.post_batch(request).await,
+            _ => Err(self.no_route(&method, &path)),
+        };
+        let response = result.unwrap_or_else(error);
+        tracing::debug!(%method, path, status = response.status().as_u16(), "request");
+        response
+    }
+
+    fn no_route(&self, method: &Method, path: &str) -> Failure {
+        let allowed: Vec<&str> = ROUTES
+            .iter()
+            .filter(|(route, _)| *route == path)
+            .map(|(_, m)| m.as_str())
+            .collect();
+        if allowed.is_empty() {
+            Failure(StatusCode::NOT_FOUND, format!("no route for {path}"))
+        } else {
+            Failure(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!(
+                    "{method} is not allowed on {path}; use {}",
+                    allowed.join(", ")
+                ),
+            )
+        }
+    }
+
+    fn health(&self) -> Response<ResponseBody> {
+        json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "status": "healthy",
+                "module": "waddlebot",
+                "version": env!("CARGO_PKG_VERSION"),
+                "uptime_secs": self.state.started.elapsed().as_secs(),
+            }),
+        )
+    }
+
+    async fn healthz(&self) -> Response<ResponseBody> {
+        match self.state.router.store().ping().await {
+            Ok(()) => json(
+                StatusCode::OK,
+                &serde_json::json!({"status": "healthy", "checks": {"store": "ok"}}),
+            ),
+            Err(err) => {
+                tracing::error!(error = %err, "health check: store unavailable");
+                json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &serde_json::json!({"status": "degraded", "checks": {"store": "unavailable"}}),
+                )
+            }
+        }
+    }
+
+    /// Reads the whole body, refusing more than the limit with 413 (by `Content-Length` before
+    /// reading, or while reading when the length is not declared).
+    async fn read_body<B>(&self, request: Request<B>) -> Result<Bytes, Failure>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let limit = self.state.max_body_bytes;
+        let too_large = || {
+            Failure(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body is larger than {limit} bytes"),
+            )
+        };
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > limit as u64) {
+            return Err(too_large());
+        }
+        match Limited::new(request.into_body(), limit).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+            Err(err) => Err(Failure::bad_request(format!(
+                "could not read the request body: {err}"
+            ))),
+        }
+    }
+
+    async fn read_json<T: DeserializeOwned, B>(&self, request: Request<B>) -> Result<T, Failure>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let body = self.read_body(request).await?;
+        if body.is_empty() {
+            return Err(Failure::bad_request("request body must be a JSON object"));
+        }
+        let deserializer = &mut serde_json::Deserializer::from_slice(&body);
+        serde_path_to_error::deserialize(deserializer).map_err(|err| {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            let message = if inner.is_syntax() || inner.is_eof() {
+                format!("request body must be valid JSON: {inner}")
+            } else if path == "." {
+                format!("invalid request: {inner}")
+            } else {
+                format!("invalid request: {path}: {inner}")
+            };
+            Failure::bad_request(message)
+        })
+    }
+
+    async fn post_event<B>(&self, request: Request<B>) -> Result<Response<ResponseBody>, Failure>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let inbound: InboundEvent = self.read_json(request).await?;
+        let event = inbound
+            .into_event()
+            .map_err(|message| Failure::bad_request(format!("invalid event: {message}")))?;
+        let outcome = self.state.router.handle(event).await.map_err(unavailable)?;
+        Ok(success(StatusCode::OK, outcome))
+    }
+
+    async fn post_batch<B>(&self, request: Request<B>) -> Result<Response<ResponseBody>, Failure>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let batch: InboundBatch = self.read_json(request).await?;
+        let count = batch.events.len();
+        if !(1..=MAX_BATCH).contains(&count) {
+            return Err(Failure::bad_request(format!(
+                "events must hold 1 to {MAX_BATCH} events, got {count}"
+            )));
+        }
+        // Validate all before handling any, so a bad batch changes nothing.
+        let events = batch
+            .events
+            .into_iter()
+            .enumerate()
+            .map(|(index, inbound)| {
+                inbound
+                    .into_event()
+                    .map_err(|message| Failure::bad_request(format!("events[{index}]: {message}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let router = &self.state.router;
+        // join_all polls every event's future concurrently and returns results in input order.
+        let outcomes = join_all(events.into_iter().map(|event| router.handle(event))).await;
+        let results: Vec<serde_json::Value> = outcomes.into_iter().map(batch_item).collect();
+        Ok(success(
+            StatusCode::OK,
+            serde_json::json!({"results": results, "count": count}),
+        ))
+    }
+}
+
+fn batch_item(result: Result<Outcome, RouterError>) -> serde_json::Value {
+    match result {
+        Ok(outcome) => serde_json::json!({"status": "success", "data": outcome}),
+        Err(err) => {
+            let Failure(_, message) = unavailable(err);
+            serde_json::json!({"status": "error", "message": message})
+        }
+    }
+}
+
+/// A router failure is ours, not the client's: 503, with the cause logged and not shown.
+fn unavailable(err: RouterError) -> Failure {
+    tracing::error!(error = %err, "event not handled");
+    Failure(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the event could not be handled right now; try again".to_owned(),
+    )
+}

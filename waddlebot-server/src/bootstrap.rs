@@ -1,0 +1,62 @@
+//! Wiring the standard bot from a [`Config`]: open the store, register the built-in modules and
+//! the given platforms, build the router. The server and the CLI both start here.
+
+use std::sync::Arc;
+
+use waddlebot::store::{SqliteStore, SqliteStoreError};
+use waddlebot::{Platform, Store};
+use waddlebot_router::{BuildError, Router};
+
+use crate::config::{Config, redact_url};
+
+/// Why the bot could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Store(#[from] SqliteStoreError),
+    /// The router's wiring is wrong.
+    #[error(transparent)]
+    Router(#[from] BuildError),
+    /// The listen address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Opens the configured database, creating and migrating it if needed.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+    let store = SqliteStore::open(&config.database_url).await?;
+    tracing::info!(database = %redact_url(&config.database_url), "store ready");
+    Ok(Arc::new(store))
+}
+
+/// Applies pending migrations to the configured database without starting anything, and returns
+/// how many were applied and the schema version now in force.
+pub async fn migrate(config: &Config) -> Result<(usize, i64), StartError> {
+    let store = SqliteStore::connect(&config.database_url).await?;
+    let applied = store.migrate().await?;
+    Ok((applied, SqliteStore::latest_schema_version()))
+}
+
+/// The standard bot: the configured store, every built-in module, and these platforms.
+pub async fn build_router(
+    config: &Config,
+    platforms: Vec<Arc<dyn Platform>>,
+) -> Result<Router, StartError> {
+    let store = open_store(config).await?;
+    let mut builder = Router::builder().store(store).config(config.router.clone());
+    for module in waddlebot_modules::default_modules() {
+        builder = builder.handler_arc(module);
+    }
+    for platform in platforms {
+        builder = builder.platform(platform);
+    }
+    Ok(builder.build()?)
+}

@@ -1,0 +1,419 @@
+//! The one `Config`: built-in defaults, then an optional `waddlebot.toml`, then environment
+//! variables (the original system's names keep working), then command-line flags (applied by
+//! the caller). Invalid values fail at start with a message naming the key and the reason.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use waddlebot_router::RouterConfig;
+use waddlebot_router::cache::CacheTtl;
+
+/// The default SQLite database: `./waddlebot.db`, created on first start.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://waddlebot.db";
+/// The default listen address.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
+/// The config file read from the working directory when none is named.
+pub const DEFAULT_CONFIG_FILE: &str = "waddlebot.toml";
+
+/// Everything the server and CLI are configured with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Where data lives (`sqlite://waddlebot.db`, `sqlite::memory:`).
+    pub database_url: String,
+    /// The HTTP listen address.
+    pub bind: SocketAddr,
+    /// Largest request body accepted; larger gets 413.
+    pub max_body_bytes: usize,
+    /// Log filter (`info`, `waddlebot_router=debug`...).
+    pub log_level: String,
+    /// Log one JSON object per line instead of text.
+    pub log_json: bool,
+    /// Router settings.
+    pub router: RouterConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: DEFAULT_DATABASE_URL.to_owned(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            max_body_bytes: 2 * 1024 * 1024,
+            log_level: "info".to_owned(),
+            log_json: false,
+            router: RouterConfig::default(),
+        }
+    }
+}
+
+/// A configuration value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A value is malformed or out of range.
+    #[error("invalid {key} = '{value}': {reason}")]
+    Invalid {
+        /// The file key or environment variable.
+        key: String,
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The named config file cannot be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has unknown keys.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with line and column.
+        message: String,
+    },
+}
+
+fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// The keys of `waddlebot.toml`. Unknown keys are errors, so a typo is never silently ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    database_url: Option<String>,
+    bind: Option<String>,
+    max_body_bytes: Option<usize>,
+    log_level: Option<String>,
+    log_json: Option<bool>,
+    command_prefixes: Option<Vec<String>>,
+    request_timeout_secs: Option<u64>,
+    command_cache_ttl_secs: Option<u64>,
+    entity_cache_ttl_secs: Option<u64>,
+}
+
+impl Config {
+    /// Loads defaults, then the config file, then the environment.
+    ///
+    /// `file` names the config file; when `None`, `waddlebot.toml` in the working directory is
+    /// read if it exists. `env` looks up an environment variable (pass
+    /// `|key| std::env::var(key).ok()`; tests pass a map).
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut config = Self::default();
+        let named = file
+            .map(Path::to_path_buf)
+            .or_else(|| env("WADDLEBOT_CONFIG").map(PathBuf::from));
+        match named {
+            Some(path) => config.apply_file(&path)?,
+            None => {
+                let default = Path::new(DEFAULT_CONFIG_FILE);
+                if default.exists() {
+                    config.apply_file(default)?;
+                }
+            }
+        }
+        config.apply_env(env)?;
+        Ok(config)
+    }
+
+    fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let file: FileConfig = toml::from_str(&text).map_err(|err| ConfigError::Parse {
+            path: path.to_owned(),
+            message: err.to_string().trim().to_owned(),
+        })?;
+        if let Some(url) = file.database_url {
+            self.set_database_url("database_url", &url)?;
+        }
+        if let Some(bind) = file.bind {
+            self.set_bind("bind", &bind)?;
+        }
+        if let Some(bytes) = file.max_body_bytes {
+            self.set_max_body("max_body_bytes", bytes)?;
+        }
+        if let Some(level) = file.log_level {
+            self.log_level = level;
+        }
+        if let Some(json) = file.log_json {
+            self.log_json = json;
+        }
+        if let Some(prefixes) = file.command_prefixes {
+            self.set_prefixes("command_prefixes", prefixes)?;
+        }
+        if let Some(secs) = file.request_timeout_secs {
+            self.router.handler_timeout = positive_secs("request_timeout_secs", secs)?;
+        }
+        if let Some(secs) = file.command_cache_ttl_secs {
+            self.router.cache_ttl.command = positive_secs("command_cache_ttl_secs", secs)?;
+        }
+        if let Some(secs) = file.entity_cache_ttl_secs {
+            self.router.cache_ttl.entity = positive_secs("entity_cache_ttl_secs", secs)?;
+        }
+        Ok(())
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let get = |key: &str| env(key).filter(|v| !v.trim().is_empty());
+        if let Some(url) = get("DATABASE_URL") {
+            self.set_database_url("DATABASE_URL", &url)?;
+        }
+        if let Some(bind) = get("WADDLEBOT_BIND") {
+            self.set_bind("WADDLEBOT_BIND", &bind)?;
+        }
+        if let Some(port) = get("MODULE_PORT") {
+            let parsed: u16 = port
+                .trim()
+                .parse()
+                .map_err(|_| invalid("MODULE_PORT", &port, "expected a port number 0-65535"))?;
+            self.bind.set_port(parsed);
+        }
+        if let Some(bytes) = get("MAX_BODY_BYTES") {
+            let parsed = bytes
+                .trim()
+                .parse()
+                .map_err(|_| invalid("MAX_BODY_BYTES", &bytes, "expected a number of bytes"))?;
+            self.set_max_body("MAX_BODY_BYTES", parsed)?;
+        }
+        if let Some(level) = get("LOG_LEVEL") {
+            self.log_level = level.to_lowercase();
+        }
+        if let Some(format) = get("LOG_FORMAT") {
+            self.log_json = match format.to_lowercase().as_str() {
+                "json" => true,
+                "text" | "pretty" => false,
+                _ => return Err(invalid("LOG_FORMAT", &format, "expected 'text' or 'json'")),
+            };
+        }
+        if let Some(prefixes) = get("WADDLEBOT_COMMAND_PREFIXES") {
+            let list = prefixes.split(',').map(|p| p.trim().to_owned()).collect();
+            self.set_prefixes("WADDLEBOT_COMMAND_PREFIXES", list)?;
+        }
+        for (key, slot) in [
+            ("ROUTER_REQUEST_TIMEOUT", &mut self.router.handler_timeout),
+            (
+                "ROUTER_COMMAND_CACHE_TTL",
+                &mut self.router.cache_ttl.command,
+            ),
+            ("ROUTER_ENTITY_CACHE_TTL", &mut self.router.cache_ttl.entity),
+        ] {
+            if let Some(value) = get(key) {
+                let secs: u64 = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| invalid(key, &value, "expected a whole number of seconds"))?;
+                *slot = positive_secs(key, secs)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the database URL from a flag or setting. A bare path means a SQLite file.
+    pub fn set_database_url(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(invalid(key, value, "must not be empty"));
+        }
+        self.database_url = if value.starts_with("sqlite:") {
+            value.to_owned()
+        } else if value.starts_with("postgres:") || value.starts_with("postgresql:") {
+            return Err(invalid(
+                key,
+                &redact_url(value),
+                "PostgreSQL is not supported by this build yet; use a sqlite: URL or a file path",
+            ));
+        } else if value.contains("://") {
+            return Err(invalid(
+                key,
+                &redact_url(value),
+                "unknown database scheme; expected sqlite: or a file path",
+            ));
+        } else {
+            format!("sqlite://{value}")
+        };
+        Ok(())
+    }
+
+    /// Sets the listen address from a flag or setting.
+    pub fn set_bind(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        self.bind = value.trim().parse().map_err(|_| {
+            invalid(
+                key,
+                value,
+                "expected IP:PORT, like 127.0.0.1:8000 or [::1]:8000",
+            )
+        })?;
+        Ok(())
+    }
+
+    fn set_max_body(&mut self, key: &str, bytes: usize) -> Result<(), ConfigError> {
+        if !(1024..=64 * 1024 * 1024).contains(&bytes) {
+            return Err(invalid(
+                key,
+                &bytes.to_string(),
+                "must be between 1024 and 67108864 bytes",
+            ));
+        }
+        self.max_body_bytes = bytes;
+        Ok(())
+    }
+
+    fn set_prefixes(&mut self, key: &str, prefixes: Vec<String>) -> Result<(), ConfigError> {
+        let shown = prefixes.join(",");
+        if prefixes.is_empty() {
+            return Err(invalid(key, &shown, "at least one prefix is needed"));
+        }
+        for prefix in &prefixes {
+            if prefix.is_empty()
+                || prefix.chars().count() > 3
+                || prefix.contains(char::is_whitespace)
+            {
+                return Err(invalid(
+                    key,
+                    &shown,
+                    "each prefix must be 1 to 3 characters without spaces",
+                ));
+            }
+        }
+        self.router.prefixes = prefixes;
+        Ok(())
+    }
+
+    /// The cache lifetimes in force.
+    pub fn cache_ttl(&self) -> CacheTtl {
+        self.router.cache_ttl
+    }
+}
+
+fn positive_secs(key: &str, secs: u64) -> Result<Duration, ConfigError> {
+    if secs == 0 {
+        return Err(invalid(key, "0", "must be at least 1 second"));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// A URL with any password replaced, safe to print.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _password)) => {
+                    format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
+                }
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |key| map.get(key).cloned()
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(file.path(), text).expect("written");
+        file
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_sqlite_file_on_loopback() {
+        let config = Config::load(Some(file("").path()), env(&[])).expect("valid");
+        assert_eq!(config.database_url, "sqlite://waddlebot.db");
+        assert_eq!(config.bind.to_string(), "127.0.0.1:8000");
+        assert_eq!(config.router.prefixes, ["!", "#"]);
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_file() {
+        let toml = file(
+            "database_url = \"sqlite://from-file.db\"\nbind = \"127.0.0.1:9000\"\nrequest_timeout_secs = 5\n",
+        );
+        let config = Config::load(
+            Some(toml.path()),
+            env(&[
+                ("DATABASE_URL", "/tmp/from-env.db"),
+                ("MODULE_PORT", "8123"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(config.database_url, "sqlite:///tmp/from-env.db");
+        assert_eq!(config.bind.to_string(), "127.0.0.1:8123");
+        assert_eq!(config.router.handler_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn invalid_values_name_the_key_and_the_reason() {
+        let err = Config::load(Some(file("").path()), env(&[("MODULE_PORT", "eighty")]))
+            .expect_err("invalid");
+        assert_eq!(
+            err.to_string(),
+            "invalid MODULE_PORT = 'eighty': expected a port number 0-65535"
+        );
+        let err = Config::load(
+            Some(file("").path()),
+            env(&[("ROUTER_COMMAND_CACHE_TTL", "0")]),
+        )
+        .expect_err("invalid");
+        assert!(
+            err.to_string().contains("ROUTER_COMMAND_CACHE_TTL"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_file_keys_are_errors() {
+        let err =
+            Config::load(Some(file("databse_url = \"x\"\n").path()), env(&[])).expect_err("typo");
+        assert!(err.to_string().contains("databse_url"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_named_file_is_an_error() {
+        let err = Config::load(Some(Path::new("/nonexistent/waddlebot.toml")), env(&[]))
+            .expect_err("missing");
+        assert!(
+            err.to_string().contains("/nonexistent/waddlebot.toml"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn passwords_never_reach_error_messages() {
+        let err = Config::load(
+            Some(file("").path()),
+            env(&[("DATABASE_URL", "postgres://bot:hunter2@db/waddlebot")]),
+        )
+        .expect_err("not supported yet");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(err.to_string().contains("bot:***@db"), "{err}");
+    }
+}
