@@ -76,6 +76,15 @@ where
 /// A failed request: status and the message for the error envelope.
 struct Failure(StatusCode, String);
 
+/// The methods a path takes, for the `Allow` header of a 405.
+fn allowed_methods(path: &str) -> Vec<&'static str> {
+    ROUTES
+        .iter()
+        .filter(|(route, _)| *route == path)
+        .map(|(_, method)| method.as_str())
+        .collect()
+}
+
 impl Failure {
     fn bad_request(message: impl Into<String>) -> Self {
         Self(StatusCode::BAD_REQUEST, message.into())
@@ -131,17 +140,18 @@ impl App {
             (Method::POST, "/router/events/batch") => self.post_batch(request).await,
             _ => Err(self.no_route(&method, &path)),
         };
-        let response = result.unwrap_or_else(error);
+        let mut response = result.unwrap_or_else(error);
+        if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+            if let Ok(allow) = HeaderValue::from_str(&allowed_methods(&path).join(", ")) {
+                response.headers_mut().insert(header::ALLOW, allow);
+            }
+        }
         tracing::debug!(%method, path, status = response.status().as_u16(), "request");
         response
     }
 
     fn no_route(&self, method: &Method, path: &str) -> Failure {
-        let allowed: Vec<&str> = ROUTES
-            .iter()
-            .filter(|(route, _)| *route == path)
-            .map(|(_, m)| m.as_str())
-            .collect();
+        let allowed = allowed_methods(path);
         if allowed.is_empty() {
             Failure(StatusCode::NOT_FOUND, format!("no route for {path}"))
         } else {

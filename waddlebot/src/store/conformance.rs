@@ -9,14 +9,41 @@
 //! Each case is also a public `async fn` taking `&dyn Store`, for backends whose tests need
 //! custom set-up around each case. The factory must give a fresh, empty store per call.
 
+use std::sync::Arc;
+
 use futures_util::future::join_all;
 
 use super::{CustomCommand, EntityKey, Expect, Page, Store, StoreError};
 use crate::id::CommunityId;
 use crate::platform::PlatformKind;
 
+/// What a conformance factory may give: a store, shared or boxed, or a store paired with a guard
+/// that must outlive it (a temp dir, a scratch database to drop).
+pub trait AsStore {
+    /// The store to test.
+    fn as_store(&self) -> &dyn Store;
+}
+
+impl<T: Store> AsStore for Arc<T> {
+    fn as_store(&self) -> &dyn Store {
+        &**self
+    }
+}
+
+impl<T: Store> AsStore for Box<T> {
+    fn as_store(&self) -> &dyn Store {
+        &**self
+    }
+}
+
+impl<T: Store, G> AsStore for (T, G) {
+    fn as_store(&self) -> &dyn Store {
+        &self.0
+    }
+}
+
 /// Expands to one `#[tokio::test]` per conformance case, each given a fresh store from `$factory`
-/// (an expression evaluating to a future of something that derefs to a `Store`).
+/// (an expression evaluating to a future of an [`AsStore`]).
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($factory:expr) => {
@@ -38,8 +65,11 @@ macro_rules! store_conformance_tests {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
-                let store = $factory.await;
-                $crate::store::conformance::$case(&*store).await;
+                let holder = $factory.await;
+                $crate::store::conformance::$case(
+                    $crate::store::conformance::AsStore::as_store(&holder),
+                )
+                .await;
             }
         )*
     };

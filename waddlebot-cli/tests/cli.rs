@@ -1,0 +1,249 @@
+//! The `waddlebot` binary as a real process, against a temp database.
+//!
+//! These live beside the binary (not in the `tests` member) because Cargo only tells a package's
+//! own tests where its binaries are (`CARGO_BIN_EXE_waddlebot`).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("bot.db")
+    }
+
+    /// The binary, run in the sandbox with a clean environment for the settings it reads.
+    fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_waddlebot"));
+        command
+            .current_dir(self.dir.path())
+            .env("HOME", self.dir.path())
+            .env("DATABASE_URL", format!("sqlite://{}", self.db().display()))
+            .env_remove("LOG_LEVEL")
+            .env_remove("MODULE_PORT")
+            .env_remove("WADDLEBOT_CONFIG")
+            .env_remove("USER");
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("the binary runs")
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn run_ping_prints_a_pong_line() {
+    let sandbox = Sandbox::new();
+    let output = sandbox.run(&["run", "!ping"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "Pong!\n");
+    assert!(sandbox.db().exists(), "the database is created on first start");
+}
+
+#[test]
+fn a_command_added_in_one_process_answers_in_the_next() {
+    let sandbox = Sandbox::new();
+    let added = sandbox.run(&["run", "--level", "moderator", "!command add !hello Hi {user}!"]);
+    assert!(added.status.success(), "{}", stderr(&added));
+    assert_eq!(stdout(&added), "Command !hello added.\n");
+    let hello = sandbox.run(&["run", "--user", "alice", "!hello"]);
+    assert!(hello.status.success(), "{}", stderr(&hello));
+    assert_eq!(stdout(&hello), "Hi alice!\n");
+}
+
+#[test]
+fn words_are_joined_and_unknown_commands_still_exit_zero() {
+    let sandbox = Sandbox::new();
+    let output = sandbox.run(&["run", "!nope", "with", "words"]);
+    assert!(output.status.success());
+    assert_eq!(
+        stdout(&output),
+        "Unknown command: !nope. Type !commands to see what I can do.\n"
+    );
+}
+
+#[test]
+fn the_db_flag_beats_the_environment() {
+    let sandbox = Sandbox::new();
+    let other = sandbox.dir.path().join("other.db");
+    let output = sandbox.run(&[
+        "--db",
+        other.to_str().expect("utf-8 path"),
+        "run",
+        "--level",
+        "moderator",
+        "!command add x y",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(other.exists());
+    assert!(!sandbox.db().exists());
+}
+
+#[test]
+fn bad_arguments_and_config_exit_2_with_a_message() {
+    let sandbox = Sandbox::new();
+    let output = sandbox.run(&["run", "--level", "wizard", "!ping"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("unknown permission level 'wizard'"), "{}", stderr(&output));
+
+    let output = sandbox.run(&["run", "--platform", "myspace", "!ping"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("unknown platform"), "{}", stderr(&output));
+
+    let output = sandbox
+        .command()
+        .env("ROUTER_REQUEST_TIMEOUT", "soon")
+        .args(["run", "!ping"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("ROUTER_REQUEST_TIMEOUT"), "{}", stderr(&output));
+
+    std::fs::write(sandbox.dir.path().join("waddlebot.toml"), "bind = 42\n").expect("written");
+    let output = sandbox.run(&["run", "!ping"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("waddlebot.toml"), "{}", stderr(&output));
+}
+
+#[test]
+fn an_unusable_database_fails_with_a_message_not_a_panic() {
+    let sandbox = Sandbox::new();
+    let output = sandbox.run(&["--db", "/nonexistent-dir/deep/bot.db", "run", "!ping"]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains("/nonexistent-dir/deep/bot.db"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn chat_reads_lines_and_switches_speakers() {
+    let sandbox = Sandbox::new();
+    let mut child = sandbox
+        .command()
+        .arg("chat")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("chat starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"!ping\n/level moderator\n!command add greet Welcome {touser}\n/user bob\n!greet @carol\n/quit\n")
+        .expect("typed");
+    let output = child.wait_with_output().expect("chat ends");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = stdout(&output);
+    let replies: Vec<&str> = out.lines().filter(|l| l.starts_with("🐧 ")).collect();
+    assert_eq!(
+        replies,
+        ["🐧 Pong!", "🐧 Command !greet added.", "🐧 Welcome carol"],
+        "{out}"
+    );
+}
+
+#[test]
+fn migrate_creates_the_schema_and_is_idempotent() {
+    let sandbox = Sandbox::new();
+    let first = sandbox.run(&["migrate"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(stdout(&first).contains("1 migration applied"), "{}", stdout(&first));
+    let second = sandbox.run(&["migrate"]);
+    assert!(stdout(&second).contains("0 migrations applied"), "{}", stdout(&second));
+}
+
+async fn read_address(child: &mut tokio::process::Child) -> String {
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("the server starts")
+        .expect("readable")
+        .expect("a line");
+    line.rsplit(' ').next().expect("an address").to_owned()
+}
+
+fn sigterm(child: &tokio::process::Child) {
+    let pid = child.id().expect("running");
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn serve_answers_events_and_stops_cleanly_on_sigterm() {
+    let sandbox = Sandbox::new();
+    let mut child = tokio::process::Command::from(sandbox.command())
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("server starts");
+    let base = read_address(&mut child).await;
+    let client = reqwest::Client::new();
+    let response: serde_json::Value = client
+        .post(format!("{base}/router/events"))
+        .body(
+            serde_json::json!({
+                "platform": "discord", "server_id": "guild", "channel_id": "general",
+                "user_id": "1", "username": "alice", "message": "!ping"
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(response["data"]["replies"][0]["text"], "Pong!");
+    let bad = client
+        .post(format!("{base}/router/events"))
+        .body("{")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(bad.status(), 400);
+
+    sigterm(&child);
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("stops within the grace period")
+        .expect("exit status");
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn serve_on_a_taken_port_says_so() {
+    let sandbox = Sandbox::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bound");
+    let addr = taken.local_addr().expect("address").to_string();
+    let output = sandbox.run(&["serve", "--bind", &addr]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains(&format!("cannot listen on {addr}")), "{}", stderr(&output));
+}
