@@ -25,7 +25,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let router = Router::builder()
         .store(Arc::new(store))
         .handler(command_fn(
-            CommandSpec::new("hug").usage("hug [name]").description("Hug someone"),
+            CommandSpec::new("hug")
+                .usage("hug [name]")
+                .description("Hug someone"),
             hug,
         ))
         .handler(waddlebot_modules::CustomCommands)
@@ -34,13 +36,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let events = [
         ("alice", PermissionLevel::Everyone, "!hug pingu"),
         ("alice", PermissionLevel::Everyone, "!help hug"),
-        ("modly", PermissionLevel::Moderator, "!command add hi Hello {user}!"),
+        (
+            "modly",
+            PermissionLevel::Moderator,
+            "!command add hi Hello {user}!",
+        ),
         ("bob", PermissionLevel::Everyone, "!hi"),
         ("bob", PermissionLevel::Everyone, "just chatting"),
     ];
     for (user, level, text) in events {
-        let event = Event::chat(PlatformKind::Console, "example", "general", user, text)
-            .with_level(level);
+        let event =
+            Event::chat(PlatformKind::Console, "example", "general", user, text).with_level(level);
         let outcome = router.handle(event).await?;
         println!("{user}: {text}");
         for reply in &outcome.replies {

@@ -23,8 +23,10 @@ impl Server {
 
     async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut config = Config::default();
-        config.database_url = format!("sqlite://{}", dir.path().join("e2e.db").display());
+        let mut config = Config {
+            database_url: format!("sqlite://{}", dir.path().join("e2e.db").display()),
+            ..Config::default()
+        };
         tweak(&mut config);
         let router = build_router(&config, Vec::new()).await.expect("router");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -112,7 +114,10 @@ async fn an_event_gets_the_replies_a_session_and_ids() {
     assert_eq!(data["processed"], true);
     assert_eq!(data["command"], "!ping");
     let session = data["session_id"].as_str().expect("session id");
-    assert!(session.starts_with("sess_") && session.len() == 37, "{session}");
+    assert!(
+        session.starts_with("sess_") && session.len() == 37,
+        "{session}"
+    );
     assert!(data["community_id"].is_number());
 
     let plain = server.event("alice", None, "hello everyone").await;
@@ -149,7 +154,10 @@ async fn a_batch_is_answered_in_input_order() {
         .map(|i| chat_event(&format!("user{i}"), &format!("!echo number {i}")))
         .collect();
     let (status, body) = server
-        .post("/router/events/batch", json!({ "events": events }).to_string())
+        .post(
+            "/router/events/batch",
+            json!({ "events": events }).to_string(),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["count"], 30);
@@ -174,8 +182,16 @@ async fn bad_requests_get_a_400_naming_the_problem() {
         ("/router/events", String::new(), "JSON object"),
         ("/router/events", "[1,2]".into(), "invalid request"),
         ("/router/events", missing.to_string(), "user_id"),
-        ("/router/events", unknown_platform.to_string(), "unknown platform 'myspace'"),
-        ("/router/events/batch", json!({"events": []}).to_string(), "got 0"),
+        (
+            "/router/events",
+            unknown_platform.to_string(),
+            "unknown platform 'myspace'",
+        ),
+        (
+            "/router/events/batch",
+            json!({"events": []}).to_string(),
+            "got 0",
+        ),
         (
             "/router/events/batch",
             json!({"events": vec![one_event.clone(); 101]}).to_string(),
@@ -186,7 +202,11 @@ async fn bad_requests_get_a_400_naming_the_problem() {
             json!({"events": [one_event.clone(), missing]}).to_string(),
             "events[1]",
         ),
-        ("/router/events/batch", json!({"evnts": []}).to_string(), "evnts"),
+        (
+            "/router/events/batch",
+            json!({"evnts": []}).to_string(),
+            "evnts",
+        ),
     ];
     for (path, body, needle) in cases {
         let (status, json) = server.post(path, body.clone()).await;
@@ -220,7 +240,10 @@ async fn an_oversize_body_gets_413_with_or_without_a_declared_length() {
         .await
         .expect("request sent");
     let mut response = vec![0; 4096];
-    let read = stream.read(&mut response).await.expect("an answer, not a reset");
+    let read = stream
+        .read(&mut response)
+        .await
+        .expect("an answer, not a reset");
     let head = String::from_utf8_lossy(&response[..read]);
     assert!(head.starts_with("HTTP/1.1 413"), "{head}");
     server.stop().await;

@@ -46,8 +46,16 @@ mod sqlite_specifics {
                 .expect("written");
         }
         let store = SqliteStore::open(&url).await.expect("reopened");
-        assert_eq!(store.migrate().await.expect("migrated"), 0, "nothing left to apply");
-        let doc = store.get_document("ns", "k").await.expect("read").expect("kept");
+        assert_eq!(
+            store.migrate().await.expect("migrated"),
+            0,
+            "nothing left to apply"
+        );
+        let doc = store
+            .get_document("ns", "k")
+            .await
+            .expect("read")
+            .expect("kept");
         assert_eq!(doc.value, serde_json::json!("kept"));
     }
 

@@ -58,13 +58,21 @@ fn run_ping_prints_a_pong_line() {
     let output = sandbox.run(&["run", "!ping"]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(stdout(&output), "Pong!\n");
-    assert!(sandbox.db().exists(), "the database is created on first start");
+    assert!(
+        sandbox.db().exists(),
+        "the database is created on first start"
+    );
 }
 
 #[test]
 fn a_command_added_in_one_process_answers_in_the_next() {
     let sandbox = Sandbox::new();
-    let added = sandbox.run(&["run", "--level", "moderator", "!command add !hello Hi {user}!"]);
+    let added = sandbox.run(&[
+        "run",
+        "--level",
+        "moderator",
+        "!command add !hello Hi {user}!",
+    ]);
     assert!(added.status.success(), "{}", stderr(&added));
     assert_eq!(stdout(&added), "Command !hello added.\n");
     let hello = sandbox.run(&["run", "--user", "alice", "!hello"]);
@@ -105,11 +113,19 @@ fn bad_arguments_and_config_exit_2_with_a_message() {
     let sandbox = Sandbox::new();
     let output = sandbox.run(&["run", "--level", "wizard", "!ping"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("unknown permission level 'wizard'"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("unknown permission level 'wizard'"),
+        "{}",
+        stderr(&output)
+    );
 
     let output = sandbox.run(&["run", "--platform", "myspace", "!ping"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("unknown platform"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("unknown platform"),
+        "{}",
+        stderr(&output)
+    );
 
     let output = sandbox
         .command()
@@ -118,12 +134,20 @@ fn bad_arguments_and_config_exit_2_with_a_message() {
         .output()
         .expect("runs");
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("ROUTER_REQUEST_TIMEOUT"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("ROUTER_REQUEST_TIMEOUT"),
+        "{}",
+        stderr(&output)
+    );
 
     std::fs::write(sandbox.dir.path().join("waddlebot.toml"), "bind = 42\n").expect("written");
     let output = sandbox.run(&["run", "!ping"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("waddlebot.toml"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("waddlebot.toml"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -169,9 +193,17 @@ fn migrate_creates_the_schema_and_is_idempotent() {
     let sandbox = Sandbox::new();
     let first = sandbox.run(&["migrate"]);
     assert!(first.status.success(), "{}", stderr(&first));
-    assert!(stdout(&first).contains("1 migration applied"), "{}", stdout(&first));
+    assert!(
+        stdout(&first).contains("1 migration applied"),
+        "{}",
+        stdout(&first)
+    );
     let second = sandbox.run(&["migrate"]);
-    assert!(stdout(&second).contains("0 migrations applied"), "{}", stdout(&second));
+    assert!(
+        stdout(&second).contains("0 migrations applied"),
+        "{}",
+        stdout(&second)
+    );
 }
 
 async fn read_address(child: &mut tokio::process::Child) -> String {
@@ -245,5 +277,9 @@ fn serve_on_a_taken_port_says_so() {
     let addr = taken.local_addr().expect("address").to_string();
     let output = sandbox.run(&["serve", "--bind", &addr]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains(&format!("cannot listen on {addr}")), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(&format!("cannot listen on {addr}")),
+        "{}",
+        stderr(&output)
+    );
 }

@@ -11,7 +11,7 @@ use waddlebot::store::{CustomCommand, EntityKey, MemoryStore, SqliteStore};
 use waddlebot::{Event, PlatformKind, Store};
 use waddlebot_router::Router;
 
-async fn setup(store: Arc<dyn Store>) -> Router {
+async fn setup(store: Arc<dyn Store>, response: &str) -> Router {
     let key = EntityKey {
         platform: PlatformKind::Twitch,
         server_id: "bench".into(),
@@ -23,7 +23,7 @@ async fn setup(store: Arc<dyn Store>) -> Router {
         .create_custom_command(&CustomCommand {
             community_id: entity.community_id,
             name: "hello".into(),
-            response: "Hi {user}, welcome to the pond!".into(),
+            response: response.into(),
             created_by: "bench".into(),
             created_at: now,
             updated_at: now,
@@ -59,7 +59,7 @@ async fn measure(name: &str, router: &Router, events: u64) {
     let elapsed = started.elapsed();
     let us = |q: f64| latencies.value_at_quantile(q) as f64 / 1000.0;
     println!(
-        "{name:<28} {events:>7} events  {:>9.0} events/s  p50 {:>7.1} µs  p99 {:>7.1} µs  max {:>8.1} µs",
+        "{name:<30} {events:>7} events  {:>9.0} events/s  p50 {:>7.1} µs  p99 {:>7.1} µs  max {:>8.1} µs",
         events as f64 / elapsed.as_secs_f64(),
         us(0.50),
         us(0.99),
@@ -83,7 +83,16 @@ fn main() {
         let url = format!("sqlite://{}", dir.path().join("bench.db").display());
         let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.expect("sqlite"));
         println!("router.handle, custom command `!hello` → \"Hi {{user}}, welcome to the pond!\", warm caches");
-        measure("SQLite file (WAL)", &setup(sqlite).await, events).await;
-        measure("in-memory store", &setup(Arc::new(MemoryStore::new())).await, events).await;
+        let greeting = "Hi {user}, welcome to the pond!";
+        measure("SQLite file (WAL)", &setup(sqlite, greeting).await, events).await;
+        let memory = Arc::new(MemoryStore::new());
+        measure("in-memory store", &setup(memory, greeting).await, events).await;
+
+        // With {count}, every use is also a counter write: this measures that write.
+        let url = format!("sqlite://{}", dir.path().join("bench-count.db").display());
+        let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.expect("sqlite"));
+        let counting = "Hi {user}, you are visitor {count}";
+        println!("and with a counter: \"{counting}\"");
+        measure("SQLite file (WAL), {count}", &setup(sqlite, counting).await, events).await;
     });
 }

@@ -9,7 +9,7 @@ use futures_util::FutureExt;
 use serde::Serialize;
 use tracing::Instrument;
 use waddlebot::store::{CustomCommand, Entity, EntityKey};
-use waddlebot::template::{Template, Vars};
+use waddlebot::template::{Template, Var, Vars};
 use waddlebot::{
     CommandCatalog, CommandError, CommandHandler, CommunityId, Context, DuplicateCommand, EntityId,
     Event, EventId, EventKind, Outbound, Platform, PlatformError, PlatformKind, Reply, SessionId,
@@ -409,14 +409,19 @@ impl Router {
                 format!("stored template of !{} is invalid: {err}", command.name).into(),
             )
         })?;
-        let count = self
-            .store
-            .increment(
-                &format!("command_uses:{}", command.community_id),
-                &command.name,
-                1,
-            )
-            .await?;
+        // Like Nightbot's $(count): the counter moves when a command showing {count} runs, so
+        // commands without it never pay for a write.
+        let count = if template.uses(Var::Count) {
+            self.store
+                .increment(
+                    &format!("command_uses:{}", command.community_id),
+                    &command.name,
+                    1,
+                )
+                .await?
+        } else {
+            0
+        };
         let channel = event
             .metadata
             .get("channel_name")

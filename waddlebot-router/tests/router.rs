@@ -33,10 +33,7 @@ fn router_with(handler: impl waddlebot::CommandHandler + 'static) -> Router {
 
 #[tokio::test]
 async fn a_plain_async_fn_answers_its_command_and_aliases() {
-    let router = router_with(command_fn(
-        CommandSpec::new("echo").alias("say"),
-        echo,
-    ));
+    let router = router_with(command_fn(CommandSpec::new("echo").alias("say"), echo));
     let outcome = router
         .handle(chat(r#"!say hello "big world""#))
         .await
@@ -118,12 +115,16 @@ async fn user_errors_are_replies_and_internal_errors_are_an_apology() {
             CommandSpec::new("roll").usage("roll <sides>"),
             |ctx: Context| async move { Err::<String, _>(ctx.usage_error()) },
         ))
-        .handler(command_fn(CommandSpec::new("quote"), |_ctx: Context| async {
-            Err::<String, _>(CommandError::invalid("No quote #12."))
-        }))
-        .handler(command_fn(CommandSpec::new("broken"), |_ctx: Context| async {
-            Err::<String, _>(CommandError::Internal("db password is hunter2".into()))
-        }))
+        .handler(command_fn(
+            CommandSpec::new("quote"),
+            |_ctx: Context| async { Err::<String, _>(CommandError::invalid("No quote #12.")) },
+        ))
+        .handler(command_fn(
+            CommandSpec::new("broken"),
+            |_ctx: Context| async {
+                Err::<String, _>(CommandError::Internal("db password is hunter2".into()))
+            },
+        ))
         .build()
         .expect("valid wiring");
     let roll = router.handle(chat("!roll")).await.expect("handled");
@@ -133,15 +134,21 @@ async fn user_errors_are_replies_and_internal_errors_are_an_apology() {
     let broken = router.handle(chat("!broken")).await.expect("handled");
     let text = &texts(&broken.replies)[0];
     assert!(text.contains("!broken failed"), "{text}");
-    assert!(!text.contains("hunter2"), "internals never reach chat: {text}");
+    assert!(
+        !text.contains("hunter2"),
+        "internals never reach chat: {text}"
+    );
 }
 
 #[tokio::test]
 async fn a_panicking_handler_does_not_take_the_router_down() {
-    let router = router_with(command_fn(CommandSpec::new("oops"), |ctx: Context| async move {
-        let index: usize = 7;
-        ctx.args.to_vec()[index].clone()
-    }));
+    let router = router_with(command_fn(
+        CommandSpec::new("oops"),
+        |ctx: Context| async move {
+            let index: usize = 7;
+            ctx.args.to_vec()[index].clone()
+        },
+    ));
     let outcome = router.handle(chat("!oops")).await.expect("handled");
     assert!(texts(&outcome.replies)[0].contains("!oops failed"));
     let again = router.handle(chat("!ping")).await.expect("still works");
@@ -152,10 +159,13 @@ async fn a_panicking_handler_does_not_take_the_router_down() {
 async fn a_slow_handler_is_cut_off_at_the_deadline() {
     let router = Router::builder()
         .store(Arc::new(MemoryStore::new()))
-        .handler(command_fn(CommandSpec::new("slow"), |_ctx: Context| async {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            "too late"
-        }))
+        .handler(command_fn(
+            CommandSpec::new("slow"),
+            |_ctx: Context| async {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                "too late"
+            },
+        ))
         .config(RouterConfig {
             handler_timeout: Duration::from_secs(5),
             ..RouterConfig::default()
@@ -200,11 +210,18 @@ async fn dispatch_delivers_through_the_events_platform_and_reports_refusals() {
     let sent = discord.sent();
     assert_eq!(sent[0].channel_id, "general");
     assert_eq!(sent[0].user_id, "alice");
-    assert_eq!(sent[0].in_reply_to.as_ref(), Some(&delivery.outcome.event_id));
+    assert_eq!(
+        sent[0].in_reply_to.as_ref(),
+        Some(&delivery.outcome.event_id)
+    );
 
     discord.rate_limit_next(1, Duration::from_secs(1));
     let delivery = router.dispatch(chat("!ping")).await.expect("dispatched");
-    assert_eq!(delivery.failed.len(), 1, "a refused reply is reported, not dropped");
+    assert_eq!(
+        delivery.failed.len(),
+        1,
+        "a refused reply is reported, not dropped"
+    );
 
     let twitch = Event::chat(PlatformKind::Twitch, "pond", "pond", "bob", "!ping");
     assert!(matches!(
@@ -218,11 +235,23 @@ async fn a_new_place_gets_its_own_community_and_a_guild_shares_one() {
     let router = router_with(command_fn(CommandSpec::new("echo"), echo));
     let general = router.handle(chat("hi")).await.expect("handled");
     let random = router
-        .handle(Event::chat(PlatformKind::Discord, "guild", "random", "bob", "hi"))
+        .handle(Event::chat(
+            PlatformKind::Discord,
+            "guild",
+            "random",
+            "bob",
+            "hi",
+        ))
         .await
         .expect("handled");
     let other = router
-        .handle(Event::chat(PlatformKind::Discord, "other-guild", "general", "bob", "hi"))
+        .handle(Event::chat(
+            PlatformKind::Discord,
+            "other-guild",
+            "general",
+            "bob",
+            "hi",
+        ))
         .await
         .expect("handled");
     assert_eq!(general.community_id, random.community_id);

@@ -141,10 +141,10 @@ impl App {
             _ => Err(self.no_route(&method, &path)),
         };
         let mut response = result.unwrap_or_else(error);
-        if response.status() == StatusCode::METHOD_NOT_ALLOWED {
-            if let Ok(allow) = HeaderValue::from_str(&allowed_methods(&path).join(", ")) {
-                response.headers_mut().insert(header::ALLOW, allow);
-            }
+        if response.status() == StatusCode::METHOD_NOT_ALLOWED
+            && let Ok(allow) = HeaderValue::from_str(&allowed_methods(&path).join(", "))
+        {
+            response.headers_mut().insert(header::ALLOW, allow);
         }
         tracing::debug!(%method, path, status = response.status().as_u16(), "request");
         response

@@ -12,7 +12,7 @@
 //! | `{arg1}` … `{argN}` | the N-th argument, empty when missing |
 //! | `{channel}` | the channel name |
 //! | `{platform}` | the platform name |
-//! | `{count}` | how many times this command has been used, this use included |
+//! | `{count}` | how many times this command has run while showing `{count}`, this time included |
 //! | `{random A-B}` | a random whole number from A to B inclusive |
 //!
 //! ```
