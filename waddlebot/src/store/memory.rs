@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use super::{
     Community, CustomCommand, Document, Entity, EntityKey, Expect, Page, Store, StoreError,
-    check_key, now_millis,
+    check_key, now_millis, parse_after_id,
 };
 use crate::id::{CommunityId, EntityId};
 
@@ -289,13 +289,4 @@ impl Store for MemoryStore {
 
 fn next_id(mut existing: impl DoubleEndedIterator<Item = i64>) -> i64 {
     existing.next_back().unwrap_or(0) + 1
-}
-
-/// Entity listings page by id; `after` holds the last id seen.
-pub(super) fn parse_after_id(page: &Page) -> Result<i64, StoreError> {
-    page.after.as_deref().map_or(Ok(0), |after| {
-        after
-            .parse()
-            .map_err(|_| StoreError::Invalid(format!("page cursor '{after}' is not an entity id")))
-    })
 }

@@ -304,3 +304,12 @@ fn check_key(what: &str, value: &str) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+/// Entity listings page by id: `after` holds the last id seen.
+fn parse_after_id(page: &Page) -> Result<i64, StoreError> {
+    page.after.as_deref().map_or(Ok(0), |after| {
+        after
+            .parse()
+            .map_err(|_| StoreError::Invalid(format!("page cursor '{after}' is not an entity id")))
+    })
+}

@@ -15,7 +15,7 @@ use sqlx::{Row, SqlStr};
 
 use super::{
     Community, CustomCommand, Document, Entity, EntityKey, Expect, Page, Store, StoreError,
-    check_key, from_millis, memory::parse_after_id, now_millis, to_millis,
+    check_key, from_millis, now_millis, parse_after_id, to_millis,
 };
 use crate::id::{CommunityId, EntityId};
 use crate::platform::PlatformKind;
