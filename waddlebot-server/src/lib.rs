@@ -20,7 +20,9 @@
 //! let app = app(AppState::new(Arc::new(router), 1 << 20));
 //! let body = r#"{"platform":"twitch","server_id":"pond","channel_id":"pond",
 //!               "user_id":"1","username":"alice","message":"!ping"}"#;
-//! let request = http::Request::post("/router/events").body(Full::new(body.into())).unwrap();
+//! let request = http::Request::post("/router/events")
+//!     .body(Full::new(bytes::Bytes::from(body)))
+//!     .unwrap();
 //! let response = app.call(request).await.unwrap();
 //! assert_eq!(response.status(), 200);
 //! let json: serde_json::Value =
