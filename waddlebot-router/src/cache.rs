@@ -11,16 +11,22 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use moka::sync::Cache;
-use waddlebot::store::{CustomCommand, Document, Entity, EntityKey, Expect, Page};
-use waddlebot::{CommunityId, Store, StoreError};
+use waddlebot::store::{
+    CommandSettings, CustomCommand, Document, Entity, EntityKey, Expect, ModuleInstall, Page,
+    RoleGrant,
+};
+use waddlebot::{CommunityId, PlatformKind, Store, StoreError};
 
 /// How long cached records live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheTtl {
     /// Entity → community (`ROUTER_ENTITY_CACHE_TTL`, default 600 s).
     pub entity: Duration,
-    /// Custom command lookups, found or not (`ROUTER_COMMAND_CACHE_TTL`, default 300 s).
+    /// Custom command lookups, found or not, and command overrides
+    /// (`ROUTER_COMMAND_CACHE_TTL`, default 300 s).
     pub command: Duration,
+    /// Module on/off records and role grants (default 300 s).
+    pub module: Duration,
 }
 
 impl Default for CacheTtl {
@@ -28,6 +34,7 @@ impl Default for CacheTtl {
         Self {
             entity: Duration::from_secs(600),
             command: Duration::from_secs(300),
+            module: Duration::from_secs(300),
         }
     }
 }
@@ -38,25 +45,37 @@ pub struct CachedStore {
     entities: Cache<EntityKey, Entity>,
     // `None` is cached too: unknown `!words` in chat must not each cost a query.
     commands: Cache<(CommunityId, String), Option<CustomCommand>>,
+    settings: Cache<(CommunityId, String), Option<CommandSettings>>,
+    installs: Cache<(CommunityId, String), Option<ModuleInstall>>,
+    grants: Cache<(CommunityId, String, String), Option<RoleGrant>>,
 }
 
 // Bounds keep memory flat however many channels and command names a process sees.
 const MAX_ENTITIES: u64 = 100_000;
 const MAX_COMMANDS: u64 = 100_000;
+const MAX_GRANTS: u64 = 100_000;
+
+fn cache<K, V>(capacity: u64, ttl: Duration) -> Cache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    Cache::builder()
+        .max_capacity(capacity)
+        .time_to_live(ttl)
+        .build()
+}
 
 impl CachedStore {
     /// Wraps `inner`.
     pub fn new(inner: Arc<dyn Store>, ttl: CacheTtl) -> Self {
         Self {
             inner,
-            entities: Cache::builder()
-                .max_capacity(MAX_ENTITIES)
-                .time_to_live(ttl.entity)
-                .build(),
-            commands: Cache::builder()
-                .max_capacity(MAX_COMMANDS)
-                .time_to_live(ttl.command)
-                .build(),
+            entities: cache(MAX_ENTITIES, ttl.entity),
+            commands: cache(MAX_COMMANDS, ttl.command),
+            settings: cache(MAX_COMMANDS, ttl.command),
+            installs: cache(MAX_COMMANDS, ttl.module),
+            grants: cache(MAX_GRANTS, ttl.module),
         }
     }
 
@@ -145,6 +164,109 @@ impl Store for CachedStore {
         community: CommunityId,
     ) -> Result<Vec<CustomCommand>, StoreError> {
         self.inner.list_custom_commands(community).await
+    }
+
+    async fn role_grant(
+        &self,
+        community: CommunityId,
+        platform: &PlatformKind,
+        user_id: &str,
+    ) -> Result<Option<RoleGrant>, StoreError> {
+        let key = (community, platform.to_string(), user_id.to_owned());
+        if let Some(found) = self.grants.get(&key) {
+            return Ok(found);
+        }
+        let found = self.inner.role_grant(community, platform, user_id).await?;
+        self.grants.insert(key, found.clone());
+        Ok(found)
+    }
+
+    async fn put_role_grant(&self, grant: &RoleGrant) -> Result<(), StoreError> {
+        let result = self.inner.put_role_grant(grant).await;
+        self.grants.invalidate(&(
+            grant.community_id,
+            grant.platform.to_string(),
+            grant.user_id.clone(),
+        ));
+        result
+    }
+
+    async fn delete_role_grant(
+        &self,
+        community: CommunityId,
+        platform: &PlatformKind,
+        user_id: &str,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .inner
+            .delete_role_grant(community, platform, user_id)
+            .await;
+        self.grants
+            .invalidate(&(community, platform.to_string(), user_id.to_owned()));
+        result
+    }
+
+    async fn list_role_grants(&self, community: CommunityId) -> Result<Vec<RoleGrant>, StoreError> {
+        self.inner.list_role_grants(community).await
+    }
+
+    async fn module_install(
+        &self,
+        community: CommunityId,
+        module: &str,
+    ) -> Result<Option<ModuleInstall>, StoreError> {
+        let key = (community, module.to_owned());
+        if let Some(found) = self.installs.get(&key) {
+            return Ok(found);
+        }
+        let found = self.inner.module_install(community, module).await?;
+        self.installs.insert(key, found.clone());
+        Ok(found)
+    }
+
+    async fn put_module_install(&self, install: &ModuleInstall) -> Result<(), StoreError> {
+        let result = self.inner.put_module_install(install).await;
+        self.installs
+            .invalidate(&(install.community_id, install.module.clone()));
+        result
+    }
+
+    async fn list_module_installs(
+        &self,
+        community: CommunityId,
+    ) -> Result<Vec<ModuleInstall>, StoreError> {
+        self.inner.list_module_installs(community).await
+    }
+
+    async fn command_settings(
+        &self,
+        community: CommunityId,
+        command: &str,
+    ) -> Result<Option<CommandSettings>, StoreError> {
+        let key = (community, command.to_owned());
+        if let Some(found) = self.settings.get(&key) {
+            return Ok(found);
+        }
+        let found = self.inner.command_settings(community, command).await?;
+        self.settings.insert(key, found.clone());
+        Ok(found)
+    }
+
+    async fn put_command_settings(&self, settings: &CommandSettings) -> Result<(), StoreError> {
+        let result = self.inner.put_command_settings(settings).await;
+        self.settings
+            .invalidate(&(settings.community_id, settings.command.clone()));
+        result
+    }
+
+    async fn delete_command_settings(
+        &self,
+        community: CommunityId,
+        command: &str,
+    ) -> Result<bool, StoreError> {
+        let result = self.inner.delete_command_settings(community, command).await;
+        self.settings.invalidate(&(community, command.to_owned()));
+        result
     }
 
     async fn get_document(

@@ -13,8 +13,12 @@ use std::sync::Arc;
 
 use futures_util::future::join_all;
 
-use super::{CustomCommand, EntityKey, Expect, Page, Store, StoreError};
+use super::{
+    CommandSettings, CustomCommand, EntityKey, Expect, ModuleInstall, Page, RoleGrant, Store,
+    StoreError,
+};
 use crate::id::CommunityId;
+use crate::permission::PermissionLevel;
 use crate::platform::PlatformKind;
 
 /// What a conformance factory may give: a store, shared or boxed, or a store paired with a guard
@@ -53,6 +57,9 @@ macro_rules! store_conformance_tests {
             entity_listing_pages_through_everything_once,
             custom_commands_have_create_update_delete_semantics,
             custom_commands_are_scoped_to_their_community,
+            role_grants_replace_and_are_scoped,
+            module_installs_round_trip_their_config,
+            command_settings_keep_every_override,
             documents_honour_their_preconditions,
             document_listing_pages_by_prefix_exactly_once,
             concurrent_compare_and_set_loses_no_update,
@@ -518,4 +525,172 @@ pub async fn empty_keys_are_refused(store: &dyn Store) {
         store.increment("ns", "", 1).await,
         Err(StoreError::Invalid(_))
     ));
+}
+
+async fn community(store: &dyn Store, server: &str) -> CommunityId {
+    store
+        .resolve_entity(&key(PlatformKind::Twitch, server, server))
+        .await
+        .expect("created")
+        .community_id
+}
+
+/// A grant is per (community, platform, user); granting again replaces it.
+pub async fn role_grants_replace_and_are_scoped(store: &dyn Store) {
+    let a = community(store, "a").await;
+    let b = community(store, "b").await;
+    let grant = |community, platform: PlatformKind, user: &str, level| RoleGrant {
+        community_id: community,
+        platform,
+        user_id: user.to_owned(),
+        level,
+        granted_by: "owner".to_owned(),
+        granted_at: super::now_millis(),
+    };
+    store
+        .put_role_grant(&grant(a, PlatformKind::Twitch, "42", PermissionLevel::Vip))
+        .await
+        .expect("granted");
+    store
+        .put_role_grant(&grant(
+            a,
+            PlatformKind::Twitch,
+            "42",
+            PermissionLevel::Moderator,
+        ))
+        .await
+        .expect("replaced");
+    store
+        .put_role_grant(&grant(
+            a,
+            PlatformKind::Discord,
+            "42",
+            PermissionLevel::Subscriber,
+        ))
+        .await
+        .expect("granted");
+    let found = store
+        .role_grant(a, &PlatformKind::Twitch, "42")
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(found.level, PermissionLevel::Moderator);
+    assert!(
+        store
+            .role_grant(b, &PlatformKind::Twitch, "42")
+            .await
+            .expect("read")
+            .is_none(),
+        "another community knows nothing of it"
+    );
+    let listed: Vec<_> = store
+        .list_role_grants(a)
+        .await
+        .expect("listed")
+        .into_iter()
+        .map(|g| (g.platform.to_string(), g.level))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("discord".to_owned(), PermissionLevel::Subscriber),
+            ("twitch".to_owned(), PermissionLevel::Moderator)
+        ]
+    );
+    assert!(
+        store
+            .delete_role_grant(a, &PlatformKind::Twitch, "42")
+            .await
+            .expect("deleted")
+    );
+    assert!(
+        !store
+            .delete_role_grant(a, &PlatformKind::Twitch, "42")
+            .await
+            .expect("no-op")
+    );
+}
+
+/// Install records keep the flag and the JSON config; writing again replaces them.
+pub async fn module_installs_round_trip_their_config(store: &dyn Store) {
+    let a = community(store, "a").await;
+    let install = ModuleInstall {
+        community_id: a,
+        module: "quotes".to_owned(),
+        enabled: false,
+        config: serde_json::json!({"max": 5, "names": ["x"]}),
+        updated_by: "owner".to_owned(),
+        updated_at: super::now_millis(),
+    };
+    assert!(
+        store
+            .module_install(a, "quotes")
+            .await
+            .expect("read")
+            .is_none()
+    );
+    store.put_module_install(&install).await.expect("written");
+    assert_eq!(
+        store.module_install(a, "quotes").await.expect("read"),
+        Some(install.clone())
+    );
+    let enabled = ModuleInstall {
+        enabled: true,
+        ..install.clone()
+    };
+    store.put_module_install(&enabled).await.expect("replaced");
+    let second = ModuleInstall {
+        module: "alias".to_owned(),
+        ..install
+    };
+    store.put_module_install(&second).await.expect("written");
+    let listed: Vec<_> = store
+        .list_module_installs(a)
+        .await
+        .expect("listed")
+        .into_iter()
+        .map(|i| (i.module, i.enabled))
+        .collect();
+    assert_eq!(
+        listed,
+        [("alias".to_owned(), false), ("quotes".to_owned(), true)]
+    );
+}
+
+/// Command overrides keep every field, including the unset ones.
+pub async fn command_settings_keep_every_override(store: &dyn Store) {
+    let a = community(store, "a").await;
+    let sparse = CommandSettings::new(a, "hello");
+    store.put_command_settings(&sparse).await.expect("written");
+    assert_eq!(
+        store.command_settings(a, "hello").await.expect("read"),
+        Some(sparse)
+    );
+    let full = CommandSettings {
+        community_id: a,
+        command: "hello".to_owned(),
+        enabled: false,
+        min_level: Some(PermissionLevel::Vip),
+        global_cooldown_secs: Some(30),
+        user_cooldown_secs: Some(120),
+        cooldown_bucket: Some("greetings".to_owned()),
+    };
+    store.put_command_settings(&full).await.expect("replaced");
+    assert_eq!(
+        store.command_settings(a, "hello").await.expect("read"),
+        Some(full)
+    );
+    assert!(
+        store
+            .delete_command_settings(a, "hello")
+            .await
+            .expect("deleted")
+    );
+    assert!(
+        store
+            .command_settings(a, "hello")
+            .await
+            .expect("read")
+            .is_none()
+    );
 }

@@ -7,10 +7,11 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    Community, CustomCommand, Document, Entity, EntityKey, Expect, Page, Store, StoreError,
-    check_key, now_millis, parse_after_id,
+    CommandSettings, Community, CustomCommand, Document, Entity, EntityKey, Expect, ModuleInstall,
+    Page, RoleGrant, Store, StoreError, check_key, now_millis, parse_after_id,
 };
 use crate::id::{CommunityId, EntityId};
+use crate::platform::PlatformKind;
 
 /// A [`Store`] in memory. Cheap to create; data is gone when it is dropped.
 #[derive(Debug, Default)]
@@ -26,6 +27,9 @@ struct Inner {
     entities: BTreeMap<EntityId, Entity>,
     entity_keys: HashMap<EntityKey, EntityId>,
     commands: BTreeMap<(CommunityId, String), CustomCommand>,
+    role_grants: BTreeMap<(CommunityId, String, String), RoleGrant>,
+    installs: BTreeMap<(CommunityId, String), ModuleInstall>,
+    settings: BTreeMap<(CommunityId, String), CommandSettings>,
     documents: HashMap<String, BTreeMap<String, (serde_json::Value, u64)>>,
     counters: HashMap<String, HashMap<String, i64>>,
 }
@@ -166,6 +170,114 @@ impl Store for MemoryStore {
             .take_while(|((owner, _), _)| *owner == community)
             .map(|(_, command)| command.clone())
             .collect())
+    }
+
+    async fn role_grant(
+        &self,
+        community: CommunityId,
+        platform: &PlatformKind,
+        user_id: &str,
+    ) -> Result<Option<RoleGrant>, StoreError> {
+        let key = (community, platform.to_string(), user_id.to_owned());
+        Ok(self.lock().role_grants.get(&key).cloned())
+    }
+
+    async fn put_role_grant(&self, grant: &RoleGrant) -> Result<(), StoreError> {
+        check_key("user id", &grant.user_id)?;
+        let key = (
+            grant.community_id,
+            grant.platform.to_string(),
+            grant.user_id.clone(),
+        );
+        self.lock().role_grants.insert(key, grant.clone());
+        Ok(())
+    }
+
+    async fn delete_role_grant(
+        &self,
+        community: CommunityId,
+        platform: &PlatformKind,
+        user_id: &str,
+    ) -> Result<bool, StoreError> {
+        let key = (community, platform.to_string(), user_id.to_owned());
+        Ok(self.lock().role_grants.remove(&key).is_some())
+    }
+
+    async fn list_role_grants(&self, community: CommunityId) -> Result<Vec<RoleGrant>, StoreError> {
+        Ok(self
+            .lock()
+            .role_grants
+            .range((community, String::new(), String::new())..)
+            .take_while(|((owner, _, _), _)| *owner == community)
+            .map(|(_, grant)| grant.clone())
+            .collect())
+    }
+
+    async fn module_install(
+        &self,
+        community: CommunityId,
+        module: &str,
+    ) -> Result<Option<ModuleInstall>, StoreError> {
+        Ok(self
+            .lock()
+            .installs
+            .get(&(community, module.to_owned()))
+            .cloned())
+    }
+
+    async fn put_module_install(&self, install: &ModuleInstall) -> Result<(), StoreError> {
+        check_key("module name", &install.module)?;
+        self.lock().installs.insert(
+            (install.community_id, install.module.clone()),
+            install.clone(),
+        );
+        Ok(())
+    }
+
+    async fn list_module_installs(
+        &self,
+        community: CommunityId,
+    ) -> Result<Vec<ModuleInstall>, StoreError> {
+        Ok(self
+            .lock()
+            .installs
+            .range((community, String::new())..)
+            .take_while(|((owner, _), _)| *owner == community)
+            .map(|(_, install)| install.clone())
+            .collect())
+    }
+
+    async fn command_settings(
+        &self,
+        community: CommunityId,
+        command: &str,
+    ) -> Result<Option<CommandSettings>, StoreError> {
+        Ok(self
+            .lock()
+            .settings
+            .get(&(community, command.to_owned()))
+            .cloned())
+    }
+
+    async fn put_command_settings(&self, settings: &CommandSettings) -> Result<(), StoreError> {
+        check_key("command name", &settings.command)?;
+        self.lock().settings.insert(
+            (settings.community_id, settings.command.clone()),
+            settings.clone(),
+        );
+        Ok(())
+    }
+
+    async fn delete_command_settings(
+        &self,
+        community: CommunityId,
+        command: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
+            .settings
+            .remove(&(community, command.to_owned()))
+            .is_some())
     }
 
     async fn get_document(

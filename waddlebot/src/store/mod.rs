@@ -25,6 +25,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::id::{CommunityId, EntityId};
+use crate::permission::PermissionLevel;
 use crate::platform::PlatformKind;
 
 pub use memory::MemoryStore;
@@ -88,6 +89,77 @@ pub struct CustomCommand {
     pub created_at: SystemTime,
     /// When it was last changed.
     pub updated_at: SystemTime,
+}
+
+/// A permission level granted to a user in a community, on top of what their platform badges
+/// give (the higher of the two counts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleGrant {
+    /// The community.
+    pub community_id: CommunityId,
+    /// The user's platform.
+    pub platform: PlatformKind,
+    /// The user's platform id.
+    pub user_id: String,
+    /// The level granted.
+    pub level: PermissionLevel,
+    /// Who granted it.
+    pub granted_by: String,
+    /// When.
+    pub granted_at: SystemTime,
+}
+
+/// Whether a module is on for a community, and its settings there. No record means the
+/// module's default: core modules on, optional modules off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModuleInstall {
+    /// The community.
+    pub community_id: CommunityId,
+    /// The module name (`custom_commands`, `quotes`...).
+    pub module: String,
+    /// On or off.
+    pub enabled: bool,
+    /// Module settings for this community.
+    pub config: serde_json::Value,
+    /// Who changed it last.
+    pub updated_by: String,
+    /// When.
+    pub updated_at: SystemTime,
+}
+
+/// A community's overrides for one command (built-in or custom). `None` keeps the command's own
+/// setting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandSettings {
+    /// The community.
+    pub community_id: CommunityId,
+    /// The command name, without prefix.
+    pub command: String,
+    /// Off: the command answers that it is disabled.
+    pub enabled: bool,
+    /// Minimum level instead of the command's own.
+    pub min_level: Option<PermissionLevel>,
+    /// Seconds between any two uses in the community.
+    pub global_cooldown_secs: Option<u64>,
+    /// Seconds between two uses by one user.
+    pub user_cooldown_secs: Option<u64>,
+    /// Commands with the same bucket share their cooldowns.
+    pub cooldown_bucket: Option<String>,
+}
+
+impl CommandSettings {
+    /// Settings that change nothing.
+    pub fn new(community_id: CommunityId, command: impl Into<String>) -> Self {
+        Self {
+            community_id,
+            command: command.into(),
+            enabled: true,
+            min_level: None,
+            global_cooldown_secs: None,
+            user_cooldown_secs: None,
+            cooldown_bucket: None,
+        }
+    }
 }
 
 /// A stored document and its version. Versions start at 1 and grow by one per write.
@@ -230,6 +302,67 @@ pub trait Store: Send + Sync {
         &self,
         community: CommunityId,
     ) -> Result<Vec<CustomCommand>, StoreError>;
+
+    // --- role grants ---
+
+    /// The level granted to a user in a community, if any.
+    async fn role_grant(
+        &self,
+        community: CommunityId,
+        platform: &PlatformKind,
+        user_id: &str,
+    ) -> Result<Option<RoleGrant>, StoreError>;
+
+    /// Grants a level, replacing an earlier grant to the same user.
+    async fn put_role_grant(&self, grant: &RoleGrant) -> Result<(), StoreError>;
+
+    /// Removes a grant; `false` if there was none.
+    async fn delete_role_grant(
+        &self,
+        community: CommunityId,
+        platform: &PlatformKind,
+        user_id: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// A community's grants, by platform then user id.
+    async fn list_role_grants(&self, community: CommunityId) -> Result<Vec<RoleGrant>, StoreError>;
+
+    // --- module installs ---
+
+    /// A module's install record in a community, if any.
+    async fn module_install(
+        &self,
+        community: CommunityId,
+        module: &str,
+    ) -> Result<Option<ModuleInstall>, StoreError>;
+
+    /// Creates or replaces an install record.
+    async fn put_module_install(&self, install: &ModuleInstall) -> Result<(), StoreError>;
+
+    /// A community's install records, by module name.
+    async fn list_module_installs(
+        &self,
+        community: CommunityId,
+    ) -> Result<Vec<ModuleInstall>, StoreError>;
+
+    // --- command settings ---
+
+    /// A community's overrides for a command, if any.
+    async fn command_settings(
+        &self,
+        community: CommunityId,
+        command: &str,
+    ) -> Result<Option<CommandSettings>, StoreError>;
+
+    /// Creates or replaces a command's overrides.
+    async fn put_command_settings(&self, settings: &CommandSettings) -> Result<(), StoreError>;
+
+    /// Removes a command's overrides; `false` if there were none.
+    async fn delete_command_settings(
+        &self,
+        community: CommunityId,
+        command: &str,
+    ) -> Result<bool, StoreError>;
 
     // --- documents ---
 

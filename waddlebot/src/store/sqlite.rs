@@ -14,18 +14,27 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlStr};
 
 use super::{
-    Community, CustomCommand, Document, Entity, EntityKey, Expect, Page, Store, StoreError,
-    check_key, from_millis, now_millis, parse_after_id, to_millis,
+    CommandSettings, Community, CustomCommand, Document, Entity, EntityKey, Expect, ModuleInstall,
+    Page, RoleGrant, Store, StoreError, check_key, from_millis, now_millis, parse_after_id,
+    to_millis,
 };
 use crate::id::{CommunityId, EntityId};
+use crate::permission::PermissionLevel;
 use crate::platform::PlatformKind;
 
 /// The migrations, embedded in the binary, oldest first.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "core",
-    include_str!("../../migrations/sqlite/0001_core.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "core",
+        include_str!("../../migrations/sqlite/0001_core.sql"),
+    ),
+    (
+        2,
+        "policy",
+        include_str!("../../migrations/sqlite/0002_policy.sql"),
+    ),
+];
 
 /// Why a SQLite store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -183,6 +192,55 @@ fn document_from_row(row: &SqliteRow) -> Result<Document, StoreError> {
         value: serde_json::from_str(&text).map_err(StoreError::backend)?,
         version: u64::try_from(version).unwrap_or(0),
     })
+}
+
+fn level_from_text(text: &str) -> Result<PermissionLevel, sqlx::Error> {
+    text.parse()
+        .map_err(|err| sqlx::Error::Decode(Box::new(err)))
+}
+
+fn grant_from_row(row: &SqliteRow) -> Result<RoleGrant, sqlx::Error> {
+    Ok(RoleGrant {
+        community_id: CommunityId(row.try_get("community_id")?),
+        platform: PlatformKind::from_stored(row.try_get("platform")?),
+        user_id: row.try_get("user_id")?,
+        level: level_from_text(row.try_get("level")?)?,
+        granted_by: row.try_get("granted_by")?,
+        granted_at: from_millis(row.try_get("granted_at")?),
+    })
+}
+
+fn install_from_row(row: &SqliteRow) -> Result<ModuleInstall, sqlx::Error> {
+    let config: String = row.try_get("config")?;
+    Ok(ModuleInstall {
+        community_id: CommunityId(row.try_get("community_id")?),
+        module: row.try_get("module")?,
+        enabled: row.try_get("enabled")?,
+        config: serde_json::from_str(&config).map_err(|err| sqlx::Error::Decode(Box::new(err)))?,
+        updated_by: row.try_get("updated_by")?,
+        updated_at: from_millis(row.try_get("updated_at")?),
+    })
+}
+
+fn settings_from_row(row: &SqliteRow) -> Result<CommandSettings, sqlx::Error> {
+    let secs = |column: &str| -> Result<Option<u64>, sqlx::Error> {
+        let value: Option<i64> = row.try_get(column)?;
+        Ok(value.map(|v| u64::try_from(v).unwrap_or(0)))
+    };
+    let min_level: Option<String> = row.try_get("min_level")?;
+    Ok(CommandSettings {
+        community_id: CommunityId(row.try_get("community_id")?),
+        command: row.try_get("command")?,
+        enabled: row.try_get("enabled")?,
+        min_level: min_level.as_deref().map(level_from_text).transpose()?,
+        global_cooldown_secs: secs("global_cooldown_secs")?,
+        user_cooldown_secs: secs("user_cooldown_secs")?,
+        cooldown_bucket: row.try_get("cooldown_bucket")?,
+    })
+}
+
+fn secs_arg(secs: Option<u64>) -> Option<i64> {
+    secs.map(|s| i64::try_from(s).unwrap_or(i64::MAX))
 }
 
 const SELECT_ENTITY: &str = "SELECT id, community_id, platform, server_id, channel_id, created_at \
@@ -365,6 +423,203 @@ impl Store for SqliteStore {
             .map(command_from_row)
             .collect::<Result<_, _>>()
             .map_err(backend)
+    }
+
+    async fn role_grant(
+        &self,
+        community: CommunityId,
+        platform: &PlatformKind,
+        user_id: &str,
+    ) -> Result<Option<RoleGrant>, StoreError> {
+        let row = sqlx::query(
+            "SELECT community_id, platform, user_id, level, granted_by, granted_at FROM role_grants \
+             WHERE community_id = $1 AND platform = $2 AND user_id = $3",
+        )
+        .bind(community.0)
+        .bind(platform.as_str())
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref()
+            .map(grant_from_row)
+            .transpose()
+            .map_err(backend)
+    }
+
+    async fn put_role_grant(&self, grant: &RoleGrant) -> Result<(), StoreError> {
+        check_key("user id", &grant.user_id)?;
+        sqlx::query(
+            "INSERT INTO role_grants (community_id, platform, user_id, level, granted_by, granted_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (community_id, platform, user_id) DO UPDATE \
+             SET level = excluded.level, granted_by = excluded.granted_by, granted_at = excluded.granted_at",
+        )
+        .bind(grant.community_id.0)
+        .bind(grant.platform.as_str())
+        .bind(&grant.user_id)
+        .bind(grant.level.as_str())
+        .bind(&grant.granted_by)
+        .bind(to_millis(grant.granted_at))
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn delete_role_grant(
+        &self,
+        community: CommunityId,
+        platform: &PlatformKind,
+        user_id: &str,
+    ) -> Result<bool, StoreError> {
+        let deleted = sqlx::query(
+            "DELETE FROM role_grants WHERE community_id = $1 AND platform = $2 AND user_id = $3",
+        )
+        .bind(community.0)
+        .bind(platform.as_str())
+        .bind(user_id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        Ok(deleted > 0)
+    }
+
+    async fn list_role_grants(&self, community: CommunityId) -> Result<Vec<RoleGrant>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT community_id, platform, user_id, level, granted_by, granted_at FROM role_grants \
+             WHERE community_id = $1 ORDER BY platform, user_id",
+        )
+        .bind(community.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(grant_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn module_install(
+        &self,
+        community: CommunityId,
+        module: &str,
+    ) -> Result<Option<ModuleInstall>, StoreError> {
+        let row = sqlx::query(
+            "SELECT community_id, module, enabled, config, updated_by, updated_at \
+             FROM module_installs WHERE community_id = $1 AND module = $2",
+        )
+        .bind(community.0)
+        .bind(module)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref()
+            .map(install_from_row)
+            .transpose()
+            .map_err(backend)
+    }
+
+    async fn put_module_install(&self, install: &ModuleInstall) -> Result<(), StoreError> {
+        check_key("module name", &install.module)?;
+        sqlx::query(
+            "INSERT INTO module_installs (community_id, module, enabled, config, updated_by, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (community_id, module) DO UPDATE \
+             SET enabled = excluded.enabled, config = excluded.config, \
+                 updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+        )
+        .bind(install.community_id.0)
+        .bind(&install.module)
+        .bind(install.enabled)
+        .bind(install.config.to_string())
+        .bind(&install.updated_by)
+        .bind(to_millis(install.updated_at))
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn list_module_installs(
+        &self,
+        community: CommunityId,
+    ) -> Result<Vec<ModuleInstall>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT community_id, module, enabled, config, updated_by, updated_at \
+             FROM module_installs WHERE community_id = $1 ORDER BY module",
+        )
+        .bind(community.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(install_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn command_settings(
+        &self,
+        community: CommunityId,
+        command: &str,
+    ) -> Result<Option<CommandSettings>, StoreError> {
+        let row = sqlx::query(
+            "SELECT community_id, command, enabled, min_level, global_cooldown_secs, \
+             user_cooldown_secs, cooldown_bucket FROM command_settings \
+             WHERE community_id = $1 AND command = $2",
+        )
+        .bind(community.0)
+        .bind(command)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref()
+            .map(settings_from_row)
+            .transpose()
+            .map_err(backend)
+    }
+
+    async fn put_command_settings(&self, settings: &CommandSettings) -> Result<(), StoreError> {
+        check_key("command name", &settings.command)?;
+        sqlx::query(
+            "INSERT INTO command_settings (community_id, command, enabled, min_level, \
+             global_cooldown_secs, user_cooldown_secs, cooldown_bucket) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (community_id, command) DO UPDATE \
+             SET enabled = excluded.enabled, min_level = excluded.min_level, \
+                 global_cooldown_secs = excluded.global_cooldown_secs, \
+                 user_cooldown_secs = excluded.user_cooldown_secs, \
+                 cooldown_bucket = excluded.cooldown_bucket",
+        )
+        .bind(settings.community_id.0)
+        .bind(&settings.command)
+        .bind(settings.enabled)
+        .bind(settings.min_level.map(PermissionLevel::as_str))
+        .bind(secs_arg(settings.global_cooldown_secs))
+        .bind(secs_arg(settings.user_cooldown_secs))
+        .bind(settings.cooldown_bucket.as_deref())
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn delete_command_settings(
+        &self,
+        community: CommunityId,
+        command: &str,
+    ) -> Result<bool, StoreError> {
+        let deleted =
+            sqlx::query("DELETE FROM command_settings WHERE community_id = $1 AND command = $2")
+                .bind(community.0)
+                .bind(command)
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+        Ok(deleted > 0)
     }
 
     async fn get_document(
