@@ -33,6 +33,7 @@
 
 mod builtin;
 pub mod cache;
+pub mod limit;
 mod parse;
 mod router;
 

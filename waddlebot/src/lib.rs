@@ -38,6 +38,7 @@
 
 pub mod ai;
 mod args;
+pub mod clock;
 mod command;
 mod event;
 mod id;
