@@ -8,7 +8,7 @@
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use waddlebot::store::CustomCommand;
+use waddlebot::store::{CUSTOM_COMMANDS_MODULE, CustomCommand};
 use waddlebot::template::Template;
 use waddlebot::{
     CommandError, CommandHandler, CommandSpec, Context, PermissionLevel, Reply, StoreError,
@@ -32,7 +32,7 @@ impl CommandHandler for CustomCommands {
                 .usage("command add|edit|remove|show <name> [response…]")
                 .description("Manage this community's custom text commands")
                 .min_level(PermissionLevel::Moderator)
-                .module("custom_commands"),
+                .module(CUSTOM_COMMANDS_MODULE),
         ]
     }
 

@@ -204,3 +204,36 @@ async fn help_lists_and_explains_custom_commands() {
     let help = chat.said("alice", VIEWER, "!help command").await;
     assert!(help.contains("(moderator and above)"), "{help}");
 }
+
+#[tokio::test]
+async fn turning_the_module_off_silences_management_and_the_commands() {
+    let chat = Chat::new();
+    chat.said("modly", MOD, "!command add hi hello").await;
+    let community = chat
+        .router
+        .handle(Event::chat(
+            PlatformKind::Twitch,
+            "pond",
+            "pond",
+            "x",
+            "hey",
+        ))
+        .await
+        .expect("handled")
+        .community_id;
+    chat.router
+        .store()
+        .put_module_install(&waddlebot::store::ModuleInstall {
+            community_id: community,
+            module: waddlebot::store::CUSTOM_COMMANDS_MODULE.into(),
+            enabled: false,
+            config: serde_json::json!({}),
+            updated_by: "owner".into(),
+            updated_at: std::time::SystemTime::now(),
+        })
+        .await
+        .expect("saved");
+    let off = "The 'custom_commands' module is disabled for this community";
+    assert_eq!(chat.said("alice", VIEWER, "!hi").await, off);
+    assert_eq!(chat.said("modly", MOD, "!command add yo x").await, off);
+}

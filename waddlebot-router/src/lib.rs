@@ -35,8 +35,11 @@ mod builtin;
 pub mod cache;
 pub mod limit;
 mod parse;
+pub mod policy;
 mod router;
 
 pub use builtin::Builtins;
 pub use parse::{Invocation, command_line};
 pub use router::{BuildError, Delivery, Outcome, Router, RouterBuilder, RouterConfig, RouterError};
+#[cfg(feature = "test-util")]
+pub mod testing;

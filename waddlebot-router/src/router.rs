@@ -1,6 +1,6 @@
 //! The router: event in, decision, handler, replies out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +18,10 @@ use waddlebot::{
 
 use crate::builtin::Builtins;
 use crate::cache::{CacheTtl, CachedStore};
+use crate::limit::{MemoryLimiter, RateLimiter};
 use crate::parse::{Invocation, command_line};
+use crate::policy::{CommandRules, Policy, PolicyConfig};
+use waddlebot::clock::{Clock, SystemClock};
 
 /// Router settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +33,8 @@ pub struct RouterConfig {
     pub handler_timeout: Duration,
     /// Cache lifetimes.
     pub cache_ttl: CacheTtl,
+    /// Rate limits and cooldown exemptions.
+    pub policy: PolicyConfig,
 }
 
 impl Default for RouterConfig {
@@ -38,6 +43,7 @@ impl Default for RouterConfig {
             prefixes: vec!["!".to_owned(), "#".to_owned()],
             handler_timeout: Duration::from_secs(30),
             cache_ttl: CacheTtl::default(),
+            policy: PolicyConfig::default(),
         }
     }
 }
@@ -105,7 +111,10 @@ pub struct Delivery {
 pub struct RouterBuilder {
     store: Option<Arc<dyn Store>>,
     handlers: Vec<Arc<dyn CommandHandler>>,
+    optional_modules: HashSet<String>,
     platforms: Vec<Arc<dyn Platform>>,
+    limiter: Option<Arc<dyn RateLimiter>>,
+    clock: Option<Arc<dyn Clock>>,
     config: RouterConfig,
 }
 
@@ -126,6 +135,34 @@ impl RouterBuilder {
     /// Adds a shared module.
     pub fn handler_arc(mut self, handler: Arc<dyn CommandHandler>) -> Self {
         self.handlers.push(handler);
+        self
+    }
+
+    /// Adds a module that is off in every community until the community installs it (an
+    /// enabled module install record). Modules added with [`handler`](Self::handler) are on
+    /// until a community turns them off.
+    pub fn optional_handler(mut self, handler: impl CommandHandler + 'static) -> Self {
+        for spec in handler.specs() {
+            self.optional_modules.insert(spec.module);
+        }
+        self.handlers.push(Arc::new(handler));
+        self
+    }
+
+    /// Whether a store has been given.
+    pub fn has_store(&self) -> bool {
+        self.store.is_some()
+    }
+
+    /// The rate limiter for cooldowns and rate limits (default: in this process).
+    pub fn limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    /// The clock (default: the system clock). Tests pass a manual one.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
         self
     }
 
@@ -169,12 +206,23 @@ impl RouterBuilder {
             }
         }
         let store: Arc<dyn Store> = Arc::new(CachedStore::new(store, self.config.cache_ttl));
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let limiter = self
+            .limiter
+            .unwrap_or_else(|| Arc::new(MemoryLimiter::with_clock(Arc::clone(&clock))));
+        let policy = Policy {
+            config: self.config.policy.clone(),
+            limiter,
+            optional_modules: self.optional_modules,
+        };
         Ok(Router {
             store,
             catalog,
             handlers,
             owners,
             platforms,
+            policy,
+            clock,
             config: self.config,
         })
     }
@@ -188,6 +236,8 @@ pub struct Router {
     /// `owners[i]` is the index in `handlers` of the handler of `catalog.specs()[i]`.
     owners: Vec<usize>,
     platforms: HashMap<PlatformKind, Arc<dyn Platform>>,
+    policy: Policy,
+    clock: Arc<dyn Clock>,
     config: RouterConfig,
 }
 
@@ -217,6 +267,11 @@ impl Router {
     /// The built-in commands.
     pub fn catalog(&self) -> &Arc<CommandCatalog> {
         &self.catalog
+    }
+
+    /// The clock the router's time-based rules use.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// The (cached) store the router and its handlers use.
@@ -273,9 +328,7 @@ impl Router {
         tracing::Span::current().record("command", invocation.name.as_str());
         outcome.processed = true;
         outcome.command = Some(format!("{}{}", invocation.prefix, invocation.name));
-        outcome.replies = self
-            .run_command(Arc::new(event), &entity, invocation)
-            .await?;
+        outcome.replies = self.run_command(event, &entity, invocation).await?;
         Ok(outcome)
     }
 
@@ -322,26 +375,55 @@ impl Router {
 
     async fn run_command(
         &self,
-        event: Arc<Event>,
+        mut event: Event,
         entity: &Entity,
         invocation: Invocation,
     ) -> Result<Vec<Reply>, RouterError> {
         let shown = format!("{}{}", invocation.prefix, invocation.name);
         let prefix = self.display_prefix(&invocation.prefix);
-        let result = match self.lookup(entity.community_id, &invocation.name).await? {
+        let community = entity.community_id;
+        let target = self.lookup(community, &invocation.name).await?;
+        let rules = match &target {
             Target::Unknown => {
                 return Ok(vec![Reply::text(format!(
                     "Unknown command: {shown}. Type {prefix}commands to see what I can do."
                 ))]);
             }
-            Target::Builtin(_, spec) if event.user.level < spec.min_level => {
-                Err(CommandError::Forbidden {
-                    needed: spec.min_level,
-                })
-            }
+            Target::Builtin(_, spec) => CommandRules {
+                name: spec.name.clone(),
+                module: spec.module.clone(),
+                min_level: spec.min_level,
+                user_cooldown: spec.cooldown,
+                global_cooldown: spec.global_cooldown,
+                bucket: spec.cooldown_bucket.clone(),
+            },
+            Target::Custom(command) => CommandRules {
+                name: command.name.clone(),
+                module: waddlebot::store::CUSTOM_COMMANDS_MODULE.to_owned(),
+                min_level: waddlebot::PermissionLevel::Everyone,
+                user_cooldown: Duration::ZERO,
+                global_cooldown: Duration::ZERO,
+                bucket: None,
+            },
+        };
+        event.user.level = self
+            .policy
+            .effective_level(self.store.as_ref(), community, &event)
+            .await?;
+        if let Some(refusal) = self
+            .policy
+            .check(self.store.as_ref(), community, &event, rules)
+            .await?
+        {
+            tracing::info!(reason = refusal.reason(), "command refused");
+            return Ok(vec![Reply::text(refusal.text(&shown))]);
+        }
+        let event = Arc::new(event);
+        let result = match target {
+            Target::Unknown => Ok(Vec::new()),
             Target::Builtin(index, spec) => {
                 let ctx = Context::new(
-                    entity.community_id,
+                    community,
                     entity.id,
                     Arc::clone(&event),
                     spec.name.clone(),

@@ -30,6 +30,10 @@ pub struct CommandSpec {
     pub min_level: PermissionLevel,
     /// How long one user waits between uses (zero = none).
     pub cooldown: Duration,
+    /// How long anyone waits after any use in the community (zero = none).
+    pub global_cooldown: Duration,
+    /// Commands naming the same bucket share their cooldowns (`None` = the command's own).
+    pub cooldown_bucket: Option<String>,
     /// The module it belongs to (`core`, `custom_commands`...).
     pub module: String,
 }
@@ -46,6 +50,8 @@ impl CommandSpec {
             description: String::new(),
             min_level: PermissionLevel::Everyone,
             cooldown: Duration::ZERO,
+            global_cooldown: Duration::ZERO,
+            cooldown_bucket: None,
             module: "core".to_owned(),
         }
     }
@@ -77,6 +83,18 @@ impl CommandSpec {
     /// Sets the per-user cooldown.
     pub fn cooldown(mut self, cooldown: Duration) -> Self {
         self.cooldown = cooldown;
+        self
+    }
+
+    /// Sets the community-wide cooldown.
+    pub fn global_cooldown(mut self, cooldown: Duration) -> Self {
+        self.global_cooldown = cooldown;
+        self
+    }
+
+    /// Shares cooldowns with every command naming the same bucket.
+    pub fn cooldown_bucket(mut self, bucket: impl Into<String>) -> Self {
+        self.cooldown_bucket = Some(bucket.into());
         self
     }
 

@@ -74,6 +74,10 @@ pub struct Entity {
     pub created_at: SystemTime,
 }
 
+/// The module custom text commands and their management belong to: turning it off in a
+/// community turns both off.
+pub const CUSTOM_COMMANDS_MODULE: &str = "custom_commands";
+
 /// A community's own text command (`!hello` → `Hi {user}!`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CustomCommand {

@@ -1,0 +1,290 @@
+//! The checks between "this is a command" and "run it", in their fixed order: module enabled →
+//! command enabled → permission level → cooldowns → rate limits. Each refusal is a reply that
+//! says what to do about it.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use waddlebot::store::CommandSettings;
+use waddlebot::{CommunityId, Event, PermissionLevel, Store, StoreError};
+
+use crate::limit::{Limit, RateLimiter, Verdict};
+
+/// `max` uses per `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Uses allowed per window.
+    pub max: u32,
+    /// The sliding window.
+    pub window: Duration,
+}
+
+impl RateLimit {
+    /// `max` per `secs` seconds.
+    pub const fn per_secs(max: u32, secs: u64) -> Self {
+        Self {
+            max,
+            window: Duration::from_secs(secs),
+        }
+    }
+}
+
+/// Limits and exemptions, router-wide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyConfig {
+    /// Per user and command (`ROUTER_DEFAULT_RATE_LIMIT`, default 60 per 60 s).
+    pub user_rate: RateLimit,
+    /// Per community, all commands together (default 1200 per 60 s); `None` for no limit.
+    pub community_rate: Option<RateLimit>,
+    /// Users at or above this level skip cooldowns; `None` (the default) exempts nobody.
+    pub cooldown_exempt: Option<PermissionLevel>,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            user_rate: RateLimit::per_secs(60, 60),
+            community_rate: Some(RateLimit::per_secs(1200, 60)),
+            cooldown_exempt: None,
+        }
+    }
+}
+
+/// Why a command was not run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The command's module is off in this community.
+    ModuleDisabled(String),
+    /// The command is off in this community.
+    CommandDisabled,
+    /// The caller's level is too low.
+    Forbidden(PermissionLevel),
+    /// A cooldown is running.
+    Cooldown(Duration),
+    /// A rate limit is full.
+    RateLimited(Duration),
+    /// The limiter could not be asked; refusing is safer than running unlimited.
+    LimiterUnavailable,
+}
+
+impl Refusal {
+    /// A short stable name, for logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::ModuleDisabled(_) => "module_disabled",
+            Self::CommandDisabled => "command_disabled",
+            Self::Forbidden(_) => "permission",
+            Self::Cooldown(_) => "cooldown",
+            Self::RateLimited(_) => "rate_limit",
+            Self::LimiterUnavailable => "limiter_unavailable",
+        }
+    }
+
+    /// What the user reads. `shown` is the command as typed (`!hello`).
+    pub fn text(&self, shown: &str) -> String {
+        match self {
+            Self::ModuleDisabled(module) => {
+                format!("The '{module}' module is disabled for this community")
+            }
+            Self::CommandDisabled => format!("Command {shown} is currently disabled"),
+            Self::Forbidden(needed) => {
+                format!("You need to be {needed} or higher to use {shown}.")
+            }
+            Self::Cooldown(left) => {
+                format!("{shown} is on cooldown. Try again in {}.", seconds(*left))
+            }
+            Self::RateLimited(left) => format!(
+                "Rate limit exceeded for {shown}. Try again in {}.",
+                seconds(*left)
+            ),
+            Self::LimiterUnavailable => {
+                format!("{shown} cannot run right now. Try again in a moment.")
+            }
+        }
+    }
+}
+
+/// Whole seconds, rounded up: "1 second" for anything under one.
+fn seconds(duration: Duration) -> String {
+    let secs = duration.as_millis().div_ceil(1000).max(1);
+    if secs == 1 {
+        "1 second".to_owned()
+    } else {
+        format!("{secs} seconds")
+    }
+}
+
+/// What the router knows about the command being checked.
+#[derive(Debug, Clone)]
+pub(crate) struct CommandRules {
+    /// Canonical name, without prefix.
+    pub(crate) name: String,
+    /// Its module (`core` is always on).
+    pub(crate) module: String,
+    pub(crate) min_level: PermissionLevel,
+    pub(crate) user_cooldown: Duration,
+    pub(crate) global_cooldown: Duration,
+    pub(crate) bucket: Option<String>,
+}
+
+impl CommandRules {
+    /// The command's own rules with a community's overrides applied.
+    fn with(mut self, settings: Option<&CommandSettings>) -> Self {
+        if let Some(settings) = settings {
+            self.min_level = settings.min_level.unwrap_or(self.min_level);
+            if let Some(secs) = settings.user_cooldown_secs {
+                self.user_cooldown = Duration::from_secs(secs);
+            }
+            if let Some(secs) = settings.global_cooldown_secs {
+                self.global_cooldown = Duration::from_secs(secs);
+            }
+            if settings.cooldown_bucket.is_some() {
+                self.bucket.clone_from(&settings.cooldown_bucket);
+            }
+        }
+        self
+    }
+}
+
+/// Applies the checks. Shared by every event; holds no per-event state.
+pub(crate) struct Policy {
+    pub(crate) config: PolicyConfig,
+    pub(crate) limiter: Arc<dyn RateLimiter>,
+    /// Modules that are off until a community installs them.
+    pub(crate) optional_modules: HashSet<String>,
+}
+
+impl Policy {
+    /// The caller's level in this community: the higher of their platform badges and any
+    /// level granted to them here.
+    pub(crate) async fn effective_level(
+        &self,
+        store: &dyn Store,
+        community: CommunityId,
+        event: &Event,
+    ) -> Result<PermissionLevel, StoreError> {
+        let granted = store
+            .role_grant(community, &event.platform, &event.user.id)
+            .await?
+            .map(|grant| grant.level);
+        Ok(granted.map_or(event.user.level, |g| g.max(event.user.level)))
+    }
+
+    /// Runs every check; `Ok(None)` means go ahead (and the use has been counted).
+    pub(crate) async fn check(
+        &self,
+        store: &dyn Store,
+        community: CommunityId,
+        event: &Event,
+        rules: CommandRules,
+    ) -> Result<Option<Refusal>, StoreError> {
+        if rules.module != "core" {
+            let enabled = match store.module_install(community, &rules.module).await? {
+                Some(install) => install.enabled,
+                None => !self.optional_modules.contains(&rules.module),
+            };
+            if !enabled {
+                return Ok(Some(Refusal::ModuleDisabled(rules.module)));
+            }
+        }
+        let settings = store.command_settings(community, &rules.name).await?;
+        if settings.as_ref().is_some_and(|s| !s.enabled) {
+            return Ok(Some(Refusal::CommandDisabled));
+        }
+        let rules = rules.with(settings.as_ref());
+        if event.user.level < rules.min_level {
+            return Ok(Some(Refusal::Forbidden(rules.min_level)));
+        }
+        let limits = self.limits(community, event, &rules);
+        let verdict = match self.limiter.acquire(&limits.limits).await {
+            Ok(verdict) => verdict,
+            Err(err) => {
+                tracing::error!(category = "system", error = %err, "rate limiter failed");
+                return Ok(Some(Refusal::LimiterUnavailable));
+            }
+        };
+        Ok(match verdict {
+            Verdict::Allowed => None,
+            Verdict::Refused { index, retry_after } if index < limits.cooldowns => {
+                Some(Refusal::Cooldown(retry_after))
+            }
+            Verdict::Refused { retry_after, .. } => Some(Refusal::RateLimited(retry_after)),
+        })
+    }
+
+    fn limits(&self, community: CommunityId, event: &Event, rules: &CommandRules) -> Limits {
+        let mut limits = Vec::with_capacity(4);
+        let user = format!("{}:{}", event.platform, event.user.id);
+        let exempt = self
+            .config
+            .cooldown_exempt
+            .is_some_and(|level| event.user.level >= level);
+        if !exempt {
+            let bucket = rules.bucket.as_deref().unwrap_or(&rules.name);
+            if !rules.user_cooldown.is_zero() {
+                limits.push(Limit {
+                    key: format!("cd:{community}:{bucket}:{user}"),
+                    max: 1,
+                    window: rules.user_cooldown,
+                });
+            }
+            if !rules.global_cooldown.is_zero() {
+                limits.push(Limit {
+                    key: format!("cd:{community}:{bucket}"),
+                    max: 1,
+                    window: rules.global_cooldown,
+                });
+            }
+        }
+        let cooldowns = limits.len();
+        let rate = self.config.user_rate;
+        limits.push(Limit {
+            key: format!("rl:{community}:{}:{user}", rules.name),
+            max: rate.max,
+            window: rate.window,
+        });
+        if let Some(rate) = self.config.community_rate {
+            limits.push(Limit {
+                key: format!("rl:{community}"),
+                max: rate.max,
+                window: rate.window,
+            });
+        }
+        Limits { limits, cooldowns }
+    }
+}
+
+struct Limits {
+    limits: Vec<Limit>,
+    /// The first `cooldowns` limits are cooldowns; the rest are rate limits.
+    cooldowns: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remaining_time_is_rounded_up_to_whole_seconds() {
+        assert_eq!(seconds(Duration::from_millis(1)), "1 second");
+        assert_eq!(seconds(Duration::from_millis(1001)), "2 seconds");
+        assert_eq!(seconds(Duration::from_secs(20)), "20 seconds");
+    }
+
+    #[test]
+    fn refusals_read_like_the_original() {
+        assert_eq!(
+            Refusal::ModuleDisabled("quotes".into()).text("!quote"),
+            "The 'quotes' module is disabled for this community"
+        );
+        assert_eq!(
+            Refusal::CommandDisabled.text("!hello"),
+            "Command !hello is currently disabled"
+        );
+        assert_eq!(
+            Refusal::Cooldown(Duration::from_millis(12_300)).text("!hello"),
+            "!hello is on cooldown. Try again in 13 seconds."
+        );
+    }
+}
