@@ -303,3 +303,35 @@ async fn data_persists_across_a_server_restart() {
     assert_eq!(reply_texts(&data), ["See you bob"]);
     second.stop().await;
 }
+
+#[tokio::test]
+async fn two_servers_sharing_redis_share_one_rate_limit() {
+    let Ok(redis_url) = std::env::var("WADDLEBOT_TEST_REDIS_URL") else {
+        eprintln!("skipped: WADDLEBOT_TEST_REDIS_URL is not set");
+        return;
+    };
+    let prefix = format!("waddlebot-test:{}:", uuid::Uuid::new_v4().simple());
+    let shared = |config: &mut Config| {
+        config.redis_url = Some(redis_url.clone());
+        config.redis_prefix = prefix.clone();
+        config.router.policy.user_rate = waddlebot_router::policy::RateLimit::per_secs(3, 60);
+    };
+    let a = Server::start_with(shared).await;
+    let b = Server::start_with(shared).await;
+    let mut ran = 0;
+    for i in 0..6 {
+        let server = if i % 2 == 0 { &a } else { &b };
+        let data = server.event("alice", None, "!ping").await;
+        if reply_texts(&data) == ["Pong!"] {
+            ran += 1;
+        } else {
+            assert!(
+                reply_texts(&data)[0].starts_with("Rate limit exceeded"),
+                "{data}"
+            );
+        }
+    }
+    assert_eq!(ran, 3, "one limit across both servers");
+    a.stop().await;
+    b.stop().await;
+}

@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
+use waddlebot::clock::{Clock, SystemClock};
 use waddlebot::store::{SqliteStore, SqliteStoreError};
 use waddlebot::{Platform, Store};
+use waddlebot_router::limit::{FallbackLimiter, LimiterError, RedisLimiter};
 use waddlebot_router::{BuildError, Router};
 
 use crate::config::{Config, redact_url};
@@ -19,6 +21,9 @@ pub enum StartError {
     /// The router's wiring is wrong.
     #[error(transparent)]
     Router(#[from] BuildError),
+    /// The Redis URL cannot be used.
+    #[error("cannot use Redis: {0}")]
+    Redis(#[source] LimiterError),
     /// The listen address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -52,6 +57,17 @@ pub async fn build_router(
 ) -> Result<Router, StartError> {
     let store = open_store(config).await?;
     let mut builder = Router::builder().store(store).config(config.router.clone());
+    if let Some(url) = &config.redis_url {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let redis = RedisLimiter::new(
+            url,
+            &format!("{}limit:", config.redis_prefix),
+            Arc::clone(&clock),
+        )
+        .map_err(StartError::Redis)?;
+        builder = builder.limiter(Arc::new(FallbackLimiter::new(Arc::new(redis), clock)));
+        tracing::info!(redis = %redact_url(url), "rate limits and cooldowns shared through Redis");
+    }
     for module in waddlebot_modules::default_modules() {
         builder = builder.handler_arc(module);
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use waddlebot_router::RouterConfig;
 use waddlebot_router::cache::CacheTtl;
+use waddlebot_router::policy::RateLimit;
 
 /// The default SQLite database: `./waddlebot.db`, created on first start.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://waddlebot.db";
@@ -30,6 +31,11 @@ pub struct Config {
     pub log_level: String,
     /// Log one JSON object per line instead of text.
     pub log_json: bool,
+    /// Redis for state shared by every process (rate limits and cooldowns today); `None` keeps
+    /// it in this process.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key this bot writes, so several bots can share one Redis.
+    pub redis_prefix: String,
     /// Router settings.
     pub router: RouterConfig,
 }
@@ -42,6 +48,8 @@ impl Default for Config {
             max_body_bytes: 2 * 1024 * 1024,
             log_level: "info".to_owned(),
             log_json: false,
+            redis_url: None,
+            redis_prefix: "waddlebot:".to_owned(),
             router: RouterConfig::default(),
         }
     }
@@ -101,6 +109,11 @@ struct FileConfig {
     request_timeout_secs: Option<u64>,
     command_cache_ttl_secs: Option<u64>,
     entity_cache_ttl_secs: Option<u64>,
+    redis_url: Option<String>,
+    redis_prefix: Option<String>,
+    rate_limit_per_minute: Option<u32>,
+    community_rate_limit_per_minute: Option<u32>,
+    cooldown_exempt_level: Option<String>,
 }
 
 impl Config {
@@ -166,6 +179,21 @@ impl Config {
         if let Some(secs) = file.entity_cache_ttl_secs {
             self.router.cache_ttl.entity = positive_secs("entity_cache_ttl_secs", secs)?;
         }
+        if let Some(url) = file.redis_url {
+            self.set_redis_url("redis_url", &url)?;
+        }
+        if let Some(prefix) = file.redis_prefix {
+            self.redis_prefix = prefix;
+        }
+        if let Some(max) = file.rate_limit_per_minute {
+            self.router.policy.user_rate = per_minute("rate_limit_per_minute", max)?;
+        }
+        if let Some(max) = file.community_rate_limit_per_minute {
+            self.router.policy.community_rate = community_rate(max);
+        }
+        if let Some(level) = file.cooldown_exempt_level {
+            self.set_cooldown_exempt("cooldown_exempt_level", &level)?;
+        }
         Ok(())
     }
 
@@ -204,6 +232,40 @@ impl Config {
         if let Some(prefixes) = get("WADDLEBOT_COMMAND_PREFIXES") {
             let list = prefixes.split(',').map(|p| p.trim().to_owned()).collect();
             self.set_prefixes("WADDLEBOT_COMMAND_PREFIXES", list)?;
+        }
+        if let Some(url) = get("REDIS_URL") {
+            self.set_redis_url("REDIS_URL", &url)?;
+        } else if let Some(host) = get("REDIS_HOST") {
+            let port = get("REDIS_PORT").unwrap_or_else(|| "6379".to_owned());
+            let db = get("REDIS_DB").unwrap_or_else(|| "0".to_owned());
+            let auth = get("REDIS_PASSWORD").map_or_else(String::new, |p| format!(":{p}@"));
+            self.set_redis_url("REDIS_HOST", &format!("redis://{auth}{host}:{port}/{db}"))?;
+        }
+        if let Some(prefix) = get("REDIS_PREFIX") {
+            self.redis_prefix = prefix;
+        }
+        if let Some(value) = get("ROUTER_DEFAULT_RATE_LIMIT") {
+            let max = value.trim().parse().map_err(|_| {
+                invalid(
+                    "ROUTER_DEFAULT_RATE_LIMIT",
+                    &value,
+                    "expected uses per minute",
+                )
+            })?;
+            self.router.policy.user_rate = per_minute("ROUTER_DEFAULT_RATE_LIMIT", max)?;
+        }
+        if let Some(value) = get("ROUTER_COMMUNITY_RATE_LIMIT") {
+            let max = value.trim().parse().map_err(|_| {
+                invalid(
+                    "ROUTER_COMMUNITY_RATE_LIMIT",
+                    &value,
+                    "expected uses per minute, 0 for none",
+                )
+            })?;
+            self.router.policy.community_rate = community_rate(max);
+        }
+        if let Some(level) = get("ROUTER_COOLDOWN_EXEMPT") {
+            self.set_cooldown_exempt("ROUTER_COOLDOWN_EXEMPT", &level)?;
         }
         for (key, slot) in [
             ("ROUTER_REQUEST_TIMEOUT", &mut self.router.handler_timeout),
@@ -295,10 +357,45 @@ impl Config {
         Ok(())
     }
 
+    fn set_redis_url(&mut self, key: &str, url: &str) -> Result<(), ConfigError> {
+        let url = url.trim();
+        if !(url.starts_with("redis://")
+            || url.starts_with("rediss://")
+            || url.starts_with("redis+unix://"))
+        {
+            return Err(invalid(key, &redact_url(url), "expected a redis:// URL"));
+        }
+        self.redis_url = Some(url.to_owned());
+        Ok(())
+    }
+
+    fn set_cooldown_exempt(&mut self, key: &str, level: &str) -> Result<(), ConfigError> {
+        self.router.policy.cooldown_exempt =
+            match level.trim().to_lowercase().as_str() {
+                "" | "none" | "nobody" => None,
+                other => Some(other.parse().map_err(
+                    |err: waddlebot::UnknownPermissionLevel| invalid(key, level, err.to_string()),
+                )?),
+            };
+        Ok(())
+    }
+
     /// The cache lifetimes in force.
     pub fn cache_ttl(&self) -> CacheTtl {
         self.router.cache_ttl
     }
+}
+
+fn per_minute(key: &str, max: u32) -> Result<RateLimit, ConfigError> {
+    if max == 0 {
+        return Err(invalid(key, "0", "must be at least 1 use per minute"));
+    }
+    Ok(RateLimit::per_secs(max, 60))
+}
+
+/// A community limit per minute; 0 turns it off.
+fn community_rate(max: u32) -> Option<RateLimit> {
+    (max > 0).then(|| RateLimit::per_secs(max, 60))
 }
 
 fn positive_secs(key: &str, secs: u64) -> Result<Duration, ConfigError> {
@@ -387,6 +484,35 @@ mod tests {
             err.to_string().contains("ROUTER_COMMAND_CACHE_TTL"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn redis_and_limits_come_from_the_originals_variables() {
+        let config = Config::load(
+            Some(file("").path()),
+            env(&[
+                ("REDIS_HOST", "cache"),
+                ("REDIS_PASSWORD", "s3cret"),
+                ("REDIS_DB", "2"),
+                ("ROUTER_DEFAULT_RATE_LIMIT", "30"),
+                ("ROUTER_COMMUNITY_RATE_LIMIT", "0"),
+                ("ROUTER_COOLDOWN_EXEMPT", "mod"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(
+            config.redis_url.as_deref(),
+            Some("redis://:s3cret@cache:6379/2")
+        );
+        assert_eq!(config.router.policy.user_rate, RateLimit::per_secs(30, 60));
+        assert_eq!(config.router.policy.community_rate, None);
+        assert_eq!(
+            config.router.policy.cooldown_exempt,
+            Some(waddlebot::PermissionLevel::Moderator)
+        );
+        let err = Config::load(Some(file("").path()), env(&[("REDIS_URL", "http://x")]))
+            .expect_err("not redis");
+        assert!(err.to_string().contains("REDIS_URL"), "{err}");
     }
 
     #[test]
