@@ -263,7 +263,7 @@ mod fallback {
     }
 
     async fn start_redis(port: u16) -> std::process::Child {
-        let child = std::process::Command::new("redis-server")
+        let mut child = std::process::Command::new("redis-server")
             .args([
                 "--port",
                 &port.to_string(),
@@ -286,6 +286,8 @@ mod fallback {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("redis-server did not start on port {port}");
     }
 }

@@ -6,6 +6,7 @@
 //! against the same file) are seen when the entry expires; shared invalidation over Redis is
 //! the scale-out story.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +17,9 @@ use waddlebot::store::{
     RoleGrant,
 };
 use waddlebot::{CommunityId, PlatformKind, Store, StoreError};
+
+/// A community's role grants by (platform, user id).
+type GrantsByUser = HashMap<(String, String), RoleGrant>;
 
 /// How long cached records live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,13 +51,15 @@ pub struct CachedStore {
     commands: Cache<(CommunityId, String), Option<CustomCommand>>,
     settings: Cache<(CommunityId, String), Option<CommandSettings>>,
     installs: Cache<(CommunityId, String), Option<ModuleInstall>>,
-    grants: Cache<(CommunityId, String, String), Option<RoleGrant>>,
+    // All of a community's grants in one entry: grants are few (moderators, VIPs) while the
+    // users asking are many, so one query per community beats one per new user.
+    grants: Cache<CommunityId, Arc<GrantsByUser>>,
 }
 
 // Bounds keep memory flat however many channels and command names a process sees.
 const MAX_ENTITIES: u64 = 100_000;
 const MAX_COMMANDS: u64 = 100_000;
-const MAX_GRANTS: u64 = 100_000;
+const MAX_GRANT_COMMUNITIES: u64 = 10_000;
 
 fn cache<K, V>(capacity: u64, ttl: Duration) -> Cache<K, V>
 where
@@ -75,7 +81,7 @@ impl CachedStore {
             commands: cache(MAX_COMMANDS, ttl.command),
             settings: cache(MAX_COMMANDS, ttl.command),
             installs: cache(MAX_COMMANDS, ttl.module),
-            grants: cache(MAX_GRANTS, ttl.module),
+            grants: cache(MAX_GRANT_COMMUNITIES, ttl.module),
         }
     }
 
@@ -172,22 +178,29 @@ impl Store for CachedStore {
         platform: &PlatformKind,
         user_id: &str,
     ) -> Result<Option<RoleGrant>, StoreError> {
-        let key = (community, platform.to_string(), user_id.to_owned());
-        if let Some(found) = self.grants.get(&key) {
-            return Ok(found);
-        }
-        let found = self.inner.role_grant(community, platform, user_id).await?;
-        self.grants.insert(key, found.clone());
-        Ok(found)
+        let grants = match self.grants.get(&community) {
+            Some(grants) => grants,
+            None => {
+                let grants: HashMap<_, _> = self
+                    .inner
+                    .list_role_grants(community)
+                    .await?
+                    .into_iter()
+                    .map(|g| ((g.platform.to_string(), g.user_id.clone()), g))
+                    .collect();
+                let grants = Arc::new(grants);
+                self.grants.insert(community, Arc::clone(&grants));
+                grants
+            }
+        };
+        Ok(grants
+            .get(&(platform.to_string(), user_id.to_owned()))
+            .cloned())
     }
 
     async fn put_role_grant(&self, grant: &RoleGrant) -> Result<(), StoreError> {
         let result = self.inner.put_role_grant(grant).await;
-        self.grants.invalidate(&(
-            grant.community_id,
-            grant.platform.to_string(),
-            grant.user_id.clone(),
-        ));
+        self.grants.invalidate(&grant.community_id);
         result
     }
 
@@ -201,8 +214,7 @@ impl Store for CachedStore {
             .inner
             .delete_role_grant(community, platform, user_id)
             .await;
-        self.grants
-            .invalidate(&(community, platform.to_string(), user_id.to_owned()));
+        self.grants.invalidate(&community);
         result
     }
 
