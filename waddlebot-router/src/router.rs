@@ -5,7 +5,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::FutureExt;
+use futures_util::{FutureExt, StreamExt};
 use serde::Serialize;
 use tracing::Instrument;
 use waddlebot::store::{CustomCommand, Entity, EntityKey};
@@ -35,6 +35,8 @@ pub struct RouterConfig {
     pub cache_ttl: CacheTtl,
     /// Rate limits and cooldown exemptions.
     pub policy: PolicyConfig,
+    /// How many events of one batch are handled at once (`ROUTER_MAX_CONCURRENT`, default 100).
+    pub max_concurrent: usize,
 }
 
 impl Default for RouterConfig {
@@ -44,6 +46,7 @@ impl Default for RouterConfig {
             handler_timeout: Duration::from_secs(30),
             cache_ttl: CacheTtl::default(),
             policy: PolicyConfig::default(),
+            max_concurrent: 100,
         }
     }
 }
@@ -182,6 +185,11 @@ impl RouterBuilder {
     /// or a platform registered twice fail here, not at the first message.
     pub fn build(self) -> Result<Router, BuildError> {
         let store = self.store.ok_or(BuildError::MissingStore)?;
+        if self.config.max_concurrent == 0 {
+            return Err(BuildError::InvalidConfig(
+                "max_concurrent must be at least 1".to_owned(),
+            ));
+        }
         if self.config.prefixes.iter().all(String::is_empty) {
             return Err(BuildError::InvalidConfig(
                 "at least one non-empty command prefix is needed".to_owned(),
@@ -330,6 +338,15 @@ impl Router {
         outcome.command = Some(format!("{}{}", invocation.prefix, invocation.name));
         outcome.replies = self.run_command(event, &entity, invocation).await?;
         Ok(outcome)
+    }
+
+    /// Handles several events, at most `max_concurrent` at a time, and returns their results in
+    /// input order. One event failing never fails the others.
+    pub async fn handle_batch(&self, events: Vec<Event>) -> Vec<Result<Outcome, RouterError>> {
+        futures_util::stream::iter(events.into_iter().map(|event| self.handle(event)))
+            .buffered(self.config.max_concurrent)
+            .collect()
+            .await
     }
 
     /// Handles the event and delivers its replies through the platform it came from.

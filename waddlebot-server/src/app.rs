@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures_util::future::join_all;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Body;
@@ -284,9 +283,7 @@ impl App {
                     .map_err(|message| Failure::bad_request(format!("events[{index}]: {message}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let router = &self.state.router;
-        // join_all polls every event's future concurrently and returns results in input order.
-        let outcomes = join_all(events.into_iter().map(|event| router.handle(event))).await;
+        let outcomes = self.state.router.handle_batch(events).await;
         let results: Vec<serde_json::Value> = outcomes.into_iter().map(batch_item).collect();
         Ok(success(
             StatusCode::OK,

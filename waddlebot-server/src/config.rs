@@ -267,6 +267,15 @@ impl Config {
         if let Some(level) = get("ROUTER_COOLDOWN_EXEMPT") {
             self.set_cooldown_exempt("ROUTER_COOLDOWN_EXEMPT", &level)?;
         }
+        if let Some(value) = get("ROUTER_MAX_CONCURRENT") {
+            let max: usize = value.trim().parse().map_err(|_| {
+                invalid("ROUTER_MAX_CONCURRENT", &value, "expected a whole number")
+            })?;
+            if max == 0 {
+                return Err(invalid("ROUTER_MAX_CONCURRENT", &value, "must be at least 1"));
+            }
+            self.router.max_concurrent = max;
+        }
         for (key, slot) in [
             ("ROUTER_REQUEST_TIMEOUT", &mut self.router.handler_timeout),
             (
