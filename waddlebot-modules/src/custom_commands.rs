@@ -46,6 +46,11 @@ impl CommandHandler for CustomCommands {
         let reply = match sub.as_deref() {
             Some("add" | "create" | "new") => {
                 let response = valid_response(&ctx)?;
+                if ctx.store.alias(ctx.community, &name).await?.is_some() {
+                    return Err(CommandError::invalid(format!(
+                        "{p}{name} is an alias. Remove the alias first to use the name for a command."
+                    )));
+                }
                 let now = SystemTime::now();
                 let created = ctx
                     .store

@@ -13,8 +13,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use moka::sync::Cache;
 use waddlebot::store::{
-    CommandSettings, CustomCommand, Document, Entity, EntityKey, Expect, ModuleInstall, Page,
-    RoleGrant,
+    Alias, CommandSettings, CustomCommand, Document, Entity, EntityKey, Expect, ModuleInstall,
+    Page, RoleGrant,
 };
 use waddlebot::{CommunityId, PlatformKind, Store, StoreError};
 
@@ -49,6 +49,7 @@ pub struct CachedStore {
     entities: Cache<EntityKey, Entity>,
     // `None` is cached too: unknown `!words` in chat must not each cost a query.
     commands: Cache<(CommunityId, String), Option<CustomCommand>>,
+    aliases: Cache<(CommunityId, String), Option<Alias>>,
     settings: Cache<(CommunityId, String), Option<CommandSettings>>,
     installs: Cache<(CommunityId, String), Option<ModuleInstall>>,
     // All of a community's grants in one entry: grants are few (moderators, VIPs) while the
@@ -79,6 +80,7 @@ impl CachedStore {
             inner,
             entities: cache(MAX_ENTITIES, ttl.entity),
             commands: cache(MAX_COMMANDS, ttl.command),
+            aliases: cache(MAX_COMMANDS, ttl.command),
             settings: cache(MAX_COMMANDS, ttl.command),
             installs: cache(MAX_COMMANDS, ttl.module),
             grants: cache(MAX_GRANT_COMMUNITIES, ttl.module),
@@ -170,6 +172,33 @@ impl Store for CachedStore {
         community: CommunityId,
     ) -> Result<Vec<CustomCommand>, StoreError> {
         self.inner.list_custom_commands(community).await
+    }
+
+    async fn alias(&self, community: CommunityId, name: &str) -> Result<Option<Alias>, StoreError> {
+        let key = (community, name.to_owned());
+        if let Some(found) = self.aliases.get(&key) {
+            return Ok(found);
+        }
+        let found = self.inner.alias(community, name).await?;
+        self.aliases.insert(key, found.clone());
+        Ok(found)
+    }
+
+    async fn create_alias(&self, alias: &Alias) -> Result<(), StoreError> {
+        let result = self.inner.create_alias(alias).await;
+        self.aliases
+            .invalidate(&(alias.community_id, alias.name.clone()));
+        result
+    }
+
+    async fn delete_alias(&self, community: CommunityId, name: &str) -> Result<bool, StoreError> {
+        let result = self.inner.delete_alias(community, name).await;
+        self.aliases.invalidate(&(community, name.to_owned()));
+        result
+    }
+
+    async fn list_aliases(&self, community: CommunityId) -> Result<Vec<Alias>, StoreError> {
+        self.inner.list_aliases(community).await
     }
 
     async fn role_grant(

@@ -31,6 +31,7 @@
 //! Built in: `!ping`, `!help [command]` and `!commands`, generated from the registered
 //! [`CommandSpec`](waddlebot::CommandSpec)s.
 
+pub mod alias;
 mod builtin;
 pub mod cache;
 pub mod limit;

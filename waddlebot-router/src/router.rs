@@ -16,6 +16,7 @@ use waddlebot::{
     Store, StoreError,
 };
 
+use crate::alias::{self, AliasError, CreateAliasError};
 use crate::builtin::Builtins;
 use crate::cache::{CacheTtl, CachedStore};
 use crate::limit::{MemoryLimiter, RateLimiter};
@@ -335,8 +336,12 @@ impl Router {
         };
         tracing::Span::current().record("command", invocation.name.as_str());
         outcome.processed = true;
-        outcome.command = Some(format!("{}{}", invocation.prefix, invocation.name));
-        outcome.replies = self.run_command(event, &entity, invocation).await?;
+        let shown = format!("{}{}", invocation.prefix, invocation.name);
+        outcome.command = Some(shown.clone());
+        outcome.replies = match self.follow_aliases(&event, &entity, invocation).await? {
+            Ok(invocation) => self.run_command(event, &entity, invocation).await?,
+            Err(err) => vec![Reply::text(format!("Alias {shown} cannot run: {err}."))],
+        };
         Ok(outcome)
     }
 
@@ -378,6 +383,80 @@ impl Router {
             }
         }
         Ok(Delivery { outcome, failed })
+    }
+
+    /// Follows aliases from the typed command to a command that is not an alias.
+    async fn follow_aliases(
+        &self,
+        event: &Event,
+        entity: &Entity,
+        invocation: Invocation,
+    ) -> Result<Result<Invocation, AliasError>, StoreError> {
+        let community = entity.community_id;
+        let mut chain = vec![invocation.name.clone()];
+        let mut current = invocation;
+        loop {
+            if self.catalog.find(&current.name).is_some() {
+                return Ok(Ok(current));
+            }
+            let Some(alias) = self.store.alias(community, &current.name).await? else {
+                return Ok(Ok(current));
+            };
+            if chain.len() > alias::MAX_DEPTH {
+                return Ok(Err(AliasError::TooDeep(chain)));
+            }
+            if chain.len() == 1 {
+                self.store
+                    .increment(&format!("alias_uses:{community}"), &alias.name, 1)
+                    .await?;
+            }
+            let line = match alias::expand(
+                &alias.target,
+                event.user.shown_name(),
+                &event.channel_id,
+                event.platform.as_str(),
+                &current.args,
+            ) {
+                Ok(line) => line,
+                Err(err) => return Ok(Err(err)),
+            };
+            let Some(next) = command_line(&line, &self.config.prefixes) else {
+                return Ok(Err(AliasError::EmptyTarget));
+            };
+            let looped = chain.contains(&next.name);
+            chain.push(next.name.clone());
+            if looped {
+                return Ok(Err(AliasError::Cycle(chain)));
+            }
+            current = next;
+        }
+    }
+
+    /// Creates an alias in a community after checking it: a usable name shadowing no built-in,
+    /// platform command, custom command or other alias, and a valid target.
+    pub async fn create_alias(
+        &self,
+        community: CommunityId,
+        name: &str,
+        target: &str,
+        created_by: &str,
+    ) -> Result<waddlebot::store::Alias, CreateAliasError> {
+        let (name, target) = alias::validate(name, target, &self.catalog)?;
+        if self.store.custom_command(community, &name).await?.is_some() {
+            return Err(CreateAliasError::Exists(name));
+        }
+        let alias = waddlebot::store::Alias {
+            community_id: community,
+            name,
+            target,
+            created_by: created_by.to_owned(),
+            created_at: self.clock.now(),
+        };
+        match self.store.create_alias(&alias).await {
+            Ok(()) => Ok(alias),
+            Err(StoreError::Conflict(_)) => Err(CreateAliasError::Exists(alias.name)),
+            Err(err) => Err(err.into()),
+        }
     }
 
     async fn lookup(&self, community: CommunityId, name: &str) -> Result<Target<'_>, StoreError> {

@@ -295,16 +295,19 @@ async fn a_batch_runs_at_most_max_concurrent_at_once_and_keeps_order() {
     static PEAK: AtomicUsize = AtomicUsize::new(0);
     let router = Router::builder()
         .store(Arc::new(MemoryStore::new()))
-        .handler(command_fn(CommandSpec::new("slow"), |ctx: Context| async move {
-            let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
-            PEAK.fetch_max(now, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            RUNNING.fetch_sub(1, Ordering::SeqCst);
-            if ctx.args.get(0) == Some("3") {
-                return Err(CommandError::Internal("boom".into()));
-            }
-            Ok(format!("done {}", ctx.args.raw()))
-        }))
+        .handler(command_fn(
+            CommandSpec::new("slow"),
+            |ctx: Context| async move {
+                let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+                PEAK.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                RUNNING.fetch_sub(1, Ordering::SeqCst);
+                if ctx.args.get(0) == Some("3") {
+                    return Err(CommandError::Internal("boom".into()));
+                }
+                Ok(format!("done {}", ctx.args.raw()))
+            },
+        ))
         .config(RouterConfig {
             max_concurrent: 3,
             ..RouterConfig::default()
@@ -313,8 +316,15 @@ async fn a_batch_runs_at_most_max_concurrent_at_once_and_keeps_order() {
         .expect("valid wiring");
     let events = (0..10).map(|i| chat(&format!("!slow {i}"))).collect();
     let results = router.handle_batch(events).await;
-    assert!(PEAK.load(Ordering::SeqCst) <= 3, "peak {}", PEAK.load(Ordering::SeqCst));
-    assert!(PEAK.load(Ordering::SeqCst) >= 2, "events did run concurrently");
+    assert!(
+        PEAK.load(Ordering::SeqCst) <= 3,
+        "peak {}",
+        PEAK.load(Ordering::SeqCst)
+    );
+    assert!(
+        PEAK.load(Ordering::SeqCst) >= 2,
+        "events did run concurrently"
+    );
     for (i, result) in results.iter().enumerate() {
         let text = texts(&result.as_ref().expect("handled").replies).remove(0);
         if i == 3 {

@@ -268,11 +268,16 @@ impl Config {
             self.set_cooldown_exempt("ROUTER_COOLDOWN_EXEMPT", &level)?;
         }
         if let Some(value) = get("ROUTER_MAX_CONCURRENT") {
-            let max: usize = value.trim().parse().map_err(|_| {
-                invalid("ROUTER_MAX_CONCURRENT", &value, "expected a whole number")
-            })?;
+            let max: usize = value
+                .trim()
+                .parse()
+                .map_err(|_| invalid("ROUTER_MAX_CONCURRENT", &value, "expected a whole number"))?;
             if max == 0 {
-                return Err(invalid("ROUTER_MAX_CONCURRENT", &value, "must be at least 1"));
+                return Err(invalid(
+                    "ROUTER_MAX_CONCURRENT",
+                    &value,
+                    "must be at least 1",
+                ));
             }
             self.router.max_concurrent = max;
         }

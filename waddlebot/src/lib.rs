@@ -45,6 +45,7 @@ mod id;
 mod permission;
 mod platform;
 mod reply;
+pub mod reserved;
 pub mod store;
 pub mod template;
 #[cfg(feature = "test-util")]

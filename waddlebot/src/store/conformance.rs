@@ -14,8 +14,8 @@ use std::sync::Arc;
 use futures_util::future::join_all;
 
 use super::{
-    CommandSettings, CustomCommand, EntityKey, Expect, ModuleInstall, Page, RoleGrant, Store,
-    StoreError,
+    Alias, CommandSettings, CustomCommand, EntityKey, Expect, ModuleInstall, Page, RoleGrant,
+    Store, StoreError,
 };
 use crate::id::CommunityId;
 use crate::permission::PermissionLevel;
@@ -57,6 +57,7 @@ macro_rules! store_conformance_tests {
             entity_listing_pages_through_everything_once,
             custom_commands_have_create_update_delete_semantics,
             custom_commands_are_scoped_to_their_community,
+            aliases_have_create_delete_semantics,
             role_grants_replace_and_are_scoped,
             module_installs_round_trip_their_config,
             command_settings_keep_every_override,
@@ -692,5 +693,48 @@ pub async fn command_settings_keep_every_override(store: &dyn Store) {
             .await
             .expect("read")
             .is_none()
+    );
+}
+
+/// Aliases: create refuses a taken name; per community; sorted listing; delete says whether.
+pub async fn aliases_have_create_delete_semantics(store: &dyn Store) {
+    let a = community(store, "a").await;
+    let b = community(store, "b").await;
+    let alias = |community, name: &str, target: &str| Alias {
+        community_id: community,
+        name: name.to_owned(),
+        target: target.to_owned(),
+        created_by: "mod".to_owned(),
+        created_at: super::now_millis(),
+    };
+    let so = alias(a, "so", "!shoutout {arg1}");
+    store.create_alias(&so).await.expect("created");
+    assert!(matches!(
+        store.create_alias(&alias(a, "so", "!other")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .create_alias(&alias(b, "so", "!b"))
+        .await
+        .expect("another community may use the name");
+    store
+        .create_alias(&alias(a, "q", "!quote"))
+        .await
+        .expect("created");
+    assert_eq!(store.alias(a, "so").await.expect("read"), Some(so));
+    let names: Vec<_> = store
+        .list_aliases(a)
+        .await
+        .expect("listed")
+        .into_iter()
+        .map(|x| x.name)
+        .collect();
+    assert_eq!(names, ["q", "so"]);
+    assert!(store.delete_alias(a, "so").await.expect("deleted"));
+    assert!(!store.delete_alias(a, "so").await.expect("no-op"));
+    assert!(store.alias(a, "so").await.expect("read").is_none());
+    assert_eq!(
+        store.alias(b, "so").await.expect("read").map(|x| x.target),
+        Some("!b".to_owned())
     );
 }

@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    CommandSettings, Community, CustomCommand, Document, Entity, EntityKey, Expect, ModuleInstall,
-    Page, RoleGrant, Store, StoreError, check_key, now_millis, parse_after_id,
+    Alias, CommandSettings, Community, CustomCommand, Document, Entity, EntityKey, Expect,
+    ModuleInstall, Page, RoleGrant, Store, StoreError, check_key, now_millis, parse_after_id,
 };
 use crate::id::{CommunityId, EntityId};
 use crate::platform::PlatformKind;
@@ -27,6 +27,7 @@ struct Inner {
     entities: BTreeMap<EntityId, Entity>,
     entity_keys: HashMap<EntityKey, EntityId>,
     commands: BTreeMap<(CommunityId, String), CustomCommand>,
+    aliases: BTreeMap<(CommunityId, String), Alias>,
     role_grants: BTreeMap<(CommunityId, String, String), RoleGrant>,
     installs: BTreeMap<(CommunityId, String), ModuleInstall>,
     settings: BTreeMap<(CommunityId, String), CommandSettings>,
@@ -169,6 +170,46 @@ impl Store for MemoryStore {
             .range((community, String::new())..)
             .take_while(|((owner, _), _)| *owner == community)
             .map(|(_, command)| command.clone())
+            .collect())
+    }
+
+    async fn alias(&self, community: CommunityId, name: &str) -> Result<Option<Alias>, StoreError> {
+        Ok(self
+            .lock()
+            .aliases
+            .get(&(community, name.to_owned()))
+            .cloned())
+    }
+
+    async fn create_alias(&self, alias: &Alias) -> Result<(), StoreError> {
+        check_key("alias name", &alias.name)?;
+        let mut inner = self.lock();
+        let key = (alias.community_id, alias.name.clone());
+        if inner.aliases.contains_key(&key) {
+            return Err(StoreError::Conflict(format!(
+                "alias '{}' already exists",
+                alias.name
+            )));
+        }
+        inner.aliases.insert(key, alias.clone());
+        Ok(())
+    }
+
+    async fn delete_alias(&self, community: CommunityId, name: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
+            .aliases
+            .remove(&(community, name.to_owned()))
+            .is_some())
+    }
+
+    async fn list_aliases(&self, community: CommunityId) -> Result<Vec<Alias>, StoreError> {
+        Ok(self
+            .lock()
+            .aliases
+            .range((community, String::new())..)
+            .take_while(|((owner, _), _)| *owner == community)
+            .map(|(_, alias)| alias.clone())
             .collect())
     }
 

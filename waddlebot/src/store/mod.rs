@@ -95,6 +95,22 @@ pub struct CustomCommand {
     pub updated_at: SystemTime,
 }
 
+/// A community's alias: typing `!name args` runs `target` (a command line, with `{user}`,
+/// `{args}` and `{argN}` filled in, or the arguments appended when it has none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alias {
+    /// The community.
+    pub community_id: CommunityId,
+    /// The alias name, lower case, without prefix.
+    pub name: String,
+    /// What it runs, e.g. `!quote search {args}` or `!so`.
+    pub target: String,
+    /// Who created it.
+    pub created_by: String,
+    /// When.
+    pub created_at: SystemTime,
+}
+
 /// A permission level granted to a user in a community, on top of what their platform badges
 /// give (the higher of the two counts).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -306,6 +322,20 @@ pub trait Store: Send + Sync {
         &self,
         community: CommunityId,
     ) -> Result<Vec<CustomCommand>, StoreError>;
+
+    // --- aliases ---
+
+    /// A community's alias by name.
+    async fn alias(&self, community: CommunityId, name: &str) -> Result<Option<Alias>, StoreError>;
+
+    /// Creates an alias; [`StoreError::Conflict`] if the name is taken.
+    async fn create_alias(&self, alias: &Alias) -> Result<(), StoreError>;
+
+    /// Deletes an alias; `false` if there was none.
+    async fn delete_alias(&self, community: CommunityId, name: &str) -> Result<bool, StoreError>;
+
+    /// A community's aliases, sorted by name.
+    async fn list_aliases(&self, community: CommunityId) -> Result<Vec<Alias>, StoreError>;
 
     // --- role grants ---
 

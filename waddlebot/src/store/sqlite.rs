@@ -14,9 +14,9 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlStr};
 
 use super::{
-    CommandSettings, Community, CustomCommand, Document, Entity, EntityKey, Expect, ModuleInstall,
-    Page, RoleGrant, Store, StoreError, check_key, from_millis, now_millis, parse_after_id,
-    to_millis,
+    Alias, CommandSettings, Community, CustomCommand, Document, Entity, EntityKey, Expect,
+    ModuleInstall, Page, RoleGrant, Store, StoreError, check_key, from_millis, now_millis,
+    parse_after_id, to_millis,
 };
 use crate::id::{CommunityId, EntityId};
 use crate::permission::PermissionLevel;
@@ -33,6 +33,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "policy",
         include_str!("../../migrations/sqlite/0002_policy.sql"),
+    ),
+    (
+        3,
+        "aliases",
+        include_str!("../../migrations/sqlite/0003_aliases.sql"),
     ),
 ];
 
@@ -197,6 +202,16 @@ fn document_from_row(row: &SqliteRow) -> Result<Document, StoreError> {
 fn level_from_text(text: &str) -> Result<PermissionLevel, sqlx::Error> {
     text.parse()
         .map_err(|err| sqlx::Error::Decode(Box::new(err)))
+}
+
+fn alias_from_row(row: &SqliteRow) -> Result<Alias, sqlx::Error> {
+    Ok(Alias {
+        community_id: CommunityId(row.try_get("community_id")?),
+        name: row.try_get("name")?,
+        target: row.try_get("target")?,
+        created_by: row.try_get("created_by")?,
+        created_at: from_millis(row.try_get("created_at")?),
+    })
 }
 
 fn grant_from_row(row: &SqliteRow) -> Result<RoleGrant, sqlx::Error> {
@@ -421,6 +436,72 @@ impl Store for SqliteStore {
         .map_err(backend)?;
         rows.iter()
             .map(command_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn alias(&self, community: CommunityId, name: &str) -> Result<Option<Alias>, StoreError> {
+        let row = sqlx::query(
+            "SELECT community_id, name, target, created_by, created_at FROM aliases \
+             WHERE community_id = $1 AND name = $2",
+        )
+        .bind(community.0)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref()
+            .map(alias_from_row)
+            .transpose()
+            .map_err(backend)
+    }
+
+    async fn create_alias(&self, alias: &Alias) -> Result<(), StoreError> {
+        check_key("alias name", &alias.name)?;
+        let inserted = sqlx::query(
+            "INSERT INTO aliases (community_id, name, target, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (community_id, name) DO NOTHING",
+        )
+        .bind(alias.community_id.0)
+        .bind(&alias.name)
+        .bind(&alias.target)
+        .bind(&alias.created_by)
+        .bind(to_millis(alias.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::Conflict(format!(
+                "alias '{}' already exists",
+                alias.name
+            )));
+        }
+        Ok(())
+    }
+
+    async fn delete_alias(&self, community: CommunityId, name: &str) -> Result<bool, StoreError> {
+        let deleted = sqlx::query("DELETE FROM aliases WHERE community_id = $1 AND name = $2")
+            .bind(community.0)
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        Ok(deleted > 0)
+    }
+
+    async fn list_aliases(&self, community: CommunityId) -> Result<Vec<Alias>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT community_id, name, target, created_by, created_at FROM aliases \
+             WHERE community_id = $1 ORDER BY name",
+        )
+        .bind(community.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(alias_from_row)
             .collect::<Result<_, _>>()
             .map_err(backend)
     }

@@ -1,0 +1,166 @@
+//! Aliases in the engine, as chat users meet them.
+
+use std::time::SystemTime;
+
+use waddlebot::store::{CustomCommand, EntityKey};
+use waddlebot::{CommandSpec, CommunityId, Context, PermissionLevel, PlatformKind, command_fn};
+use waddlebot_router::Router;
+use waddlebot_router::alias::{AliasError, CreateAliasError};
+use waddlebot_router::testing::Transcript;
+
+async fn echo(ctx: Context) -> String {
+    format!("{}({})", ctx.command, ctx.args.to_vec().join("|"))
+}
+
+async fn setup() -> (Transcript, CommunityId) {
+    let t = Transcript::new(
+        Router::builder()
+            .handler(command_fn(CommandSpec::new("shoutout"), echo))
+            .handler(command_fn(
+                CommandSpec::new("ban-hammer").min_level(PermissionLevel::Moderator),
+                echo,
+            )),
+    )
+    .expect("router");
+    let community = t
+        .router()
+        .store()
+        .resolve_entity(&EntityKey {
+            platform: PlatformKind::Twitch,
+            server_id: "pond".into(),
+            channel_id: "pond".into(),
+        })
+        .await
+        .expect("resolved")
+        .community_id;
+    (t, community)
+}
+
+async fn alias(t: &Transcript, community: CommunityId, name: &str, target: &str) {
+    t.router()
+        .create_alias(community, name, target, "mod")
+        .await
+        .expect("alias created");
+}
+
+#[tokio::test]
+async fn an_alias_fills_arguments_or_appends_them() {
+    let (t, c) = setup().await;
+    alias(&t, c, "so", "!shoutout {arg1} by {user}").await;
+    alias(&t, c, "yell", "shoutout loudly").await;
+    t.play(
+        r#"
+        alice: !so @pingu extra
+        < shoutout(@pingu|by|alice)
+        alice: !so
+        < shoutout(by|alice)
+        alice: !yell "big news" now
+        < shoutout(loudly|big news|now)
+        "#,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn aliases_chain_into_custom_commands_and_keep_the_targets_rules() {
+    let (t, c) = setup().await;
+    let now = SystemTime::now();
+    t.router()
+        .store()
+        .create_custom_command(&CustomCommand {
+            community_id: c,
+            name: "hello".into(),
+            response: "Hi {user}, {args}".into(),
+            created_by: "mod".into(),
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .expect("created");
+    alias(&t, c, "hi", "!hello").await;
+    alias(&t, c, "yo", "!hi").await;
+    alias(&t, c, "hammer", "!ban-hammer").await;
+    t.play(
+        "
+        alice: !yo welcome
+        < Hi alice, welcome
+        alice: !hammer bob
+        < You need to be moderator or higher to use !ban-hammer.
+        mod@moderator: !hammer bob
+        < ban-hammer(bob)
+        ",
+    )
+    .await;
+    let uses = t
+        .router()
+        .store()
+        .counter(&format!("alias_uses:{c}"), "yo")
+        .await
+        .expect("read");
+    assert_eq!(uses, 1);
+}
+
+#[tokio::test]
+async fn loops_and_deep_chains_are_refused_with_the_chain() {
+    let (t, c) = setup().await;
+    alias(&t, c, "a", "!b").await;
+    alias(&t, c, "b", "!a").await;
+    for (name, target) in [
+        ("l1", "!l2"),
+        ("l2", "!l3"),
+        ("l3", "!l4"),
+        ("l4", "!l5"),
+        ("l5", "!l6"),
+        ("l6", "!l7"),
+        ("l7", "!shoutout"),
+    ] {
+        alias(&t, c, name, target).await;
+    }
+    t.play(
+        "
+        alice: !a
+        < Alias !a cannot run: alias loop: !a → !b → !a.
+        alice: !l3 x
+        < shoutout(x)
+        alice: !l1
+        < Alias !l1 cannot run: alias chain deeper than 5: !l1 → !l2 → !l3 → !l4 → !l5 → !l6.
+        ",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn creation_refuses_what_would_clash() {
+    let (t, c) = setup().await;
+    let router = t.router();
+    assert!(matches!(
+        router.create_alias(c, "ping", "!shoutout", "mod").await,
+        Err(CreateAliasError::Invalid(AliasError::BuiltIn(_)))
+    ));
+    assert!(matches!(
+        router.create_alias(c, "timeout", "!shoutout", "mod").await,
+        Err(CreateAliasError::Invalid(AliasError::Reserved { .. }))
+    ));
+    alias(&t, c, "so", "!shoutout").await;
+    assert!(matches!(
+        router.create_alias(c, "so", "!other", "mod").await,
+        Err(CreateAliasError::Exists(name)) if name == "so"
+    ));
+    let now = SystemTime::now();
+    router
+        .store()
+        .create_custom_command(&CustomCommand {
+            community_id: c,
+            name: "hello".into(),
+            response: "hi".into(),
+            created_by: "mod".into(),
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .expect("created");
+    assert!(matches!(
+        router.create_alias(c, "hello", "!shoutout", "mod").await,
+        Err(CreateAliasError::Exists(_))
+    ));
+}
