@@ -34,6 +34,7 @@
 pub mod alias;
 mod builtin;
 pub mod cache;
+pub mod fanout;
 pub mod limit;
 mod parse;
 pub mod policy;
@@ -41,6 +42,9 @@ mod router;
 
 pub use builtin::Builtins;
 pub use parse::{Invocation, command_line};
-pub use router::{BuildError, Delivery, Outcome, Router, RouterBuilder, RouterConfig, RouterError};
+pub use router::{
+    BuildError, Delivery, Outcome, Router, RouterBuilder, RouterConfig, RouterError,
+    UMBRELLA_SLASH_COMMAND,
+};
 #[cfg(feature = "test-util")]
 pub mod testing;

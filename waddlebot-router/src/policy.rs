@@ -171,6 +171,23 @@ impl Policy {
         Ok(granted.map_or(event.user.level, |g| g.max(event.user.level)))
     }
 
+    /// Whether a module is on in a community: its install record, else on for modules added as
+    /// core and off for optional ones. The router's own `core` module is always on.
+    pub(crate) async fn module_enabled(
+        &self,
+        store: &dyn Store,
+        community: CommunityId,
+        module: &str,
+    ) -> Result<bool, StoreError> {
+        if module == "core" {
+            return Ok(true);
+        }
+        Ok(match store.module_install(community, module).await? {
+            Some(install) => install.enabled,
+            None => !self.optional_modules.contains(module),
+        })
+    }
+
     /// Runs every check; `Ok(None)` means go ahead (and the use has been counted).
     pub(crate) async fn check(
         &self,
@@ -179,14 +196,8 @@ impl Policy {
         event: &Event,
         rules: CommandRules,
     ) -> Result<Option<Refusal>, StoreError> {
-        if rules.module != "core" {
-            let enabled = match store.module_install(community, &rules.module).await? {
-                Some(install) => install.enabled,
-                None => !self.optional_modules.contains(&rules.module),
-            };
-            if !enabled {
-                return Ok(Some(Refusal::ModuleDisabled(rules.module)));
-            }
+        if !self.module_enabled(store, community, &rules.module).await? {
+            return Ok(Some(Refusal::ModuleDisabled(rules.module)));
         }
         let settings = store.command_settings(community, &rules.name).await?;
         if settings.as_ref().is_some_and(|s| !s.enabled) {

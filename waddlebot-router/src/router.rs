@@ -12,13 +12,14 @@ use waddlebot::store::{CustomCommand, Entity, EntityKey};
 use waddlebot::template::{Template, Var, Vars};
 use waddlebot::{
     CommandCatalog, CommandError, CommandHandler, CommunityId, Context, DuplicateCommand, EntityId,
-    Event, EventId, EventKind, Outbound, Platform, PlatformError, PlatformKind, Reply, SessionId,
-    Store, StoreError,
+    Event, EventHandler, EventId, EventKind, Outbound, Platform, PlatformError, PlatformKind,
+    Reply, SessionId, Store, StoreError,
 };
 
 use crate::alias::{self, AliasError, CreateAliasError};
 use crate::builtin::Builtins;
 use crate::cache::{CacheTtl, CachedStore};
+use crate::fanout::{HandlerReport, Subscriber};
 use crate::limit::{MemoryLimiter, RateLimiter};
 use crate::parse::{Invocation, command_line};
 use crate::policy::{CommandRules, Policy, PolicyConfig};
@@ -99,6 +100,9 @@ pub struct Outcome {
     pub command: Option<String>,
     /// What to deliver, in order.
     pub replies: Vec<Reply>,
+    /// What each event handler did (for events that are not commands).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub handlers: Vec<HandlerReport>,
 }
 
 /// What [`Router::dispatch`] did: the outcome, and any reply the platform refused.
@@ -115,6 +119,7 @@ pub struct Delivery {
 pub struct RouterBuilder {
     store: Option<Arc<dyn Store>>,
     handlers: Vec<Arc<dyn CommandHandler>>,
+    subscribers: Vec<Subscriber>,
     optional_modules: HashSet<String>,
     platforms: Vec<Arc<dyn Platform>>,
     limiter: Option<Arc<dyn RateLimiter>>,
@@ -139,6 +144,15 @@ impl RouterBuilder {
     /// Adds a shared module.
     pub fn handler_arc(mut self, handler: Arc<dyn CommandHandler>) -> Self {
         self.handlers.push(handler);
+        self
+    }
+
+    /// Adds a handler of non-command events (follows, raids, plain chat...).
+    pub fn event_handler(mut self, handler: impl EventHandler + 'static) -> Self {
+        self.subscribers.push(Subscriber {
+            subscription: handler.subscription(),
+            handler: Arc::new(handler),
+        });
         self
     }
 
@@ -219,6 +233,9 @@ impl RouterBuilder {
         let limiter = self
             .limiter
             .unwrap_or_else(|| Arc::new(MemoryLimiter::with_clock(Arc::clone(&clock))));
+        let mut subscribers = self.subscribers;
+        // Stable: equal priorities keep registration order.
+        subscribers.sort_by_key(|s| s.subscription.priority);
         let policy = Policy {
             config: self.config.policy.clone(),
             limiter,
@@ -229,6 +246,7 @@ impl RouterBuilder {
             catalog,
             handlers,
             owners,
+            subscribers,
             platforms,
             policy,
             clock,
@@ -244,6 +262,8 @@ pub struct Router {
     handlers: Vec<Arc<dyn CommandHandler>>,
     /// `owners[i]` is the index in `handlers` of the handler of `catalog.specs()[i]`.
     owners: Vec<usize>,
+    /// Event handlers, by priority.
+    subscribers: Vec<Subscriber>,
     platforms: HashMap<PlatformKind, Arc<dyn Platform>>,
     policy: Policy,
     clock: Arc<dyn Clock>,
@@ -258,6 +278,32 @@ impl std::fmt::Debug for Router {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
+}
+
+/// The umbrella slash command: Slack's `/waddlebot <sub> <args>` runs `!<sub> <args>`.
+pub const UMBRELLA_SLASH_COMMAND: &str = "waddlebot";
+
+/// A platform slash command as an invocation: `/<name> <text>`, or for the umbrella command the
+/// first word of the text is the command.
+fn slash_invocation(name: &str, text: &str) -> Option<Invocation> {
+    let name = waddlebot::normalize_command_name(name);
+    if name == UMBRELLA_SLASH_COMMAND {
+        if text.trim().is_empty() {
+            return Some(Invocation {
+                prefix: "/".to_owned(),
+                name: "help".to_owned(),
+                args: waddlebot::Args::default(),
+            });
+        }
+        let mut invocation = command_line(&format!("/{}", text.trim_start()), &["/".to_owned()])?;
+        invocation.prefix = "/".to_owned();
+        return Some(invocation);
+    }
+    (!name.is_empty()).then(|| Invocation {
+        prefix: "/".to_owned(),
+        name,
+        args: waddlebot::Args::parse(text),
+    })
 }
 
 /// Where a command name led.
@@ -276,6 +322,14 @@ impl Router {
     /// The built-in commands.
     pub fn catalog(&self) -> &Arc<CommandCatalog> {
         &self.catalog
+    }
+
+    pub(crate) fn subscribers(&self) -> &[Subscriber] {
+        &self.subscribers
+    }
+
+    pub(crate) fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     /// The clock the router's time-based rules use.
@@ -320,18 +374,18 @@ impl Router {
             processed: false,
             command: None,
             replies: Vec::new(),
+            handlers: Vec::new(),
         };
         let invocation = match &event.kind {
             EventKind::ChatMessage => command_line(&event.text, &self.config.prefixes),
-            EventKind::SlashCommand { name } => Some(Invocation {
-                prefix: "/".to_owned(),
-                name: waddlebot::normalize_command_name(name),
-                args: waddlebot::Args::parse(&event.text),
-            })
-            .filter(|inv| !inv.name.is_empty()),
+            EventKind::SlashCommand { name } => slash_invocation(name, &event.text),
             _ => None,
         };
         let Some(invocation) = invocation else {
+            let (replies, reports) = self.fan_out(Arc::new(event), &entity).await?;
+            outcome.processed = !reports.is_empty();
+            outcome.replies = replies;
+            outcome.handlers = reports;
             return Ok(outcome);
         };
         tracing::Span::current().record("command", invocation.name.as_str());
@@ -558,7 +612,7 @@ impl Router {
 
     /// Runs a handler future with the deadline, turning a panic into an internal error so one
     /// faulty module cannot take the caller down with it.
-    async fn guarded(
+    pub(crate) async fn guarded(
         &self,
         future: impl std::future::Future<Output = Result<Vec<Reply>, CommandError>>,
     ) -> Result<Vec<Reply>, CommandError> {

@@ -41,6 +41,7 @@ mod args;
 pub mod clock;
 mod command;
 mod event;
+mod event_handler;
 mod id;
 mod permission;
 mod platform;
@@ -61,6 +62,7 @@ pub use command::{
 pub use event::{
     Badge, Event, EventKind, Gift, Metadata, ModerationAction, Sender, SubscriptionTier,
 };
+pub use event_handler::{ComponentId, EventHandler, FnEventHandler, Mode, Subscription, event_fn};
 pub use id::{CommunityId, EntityId, EventId, SessionId};
 pub use permission::{PermissionLevel, UnknownPermissionLevel};
 pub use platform::{
@@ -73,7 +75,8 @@ pub use store::{Store, StoreError};
 /// The names most programs need: `use waddlebot::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        CommandError, CommandHandler, CommandSpec, Context, Event, EventKind, PermissionLevel,
-        Platform, PlatformKind, Reply, Store, async_trait, command_fn,
+        CommandError, CommandHandler, CommandSpec, Context, Event, EventHandler, EventKind,
+        PermissionLevel, Platform, PlatformKind, Reply, Store, Subscription, async_trait,
+        command_fn, event_fn,
     };
 }

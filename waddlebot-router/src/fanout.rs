@@ -1,0 +1,145 @@
+//! Events that are not commands go to every handler subscribed to their kind, in priority
+//! order; neighbouring parallel handlers run together, at most [`PARALLEL_LIMIT`] at once.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use waddlebot::{
+    Args, CommandError, ComponentId, Context, Event, EventHandler, EventKind, Mode, Reply,
+    StoreError, Subscription,
+};
+
+use crate::Router;
+
+/// Most parallel handlers run at once for one event.
+pub const PARALLEL_LIMIT: usize = 8;
+
+/// What one event handler did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HandlerReport {
+    /// The handler's module.
+    pub module: String,
+    /// How many replies it gave.
+    pub replies: usize,
+    /// Set when it failed: a user-safe summary (details are logged).
+    pub error: Option<String>,
+}
+
+/// A registered event handler.
+#[derive(Clone)]
+pub(crate) struct Subscriber {
+    pub(crate) subscription: Subscription,
+    pub(crate) handler: Arc<dyn EventHandler>,
+}
+
+impl Router {
+    /// Runs the subscribers of a non-command event and collects their replies in priority order.
+    pub(crate) async fn fan_out(
+        &self,
+        event: Arc<Event>,
+        entity: &waddlebot::store::Entity,
+    ) -> Result<(Vec<Reply>, Vec<HandlerReport>), StoreError> {
+        let kind = event.kind.name().to_owned();
+        // A component interaction goes only to the module named in its custom_id.
+        let owner = match &event.kind {
+            EventKind::ComponentInteraction { custom_id, .. } => Some(
+                ComponentId::parse(custom_id)
+                    .map_or("", |id| id.module)
+                    .to_owned(),
+            ),
+            _ => None,
+        };
+        let mut chosen = Vec::new();
+        for subscriber in self.subscribers() {
+            let subscription = &subscriber.subscription;
+            if !subscription.covers(&kind)
+                || owner.as_ref().is_some_and(|m| *m != subscription.module)
+            {
+                continue;
+            }
+            if self
+                .policy()
+                .module_enabled(
+                    self.store().as_ref(),
+                    entity.community_id,
+                    &subscription.module,
+                )
+                .await?
+            {
+                chosen.push(subscriber.clone());
+            }
+        }
+        let mut replies = Vec::new();
+        let mut reports = Vec::new();
+        let mut index = 0;
+        while index < chosen.len() {
+            // A run of parallel subscribers goes together; a sequential one goes alone.
+            let end = if chosen[index].subscription.mode == Mode::Parallel {
+                chosen[index..]
+                    .iter()
+                    .position(|s| s.subscription.mode != Mode::Parallel)
+                    .map_or(chosen.len(), |offset| index + offset)
+            } else {
+                index + 1
+            };
+            let group = &chosen[index..end];
+            let results: Vec<_> = futures_util::stream::iter(
+                group
+                    .iter()
+                    .map(|subscriber| self.run_subscriber(subscriber, &event, entity)),
+            )
+            .buffered(PARALLEL_LIMIT)
+            .collect()
+            .await;
+            for (subscriber, result) in group.iter().zip(results) {
+                let module = subscriber.subscription.module.clone();
+                match result {
+                    Ok(mut got) => {
+                        reports.push(HandlerReport {
+                            module,
+                            replies: got.len(),
+                            error: None,
+                        });
+                        replies.append(&mut got);
+                    }
+                    Err(err) => {
+                        let summary = if err.is_user_error() {
+                            err.to_string()
+                        } else {
+                            tracing::error!(module, error = %err, "event handler failed");
+                            "failed".to_owned()
+                        };
+                        reports.push(HandlerReport {
+                            module,
+                            replies: 0,
+                            error: Some(summary),
+                        });
+                    }
+                }
+            }
+            index = end;
+        }
+        Ok((replies, reports))
+    }
+
+    async fn run_subscriber(
+        &self,
+        subscriber: &Subscriber,
+        event: &Arc<Event>,
+        entity: &waddlebot::store::Entity,
+    ) -> Result<Vec<Reply>, CommandError> {
+        let ctx = Context::new(
+            entity.community_id,
+            entity.id,
+            Arc::clone(event),
+            event.kind.name(),
+            Args::parse(&event.text),
+            Arc::clone(self.store()),
+            Arc::clone(self.catalog()),
+        );
+        let handler = Arc::clone(&subscriber.handler);
+        self.guarded(async move { handler.on_event(ctx).await })
+            .await
+    }
+}
