@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use moka::sync::Cache;
 use waddlebot::store::{
     Alias, CommandSettings, CustomCommand, Document, Entity, EntityKey, Expect, ModuleInstall,
-    Page, RoleGrant,
+    Page, RoleGrant, StringRule,
 };
 use waddlebot::{CommunityId, PlatformKind, Store, StoreError};
 
@@ -199,6 +199,28 @@ impl Store for CachedStore {
 
     async fn list_aliases(&self, community: CommunityId) -> Result<Vec<Alias>, StoreError> {
         self.inner.list_aliases(community).await
+    }
+
+    // Rules are compiled and cached by the router itself (see `rules.rs`).
+    async fn create_rule(&self, rule: &StringRule) -> Result<StringRule, StoreError> {
+        self.inner.create_rule(rule).await
+    }
+
+    async fn list_rules(&self, community: CommunityId) -> Result<Vec<StringRule>, StoreError> {
+        self.inner.list_rules(community).await
+    }
+
+    async fn delete_rule(&self, community: CommunityId, id: i64) -> Result<bool, StoreError> {
+        self.inner.delete_rule(community, id).await
+    }
+
+    async fn record_rule_match(
+        &self,
+        community: CommunityId,
+        id: i64,
+        at: std::time::SystemTime,
+    ) -> Result<(), StoreError> {
+        self.inner.record_rule_match(community, id, at).await
     }
 
     async fn role_grant(

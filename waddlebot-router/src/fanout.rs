@@ -84,14 +84,18 @@ impl Router {
                 index + 1
             };
             let group = &chosen[index..end];
-            let results: Vec<_> = futures_util::stream::iter(
-                group
-                    .iter()
-                    .map(|subscriber| self.run_subscriber(subscriber, &event, entity)),
-            )
-            .buffered(PARALLEL_LIMIT)
-            .collect()
-            .await;
+            // Futures collected first: a lazily mapped stream of borrowing futures trips the
+            // compiler's higher-ranked Send check in callers that box this future.
+            let pending: Vec<_> = group
+                .iter()
+                .map(|subscriber| {
+                    self.run_subscriber(subscriber.clone(), Arc::clone(&event), entity.clone())
+                })
+                .collect();
+            let results: Vec<_> = futures_util::stream::iter(pending)
+                .buffered(PARALLEL_LIMIT)
+                .collect()
+                .await;
             for (subscriber, result) in group.iter().zip(results) {
                 let module = subscriber.subscription.module.clone();
                 match result {
@@ -125,20 +129,20 @@ impl Router {
 
     async fn run_subscriber(
         &self,
-        subscriber: &Subscriber,
-        event: &Arc<Event>,
-        entity: &waddlebot::store::Entity,
+        subscriber: Subscriber,
+        event: Arc<Event>,
+        entity: waddlebot::store::Entity,
     ) -> Result<Vec<Reply>, CommandError> {
         let ctx = Context::new(
             entity.community_id,
             entity.id,
-            Arc::clone(event),
+            Arc::clone(&event),
             event.kind.name(),
             Args::parse(&event.text),
             Arc::clone(self.store()),
             Arc::clone(self.catalog()),
         );
-        let handler = Arc::clone(&subscriber.handler);
+        let handler = subscriber.handler;
         self.guarded(async move { handler.on_event(ctx).await })
             .await
     }

@@ -39,6 +39,7 @@ pub mod limit;
 mod parse;
 pub mod policy;
 mod router;
+pub mod rules;
 
 pub use builtin::Builtins;
 pub use parse::{Invocation, command_line};

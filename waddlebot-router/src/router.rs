@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::{FutureExt, StreamExt};
 use serde::Serialize;
 use tracing::Instrument;
-use waddlebot::store::{CustomCommand, Entity, EntityKey};
+use waddlebot::store::{CustomCommand, Entity, EntityKey, StringRule};
 use waddlebot::template::{Template, Var, Vars};
 use waddlebot::{
     CommandCatalog, CommandError, CommandHandler, CommunityId, Context, DuplicateCommand, EntityId,
@@ -23,6 +23,7 @@ use crate::fanout::{HandlerReport, Subscriber};
 use crate::limit::{MemoryLimiter, RateLimiter};
 use crate::parse::{Invocation, command_line};
 use crate::policy::{CommandRules, Policy, PolicyConfig};
+use crate::rules::{self, CompiledRule, RuleEffect, RuleError, RuleSet, SharedRules};
 use waddlebot::clock::{Clock, SystemClock};
 
 /// Router settings.
@@ -100,6 +101,9 @@ pub struct Outcome {
     pub command: Option<String>,
     /// What to deliver, in order.
     pub replies: Vec<Reply>,
+    /// The string rule that matched this message, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched_rule: Option<i64>,
     /// What each event handler did (for events that are not commands).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub handlers: Vec<HandlerReport>,
@@ -250,6 +254,11 @@ impl RouterBuilder {
             platforms,
             policy,
             clock,
+            rules: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(self.config.cache_ttl.command)
+                .build(),
+            http: reqwest::Client::new(),
             config: self.config,
         })
     }
@@ -267,6 +276,10 @@ pub struct Router {
     platforms: HashMap<PlatformKind, Arc<dyn Platform>>,
     policy: Policy,
     clock: Arc<dyn Clock>,
+    /// Compiled string rules per community (dropped on every change made through the router).
+    rules: moka::sync::Cache<CommunityId, SharedRules>,
+    /// For rule webhooks.
+    http: reqwest::Client,
     config: RouterConfig,
 }
 
@@ -374,6 +387,7 @@ impl Router {
             processed: false,
             command: None,
             replies: Vec::new(),
+            matched_rule: None,
             handlers: Vec::new(),
         };
         let invocation = match &event.kind {
@@ -382,11 +396,7 @@ impl Router {
             _ => None,
         };
         let Some(invocation) = invocation else {
-            let (replies, reports) = self.fan_out(Arc::new(event), &entity).await?;
-            outcome.processed = !reports.is_empty();
-            outcome.replies = replies;
-            outcome.handlers = reports;
-            return Ok(outcome);
+            return self.handle_plain(event, &entity, outcome).await;
         };
         tracing::Span::current().record("command", invocation.name.as_str());
         outcome.processed = true;
@@ -437,6 +447,81 @@ impl Router {
             }
         }
         Ok(Delivery { outcome, failed })
+    }
+
+    /// Plain chat and platform events: string rules (chat only), then event handlers.
+    async fn handle_plain(
+        &self,
+        event: Event,
+        entity: &Entity,
+        mut outcome: Outcome,
+    ) -> Result<Outcome, RouterError> {
+        let community = entity.community_id;
+        if matches!(event.kind, EventKind::ChatMessage) {
+            let rules = self.rule_set(community).await?;
+            if let Some(rule) = rules.first_match(&event.text) {
+                self.store
+                    .record_rule_match(community, rule.id, self.clock.now())
+                    .await?;
+                tracing::info!(rule = rule.id, "string rule matched");
+                outcome.processed = true;
+                outcome.matched_rule = Some(rule.id);
+                rules::send_webhook(&self.http, rule, community, &event);
+                match rules::effect(rule, &event) {
+                    RuleEffect::Block(replies) => {
+                        outcome.replies = replies;
+                        return Ok(outcome);
+                    }
+                    RuleEffect::Replies(replies) => outcome.replies = replies,
+                    RuleEffect::Command(line) => {
+                        if let Some(invocation) = command_line(&line, &self.config.prefixes) {
+                            outcome.replies =
+                                match self.follow_aliases(&event, entity, invocation).await? {
+                                    Ok(invocation) => {
+                                        self.run_command(event.clone(), entity, invocation).await?
+                                    }
+                                    Err(err) => {
+                                        tracing::warn!(error = %err, "rule command alias failed");
+                                        Vec::new()
+                                    }
+                                };
+                        }
+                    }
+                    RuleEffect::Silent => {}
+                }
+            }
+        }
+        let (mut replies, reports) = self.fan_out(Arc::new(event), entity).await?;
+        outcome.processed |= !reports.is_empty();
+        outcome.replies.append(&mut replies);
+        outcome.handlers = reports;
+        Ok(outcome)
+    }
+
+    /// A community's compiled rules, from the cache or the store.
+    async fn rule_set(&self, community: CommunityId) -> Result<SharedRules, StoreError> {
+        if let Some(rules) = self.rules.get(&community) {
+            return Ok(rules);
+        }
+        let rules = Arc::new(RuleSet::compile(self.store.list_rules(community).await?));
+        self.rules.insert(community, Arc::clone(&rules));
+        Ok(rules)
+    }
+
+    /// Adds a string rule after checking it compiles (pattern, regex, action); returns it with
+    /// its id. The next message sees it.
+    pub async fn create_rule(&self, rule: StringRule) -> Result<StringRule, RuleError> {
+        CompiledRule::compile(rule.clone())?;
+        let stored = self.store.create_rule(&rule).await?;
+        self.rules.invalidate(&rule.community_id);
+        Ok(stored)
+    }
+
+    /// Removes a string rule; `false` if the community has none with that id.
+    pub async fn delete_rule(&self, community: CommunityId, id: i64) -> Result<bool, StoreError> {
+        let deleted = self.store.delete_rule(community, id).await?;
+        self.rules.invalidate(&community);
+        Ok(deleted)
     }
 
     /// Follows aliases from the typed command to a command that is not an alias.

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use futures_util::future::join_all;
 
 use super::{
-    Alias, CommandSettings, CustomCommand, EntityKey, Expect, ModuleInstall, Page, RoleGrant,
-    Store, StoreError,
+    Alias, CommandSettings, CustomCommand, EntityKey, Expect, MatchType, ModuleInstall, Page,
+    RoleGrant, RuleAction, Store, StoreError, StringRule,
 };
 use crate::id::CommunityId;
 use crate::permission::PermissionLevel;
@@ -58,6 +58,7 @@ macro_rules! store_conformance_tests {
             custom_commands_have_create_update_delete_semantics,
             custom_commands_are_scoped_to_their_community,
             aliases_have_create_delete_semantics,
+            string_rules_keep_their_action_and_count_matches,
             role_grants_replace_and_are_scoped,
             module_installs_round_trip_their_config,
             command_settings_keep_every_override,
@@ -737,4 +738,76 @@ pub async fn aliases_have_create_delete_semantics(store: &dyn Store) {
         store.alias(b, "so").await.expect("read").map(|x| x.target),
         Some("!b".to_owned())
     );
+}
+
+/// Rules come back by priority with their action intact; matches are counted per rule.
+pub async fn string_rules_keep_their_action_and_count_matches(store: &dyn Store) {
+    let a = community(store, "a").await;
+    let b = community(store, "b").await;
+    let rule = |community, pattern: &str, priority, action| StringRule {
+        id: 0,
+        community_id: community,
+        pattern: pattern.to_owned(),
+        match_type: MatchType::Word,
+        case_sensitive: false,
+        priority,
+        action,
+        enabled: true,
+        match_count: 99,
+        last_matched: None,
+        created_by: "mod".to_owned(),
+        created_at: super::now_millis(),
+    };
+    let block = store
+        .create_rule(&rule(
+            a,
+            "spam",
+            50,
+            RuleAction::Block {
+                message: Some("no spam".to_owned()),
+                timeout_secs: Some(60),
+            },
+        ))
+        .await
+        .expect("created");
+    assert_eq!(block.match_count, 0, "a new rule has matched nothing");
+    let warn = store
+        .create_rule(&rule(a, "heck", 10, RuleAction::Warn { message: None }))
+        .await
+        .expect("created");
+    store
+        .create_rule(&rule(
+            b,
+            "x",
+            1,
+            RuleAction::Webhook {
+                url: "https://example.invalid/hook".to_owned(),
+            },
+        ))
+        .await
+        .expect("created");
+    assert_ne!(block.id, warn.id);
+    let listed = store.list_rules(a).await.expect("listed");
+    assert_eq!(listed, [warn.clone(), block.clone()], "by priority");
+
+    let at = super::now_millis();
+    store
+        .record_rule_match(a, block.id, at)
+        .await
+        .expect("counted");
+    store
+        .record_rule_match(a, block.id, at)
+        .await
+        .expect("counted");
+    store
+        .record_rule_match(b, block.id, at)
+        .await
+        .expect("another community's id is a no-op");
+    let counted = store.list_rules(a).await.expect("listed");
+    assert_eq!(counted[1].match_count, 2);
+    assert_eq!(counted[1].last_matched, Some(at));
+
+    assert!(!store.delete_rule(b, block.id).await.expect("not b's"));
+    assert!(store.delete_rule(a, block.id).await.expect("deleted"));
+    assert_eq!(store.list_rules(a).await.expect("listed"), [warn]);
 }

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 
 use super::{
     Alias, CommandSettings, Community, CustomCommand, Document, Entity, EntityKey, Expect,
-    ModuleInstall, Page, RoleGrant, Store, StoreError, check_key, now_millis, parse_after_id,
+    ModuleInstall, Page, RoleGrant, Store, StoreError, StringRule, check_key, now_millis,
+    parse_after_id,
 };
 use crate::id::{CommunityId, EntityId};
 use crate::platform::PlatformKind;
@@ -28,6 +29,7 @@ struct Inner {
     entity_keys: HashMap<EntityKey, EntityId>,
     commands: BTreeMap<(CommunityId, String), CustomCommand>,
     aliases: BTreeMap<(CommunityId, String), Alias>,
+    rules: BTreeMap<i64, StringRule>,
     role_grants: BTreeMap<(CommunityId, String, String), RoleGrant>,
     installs: BTreeMap<(CommunityId, String), ModuleInstall>,
     settings: BTreeMap<(CommunityId, String), CommandSettings>,
@@ -211,6 +213,63 @@ impl Store for MemoryStore {
             .take_while(|((owner, _), _)| *owner == community)
             .map(|(_, alias)| alias.clone())
             .collect())
+    }
+
+    async fn create_rule(&self, rule: &StringRule) -> Result<StringRule, StoreError> {
+        check_key("rule pattern", &rule.pattern)?;
+        let mut inner = self.lock();
+        let id = next_id(inner.rules.keys().copied());
+        let stored = StringRule {
+            id,
+            match_count: 0,
+            last_matched: None,
+            ..rule.clone()
+        };
+        inner.rules.insert(id, stored.clone());
+        Ok(stored)
+    }
+
+    async fn list_rules(&self, community: CommunityId) -> Result<Vec<StringRule>, StoreError> {
+        let mut rules: Vec<StringRule> = self
+            .lock()
+            .rules
+            .values()
+            .filter(|rule| rule.community_id == community)
+            .cloned()
+            .collect();
+        rules.sort_by_key(|rule| (rule.priority, rule.id));
+        Ok(rules)
+    }
+
+    async fn delete_rule(&self, community: CommunityId, id: i64) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        if inner
+            .rules
+            .get(&id)
+            .is_some_and(|r| r.community_id == community)
+        {
+            inner.rules.remove(&id);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn record_rule_match(
+        &self,
+        community: CommunityId,
+        id: i64,
+        at: std::time::SystemTime,
+    ) -> Result<(), StoreError> {
+        if let Some(rule) = self
+            .lock()
+            .rules
+            .get_mut(&id)
+            .filter(|r| r.community_id == community)
+        {
+            rule.match_count += 1;
+            rule.last_matched = Some(super::from_millis(super::to_millis(at)));
+        }
+        Ok(())
     }
 
     async fn role_grant(

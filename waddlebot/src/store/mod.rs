@@ -111,6 +111,89 @@ pub struct Alias {
     pub created_at: SystemTime,
 }
 
+/// How a string rule's pattern is compared with a chat message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchType {
+    /// The whole message equals the pattern.
+    Exact,
+    /// The message contains the pattern.
+    Contains,
+    /// The pattern appears as a whole word (or words).
+    Word,
+    /// The pattern is a regular expression found in the message.
+    Regex,
+}
+
+impl MatchType {
+    /// The lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Exact => "exact",
+            Self::Contains => "contains",
+            Self::Word => "word",
+            Self::Regex => "regex",
+        }
+    }
+}
+
+/// What a matching string rule does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RuleAction {
+    /// Reply with a warning.
+    Warn {
+        /// The warning; a default text when `None`.
+        message: Option<String>,
+    },
+    /// Remove the message (or time the sender out) and say why.
+    Block {
+        /// The notice; a default text when `None`.
+        message: Option<String>,
+        /// Time the sender out for this long instead of deleting the message.
+        timeout_secs: Option<u64>,
+    },
+    /// Run a command line (`!so {user}`) as if the sender typed it.
+    Command {
+        /// The command line.
+        command: String,
+    },
+    /// POST the match to a URL.
+    Webhook {
+        /// Where to.
+        url: String,
+    },
+}
+
+/// A community's string-match rule: auto-replies and moderation on plain chat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StringRule {
+    /// Its id.
+    pub id: i64,
+    /// The community.
+    pub community_id: CommunityId,
+    /// What to look for (`*` matches every message).
+    pub pattern: String,
+    /// How to compare.
+    pub match_type: MatchType,
+    /// Case matters.
+    pub case_sensitive: bool,
+    /// Lower is checked first.
+    pub priority: i32,
+    /// What happens on a match.
+    pub action: RuleAction,
+    /// Off rules are kept but never match.
+    pub enabled: bool,
+    /// How many messages it matched.
+    pub match_count: i64,
+    /// When it last matched.
+    pub last_matched: Option<SystemTime>,
+    /// Who created it.
+    pub created_by: String,
+    /// When.
+    pub created_at: SystemTime,
+}
+
 /// A permission level granted to a user in a community, on top of what their platform badges
 /// give (the higher of the two counts).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -336,6 +419,26 @@ pub trait Store: Send + Sync {
 
     /// A community's aliases, sorted by name.
     async fn list_aliases(&self, community: CommunityId) -> Result<Vec<Alias>, StoreError>;
+
+    // --- string rules ---
+
+    /// Stores a new rule (its `id`, `match_count` and `last_matched` are ignored) and returns it
+    /// with its id.
+    async fn create_rule(&self, rule: &StringRule) -> Result<StringRule, StoreError>;
+
+    /// A community's rules, by priority then id.
+    async fn list_rules(&self, community: CommunityId) -> Result<Vec<StringRule>, StoreError>;
+
+    /// Deletes a rule; `false` if the community has no such rule.
+    async fn delete_rule(&self, community: CommunityId, id: i64) -> Result<bool, StoreError>;
+
+    /// Counts a match: `match_count + 1`, `last_matched = at`.
+    async fn record_rule_match(
+        &self,
+        community: CommunityId,
+        id: i64,
+        at: SystemTime,
+    ) -> Result<(), StoreError>;
 
     // --- role grants ---
 

@@ -15,8 +15,8 @@ use sqlx::{Row, SqlStr};
 
 use super::{
     Alias, CommandSettings, Community, CustomCommand, Document, Entity, EntityKey, Expect,
-    ModuleInstall, Page, RoleGrant, Store, StoreError, check_key, from_millis, now_millis,
-    parse_after_id, to_millis,
+    MatchType, ModuleInstall, Page, RoleGrant, Store, StoreError, StringRule, check_key,
+    from_millis, now_millis, parse_after_id, to_millis,
 };
 use crate::id::{CommunityId, EntityId};
 use crate::permission::PermissionLevel;
@@ -38,6 +38,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "aliases",
         include_str!("../../migrations/sqlite/0003_aliases.sql"),
+    ),
+    (
+        4,
+        "string_rules",
+        include_str!("../../migrations/sqlite/0004_string_rules.sql"),
     ),
 ];
 
@@ -213,6 +218,42 @@ fn alias_from_row(row: &SqliteRow) -> Result<Alias, sqlx::Error> {
         created_at: from_millis(row.try_get("created_at")?),
     })
 }
+
+fn match_type_from_text(text: &str) -> Result<MatchType, sqlx::Error> {
+    Ok(match text {
+        "exact" => MatchType::Exact,
+        "contains" => MatchType::Contains,
+        "word" => MatchType::Word,
+        "regex" => MatchType::Regex,
+        other => {
+            return Err(sqlx::Error::Decode(
+                format!("unknown match type '{other}'").into(),
+            ));
+        }
+    })
+}
+
+fn rule_from_row(row: &SqliteRow) -> Result<StringRule, sqlx::Error> {
+    let action: String = row.try_get("action")?;
+    let last: Option<i64> = row.try_get("last_matched")?;
+    Ok(StringRule {
+        id: row.try_get("id")?,
+        community_id: CommunityId(row.try_get("community_id")?),
+        pattern: row.try_get("pattern")?,
+        match_type: match_type_from_text(row.try_get("match_type")?)?,
+        case_sensitive: row.try_get("case_sensitive")?,
+        priority: row.try_get("priority")?,
+        action: serde_json::from_str(&action).map_err(|err| sqlx::Error::Decode(Box::new(err)))?,
+        enabled: row.try_get("enabled")?,
+        match_count: row.try_get("match_count")?,
+        last_matched: last.map(from_millis),
+        created_by: row.try_get("created_by")?,
+        created_at: from_millis(row.try_get("created_at")?),
+    })
+}
+
+const SELECT_RULE: &str = "SELECT id, community_id, pattern, match_type, case_sensitive, priority, \
+     action, enabled, match_count, last_matched, created_by, created_at FROM string_rules";
 
 fn grant_from_row(row: &SqliteRow) -> Result<RoleGrant, sqlx::Error> {
     Ok(RoleGrant {
@@ -504,6 +545,79 @@ impl Store for SqliteStore {
             .map(alias_from_row)
             .collect::<Result<_, _>>()
             .map_err(backend)
+    }
+
+    async fn create_rule(&self, rule: &StringRule) -> Result<StringRule, StoreError> {
+        check_key("rule pattern", &rule.pattern)?;
+        let action = serde_json::to_string(&rule.action).map_err(StoreError::backend)?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO string_rules (community_id, pattern, match_type, case_sensitive, priority, \
+             action, enabled, match_count, last_matched, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, NULL, $8, $9) RETURNING id",
+        )
+        .bind(rule.community_id.0)
+        .bind(&rule.pattern)
+        .bind(rule.match_type.as_str())
+        .bind(rule.case_sensitive)
+        .bind(rule.priority)
+        .bind(action)
+        .bind(rule.enabled)
+        .bind(&rule.created_by)
+        .bind(to_millis(rule.created_at))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(StringRule {
+            id,
+            match_count: 0,
+            last_matched: None,
+            created_at: from_millis(to_millis(rule.created_at)),
+            ..rule.clone()
+        })
+    }
+
+    async fn list_rules(&self, community: CommunityId) -> Result<Vec<StringRule>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{SELECT_RULE} WHERE community_id = $1 ORDER BY priority, id"
+        )))
+        .bind(community.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(rule_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn delete_rule(&self, community: CommunityId, id: i64) -> Result<bool, StoreError> {
+        let deleted = sqlx::query("DELETE FROM string_rules WHERE community_id = $1 AND id = $2")
+            .bind(community.0)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        Ok(deleted > 0)
+    }
+
+    async fn record_rule_match(
+        &self,
+        community: CommunityId,
+        id: i64,
+        at: std::time::SystemTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE string_rules SET match_count = match_count + 1, last_matched = $3 \
+             WHERE community_id = $1 AND id = $2",
+        )
+        .bind(community.0)
+        .bind(id)
+        .bind(to_millis(at))
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
     }
 
     async fn role_grant(

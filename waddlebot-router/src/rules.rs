@@ -1,0 +1,331 @@
+//! String-match rules: auto-replies and moderation on plain chat (the original v1 router's
+//! "stringmatch"). Rules are checked by priority; the first match wins.
+//!
+//! Patterns are compiled once per community and cached; `*` matches every message. Regular
+//! expressions use the `regex` crate (linear time, so a hostile pattern cannot stall the
+//! router) and are refused at creation if they do not compile.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use regex::{Regex, RegexBuilder};
+use waddlebot::store::{MatchType, RuleAction, StringRule};
+use waddlebot::{CommunityId, Event, ModerationAction, Reply, StoreError};
+
+/// The warning sent when a `warn` rule has no message of its own (the original's text).
+pub const DEFAULT_WARNING: &str =
+    "Warning: Your message contains content that may violate community guidelines.";
+/// The notice sent when a `block` rule has no message of its own (the original's text).
+pub const DEFAULT_BLOCK_NOTICE: &str = "Your message has been blocked due to policy violations.";
+/// Longest pattern accepted.
+pub const MAX_PATTERN_LEN: usize = 500;
+/// How long a rule webhook may take.
+pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a rule was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuleError {
+    /// The rule cannot work as written.
+    #[error("invalid rule: {0}")]
+    Invalid(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+enum Matcher {
+    All,
+    /// Lower-cased unless the rule is case-sensitive.
+    Exact(String),
+    Contains(String),
+    Regex(Regex),
+}
+
+/// A rule ready to test messages against.
+pub(crate) struct CompiledRule {
+    pub(crate) rule: StringRule,
+    matcher: Matcher,
+}
+
+impl CompiledRule {
+    pub(crate) fn compile(rule: StringRule) -> Result<Self, RuleError> {
+        let pattern = rule.pattern.trim();
+        if pattern.is_empty() || pattern.chars().count() > MAX_PATTERN_LEN {
+            return Err(RuleError::Invalid(format!(
+                "the pattern must be 1 to {MAX_PATTERN_LEN} characters"
+            )));
+        }
+        let fold = |text: &str| {
+            if rule.case_sensitive {
+                text.to_owned()
+            } else {
+                text.to_lowercase()
+            }
+        };
+        let regex = |source: &str| {
+            RegexBuilder::new(source)
+                .case_insensitive(!rule.case_sensitive)
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|err| {
+                    RuleError::Invalid(format!("the regular expression does not compile: {err}"))
+                })
+        };
+        let matcher = match rule.match_type {
+            _ if pattern == "*" => Matcher::All,
+            MatchType::Exact => Matcher::Exact(fold(pattern)),
+            MatchType::Contains => Matcher::Contains(fold(pattern)),
+            MatchType::Word => Matcher::Regex(regex(&format!(r"\b{}\b", regex::escape(pattern)))?),
+            MatchType::Regex => Matcher::Regex(regex(pattern)?),
+        };
+        match &rule.action {
+            RuleAction::Command { command } if !command.trim_start().starts_with(['!', '#']) => {
+                return Err(RuleError::Invalid(
+                    "a command action needs a command line such as !so {user}".to_owned(),
+                ));
+            }
+            RuleAction::Webhook { url } => {
+                let parsed = reqwest::Url::parse(url)
+                    .map_err(|err| RuleError::Invalid(format!("bad webhook URL: {err}")))?;
+                if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+                    return Err(RuleError::Invalid(
+                        "the webhook URL must be http(s) with a host".to_owned(),
+                    ));
+                }
+            }
+            _ => {}
+        }
+        Ok(Self { rule, matcher })
+    }
+
+    fn matches(&self, text: &str, lowered: &str) -> bool {
+        let folded = if self.rule.case_sensitive {
+            text
+        } else {
+            lowered
+        };
+        match &self.matcher {
+            Matcher::All => true,
+            Matcher::Exact(pattern) => folded.trim() == pattern,
+            Matcher::Contains(pattern) => folded.contains(pattern.as_str()),
+            Matcher::Regex(regex) => regex.is_match(text),
+        }
+    }
+}
+
+/// A community's enabled rules, compiled, by priority.
+pub(crate) struct RuleSet {
+    rules: Vec<CompiledRule>,
+}
+
+impl RuleSet {
+    /// Compiles what the store holds. A stored rule that no longer compiles is skipped with a
+    /// log line rather than failing every message.
+    pub(crate) fn compile(rules: Vec<StringRule>) -> Self {
+        let rules = rules
+            .into_iter()
+            .filter(|rule| rule.enabled)
+            .filter_map(|rule| {
+                let id = rule.id;
+                CompiledRule::compile(rule)
+                    .map_err(|err| tracing::warn!(rule = id, error = %err, "skipping a rule"))
+                    .ok()
+            })
+            .collect();
+        Self { rules }
+    }
+
+    /// The first rule matching `text`.
+    pub(crate) fn first_match(&self, text: &str) -> Option<&StringRule> {
+        if self.rules.is_empty() {
+            return None;
+        }
+        let lowered = text.to_lowercase();
+        self.rules
+            .iter()
+            .find(|compiled| compiled.matches(text, &lowered))
+            .map(|compiled| &compiled.rule)
+    }
+}
+
+/// What a matched rule asks the router to do.
+pub(crate) enum RuleEffect {
+    /// Reply (and maybe moderate), then let event handlers run.
+    Replies(Vec<Reply>),
+    /// Reply and moderate; nothing else sees the message.
+    Block(Vec<Reply>),
+    /// Run this command line as the sender.
+    Command(String),
+    /// Nothing to say in chat (a webhook was sent).
+    Silent,
+}
+
+/// The effect of a matched rule on this event.
+pub(crate) fn effect(rule: &StringRule, event: &Event) -> RuleEffect {
+    match &rule.action {
+        RuleAction::Warn { message } => RuleEffect::Replies(vec![Reply::text(
+            message
+                .clone()
+                .unwrap_or_else(|| DEFAULT_WARNING.to_owned()),
+        )]),
+        RuleAction::Block {
+            message,
+            timeout_secs,
+        } => {
+            let moderation = match timeout_secs {
+                Some(seconds) => ModerationAction::Timeout {
+                    user_id: event.user.id.clone(),
+                    seconds: *seconds,
+                    reason: Some(format!("string rule {}", rule.id)),
+                },
+                None => ModerationAction::DeleteMessage {
+                    message_id: event.id.0.clone(),
+                },
+            };
+            RuleEffect::Block(vec![
+                Reply::Moderate(moderation),
+                Reply::text(
+                    message
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_BLOCK_NOTICE.to_owned()),
+                ),
+            ])
+        }
+        RuleAction::Command { command } => {
+            let line = command.replace("{user}", event.user.shown_name());
+            RuleEffect::Command(line)
+        }
+        RuleAction::Webhook { .. } => RuleEffect::Silent,
+    }
+}
+
+/// POSTs a match to a rule's webhook, in the background: chat never waits for it.
+pub(crate) fn send_webhook(
+    client: &reqwest::Client,
+    rule: &StringRule,
+    community: CommunityId,
+    event: &Event,
+) {
+    let RuleAction::Webhook { url } = &rule.action else {
+        return;
+    };
+    let timestamp = event
+        .timestamp
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let body = serde_json::json!({
+        "type": "string_match",
+        "rule_id": rule.id,
+        "pattern": rule.pattern,
+        "match_type": rule.match_type.as_str(),
+        "message_content": event.text,
+        "user": {"id": event.user.id, "name": event.user.name},
+        "context": {
+            "platform": event.platform.as_str(),
+            "server_id": event.server_id,
+            "channel_id": event.channel_id,
+            "community_id": community.0,
+            "message_id": event.id.0,
+            "timestamp": timestamp,
+        },
+    });
+    let request = client
+        .post(url.clone())
+        .header("X-WaddleBot-Source", "string-matcher")
+        .header("X-WaddleBot-Type", "string-match-webhook")
+        .timeout(WEBHOOK_TIMEOUT)
+        .json(&body);
+    let rule_id = rule.id;
+    tokio::spawn(async move {
+        match request.send().await {
+            Ok(response) if response.status().is_success() => {}
+            Ok(response) => {
+                tracing::warn!(
+                    rule = rule_id,
+                    status = response.status().as_u16(),
+                    "rule webhook refused"
+                );
+            }
+            Err(err) => tracing::warn!(rule = rule_id, error = %err, "rule webhook failed"),
+        }
+    });
+}
+
+/// Shared, cheap to clone.
+pub(crate) type SharedRules = Arc<RuleSet>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    fn rule(pattern: &str, match_type: MatchType, case_sensitive: bool) -> StringRule {
+        StringRule {
+            id: 1,
+            community_id: CommunityId(1),
+            pattern: pattern.into(),
+            match_type,
+            case_sensitive,
+            priority: 100,
+            action: RuleAction::Warn { message: None },
+            enabled: true,
+            match_count: 0,
+            last_matched: None,
+            created_by: "mod".into(),
+            created_at: SystemTime::now(),
+        }
+    }
+
+    fn matches(pattern: &str, match_type: MatchType, case_sensitive: bool, text: &str) -> bool {
+        RuleSet::compile(vec![rule(pattern, match_type, case_sensitive)])
+            .first_match(text)
+            .is_some()
+    }
+
+    #[test]
+    fn each_match_type_compares_as_named() {
+        assert!(matches("hello", MatchType::Exact, false, "  HELLO "));
+        assert!(!matches("hello", MatchType::Exact, false, "hello there"));
+        assert!(matches(
+            "free",
+            MatchType::Contains,
+            false,
+            "totally FREEbies"
+        ));
+        assert!(matches("hi", MatchType::Word, false, "oh HI there"));
+        assert!(
+            !matches("hi", MatchType::Word, false, "this is it"),
+            "whole words only"
+        );
+        assert!(matches(
+            r"\d{3}-\d{4}",
+            MatchType::Regex,
+            false,
+            "call 555-1234"
+        ));
+        assert!(!matches("Hello", MatchType::Contains, true, "hello"));
+        assert!(matches("*", MatchType::Exact, false, "anything at all"));
+        assert!(
+            matches("a.b", MatchType::Word, false, "see a.b now"),
+            "word patterns are literal"
+        );
+        assert!(!matches("a.b", MatchType::Word, false, "see axb now"));
+    }
+
+    #[test]
+    fn bad_rules_are_refused_with_the_reason() {
+        let bad = CompiledRule::compile(rule("(unclosed", MatchType::Regex, false));
+        assert!(matches!(bad, Err(RuleError::Invalid(m)) if m.contains("does not compile")));
+        let mut webhook = rule("x", MatchType::Contains, false);
+        webhook.action = RuleAction::Webhook {
+            url: "ftp://host/x".into(),
+        };
+        assert!(CompiledRule::compile(webhook).is_err());
+        let mut command = rule("x", MatchType::Contains, false);
+        command.action = RuleAction::Command {
+            command: "so {user}".into(),
+        };
+        assert!(CompiledRule::compile(command).is_err());
+    }
+}
