@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use moka::sync::Cache;
+use waddlebot::store::RemoteModule;
 use waddlebot::store::{
     Alias, CommandSettings, CustomCommand, Document, Entity, EntityKey, Expect, ModuleInstall,
     Page, RoleGrant, StringRule,
@@ -221,6 +222,26 @@ impl Store for CachedStore {
         at: std::time::SystemTime,
     ) -> Result<(), StoreError> {
         self.inner.record_rule_match(community, id, at).await
+    }
+
+    // Remote modules are cached by the router itself (see `remote.rs`).
+    async fn create_remote_module(&self, module: &RemoteModule) -> Result<(), StoreError> {
+        self.inner.create_remote_module(module).await
+    }
+
+    async fn list_remote_modules(
+        &self,
+        community: CommunityId,
+    ) -> Result<Vec<RemoteModule>, StoreError> {
+        self.inner.list_remote_modules(community).await
+    }
+
+    async fn delete_remote_module(
+        &self,
+        community: CommunityId,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        self.inner.delete_remote_module(community, name).await
     }
 
     async fn role_grant(

@@ -17,6 +17,7 @@ use super::{
     Alias, CommandSettings, CustomCommand, EntityKey, Expect, MatchType, ModuleInstall, Page,
     RoleGrant, RuleAction, Store, StoreError, StringRule,
 };
+use super::{RemoteKind, RemoteModule};
 use crate::id::CommunityId;
 use crate::permission::PermissionLevel;
 use crate::platform::PlatformKind;
@@ -59,6 +60,7 @@ macro_rules! store_conformance_tests {
             custom_commands_are_scoped_to_their_community,
             aliases_have_create_delete_semantics,
             string_rules_keep_their_action_and_count_matches,
+            remote_modules_round_trip_every_field,
             role_grants_replace_and_are_scoped,
             module_installs_round_trip_their_config,
             command_settings_keep_every_override,
@@ -810,4 +812,49 @@ pub async fn string_rules_keep_their_action_and_count_matches(store: &dyn Store)
     assert!(!store.delete_rule(b, block.id).await.expect("not b's"));
     assert!(store.delete_rule(a, block.id).await.expect("deleted"));
     assert_eq!(store.list_rules(a).await.expect("listed"), [warn]);
+}
+
+/// Remote modules keep every field; names are unique per community.
+pub async fn remote_modules_round_trip_every_field(store: &dyn Store) {
+    let a = community(store, "a").await;
+    let weather = RemoteModule {
+        community_id: a,
+        name: "weather".to_owned(),
+        url: "https://modules.example.invalid/weather".to_owned(),
+        secret: "s3cret-s3cret".to_owned(),
+        commands: vec!["weather".to_owned(), "forecast".to_owned()],
+        events: vec!["subscription".to_owned()],
+        timeout_ms: 5000,
+        kind: RemoteKind::OpenWhisk {
+            namespace: "waddlebot".to_owned(),
+            action: "weather".to_owned(),
+            auth: "user:pass".to_owned(),
+        },
+        enabled: true,
+        created_at: super::now_millis(),
+    };
+    store.create_remote_module(&weather).await.expect("created");
+    assert!(matches!(
+        store.create_remote_module(&weather).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let dice = RemoteModule {
+        name: "dice".to_owned(),
+        kind: RemoteKind::Webhook,
+        events: Vec::new(),
+        ..weather.clone()
+    };
+    store.create_remote_module(&dice).await.expect("created");
+    assert_eq!(
+        store.list_remote_modules(a).await.expect("listed"),
+        [dice, weather]
+    );
+    assert!(
+        store
+            .delete_remote_module(a, "dice")
+            .await
+            .expect("deleted")
+    );
+    assert!(!store.delete_remote_module(a, "dice").await.expect("no-op"));
+    assert_eq!(store.list_remote_modules(a).await.expect("listed").len(), 1);
 }

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use super::RemoteModule;
 use super::{
     Alias, CommandSettings, Community, CustomCommand, Document, Entity, EntityKey, Expect,
     ModuleInstall, Page, RoleGrant, Store, StoreError, StringRule, check_key, now_millis,
@@ -30,6 +31,7 @@ struct Inner {
     commands: BTreeMap<(CommunityId, String), CustomCommand>,
     aliases: BTreeMap<(CommunityId, String), Alias>,
     rules: BTreeMap<i64, StringRule>,
+    remote: BTreeMap<(CommunityId, String), RemoteModule>,
     role_grants: BTreeMap<(CommunityId, String, String), RoleGrant>,
     installs: BTreeMap<(CommunityId, String), ModuleInstall>,
     settings: BTreeMap<(CommunityId, String), CommandSettings>,
@@ -270,6 +272,45 @@ impl Store for MemoryStore {
             rule.last_matched = Some(super::from_millis(super::to_millis(at)));
         }
         Ok(())
+    }
+
+    async fn create_remote_module(&self, module: &RemoteModule) -> Result<(), StoreError> {
+        check_key("module name", &module.name)?;
+        let mut inner = self.lock();
+        let key = (module.community_id, module.name.clone());
+        if inner.remote.contains_key(&key) {
+            return Err(StoreError::Conflict(format!(
+                "remote module '{}' already exists",
+                module.name
+            )));
+        }
+        inner.remote.insert(key, module.clone());
+        Ok(())
+    }
+
+    async fn list_remote_modules(
+        &self,
+        community: CommunityId,
+    ) -> Result<Vec<RemoteModule>, StoreError> {
+        Ok(self
+            .lock()
+            .remote
+            .range((community, String::new())..)
+            .take_while(|((owner, _), _)| *owner == community)
+            .map(|(_, module)| module.clone())
+            .collect())
+    }
+
+    async fn delete_remote_module(
+        &self,
+        community: CommunityId,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
+            .remote
+            .remove(&(community, name.to_owned()))
+            .is_some())
     }
 
     async fn role_grant(

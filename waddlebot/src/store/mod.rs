@@ -194,6 +194,49 @@ pub struct StringRule {
     pub created_at: SystemTime,
 }
 
+/// How a remote module is called.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RemoteKind {
+    /// An HTTPS endpoint receiving the signed JSON contract.
+    Webhook,
+    /// An Apache OpenWhisk action: `POST {url}/api/v1/namespaces/{namespace}/actions/{action}`
+    /// with Basic auth `user:password`.
+    OpenWhisk {
+        /// The namespace (`waddlebot` by default in the original).
+        namespace: String,
+        /// The action name.
+        action: String,
+        /// `user:password`.
+        auth: String,
+    },
+}
+
+/// A community's remote module: a `#command` (and/or event handler) that runs elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteModule {
+    /// The community that registered it.
+    pub community_id: CommunityId,
+    /// Its name, unique in the community.
+    pub name: String,
+    /// The endpoint (webhook URL, or OpenWhisk API host).
+    pub url: String,
+    /// The HMAC-SHA256 key the request body is signed with.
+    pub secret: String,
+    /// Commands it answers (without prefix).
+    pub commands: Vec<String>,
+    /// Event kinds it receives ([`crate::EventKind::name`]).
+    pub events: Vec<String>,
+    /// How long it may take, in milliseconds (default 5000, at most 30000).
+    pub timeout_ms: u64,
+    /// How it is called.
+    pub kind: RemoteKind,
+    /// Off modules are kept but not called.
+    pub enabled: bool,
+    /// When it was registered.
+    pub created_at: SystemTime,
+}
+
 /// A permission level granted to a user in a community, on top of what their platform badges
 /// give (the higher of the two counts).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -439,6 +482,24 @@ pub trait Store: Send + Sync {
         id: i64,
         at: SystemTime,
     ) -> Result<(), StoreError>;
+
+    // --- remote modules ---
+
+    /// Registers a remote module; [`StoreError::Conflict`] if the name is taken.
+    async fn create_remote_module(&self, module: &RemoteModule) -> Result<(), StoreError>;
+
+    /// A community's remote modules, by name.
+    async fn list_remote_modules(
+        &self,
+        community: CommunityId,
+    ) -> Result<Vec<RemoteModule>, StoreError>;
+
+    /// Removes a remote module; `false` if there was none.
+    async fn delete_remote_module(
+        &self,
+        community: CommunityId,
+        name: &str,
+    ) -> Result<bool, StoreError>;
 
     // --- role grants ---
 

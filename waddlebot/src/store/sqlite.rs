@@ -13,6 +13,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqlStr};
 
+use super::RemoteModule;
 use super::{
     Alias, CommandSettings, Community, CustomCommand, Document, Entity, EntityKey, Expect,
     MatchType, ModuleInstall, Page, RoleGrant, Store, StoreError, StringRule, check_key,
@@ -43,6 +44,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "string_rules",
         include_str!("../../migrations/sqlite/0004_string_rules.sql"),
+    ),
+    (
+        5,
+        "remote_modules",
+        include_str!("../../migrations/sqlite/0005_remote_modules.sql"),
     ),
 ];
 
@@ -254,6 +260,30 @@ fn rule_from_row(row: &SqliteRow) -> Result<StringRule, sqlx::Error> {
 
 const SELECT_RULE: &str = "SELECT id, community_id, pattern, match_type, case_sensitive, priority, \
      action, enabled, match_count, last_matched, created_by, created_at FROM string_rules";
+
+fn json_column<T: serde::de::DeserializeOwned>(
+    row: &SqliteRow,
+    column: &str,
+) -> Result<T, sqlx::Error> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|err| sqlx::Error::Decode(Box::new(err)))
+}
+
+fn remote_from_row(row: &SqliteRow) -> Result<RemoteModule, sqlx::Error> {
+    let timeout: i64 = row.try_get("timeout_ms")?;
+    Ok(RemoteModule {
+        community_id: CommunityId(row.try_get("community_id")?),
+        name: row.try_get("name")?,
+        url: row.try_get("url")?,
+        secret: row.try_get("secret")?,
+        commands: json_column(row, "commands")?,
+        events: json_column(row, "events")?,
+        timeout_ms: u64::try_from(timeout).unwrap_or(0),
+        kind: json_column(row, "kind")?,
+        enabled: row.try_get("enabled")?,
+        created_at: from_millis(row.try_get("created_at")?),
+    })
+}
 
 fn grant_from_row(row: &SqliteRow) -> Result<RoleGrant, sqlx::Error> {
     Ok(RoleGrant {
@@ -618,6 +648,70 @@ impl Store for SqliteStore {
         .await
         .map_err(backend)?;
         Ok(())
+    }
+
+    async fn create_remote_module(&self, module: &RemoteModule) -> Result<(), StoreError> {
+        check_key("module name", &module.name)?;
+        let inserted = sqlx::query(
+            "INSERT INTO remote_modules (community_id, name, url, secret, commands, events, \
+             timeout_ms, kind, enabled, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (community_id, name) DO NOTHING",
+        )
+        .bind(module.community_id.0)
+        .bind(&module.name)
+        .bind(&module.url)
+        .bind(&module.secret)
+        .bind(serde_json::to_string(&module.commands).map_err(StoreError::backend)?)
+        .bind(serde_json::to_string(&module.events).map_err(StoreError::backend)?)
+        .bind(i64::try_from(module.timeout_ms).unwrap_or(i64::MAX))
+        .bind(serde_json::to_string(&module.kind).map_err(StoreError::backend)?)
+        .bind(module.enabled)
+        .bind(to_millis(module.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::Conflict(format!(
+                "remote module '{}' already exists",
+                module.name
+            )));
+        }
+        Ok(())
+    }
+
+    async fn list_remote_modules(
+        &self,
+        community: CommunityId,
+    ) -> Result<Vec<RemoteModule>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT community_id, name, url, secret, commands, events, timeout_ms, kind, enabled, \
+             created_at FROM remote_modules WHERE community_id = $1 ORDER BY name",
+        )
+        .bind(community.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(remote_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn delete_remote_module(
+        &self,
+        community: CommunityId,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let deleted =
+            sqlx::query("DELETE FROM remote_modules WHERE community_id = $1 AND name = $2")
+                .bind(community.0)
+                .bind(name)
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+        Ok(deleted > 0)
     }
 
     async fn role_grant(
