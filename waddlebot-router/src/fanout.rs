@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use waddlebot::{
     Args, CommandError, ComponentId, Context, Event, EventHandler, EventKind, Mode, Reply,
-    StoreError, Subscription,
+    SessionId, StoreError, Subscription,
 };
 
 use crate::Router;
@@ -39,6 +39,7 @@ impl Router {
         &self,
         event: Arc<Event>,
         entity: &waddlebot::store::Entity,
+        session: &SessionId,
     ) -> Result<(Vec<Reply>, Vec<HandlerReport>), StoreError> {
         let kind = event.kind.name().to_owned();
         // A component interaction goes only to the module named in its custom_id.
@@ -123,6 +124,26 @@ impl Router {
                 }
             }
             index = end;
+        }
+        // Remote modules come after the local handlers, all together.
+        if owner.is_none() {
+            for (module, result) in self.remote_event_replies(&event, entity, session).await? {
+                match result {
+                    Ok(mut got) => {
+                        reports.push(HandlerReport {
+                            module,
+                            replies: got.len(),
+                            error: None,
+                        });
+                        replies.append(&mut got);
+                    }
+                    Err(failure) => reports.push(HandlerReport {
+                        module,
+                        replies: 0,
+                        error: Some(format!("{failure:?}")),
+                    }),
+                }
+            }
         }
         Ok((replies, reports))
     }

@@ -38,6 +38,7 @@ pub mod fanout;
 pub mod limit;
 mod parse;
 pub mod policy;
+pub mod remote;
 mod router;
 pub mod rules;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::{FutureExt, StreamExt};
 use serde::Serialize;
 use tracing::Instrument;
-use waddlebot::store::{CustomCommand, Entity, EntityKey, StringRule};
+use waddlebot::store::{CustomCommand, Entity, EntityKey, RemoteModule, StringRule};
 use waddlebot::template::{Template, Var, Vars};
 use waddlebot::{
     CommandCatalog, CommandError, CommandHandler, CommunityId, Context, DuplicateCommand, EntityId,
@@ -23,14 +23,17 @@ use crate::fanout::{HandlerReport, Subscriber};
 use crate::limit::{MemoryLimiter, RateLimiter};
 use crate::parse::{Invocation, command_line};
 use crate::policy::{CommandRules, Policy, PolicyConfig};
+use crate::remote::RemoteCaller;
 use crate::rules::{self, CompiledRule, RuleEffect, RuleError, RuleSet, SharedRules};
 use waddlebot::clock::{Clock, SystemClock};
 
 /// Router settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouterConfig {
-    /// Command prefixes: `!` for local modules, `#` for community modules.
+    /// Prefixes of local commands (built-in modules, custom commands, aliases); default `!`.
     pub prefixes: Vec<String>,
+    /// Prefix of remote (community/marketplace) module commands; default `#`.
+    pub remote_prefix: String,
     /// How long a handler may run before the user is told it took too long
     /// (`ROUTER_REQUEST_TIMEOUT`, default 30 s).
     pub handler_timeout: Duration,
@@ -45,7 +48,8 @@ pub struct RouterConfig {
 impl Default for RouterConfig {
     fn default() -> Self {
         Self {
-            prefixes: vec!["!".to_owned(), "#".to_owned()],
+            prefixes: vec!["!".to_owned()],
+            remote_prefix: "#".to_owned(),
             handler_timeout: Duration::from_secs(30),
             cache_ttl: CacheTtl::default(),
             policy: PolicyConfig::default(),
@@ -209,6 +213,12 @@ impl RouterBuilder {
                 "max_concurrent must be at least 1".to_owned(),
             ));
         }
+        if self.config.prefixes.contains(&self.config.remote_prefix) {
+            return Err(BuildError::InvalidConfig(format!(
+                "'{}' cannot be both a local and the remote prefix",
+                self.config.remote_prefix
+            )));
+        }
         if self.config.prefixes.iter().all(String::is_empty) {
             return Err(BuildError::InvalidConfig(
                 "at least one non-empty command prefix is needed".to_owned(),
@@ -233,6 +243,11 @@ impl RouterBuilder {
             }
         }
         let store: Arc<dyn Store> = Arc::new(CachedStore::new(store, self.config.cache_ttl));
+        let mut all_prefixes = self.config.prefixes.clone();
+        if !self.config.remote_prefix.is_empty() {
+            all_prefixes.push(self.config.remote_prefix.clone());
+        }
+        let http = reqwest::Client::new();
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let limiter = self
             .limiter
@@ -258,7 +273,13 @@ impl RouterBuilder {
                 .max_capacity(10_000)
                 .time_to_live(self.config.cache_ttl.command)
                 .build(),
-            http: reqwest::Client::new(),
+            remote: RemoteCaller::new(http.clone()),
+            remote_modules: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(self.config.cache_ttl.command)
+                .build(),
+            http,
+            all_prefixes,
             config: self.config,
         })
     }
@@ -280,6 +301,12 @@ pub struct Router {
     rules: moka::sync::Cache<CommunityId, SharedRules>,
     /// For rule webhooks.
     http: reqwest::Client,
+    /// Calls remote modules and tracks their health.
+    pub(crate) remote: RemoteCaller,
+    /// Remote modules per community (dropped on every change made through the router).
+    pub(crate) remote_modules: moka::sync::Cache<CommunityId, Arc<Vec<RemoteModule>>>,
+    /// Local prefixes then the remote one, for recognising commands.
+    all_prefixes: Vec<String>,
     config: RouterConfig,
 }
 
@@ -391,7 +418,7 @@ impl Router {
             handlers: Vec::new(),
         };
         let invocation = match &event.kind {
-            EventKind::ChatMessage => command_line(&event.text, &self.config.prefixes),
+            EventKind::ChatMessage => command_line(&event.text, &self.all_prefixes),
             EventKind::SlashCommand { name } => slash_invocation(name, &event.text),
             _ => None,
         };
@@ -403,7 +430,10 @@ impl Router {
         let shown = format!("{}{}", invocation.prefix, invocation.name);
         outcome.command = Some(shown.clone());
         outcome.replies = match self.follow_aliases(&event, &entity, invocation).await? {
-            Ok(invocation) => self.run_command(event, &entity, invocation).await?,
+            Ok(invocation) => {
+                self.run_command(event, &entity, invocation, &outcome.session_id)
+                    .await?
+            }
             Err(err) => vec![Reply::text(format!("Alias {shown} cannot run: {err}."))],
         };
         Ok(outcome)
@@ -474,11 +504,17 @@ impl Router {
                     }
                     RuleEffect::Replies(replies) => outcome.replies = replies,
                     RuleEffect::Command(line) => {
-                        if let Some(invocation) = command_line(&line, &self.config.prefixes) {
+                        if let Some(invocation) = command_line(&line, &self.all_prefixes) {
                             outcome.replies =
                                 match self.follow_aliases(&event, entity, invocation).await? {
                                     Ok(invocation) => {
-                                        self.run_command(event.clone(), entity, invocation).await?
+                                        self.run_command(
+                                            event.clone(),
+                                            entity,
+                                            invocation,
+                                            &outcome.session_id,
+                                        )
+                                        .await?
                                     }
                                     Err(err) => {
                                         tracing::warn!(error = %err, "rule command alias failed");
@@ -491,7 +527,9 @@ impl Router {
                 }
             }
         }
-        let (mut replies, reports) = self.fan_out(Arc::new(event), entity).await?;
+        let (mut replies, reports) = self
+            .fan_out(Arc::new(event), entity, &outcome.session_id)
+            .await?;
         outcome.processed |= !reports.is_empty();
         outcome.replies.append(&mut replies);
         outcome.handlers = reports;
@@ -531,6 +569,9 @@ impl Router {
         entity: &Entity,
         invocation: Invocation,
     ) -> Result<Result<Invocation, AliasError>, StoreError> {
+        if invocation.prefix == self.config.remote_prefix {
+            return Ok(Ok(invocation));
+        }
         let community = entity.community_id;
         let mut chain = vec![invocation.name.clone()];
         let mut current = invocation;
@@ -559,7 +600,7 @@ impl Router {
                 Ok(line) => line,
                 Err(err) => return Ok(Err(err)),
             };
-            let Some(next) = command_line(&line, &self.config.prefixes) else {
+            let Some(next) = command_line(&line, &self.all_prefixes) else {
                 return Ok(Err(AliasError::EmptyTarget));
             };
             let looped = chain.contains(&next.name);
@@ -613,7 +654,13 @@ impl Router {
         mut event: Event,
         entity: &Entity,
         invocation: Invocation,
+        session: &SessionId,
     ) -> Result<Vec<Reply>, RouterError> {
+        if invocation.prefix == self.config.remote_prefix {
+            return self
+                .run_remote_command(event, entity, invocation, session)
+                .await;
+        }
         let shown = format!("{}{}", invocation.prefix, invocation.name);
         let prefix = self.display_prefix(&invocation.prefix);
         let community = entity.community_id;

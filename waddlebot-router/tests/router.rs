@@ -44,13 +44,40 @@ async fn a_plain_async_fn_answers_its_command_and_aliases() {
 }
 
 #[tokio::test]
-async fn both_prefixes_work_and_chat_is_left_alone() {
+async fn the_local_prefix_runs_local_commands_and_chat_is_left_alone() {
     let router = router_with(command_fn(CommandSpec::new("echo"), echo));
     let hash = router.handle(chat("#echo x")).await.expect("handled");
-    assert_eq!(texts(&hash.replies), ["echo:x"]);
+    assert_eq!(
+        texts(&hash.replies),
+        ["Unknown command: #echo. No community module answers it."],
+        "# is for remote modules"
+    );
     let plain = router.handle(chat("echo x")).await.expect("handled");
     assert!(!plain.processed);
     assert!(plain.replies.is_empty());
+}
+
+#[tokio::test]
+async fn prefixes_are_configurable() {
+    let router = Router::builder()
+        .store(Arc::new(MemoryStore::new()))
+        .handler(command_fn(CommandSpec::new("echo"), echo))
+        .config(RouterConfig {
+            prefixes: vec!["?".into(), "!".into()],
+            ..RouterConfig::default()
+        })
+        .build()
+        .expect("valid wiring");
+    let outcome = router.handle(chat("?echo a")).await.expect("handled");
+    assert_eq!(texts(&outcome.replies), ["echo:a"]);
+    let clash = Router::builder()
+        .store(Arc::new(MemoryStore::new()))
+        .config(RouterConfig {
+            prefixes: vec!["#".into()],
+            ..RouterConfig::default()
+        })
+        .build();
+    assert!(matches!(clash, Err(BuildError::InvalidConfig(_))));
 }
 
 #[tokio::test]

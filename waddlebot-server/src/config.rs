@@ -106,6 +106,7 @@ struct FileConfig {
     log_level: Option<String>,
     log_json: Option<bool>,
     command_prefixes: Option<Vec<String>>,
+    remote_prefix: Option<String>,
     request_timeout_secs: Option<u64>,
     command_cache_ttl_secs: Option<u64>,
     entity_cache_ttl_secs: Option<u64>,
@@ -170,6 +171,9 @@ impl Config {
         if let Some(prefixes) = file.command_prefixes {
             self.set_prefixes("command_prefixes", prefixes)?;
         }
+        if let Some(prefix) = file.remote_prefix {
+            self.set_remote_prefix("remote_prefix", &prefix)?;
+        }
         if let Some(secs) = file.request_timeout_secs {
             self.router.handler_timeout = positive_secs("request_timeout_secs", secs)?;
         }
@@ -232,6 +236,9 @@ impl Config {
         if let Some(prefixes) = get("WADDLEBOT_COMMAND_PREFIXES") {
             let list = prefixes.split(',').map(|p| p.trim().to_owned()).collect();
             self.set_prefixes("WADDLEBOT_COMMAND_PREFIXES", list)?;
+        }
+        if let Some(prefix) = get("WADDLEBOT_REMOTE_PREFIX") {
+            self.set_remote_prefix("WADDLEBOT_REMOTE_PREFIX", &prefix)?;
         }
         if let Some(url) = get("REDIS_URL") {
             self.set_redis_url("REDIS_URL", &url)?;
@@ -371,6 +378,22 @@ impl Config {
         Ok(())
     }
 
+    fn set_remote_prefix(&mut self, key: &str, prefix: &str) -> Result<(), ConfigError> {
+        let prefix = prefix.trim();
+        if prefix.is_empty() || prefix.chars().count() > 3 {
+            return Err(invalid(
+                key,
+                prefix,
+                "must be 1 to 3 characters without spaces",
+            ));
+        }
+        if self.router.prefixes.iter().any(|p| p == prefix) {
+            return Err(invalid(key, prefix, "is already a local command prefix"));
+        }
+        self.router.remote_prefix = prefix.to_owned();
+        Ok(())
+    }
+
     fn set_redis_url(&mut self, key: &str, url: &str) -> Result<(), ConfigError> {
         let url = url.trim();
         if !(url.starts_with("redis://")
@@ -460,7 +483,8 @@ mod tests {
         let config = Config::load(Some(file("").path()), env(&[])).expect("valid");
         assert_eq!(config.database_url, "sqlite://waddlebot.db");
         assert_eq!(config.bind.to_string(), "127.0.0.1:8000");
-        assert_eq!(config.router.prefixes, ["!", "#"]);
+        assert_eq!(config.router.prefixes, ["!"]);
+        assert_eq!(config.router.remote_prefix, "#");
     }
 
     #[test]
