@@ -335,3 +335,78 @@ async fn two_servers_sharing_redis_share_one_rate_limit() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn a_module_answers_later_through_router_responses() {
+    let twitch = Arc::new(waddlebot::testing::RecordingPlatform::new(
+        waddlebot::PlatformKind::Twitch,
+    ));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = Config {
+        database_url: format!("sqlite://{}", dir.path().join("late.db").display()),
+        ..Config::default()
+    };
+    let router = build_router(&config, vec![twitch.clone()])
+        .await
+        .expect("router");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bound");
+    let addr = listener.local_addr().expect("address");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(serve(
+        listener,
+        app(AppState::new(Arc::new(router), config.max_body_bytes)),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        let request = client
+            .post(format!("http://{addr}{path}"))
+            .body(body.to_string());
+        async move {
+            let response = request.send().await.expect("answered");
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.expect("json"))
+        }
+    };
+    let (_, event) = post("/router/events", chat_event("alice", "!ping")).await;
+    let session = event["data"]["session_id"].clone();
+    let entity = event["data"]["entity_id"].clone();
+
+    let late = json!({
+        "session_id": session, "entity_id": entity, "module_name": "ai",
+        "success": true, "response_action": "chat", "chat_message": "Here is your answer"
+    });
+    let (status, body) = post("/router/responses", late.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["delivered"], 1);
+    assert_eq!(twitch.sent_texts(), ["Here is your answer"]);
+
+    let mut wrong_entity = late.clone();
+    wrong_entity["entity_id"] = json!(9999);
+    assert_eq!(post("/router/responses", wrong_entity).await.0, 403);
+    let mut unknown = late.clone();
+    unknown["session_id"] = json!("sess_00000000000000000000000000000000");
+    assert_eq!(post("/router/responses", unknown).await.0, 404);
+    let mut bad_action = late.clone();
+    bad_action["response_action"] = json!("telepathy");
+    let (status, body) = post("/router/responses", bad_action).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("telepathy")),
+        "{body}"
+    );
+    let mut ticker = late;
+    ticker["response_action"] = json!("ticker");
+    ticker["ticker_text"] = json!("Now live!");
+    assert_eq!(post("/router/responses", ticker).await.0, 200);
+    assert_eq!(twitch.sent_texts()[1], "[overlay] ticker: Now live!");
+
+    let _ = stop.send(());
+    server.await.expect("stopped");
+}

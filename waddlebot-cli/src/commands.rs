@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
 use waddlebot::{ConsolePlatform, PermissionLevel, Platform};
-use waddlebot_router::Router;
+use waddlebot_router::{Dispatched, Router};
 use waddlebot_server::{
     AppState, Config, StartError, app, build_router, migrate, serve, shutdown_signal,
 };
@@ -17,7 +17,7 @@ async fn console_router(
     config: &Config,
     platform: ConsolePlatform,
     speaker: &Speaker,
-) -> anyhow::Result<Router> {
+) -> anyhow::Result<Arc<Router>> {
     let platforms: Vec<Arc<dyn Platform>> = if speaker.platform == waddlebot::PlatformKind::Console
     {
         vec![Arc::new(platform)]
@@ -28,17 +28,24 @@ async fn console_router(
             inner: platform,
         })]
     };
-    Ok(build_router(config, platforms).await?)
+    Ok(Arc::new(build_router(config, platforms).await?))
+}
+
+/// Dispatches one message and reports replies the terminal refused.
+async fn say(router: &Arc<Router>, speaker: &Speaker, text: &str) -> anyhow::Result<()> {
+    // The console has no answer window, so dispatch always delivers before returning.
+    if let Dispatched::Delivered(delivery) = router.dispatch(speaker.event(text)).await? {
+        for (_, err) in &delivery.failed {
+            eprintln!("a reply could not be printed: {err}");
+        }
+    }
+    Ok(())
 }
 
 /// `waddlebot run`: one message in, every reply printed on its own line.
 pub(crate) async fn run(config: &Config, speaker: &Speaker, message: &str) -> anyhow::Result<()> {
     let router = console_router(config, ConsolePlatform::stdout(), speaker).await?;
-    let delivery = router.dispatch(speaker.event(message)).await?;
-    for (_, err) in &delivery.failed {
-        eprintln!("a reply could not be printed: {err}");
-    }
-    Ok(())
+    say(&router, speaker, message).await
 }
 
 /// `waddlebot chat`: an interactive session with line editing and history.
@@ -78,12 +85,7 @@ pub(crate) async fn chat(config: &Config, speaker: &Speaker) -> anyhow::Result<(
                 Ok(level) => speaker.level = level,
                 Err(err) => println!("{err}"),
             },
-            _ => {
-                let delivery = router.dispatch(speaker.event(text)).await?;
-                for (_, err) in &delivery.failed {
-                    eprintln!("a reply could not be printed: {err}");
-                }
-            }
+            _ => say(&router, &speaker, text).await?,
         }
     }
     if let Some(path) = &history {

@@ -163,6 +163,10 @@ impl Router {
             Arc::clone(self.store()),
             Arc::clone(self.catalog()),
         );
+        let ctx = match self.sink_for(&event) {
+            Some(sink) => ctx.with_sink(sink),
+            None => ctx,
+        };
         let handler = subscriber.handler;
         self.guarded(async move { handler.on_event(ctx).await })
             .await

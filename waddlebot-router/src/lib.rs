@@ -34,6 +34,7 @@
 pub mod alias;
 mod builtin;
 pub mod cache;
+mod delivery;
 pub mod fanout;
 pub mod limit;
 mod parse;
@@ -41,12 +42,13 @@ pub mod policy;
 pub mod remote;
 mod router;
 pub mod rules;
+pub mod session;
 
 pub use builtin::Builtins;
+pub use delivery::{Delivery, Dispatched, LateReplyError};
 pub use parse::{Invocation, command_line};
 pub use router::{
-    BuildError, Delivery, Outcome, Router, RouterBuilder, RouterConfig, RouterError,
-    UMBRELLA_SLASH_COMMAND,
+    BuildError, Outcome, Router, RouterBuilder, RouterConfig, RouterError, UMBRELLA_SLASH_COMMAND,
 };
 #[cfg(feature = "test-util")]
 pub mod testing;

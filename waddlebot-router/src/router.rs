@@ -12,8 +12,8 @@ use waddlebot::store::{CustomCommand, Entity, EntityKey, RemoteModule, StringRul
 use waddlebot::template::{Template, Var, Vars};
 use waddlebot::{
     CommandCatalog, CommandError, CommandHandler, CommunityId, Context, DuplicateCommand, EntityId,
-    Event, EventHandler, EventId, EventKind, Outbound, Platform, PlatformError, PlatformKind,
-    Reply, SessionId, Store, StoreError,
+    Event, EventHandler, EventId, EventKind, Platform, PlatformKind, Reply, SessionId, Store,
+    StoreError,
 };
 
 use crate::alias::{self, AliasError, CreateAliasError};
@@ -25,6 +25,7 @@ use crate::parse::{Invocation, command_line};
 use crate::policy::{CommandRules, Policy, PolicyConfig};
 use crate::remote::RemoteCaller;
 use crate::rules::{self, CompiledRule, RuleEffect, RuleError, RuleSet, SharedRules};
+use crate::session::{MemorySessions, SESSION_TTL, SessionInfo, SessionStore};
 use waddlebot::clock::{Clock, SystemClock};
 
 /// Router settings.
@@ -86,6 +87,9 @@ pub enum RouterError {
     /// `dispatch` was called for a platform nobody registered.
     #[error("no platform registered for '{0}'")]
     NoPlatform(PlatformKind),
+    /// A task running the event failed unexpectedly.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// What handling one event decided.
@@ -113,15 +117,6 @@ pub struct Outcome {
     pub handlers: Vec<HandlerReport>,
 }
 
-/// What [`Router::dispatch`] did: the outcome, and any reply the platform refused.
-#[derive(Debug)]
-pub struct Delivery {
-    /// The decision.
-    pub outcome: Outcome,
-    /// Replies that could not be delivered, with the platform's reason.
-    pub failed: Vec<(Reply, PlatformError)>,
-}
-
 /// Builds a [`Router`].
 #[derive(Default)]
 pub struct RouterBuilder {
@@ -131,6 +126,7 @@ pub struct RouterBuilder {
     optional_modules: HashSet<String>,
     platforms: Vec<Arc<dyn Platform>>,
     limiter: Option<Arc<dyn RateLimiter>>,
+    sessions: Option<Arc<dyn SessionStore>>,
     clock: Option<Arc<dyn Clock>>,
     config: RouterConfig,
 }
@@ -183,6 +179,12 @@ impl RouterBuilder {
     /// The rate limiter for cooldowns and rate limits (default: in this process).
     pub fn limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
         self.limiter = Some(limiter);
+        self
+    }
+
+    /// Where sessions live (default: in this process, for an hour).
+    pub fn sessions(mut self, sessions: Arc<dyn SessionStore>) -> Self {
+        self.sessions = Some(sessions);
         self
     }
 
@@ -273,6 +275,9 @@ impl RouterBuilder {
                 .max_capacity(10_000)
                 .time_to_live(self.config.cache_ttl.command)
                 .build(),
+            sessions: self
+                .sessions
+                .unwrap_or_else(|| Arc::new(MemorySessions::new(SESSION_TTL))),
             remote: RemoteCaller::new(http.clone()),
             remote_modules: moka::sync::Cache::builder()
                 .max_capacity(10_000)
@@ -294,13 +299,15 @@ pub struct Router {
     owners: Vec<usize>,
     /// Event handlers, by priority.
     subscribers: Vec<Subscriber>,
-    platforms: HashMap<PlatformKind, Arc<dyn Platform>>,
+    pub(crate) platforms: HashMap<PlatformKind, Arc<dyn Platform>>,
     policy: Policy,
     clock: Arc<dyn Clock>,
     /// Compiled string rules per community (dropped on every change made through the router).
     rules: moka::sync::Cache<CommunityId, SharedRules>,
     /// For rule webhooks.
     http: reqwest::Client,
+    /// Where sessions live.
+    pub(crate) sessions: Arc<dyn SessionStore>,
     /// Calls remote modules and tracks their health.
     pub(crate) remote: RemoteCaller,
     /// Remote modules per community (dropped on every change made through the router).
@@ -385,6 +392,16 @@ impl Router {
     /// Decides what an event means and runs it, returning what would be delivered. Nothing is
     /// sent: see [`dispatch`](Self::dispatch) for that.
     pub async fn handle(&self, event: Event) -> Result<Outcome, RouterError> {
+        self.handle_with_session(event, SessionId::random()).await
+    }
+
+    /// [`handle`](Self::handle) with a session id chosen by the caller (who may need it before
+    /// the outcome is known, to defer a platform's answer).
+    pub async fn handle_with_session(
+        &self,
+        event: Event,
+        session: SessionId,
+    ) -> Result<Outcome, RouterError> {
         let span = tracing::info_span!(
             "event",
             id = %event.id,
@@ -393,10 +410,11 @@ impl Router {
             community = tracing::field::Empty,
             command = tracing::field::Empty,
         );
-        self.handle_inner(event).instrument(span).await
+        let outcome = self.handle_inner(event, session).instrument(span).await?;
+        Ok(outcome)
     }
 
-    async fn handle_inner(&self, event: Event) -> Result<Outcome, RouterError> {
+    async fn handle_inner(&self, event: Event, session: SessionId) -> Result<Outcome, RouterError> {
         let entity = self
             .store
             .resolve_entity(&EntityKey {
@@ -406,8 +424,17 @@ impl Router {
             })
             .await?;
         tracing::Span::current().record("community", entity.community_id.0);
+        let session_info = SessionInfo {
+            community_id: entity.community_id,
+            entity_id: entity.id,
+            platform: event.platform.clone(),
+            server_id: event.server_id.clone(),
+            channel_id: event.channel_id.clone(),
+            user_id: event.user.id.clone(),
+            event_id: event.id.clone(),
+        };
         let mut outcome = Outcome {
-            session_id: SessionId::random(),
+            session_id: session,
             event_id: event.id.clone(),
             community_id: entity.community_id,
             entity_id: entity.id,
@@ -423,7 +450,9 @@ impl Router {
             _ => None,
         };
         let Some(invocation) = invocation else {
-            return self.handle_plain(event, &entity, outcome).await;
+            let outcome = self.handle_plain(event, &entity, outcome).await?;
+            self.remember(&outcome, &session_info).await;
+            return Ok(outcome);
         };
         tracing::Span::current().record("command", invocation.name.as_str());
         outcome.processed = true;
@@ -436,6 +465,7 @@ impl Router {
             }
             Err(err) => vec![Reply::text(format!("Alias {shown} cannot run: {err}."))],
         };
+        self.remember(&outcome, &session_info).await;
         Ok(outcome)
     }
 
@@ -448,35 +478,15 @@ impl Router {
             .await
     }
 
-    /// Handles the event and delivers its replies through the platform it came from.
-    pub async fn dispatch(&self, event: Event) -> Result<Delivery, RouterError> {
-        let platform = self
-            .platforms
-            .get(&event.platform)
-            .cloned()
-            .ok_or_else(|| RouterError::NoPlatform(event.platform.clone()))?;
-        let (server_id, channel_id, user_id) = (
-            event.server_id.clone(),
-            event.channel_id.clone(),
-            event.user.id.clone(),
-        );
-        let outcome = self.handle(event).await?;
-        let mut failed = Vec::new();
-        for reply in &outcome.replies {
-            let outbound = Outbound {
-                platform: platform.kind(),
-                server_id: server_id.clone(),
-                channel_id: channel_id.clone(),
-                user_id: user_id.clone(),
-                in_reply_to: Some(outcome.event_id.clone()),
-                reply: reply.clone(),
-            };
-            if let Err(err) = platform.send(outbound).await {
-                tracing::warn!(error = %err, "reply not delivered");
-                failed.push((reply.clone(), err));
-            }
+    /// Keeps the session of a processed event, so late replies can find their way back. A
+    /// session store failure costs only late replies, so it is logged, not raised.
+    async fn remember(&self, outcome: &Outcome, info: &SessionInfo) {
+        if !outcome.processed {
+            return;
         }
-        Ok(Delivery { outcome, failed })
+        if let Err(err) = self.sessions.put(&outcome.session_id, info).await {
+            tracing::warn!(error = %err, "session not stored; late replies to it will be refused");
+        }
     }
 
     /// Plain chat and platform events: string rules (chat only), then event handlers.
@@ -714,6 +724,10 @@ impl Router {
                     Arc::clone(&self.catalog),
                 )
                 .with_prefix(prefix.clone());
+                let ctx = match self.sink_for(&event) {
+                    Some(sink) => ctx.with_sink(sink),
+                    None => ctx,
+                };
                 let handler = Arc::clone(&self.handlers[self.owners[index]]);
                 self.guarded(handler.handle(ctx)).await
             }

@@ -9,7 +9,7 @@ use waddlebot::{
     CommandError, CommandSpec, Context, Event, EventKind, PermissionLevel, PlatformKind, Reply,
     Sender, command_fn,
 };
-use waddlebot_router::{BuildError, Router, RouterConfig, RouterError};
+use waddlebot_router::{BuildError, Dispatched, Router, RouterConfig, RouterError};
 
 fn chat(text: &str) -> Event {
     Event::chat(PlatformKind::Discord, "guild", "general", "alice", text)
@@ -223,15 +223,21 @@ fn wiring_mistakes_fail_at_build_time() {
 #[tokio::test]
 async fn dispatch_delivers_through_the_events_platform_and_reports_refusals() {
     let discord = Arc::new(RecordingPlatform::new(PlatformKind::Discord));
-    let router = Router::builder()
-        .store(Arc::new(MemoryStore::new()))
-        .handler(command_fn(CommandSpec::new("two"), |_ctx: Context| async {
-            vec![Reply::text("one"), Reply::whisper("two")]
-        }))
-        .platform(discord.clone())
-        .build()
-        .expect("valid wiring");
-    let delivery = router.dispatch(chat("!two")).await.expect("dispatched");
+    let router = Arc::new(
+        Router::builder()
+            .store(Arc::new(MemoryStore::new()))
+            .handler(command_fn(CommandSpec::new("two"), |_ctx: Context| async {
+                vec![Reply::text("one"), Reply::whisper("two")]
+            }))
+            .platform(discord.clone())
+            .build()
+            .expect("valid wiring"),
+    );
+    let delivered = |d| match d {
+        Dispatched::Delivered(delivery) => delivery,
+        other => panic!("expected a delivery, got {other:?}"),
+    };
+    let delivery = delivered(router.dispatch(chat("!two")).await.expect("dispatched"));
     assert!(delivery.failed.is_empty());
     assert_eq!(discord.sent_texts(), ["one", "(whisper) two"]);
     let sent = discord.sent();
@@ -243,7 +249,7 @@ async fn dispatch_delivers_through_the_events_platform_and_reports_refusals() {
     );
 
     discord.rate_limit_next(1, Duration::from_secs(1));
-    let delivery = router.dispatch(chat("!ping")).await.expect("dispatched");
+    let delivery = delivered(router.dispatch(chat("!ping")).await.expect("dispatched"));
     assert_eq!(
         delivery.failed.len(),
         1,

@@ -15,7 +15,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use waddlebot_router::{Outcome, Router, RouterError};
 
-use crate::wire::{InboundBatch, InboundEvent, MAX_BATCH};
+use waddlebot::{EntityId, SessionId};
+use waddlebot_router::LateReplyError;
+
+use crate::wire::{InboundBatch, InboundEvent, LateResponse, MAX_BATCH};
 
 /// What every request handler shares.
 #[derive(Debug)]
@@ -122,6 +125,7 @@ const ROUTES: &[(&str, Method)] = &[
     ("/healthz", Method::GET),
     ("/router/events", Method::POST),
     ("/router/events/batch", Method::POST),
+    ("/router/responses", Method::POST),
 ];
 
 impl App {
@@ -137,6 +141,7 @@ impl App {
             (Method::GET, "/healthz") => Ok(self.healthz().await),
             (Method::POST, "/router/events") => self.post_event(request).await,
             (Method::POST, "/router/events/batch") => self.post_batch(request).await,
+            (Method::POST, "/router/responses") => self.post_response(request).await,
             _ => Err(self.no_route(&method, &path)),
         };
         let mut response = result.unwrap_or_else(error);
@@ -289,6 +294,65 @@ impl App {
             StatusCode::OK,
             serde_json::json!({"results": results, "count": count}),
         ))
+    }
+}
+
+impl App {
+    async fn post_response<B>(&self, request: Request<B>) -> Result<Response<ResponseBody>, Failure>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let late: LateResponse = self.read_json(request).await?;
+        if !late.success {
+            tracing::warn!(
+                module = late.module_name,
+                error = late.error_message.as_deref().unwrap_or("unknown"),
+                "module reported a failure"
+            );
+            return Ok(success(StatusCode::OK, serde_json::json!({"delivered": 0})));
+        }
+        let reply = late
+            .reply()
+            .map_err(|message| Failure::bad_request(format!("invalid response: {message}")))?;
+        let session = SessionId(late.session_id.clone());
+        let failed = self
+            .state
+            .router
+            .late_reply(
+                &session,
+                EntityId(late.entity_id),
+                std::slice::from_ref(&reply),
+            )
+            .await
+            .map_err(|err| match err {
+                LateReplyError::UnknownSession(_) => Failure(
+                    StatusCode::NOT_FOUND,
+                    format!("no live session {}", late.session_id),
+                ),
+                LateReplyError::WrongEntity(_) => Failure(
+                    StatusCode::FORBIDDEN,
+                    "the session belongs to another entity".to_owned(),
+                ),
+                LateReplyError::NoPlatform(platform) => Failure(
+                    StatusCode::CONFLICT,
+                    format!("no {platform} platform is configured on this server to deliver to"),
+                ),
+                other => {
+                    tracing::error!(error = %other, "late reply failed");
+                    Failure(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the reply could not be delivered right now; try again".to_owned(),
+                    )
+                }
+            })?;
+        if let Some((_, err)) = failed.first() {
+            return Err(Failure(
+                StatusCode::BAD_GATEWAY,
+                format!("the platform refused the reply: {err}"),
+            ));
+        }
+        Ok(success(StatusCode::OK, serde_json::json!({"delivered": 1})))
     }
 }
 

@@ -7,6 +7,7 @@ use waddlebot::clock::{Clock, SystemClock};
 use waddlebot::store::{SqliteStore, SqliteStoreError};
 use waddlebot::{Platform, Store};
 use waddlebot_router::limit::{FallbackLimiter, LimiterError, RedisLimiter};
+use waddlebot_router::session::{RedisSessions, SESSION_TTL};
 use waddlebot_router::{BuildError, Router};
 
 use crate::config::{Config, redact_url};
@@ -66,7 +67,14 @@ pub async fn build_router(
         )
         .map_err(StartError::Redis)?;
         builder = builder.limiter(Arc::new(FallbackLimiter::new(Arc::new(redis), clock)));
-        tracing::info!(redis = %redact_url(url), "rate limits and cooldowns shared through Redis");
+        let sessions = RedisSessions::new(
+            url,
+            &format!("{}session:", config.redis_prefix),
+            SESSION_TTL,
+        )
+        .map_err(|err| StartError::Redis(LimiterError(err.0)))?;
+        builder = builder.sessions(Arc::new(sessions));
+        tracing::info!(redis = %redact_url(url), "rate limits, cooldowns and sessions shared through Redis");
     }
     for module in waddlebot_modules::default_modules() {
         builder = builder.handler_arc(module);

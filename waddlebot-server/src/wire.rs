@@ -434,3 +434,100 @@ mod tests {
         assert!(parse(json).unwrap_err().contains("colour"));
     }
 }
+
+/// An asynchronous module answer: `POST /router/responses` (the original v1 shape).
+#[derive(Debug, Clone, Deserialize)]
+pub struct LateResponse {
+    /// The session of the event answered.
+    pub session_id: String,
+    /// The entity of that event (checked against the session).
+    pub entity_id: i64,
+    /// Who answers.
+    pub module_name: String,
+    /// Whether the module succeeded; a failure is recorded, nothing is delivered.
+    #[serde(default = "yes")]
+    pub success: bool,
+    /// `chat`, `media`, `ticker`, `general` (or `form`, not supported yet).
+    pub response_action: String,
+    #[serde(default)]
+    chat_message: Option<String>,
+    #[serde(default)]
+    response_data: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    media_type: Option<String>,
+    #[serde(default)]
+    media_url: Option<String>,
+    #[serde(default)]
+    ticker_text: Option<String>,
+    #[serde(default)]
+    ticker_duration: Option<u32>,
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    duration: Option<u32>,
+    /// The module's own error text, when `success` is false.
+    #[serde(default)]
+    pub error_message: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Longest ticker text shown (the original's `MAX_TICKER_LENGTH`).
+pub const MAX_TICKER_CHARS: usize = 200;
+
+impl LateResponse {
+    /// The reply to deliver, or what is wrong with the request.
+    pub fn reply(&self) -> Result<waddlebot::Reply, String> {
+        use waddlebot::{OverlayReply, Reply};
+        let data_text = |key: &str| {
+            self.response_data
+                .as_ref()
+                .and_then(|d| d.get(key))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
+        let required = |value: Option<String>, field: &str| {
+            value
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| format!("response_action '{}' needs {field}", self.response_action))
+        };
+        Ok(match self.response_action.as_str() {
+            "chat" => Reply::text(required(
+                self.chat_message.clone().or_else(|| data_text("message")),
+                "chat_message",
+            )?),
+            "ticker" => {
+                let text = required(self.ticker_text.clone(), "ticker_text")?;
+                if text.chars().count() > MAX_TICKER_CHARS {
+                    return Err(format!(
+                        "ticker_text is longer than {MAX_TICKER_CHARS} characters"
+                    ));
+                }
+                Reply::Overlay(OverlayReply::Ticker {
+                    text,
+                    duration_secs: self.ticker_duration.unwrap_or(10),
+                })
+            }
+            "media" => Reply::Overlay(OverlayReply::Media {
+                media_type: self
+                    .media_type
+                    .clone()
+                    .unwrap_or_else(|| "image".to_owned()),
+                url: required(self.media_url.clone(), "media_url")?,
+                duration_secs: self.duration.unwrap_or(30),
+            }),
+            "general" => Reply::Overlay(OverlayReply::General {
+                content: required(self.content.clone(), "content")?,
+                duration_secs: self.duration.unwrap_or(10),
+            }),
+            "form" => return Err("response_action 'form' is not supported yet".to_owned()),
+            other => {
+                return Err(format!(
+                    "unknown response_action '{other}' (expected chat, media, ticker, general or form)"
+                ));
+            }
+        })
+    }
+}

@@ -171,6 +171,13 @@ impl CommandCatalog {
     }
 }
 
+/// Where a handler's extra replies go: straight to the platform the event came from.
+#[async_trait]
+pub trait ReplySink: Send + Sync {
+    /// Delivers one reply now.
+    async fn send(&self, reply: Reply) -> Result<(), crate::PlatformError>;
+}
+
 /// Everything a handler is given for one invocation. Cheap to clone.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -191,6 +198,8 @@ pub struct Context {
     pub store: Arc<dyn Store>,
     /// The router's built-in commands, for help and name checks.
     pub catalog: Arc<CommandCatalog>,
+    /// Where [`send`](Self::send) delivers, when the router can deliver.
+    pub sink: Option<Arc<dyn ReplySink>>,
 }
 
 impl Context {
@@ -213,7 +222,25 @@ impl Context {
             args,
             store,
             catalog,
+            sink: None,
         }
+    }
+
+    /// Lets [`send`](Self::send) deliver through `sink`.
+    pub fn with_sink(mut self, sink: Arc<dyn ReplySink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// Sends a reply now, before (or after) the handler returns: progress messages, several
+    /// answers, an answer that comes later from a spawned task.
+    pub async fn send(&self, reply: Reply) -> Result<(), CommandError> {
+        let sink = self.sink.as_ref().ok_or_else(|| {
+            CommandError::Internal("no platform to deliver extra replies to".into())
+        })?;
+        sink.send(reply)
+            .await
+            .map_err(|err| CommandError::Internal(Box::new(err)))
     }
 
     /// Sets the prefix shown in usage lines.

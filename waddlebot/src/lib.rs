@@ -57,7 +57,7 @@ pub use args::Args;
 pub use async_trait::async_trait;
 pub use command::{
     CommandCatalog, CommandError, CommandHandler, CommandSpec, Context, DuplicateCommand,
-    FnHandler, IntoReplies, command_fn, normalize_command_name,
+    FnHandler, IntoReplies, ReplySink, command_fn, normalize_command_name,
 };
 pub use event::{
     Badge, Event, EventKind, Gift, Metadata, ModerationAction, Sender, SubscriptionTier,

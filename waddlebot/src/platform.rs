@@ -117,6 +117,9 @@ pub struct PlatformLimits {
     pub edits: bool,
     /// Rich embeds.
     pub embeds: bool,
+    /// How long the platform waits for an answer before the request fails (Discord and Slack:
+    /// 3 s). Slower handlers are acknowledged first and answered later. `None`: no deadline.
+    pub answer_window: Option<std::time::Duration>,
 }
 
 impl Default for PlatformLimits {
@@ -128,6 +131,7 @@ impl Default for PlatformLimits {
             ephemeral: false,
             edits: false,
             embeds: false,
+            answer_window: None,
         }
     }
 }
@@ -265,6 +269,7 @@ impl Platform for ConsolePlatform {
             ephemeral: true,
             edits: false,
             embeds: false,
+            answer_window: None,
         }
     }
 
