@@ -56,6 +56,10 @@ pub struct CachedStore {
     // All of a community's grants in one entry: grants are few (moderators, VIPs) while the
     // users asking are many, so one query per community beats one per new user.
     grants: Cache<CommunityId, Arc<GrantsByUser>>,
+    // Shared lists: the router compiles rules from them and knows a list changed when the Arc
+    // it compiled from is no longer the cached one.
+    rules: Cache<CommunityId, Arc<Vec<StringRule>>>,
+    remote: Cache<CommunityId, Arc<Vec<RemoteModule>>>,
 }
 
 // Bounds keep memory flat however many channels and command names a process sees.
@@ -85,7 +89,36 @@ impl CachedStore {
             settings: cache(MAX_COMMANDS, ttl.command),
             installs: cache(MAX_COMMANDS, ttl.module),
             grants: cache(MAX_GRANT_COMMUNITIES, ttl.module),
+            rules: cache(MAX_GRANT_COMMUNITIES, ttl.command),
+            remote: cache(MAX_GRANT_COMMUNITIES, ttl.command),
         }
+    }
+
+    /// A community's string rules, shared: the same `Arc` until a rule is added or removed
+    /// through this store (or the entry expires).
+    pub async fn shared_rules(
+        &self,
+        community: CommunityId,
+    ) -> Result<Arc<Vec<StringRule>>, StoreError> {
+        if let Some(rules) = self.rules.get(&community) {
+            return Ok(rules);
+        }
+        let rules = Arc::new(self.inner.list_rules(community).await?);
+        self.rules.insert(community, Arc::clone(&rules));
+        Ok(rules)
+    }
+
+    /// A community's remote modules, shared like [`shared_rules`](Self::shared_rules).
+    pub async fn shared_remote_modules(
+        &self,
+        community: CommunityId,
+    ) -> Result<Arc<Vec<RemoteModule>>, StoreError> {
+        if let Some(modules) = self.remote.get(&community) {
+            return Ok(modules);
+        }
+        let modules = Arc::new(self.inner.list_remote_modules(community).await?);
+        self.remote.insert(community, Arc::clone(&modules));
+        Ok(modules)
     }
 
     fn forget_command(&self, community: CommunityId, name: &str) {
@@ -202,9 +235,10 @@ impl Store for CachedStore {
         self.inner.list_aliases(community).await
     }
 
-    // Rules are compiled and cached by the router itself (see `rules.rs`).
     async fn create_rule(&self, rule: &StringRule) -> Result<StringRule, StoreError> {
-        self.inner.create_rule(rule).await
+        let result = self.inner.create_rule(rule).await;
+        self.rules.invalidate(&rule.community_id);
+        result
     }
 
     async fn list_rules(&self, community: CommunityId) -> Result<Vec<StringRule>, StoreError> {
@@ -212,8 +246,13 @@ impl Store for CachedStore {
     }
 
     async fn delete_rule(&self, community: CommunityId, id: i64) -> Result<bool, StoreError> {
-        self.inner.delete_rule(community, id).await
+        let result = self.inner.delete_rule(community, id).await;
+        self.rules.invalidate(&community);
+        result
     }
+
+    // Match counts change on every match; the shared list keeps its (stale) counts rather than
+    // making the router recompile after each one.
 
     async fn record_rule_match(
         &self,
@@ -224,9 +263,10 @@ impl Store for CachedStore {
         self.inner.record_rule_match(community, id, at).await
     }
 
-    // Remote modules are cached by the router itself (see `remote.rs`).
     async fn create_remote_module(&self, module: &RemoteModule) -> Result<(), StoreError> {
-        self.inner.create_remote_module(module).await
+        let result = self.inner.create_remote_module(module).await;
+        self.remote.invalidate(&module.community_id);
+        result
     }
 
     async fn list_remote_modules(
@@ -241,7 +281,9 @@ impl Store for CachedStore {
         community: CommunityId,
         name: &str,
     ) -> Result<bool, StoreError> {
-        self.inner.delete_remote_module(community, name).await
+        let result = self.inner.delete_remote_module(community, name).await;
+        self.remote.invalidate(&community);
+        result
     }
 
     async fn role_grant(

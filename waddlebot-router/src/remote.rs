@@ -417,14 +417,10 @@ impl crate::Router {
             )));
         }
         match self.store().create_remote_module(&module).await {
-            Ok(()) => {}
-            Err(waddlebot::StoreError::Conflict(_)) => {
-                return Err(RemoteError::Exists(module.name));
-            }
-            Err(err) => return Err(err.into()),
+            Ok(()) => Ok(()),
+            Err(waddlebot::StoreError::Conflict(_)) => Err(RemoteError::Exists(module.name)),
+            Err(err) => Err(err.into()),
         }
-        self.remote_modules.invalidate(&community);
-        Ok(())
     }
 
     /// Removes a remote module; `false` if the community has none of that name.
@@ -433,9 +429,7 @@ impl crate::Router {
         community: CommunityId,
         name: &str,
     ) -> Result<bool, waddlebot::StoreError> {
-        let deleted = self.store().delete_remote_module(community, name).await?;
-        self.remote_modules.invalidate(&community);
-        Ok(deleted)
+        self.store().delete_remote_module(community, name).await
     }
 
     /// A remote module's calls and failures so far in this process.
@@ -447,13 +441,7 @@ impl crate::Router {
         &self,
         community: CommunityId,
     ) -> Result<std::sync::Arc<Vec<RemoteModule>>, waddlebot::StoreError> {
-        if let Some(modules) = self.remote_modules.get(&community) {
-            return Ok(modules);
-        }
-        let modules = std::sync::Arc::new(self.store().list_remote_modules(community).await?);
-        self.remote_modules
-            .insert(community, std::sync::Arc::clone(&modules));
-        Ok(modules)
+        self.cached.shared_remote_modules(community).await
     }
 
     async fn community_name(

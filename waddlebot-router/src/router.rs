@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::{FutureExt, StreamExt};
 use serde::Serialize;
 use tracing::Instrument;
-use waddlebot::store::{CustomCommand, Entity, EntityKey, RemoteModule, StringRule};
+use waddlebot::store::{CustomCommand, Entity, EntityKey, StringRule};
 use waddlebot::template::{Template, Var, Vars};
 use waddlebot::{
     CommandCatalog, CommandError, CommandHandler, CommunityId, Context, DuplicateCommand, EntityId,
@@ -244,7 +244,8 @@ impl RouterBuilder {
                 return Err(BuildError::DuplicatePlatform(kind));
             }
         }
-        let store: Arc<dyn Store> = Arc::new(CachedStore::new(store, self.config.cache_ttl));
+        let cached = Arc::new(CachedStore::new(store, self.config.cache_ttl));
+        let store: Arc<dyn Store> = cached.clone();
         let mut all_prefixes = self.config.prefixes.clone();
         if !self.config.remote_prefix.is_empty() {
             all_prefixes.push(self.config.remote_prefix.clone());
@@ -264,6 +265,7 @@ impl RouterBuilder {
         };
         Ok(Router {
             store,
+            cached,
             catalog,
             handlers,
             owners,
@@ -279,10 +281,6 @@ impl RouterBuilder {
                 .sessions
                 .unwrap_or_else(|| Arc::new(MemorySessions::new(SESSION_TTL))),
             remote: RemoteCaller::new(http.clone()),
-            remote_modules: moka::sync::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(self.config.cache_ttl.command)
-                .build(),
             http,
             all_prefixes,
             config: self.config,
@@ -302,16 +300,16 @@ pub struct Router {
     pub(crate) platforms: HashMap<PlatformKind, Arc<dyn Platform>>,
     policy: Policy,
     clock: Arc<dyn Clock>,
-    /// Compiled string rules per community (dropped on every change made through the router).
-    rules: moka::sync::Cache<CommunityId, SharedRules>,
+    /// The same store, typed, for its shared lists.
+    pub(crate) cached: Arc<CachedStore>,
+    /// Compiled string rules per community, with the list they were compiled from.
+    rules: moka::sync::Cache<CommunityId, (Arc<Vec<StringRule>>, SharedRules)>,
     /// For rule webhooks.
     http: reqwest::Client,
     /// Where sessions live.
     pub(crate) sessions: Arc<dyn SessionStore>,
     /// Calls remote modules and tracks their health.
     pub(crate) remote: RemoteCaller,
-    /// Remote modules per community (dropped on every change made through the router).
-    pub(crate) remote_modules: moka::sync::Cache<CommunityId, Arc<Vec<RemoteModule>>>,
     /// Local prefixes then the remote one, for recognising commands.
     all_prefixes: Vec<String>,
     config: RouterConfig,
@@ -548,28 +546,29 @@ impl Router {
 
     /// A community's compiled rules, from the cache or the store.
     async fn rule_set(&self, community: CommunityId) -> Result<SharedRules, StoreError> {
-        if let Some(rules) = self.rules.get(&community) {
-            return Ok(rules);
+        let source = self.cached.shared_rules(community).await?;
+        if let Some((compiled_from, compiled)) = self.rules.get(&community)
+            && Arc::ptr_eq(&compiled_from, &source)
+        {
+            return Ok(compiled);
         }
-        let rules = Arc::new(RuleSet::compile(self.store.list_rules(community).await?));
-        self.rules.insert(community, Arc::clone(&rules));
-        Ok(rules)
+        let compiled = Arc::new(RuleSet::compile(source.as_ref().clone()));
+        self.rules
+            .insert(community, (source, Arc::clone(&compiled)));
+        Ok(compiled)
     }
 
     /// Adds a string rule after checking it compiles (pattern, regex, action); returns it with
     /// its id. The next message sees it.
     pub async fn create_rule(&self, rule: StringRule) -> Result<StringRule, RuleError> {
         CompiledRule::compile(rule.clone())?;
-        let stored = self.store.create_rule(&rule).await?;
-        self.rules.invalidate(&rule.community_id);
-        Ok(stored)
+        Ok(self.store.create_rule(&rule).await?)
     }
 
-    /// Removes a string rule; `false` if the community has none with that id.
+    /// Removes a string rule; `false` if the community has none with that id. (Writing through
+    /// [`store`](Self::store) works too: the next message sees the change either way.)
     pub async fn delete_rule(&self, community: CommunityId, id: i64) -> Result<bool, StoreError> {
-        let deleted = self.store.delete_rule(community, id).await?;
-        self.rules.invalidate(&community);
-        Ok(deleted)
+        self.store.delete_rule(community, id).await
     }
 
     /// Follows aliases from the typed command to a command that is not an alias.

@@ -303,3 +303,36 @@ async fn webhook_rules_post_the_match() {
     assert_eq!(body["user"]["name"], "alice");
     assert_eq!(body["context"]["platform"], "twitch");
 }
+
+#[tokio::test]
+async fn a_rule_written_straight_to_the_store_is_seen_by_the_next_message() {
+    let (t, c) = setup().await;
+    t.play(
+        "
+        a: ahoy
+        < (handler heard it)
+        ",
+    )
+    .await;
+    t.router()
+        .store()
+        .create_rule(&rule(
+            c,
+            "ahoy",
+            MatchType::Word,
+            1,
+            RuleAction::Warn {
+                message: Some("Arr".into()),
+            },
+        ))
+        .await
+        .expect("created");
+    t.play(
+        "
+        a: ahoy
+        < Arr
+        < (handler heard it)
+        ",
+    )
+    .await;
+}
