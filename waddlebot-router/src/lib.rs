@@ -46,7 +46,7 @@ pub mod session;
 
 pub use builtin::Builtins;
 pub use delivery::{Delivery, Dispatched, LateReplyError};
-pub use parse::{Invocation, command_line};
+pub use parse::{Invocation, Prefixes, command_line};
 pub use router::{
     BuildError, Outcome, Router, RouterBuilder, RouterConfig, RouterError, UMBRELLA_SLASH_COMMAND,
 };

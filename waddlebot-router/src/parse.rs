@@ -11,9 +11,41 @@ pub struct Invocation {
     pub name: String,
     /// Everything after the name.
     pub args: Args,
+    /// Typed with the remote prefix: a community/remote module command.
+    pub remote: bool,
 }
 
-/// Parses `text` as a command if it starts with one of `prefixes` directly followed by a name.
+/// The prefixes commands are recognised by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prefixes {
+    /// Local commands (built-in modules, custom commands, aliases).
+    pub local: Vec<String>,
+    /// Remote module commands.
+    pub remote: String,
+}
+
+impl Prefixes {
+    /// The prefixes stored command lines are written with (alias targets, rule commands):
+    /// `!` local, `#` remote, whatever a community types.
+    pub fn canonical() -> Self {
+        Self {
+            local: vec!["!".to_owned()],
+            remote: "#".to_owned(),
+        }
+    }
+
+    /// Parses a chat line as a command, if it is one.
+    pub fn parse(&self, text: &str) -> Option<Invocation> {
+        let mut all = self.local.clone();
+        all.push(self.remote.clone());
+        let mut invocation = command_line(text, &all)?;
+        invocation.remote = invocation.prefix == self.remote;
+        Some(invocation)
+    }
+}
+
+/// Parses `text` as a (local) command if it starts with one of `prefixes` directly followed by
+/// a name.
 /// `!` alone, `! ping` and text without a prefix are not commands.
 pub fn command_line(text: &str, prefixes: &[String]) -> Option<Invocation> {
     let text = text.trim_start();
@@ -34,6 +66,7 @@ pub fn command_line(text: &str, prefixes: &[String]) -> Option<Invocation> {
         prefix: prefix.clone(),
         name,
         args: Args::parse(args),
+        remote: false,
     })
 }
 
@@ -60,6 +93,13 @@ mod tests {
         for text in ["hello !ping", "!", "! ping", "", "   ", "!!"] {
             assert_eq!(command_line(text, &prefixes()), None, "{text:?}");
         }
+    }
+
+    #[test]
+    fn the_remote_prefix_marks_remote_commands() {
+        let prefixes = Prefixes::canonical();
+        assert!(prefixes.parse("#weather x").expect("a command").remote);
+        assert!(!prefixes.parse("!weather x").expect("a command").remote);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::builtin::Builtins;
 use crate::cache::{CacheTtl, CachedStore};
 use crate::fanout::{HandlerReport, Subscriber};
 use crate::limit::{MemoryLimiter, RateLimiter};
-use crate::parse::{Invocation, command_line};
+use crate::parse::{Invocation, Prefixes, command_line};
 use crate::policy::{CommandRules, Policy, PolicyConfig};
 use crate::remote::RemoteCaller;
 use crate::rules::{self, CompiledRule, RuleEffect, RuleError, RuleSet, SharedRules};
@@ -246,10 +246,10 @@ impl RouterBuilder {
         }
         let cached = Arc::new(CachedStore::new(store, self.config.cache_ttl));
         let store: Arc<dyn Store> = cached.clone();
-        let mut all_prefixes = self.config.prefixes.clone();
-        if !self.config.remote_prefix.is_empty() {
-            all_prefixes.push(self.config.remote_prefix.clone());
-        }
+        let prefixes = Prefixes {
+            local: self.config.prefixes.clone(),
+            remote: self.config.remote_prefix.clone(),
+        };
         let http = reqwest::Client::new();
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let limiter = self
@@ -282,7 +282,7 @@ impl RouterBuilder {
                 .unwrap_or_else(|| Arc::new(MemorySessions::new(SESSION_TTL))),
             remote: RemoteCaller::new(http.clone()),
             http,
-            all_prefixes,
+            prefixes,
             config: self.config,
         })
     }
@@ -310,8 +310,8 @@ pub struct Router {
     pub(crate) sessions: Arc<dyn SessionStore>,
     /// Calls remote modules and tracks their health.
     pub(crate) remote: RemoteCaller,
-    /// Local prefixes then the remote one, for recognising commands.
-    all_prefixes: Vec<String>,
+    /// The prefixes of communities that set none of their own.
+    prefixes: Prefixes,
     config: RouterConfig,
 }
 
@@ -338,6 +338,7 @@ fn slash_invocation(name: &str, text: &str) -> Option<Invocation> {
                 prefix: "/".to_owned(),
                 name: "help".to_owned(),
                 args: waddlebot::Args::default(),
+                remote: false,
             });
         }
         let mut invocation = command_line(&format!("/{}", text.trim_start()), &["/".to_owned()])?;
@@ -348,6 +349,7 @@ fn slash_invocation(name: &str, text: &str) -> Option<Invocation> {
         prefix: "/".to_owned(),
         name,
         args: waddlebot::Args::parse(text),
+        remote: false,
     })
 }
 
@@ -443,7 +445,10 @@ impl Router {
             handlers: Vec::new(),
         };
         let invocation = match &event.kind {
-            EventKind::ChatMessage => command_line(&event.text, &self.all_prefixes),
+            EventKind::ChatMessage => self
+                .prefixes_for(entity.community_id)
+                .await?
+                .parse(&event.text),
             EventKind::SlashCommand { name } => slash_invocation(name, &event.text),
             _ => None,
         };
@@ -474,6 +479,42 @@ impl Router {
             .buffered(self.config.max_concurrent)
             .collect()
             .await
+    }
+
+    /// A community's prefixes: the `prefix` / `prefixes` and `remote_prefix` keys of its `core`
+    /// module config, else the router's.
+    async fn prefixes_for(
+        &self,
+        community: CommunityId,
+    ) -> Result<std::borrow::Cow<'_, Prefixes>, StoreError> {
+        let Some(install) = self.store.module_install(community, "core").await? else {
+            return Ok(std::borrow::Cow::Borrowed(&self.prefixes));
+        };
+        let config = &install.config;
+        let text = |v: &serde_json::Value| {
+            v.as_str()
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+        };
+        let local: Vec<String> = match (config.get("prefixes"), config.get("prefix")) {
+            (Some(serde_json::Value::Array(list)), _) => list.iter().filter_map(text).collect(),
+            (_, Some(one)) => text(one).into_iter().collect(),
+            _ => Vec::new(),
+        };
+        let remote = config.get("remote_prefix").and_then(text);
+        if local.is_empty() && remote.is_none() {
+            return Ok(std::borrow::Cow::Borrowed(&self.prefixes));
+        }
+        let mut prefixes = self.prefixes.clone();
+        if !local.is_empty() {
+            prefixes.local = local;
+        }
+        if let Some(remote) = remote {
+            prefixes.remote = remote;
+        }
+        prefixes.local.retain(|p| *p != prefixes.remote);
+        Ok(std::borrow::Cow::Owned(prefixes))
     }
 
     /// Keeps the session of a processed event, so late replies can find their way back. A
@@ -512,7 +553,7 @@ impl Router {
                     }
                     RuleEffect::Replies(replies) => outcome.replies = replies,
                     RuleEffect::Command(line) => {
-                        if let Some(invocation) = command_line(&line, &self.all_prefixes) {
+                        if let Some(invocation) = Prefixes::canonical().parse(&line) {
                             outcome.replies =
                                 match self.follow_aliases(&event, entity, invocation).await? {
                                     Ok(invocation) => {
@@ -578,7 +619,7 @@ impl Router {
         entity: &Entity,
         invocation: Invocation,
     ) -> Result<Result<Invocation, AliasError>, StoreError> {
-        if invocation.prefix == self.config.remote_prefix {
+        if invocation.remote {
             return Ok(Ok(invocation));
         }
         let community = entity.community_id;
@@ -609,7 +650,7 @@ impl Router {
                 Ok(line) => line,
                 Err(err) => return Ok(Err(err)),
             };
-            let Some(next) = command_line(&line, &self.all_prefixes) else {
+            let Some(next) = Prefixes::canonical().parse(&line) else {
                 return Ok(Err(AliasError::EmptyTarget));
             };
             let looped = chain.contains(&next.name);
@@ -665,7 +706,7 @@ impl Router {
         invocation: Invocation,
         session: &SessionId,
     ) -> Result<Vec<Reply>, RouterError> {
-        if invocation.prefix == self.config.remote_prefix {
+        if invocation.remote {
             return self
                 .run_remote_command(event, entity, invocation, session)
                 .await;

@@ -367,3 +367,36 @@ async fn a_batch_runs_at_most_max_concurrent_at_once_and_keeps_order() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_community_can_choose_its_own_prefixes() {
+    let router = router_with(command_fn(CommandSpec::new("echo"), echo));
+    let first = router.handle(chat("!echo a")).await.expect("handled");
+    router
+        .store()
+        .put_module_install(&waddlebot::store::ModuleInstall {
+            community_id: first.community_id,
+            module: "core".into(),
+            enabled: true,
+            config: serde_json::json!({"prefix": "?", "remote_prefix": "$"}),
+            updated_by: "owner".into(),
+            updated_at: std::time::SystemTime::now(),
+        })
+        .await
+        .expect("saved");
+    let question = router.handle(chat("?echo b")).await.expect("handled");
+    assert_eq!(texts(&question.replies), ["echo:b"]);
+    let bang = router.handle(chat("!echo c")).await.expect("handled");
+    assert!(!bang.processed, "! is no longer a prefix here");
+    let dollar = router.handle(chat("$weather")).await.expect("handled");
+    assert!(
+        texts(&dollar.replies)[0].contains("No community module answers it"),
+        "{:?}",
+        dollar
+    );
+    let elsewhere = router
+        .handle(Event::chat(PlatformKind::Discord, "other", "general", "bob", "!echo d"))
+        .await
+        .expect("handled");
+    assert_eq!(texts(&elsewhere.replies), ["echo:d"], "other communities keep the default");
+}
