@@ -19,6 +19,16 @@ use waddlebot::store::{
 };
 use waddlebot::{CommunityId, PlatformKind, Store, StoreError};
 
+fn hit(cache: &'static str) {
+    metrics::counter!(crate::metrics_names::CACHE, "cache" => cache, "result" => "hit")
+        .increment(1);
+}
+
+fn miss(cache: &'static str) {
+    metrics::counter!(crate::metrics_names::CACHE, "cache" => cache, "result" => "miss")
+        .increment(1);
+}
+
 /// A community's role grants by (platform, user id).
 type GrantsByUser = HashMap<(String, String), RoleGrant>;
 
@@ -101,8 +111,10 @@ impl CachedStore {
         community: CommunityId,
     ) -> Result<Arc<Vec<StringRule>>, StoreError> {
         if let Some(rules) = self.rules.get(&community) {
+            hit("rules");
             return Ok(rules);
         }
+        miss("rules");
         let rules = Arc::new(self.inner.list_rules(community).await?);
         self.rules.insert(community, Arc::clone(&rules));
         Ok(rules)
@@ -114,8 +126,10 @@ impl CachedStore {
         community: CommunityId,
     ) -> Result<Arc<Vec<RemoteModule>>, StoreError> {
         if let Some(modules) = self.remote.get(&community) {
+            hit("remote_modules");
             return Ok(modules);
         }
+        miss("remote_modules");
         let modules = Arc::new(self.inner.list_remote_modules(community).await?);
         self.remote.insert(community, Arc::clone(&modules));
         Ok(modules)
@@ -139,8 +153,10 @@ impl std::fmt::Debug for CachedStore {
 impl Store for CachedStore {
     async fn resolve_entity(&self, key: &EntityKey) -> Result<Entity, StoreError> {
         if let Some(entity) = self.entities.get(key) {
+            hit("entity");
             return Ok(entity);
         }
+        miss("entity");
         let entity = self.inner.resolve_entity(key).await?;
         self.entities.insert(key.clone(), entity.clone());
         Ok(entity)
@@ -164,8 +180,10 @@ impl Store for CachedStore {
     ) -> Result<Option<CustomCommand>, StoreError> {
         let key = (community, name.to_owned());
         if let Some(found) = self.commands.get(&key) {
+            hit("command");
             return Ok(found);
         }
+        miss("command");
         let found = self.inner.custom_command(community, name).await?;
         self.commands.insert(key, found.clone());
         Ok(found)
@@ -211,8 +229,10 @@ impl Store for CachedStore {
     async fn alias(&self, community: CommunityId, name: &str) -> Result<Option<Alias>, StoreError> {
         let key = (community, name.to_owned());
         if let Some(found) = self.aliases.get(&key) {
+            hit("alias");
             return Ok(found);
         }
+        miss("alias");
         let found = self.inner.alias(community, name).await?;
         self.aliases.insert(key, found.clone());
         Ok(found)
@@ -293,8 +313,12 @@ impl Store for CachedStore {
         user_id: &str,
     ) -> Result<Option<RoleGrant>, StoreError> {
         let grants = match self.grants.get(&community) {
-            Some(grants) => grants,
+            Some(grants) => {
+                hit("role_grants");
+                grants
+            }
             None => {
+                miss("role_grants");
                 let grants: HashMap<_, _> = self
                     .inner
                     .list_role_grants(community)
@@ -343,8 +367,10 @@ impl Store for CachedStore {
     ) -> Result<Option<ModuleInstall>, StoreError> {
         let key = (community, module.to_owned());
         if let Some(found) = self.installs.get(&key) {
+            hit("module");
             return Ok(found);
         }
+        miss("module");
         let found = self.inner.module_install(community, module).await?;
         self.installs.insert(key, found.clone());
         Ok(found)
@@ -371,8 +397,10 @@ impl Store for CachedStore {
     ) -> Result<Option<CommandSettings>, StoreError> {
         let key = (community, command.to_owned());
         if let Some(found) = self.settings.get(&key) {
+            hit("command_settings");
             return Ok(found);
         }
+        miss("command_settings");
         let found = self.inner.command_settings(community, command).await?;
         self.settings.insert(key, found.clone());
         Ok(found)

@@ -168,7 +168,9 @@ impl Router {
             None => ctx,
         };
         let handler = subscriber.handler;
-        self.guarded(async move { handler.on_event(ctx).await })
-            .await
+        self.guarded(&subscriber.subscription.module, async move {
+            handler.on_event(ctx).await
+        })
+        .await
     }
 }

@@ -37,6 +37,7 @@ pub mod cache;
 mod delivery;
 pub mod fanout;
 pub mod limit;
+pub mod metrics_names;
 mod parse;
 pub mod policy;
 pub mod remote;

@@ -269,6 +269,14 @@ impl RemoteCaller {
     ) -> Result<Vec<Reply>, CallFailure> {
         let result = self.call_with_retries(module, body).await;
         self.record(module, result.is_ok());
+        let label = match &result {
+            Ok(_) => "ok",
+            Err(CallFailure::TimedOut) => "timeout",
+            Err(CallFailure::Unavailable(_)) => "unavailable",
+            Err(CallFailure::Garbled(_)) => "garbled",
+            Err(CallFailure::Refused(_)) => "refused",
+        };
+        metrics::counter!(crate::metrics_names::REMOTE_CALLS, "result" => label).increment(1);
         if let Err(failure) = &result {
             tracing::warn!(module = module.name, ?failure, "remote module call failed");
         }
@@ -488,7 +496,7 @@ impl crate::Router {
             .effective_level(store, community, &event)
             .await?;
         if let Some(refusal) = self.policy().check(store, community, &event, rules).await? {
-            return Ok(vec![Reply::text(refusal.text(&shown))]);
+            return Ok(vec![crate::router::refuse(&refusal, &shown)]);
         }
         let body = payload(
             community,

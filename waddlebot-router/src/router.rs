@@ -21,6 +21,7 @@ use crate::builtin::Builtins;
 use crate::cache::{CacheTtl, CachedStore};
 use crate::fanout::{HandlerReport, Subscriber};
 use crate::limit::{MemoryLimiter, RateLimiter};
+use crate::metrics_names;
 use crate::parse::{Invocation, Prefixes, command_line};
 use crate::policy::{CommandRules, Policy, PolicyConfig};
 use crate::remote::RemoteCaller;
@@ -325,6 +326,18 @@ impl std::fmt::Debug for Router {
     }
 }
 
+fn count_command(outcome: &'static str) {
+    metrics::counter!(metrics_names::COMMANDS, "outcome" => outcome).increment(1);
+}
+
+/// The reply for a refusal, counted and logged.
+pub(crate) fn refuse(refusal: &crate::policy::Refusal, shown: &str) -> Reply {
+    tracing::info!(reason = refusal.reason(), "command refused");
+    count_command("refused");
+    metrics::counter!(metrics_names::REFUSALS, "reason" => refusal.reason()).increment(1);
+    Reply::text(refusal.text(shown))
+}
+
 /// The umbrella slash command: Slack's `/waddlebot <sub> <args>` runs `!<sub> <args>`.
 pub const UMBRELLA_SLASH_COMMAND: &str = "waddlebot";
 
@@ -402,6 +415,9 @@ impl Router {
         event: Event,
         session: SessionId,
     ) -> Result<Outcome, RouterError> {
+        let started = std::time::Instant::now();
+        metrics::counter!(metrics_names::EVENTS, "kind" => event.kind.name().to_owned())
+            .increment(1);
         let span = tracing::info_span!(
             "event",
             id = %event.id,
@@ -410,8 +426,9 @@ impl Router {
             community = tracing::field::Empty,
             command = tracing::field::Empty,
         );
-        let outcome = self.handle_inner(event, session).instrument(span).await?;
-        Ok(outcome)
+        let outcome = self.handle_inner(event, session).instrument(span).await;
+        metrics::histogram!(metrics_names::EVENT_SECONDS).record(started.elapsed().as_secs_f64());
+        outcome
     }
 
     async fn handle_inner(&self, event: Event, session: SessionId) -> Result<Outcome, RouterError> {
@@ -543,6 +560,7 @@ impl Router {
                     .record_rule_match(community, rule.id, self.clock.now())
                     .await?;
                 tracing::info!(rule = rule.id, "string rule matched");
+                metrics::counter!(metrics_names::RULE_MATCHES).increment(1);
                 outcome.processed = true;
                 outcome.matched_rule = Some(rule.id);
                 rules::send_webhook(&self.http, rule, community, &event);
@@ -717,6 +735,7 @@ impl Router {
         let target = self.lookup(community, &invocation.name).await?;
         let rules = match &target {
             Target::Unknown => {
+                count_command("unknown");
                 return Ok(vec![Reply::text(format!(
                     "Unknown command: {shown}. Type {prefix}commands to see what I can do."
                 ))]);
@@ -747,8 +766,7 @@ impl Router {
             .check(self.store.as_ref(), community, &event, rules)
             .await?
         {
-            tracing::info!(reason = refusal.reason(), "command refused");
-            return Ok(vec![Reply::text(refusal.text(&shown))]);
+            return Ok(vec![refuse(&refusal, &shown)]);
         }
         let event = Arc::new(event);
         let result = match target {
@@ -769,16 +787,29 @@ impl Router {
                     None => ctx,
                 };
                 let handler = Arc::clone(&self.handlers[self.owners[index]]);
-                self.guarded(handler.handle(ctx)).await
+                self.guarded(&spec.module, handler.handle(ctx)).await
             }
             Target::Custom(command) => {
-                self.guarded(self.render_custom(&event, &command, &invocation.args))
-                    .await
+                self.guarded(
+                    waddlebot::store::CUSTOM_COMMANDS_MODULE,
+                    self.render_custom(&event, &command, &invocation.args),
+                )
+                .await
             }
         };
         Ok(match result {
-            Ok(replies) => replies,
-            Err(err) => vec![self.explain_failure(&shown, err)],
+            Ok(replies) => {
+                count_command("ok");
+                replies
+            }
+            Err(err) => {
+                count_command(if err.is_user_error() {
+                    "user_error"
+                } else {
+                    "failed"
+                });
+                vec![self.explain_failure(&shown, err)]
+            }
         })
     }
 
@@ -800,10 +831,12 @@ impl Router {
     /// faulty module cannot take the caller down with it.
     pub(crate) async fn guarded(
         &self,
+        module: &str,
         future: impl std::future::Future<Output = Result<Vec<Reply>, CommandError>>,
     ) -> Result<Vec<Reply>, CommandError> {
+        let started = std::time::Instant::now();
         let caught = AssertUnwindSafe(future).catch_unwind();
-        match tokio::time::timeout(self.config.handler_timeout, caught).await {
+        let result = match tokio::time::timeout(self.config.handler_timeout, caught).await {
             Ok(Ok(result)) => result,
             Ok(Err(_panic)) => Err(CommandError::Internal("the handler panicked".into())),
             Err(_elapsed) => Err(CommandError::Internal(
@@ -813,7 +846,14 @@ impl Router {
                 )
                 .into(),
             )),
+        };
+        let module = module.to_owned();
+        metrics::histogram!(metrics_names::HANDLER_SECONDS, "module" => module.clone())
+            .record(started.elapsed().as_secs_f64());
+        if result.as_ref().is_err_and(|err| !err.is_user_error()) {
+            metrics::counter!(metrics_names::HANDLER_FAILURES, "module" => module).increment(1);
         }
+        result
     }
 
     async fn render_custom(

@@ -395,8 +395,18 @@ async fn a_community_can_choose_its_own_prefixes() {
         dollar
     );
     let elsewhere = router
-        .handle(Event::chat(PlatformKind::Discord, "other", "general", "bob", "!echo d"))
+        .handle(Event::chat(
+            PlatformKind::Discord,
+            "other",
+            "general",
+            "bob",
+            "!echo d",
+        ))
         .await
         .expect("handled");
-    assert_eq!(texts(&elsewhere.replies), ["echo:d"], "other communities keep the default");
+    assert_eq!(
+        texts(&elsewhere.replies),
+        ["echo:d"],
+        "other communities keep the default"
+    );
 }

@@ -1,0 +1,22 @@
+//! The metrics the router emits, through the `metrics` facade: the embedding program picks the
+//! exporter (the reference server serves Prometheus text). Names here, once, so dashboards and
+//! code agree.
+
+/// Events handled, by `kind` (`chat_message`, `follow`...).
+pub const EVENTS: &str = "waddlebot_events_total";
+/// Seconds to handle one event, from intake to outcome.
+pub const EVENT_SECONDS: &str = "waddlebot_event_duration_seconds";
+/// Commands, by `outcome`: `ok`, `unknown`, `refused`, `failed`.
+pub const COMMANDS: &str = "waddlebot_commands_total";
+/// Refusals, by `reason` (`permission`, `cooldown`, `rate_limit`, `module_disabled`...).
+pub const REFUSALS: &str = "waddlebot_refusals_total";
+/// Seconds a handler ran, by `module`.
+pub const HANDLER_SECONDS: &str = "waddlebot_handler_duration_seconds";
+/// Handler failures (errors, panics, timeouts), by `module`.
+pub const HANDLER_FAILURES: &str = "waddlebot_handler_failures_total";
+/// Cache lookups, by `cache` and `result` (`hit`, `miss`).
+pub const CACHE: &str = "waddlebot_cache_requests_total";
+/// String rule matches.
+pub const RULE_MATCHES: &str = "waddlebot_rule_matches_total";
+/// Remote module calls, by `result` (`ok`, `timeout`, `unavailable`, `garbled`, `refused`).
+pub const REMOTE_CALLS: &str = "waddlebot_remote_calls_total";
