@@ -10,8 +10,11 @@ use waddlebot::{
 };
 use waddlebot_router::Router;
 
+/// (name, labels, value) of one recorded metric.
+type Recorded = (String, Vec<(String, String)>, DebugValue);
+
 fn counter(
-    snapshot: &[(String, Vec<(String, String)>, DebugValue)],
+    snapshot: &[Recorded],
     name: &str,
     label: (&str, &str),
 ) -> u64 {
