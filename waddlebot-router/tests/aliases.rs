@@ -164,3 +164,28 @@ async fn creation_refuses_what_would_clash() {
         Err(CreateAliasError::Exists(_))
     ));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+    /// However aliases point at each other, following them ends with one reply: the command's,
+    /// or a loop / depth refusal.
+    #[test]
+    fn any_alias_graph_terminates_with_one_reply(targets in proptest::collection::vec(0usize..10, 1..8)) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            let (t, c) = setup().await;
+            for (i, target) in targets.iter().enumerate() {
+                // Targets 0..8 are aliases (some may not exist), 8 and 9 are real commands.
+                let line = match target {
+                    8 => "!shoutout".to_owned(),
+                    9 => "!ping".to_owned(),
+                    n => format!("!a{n} x"),
+                };
+                let _ = t.router().create_alias(c, &format!("a{i}"), &line, "mod").await;
+            }
+            let replies = t.say("alice", PermissionLevel::Everyone, "!a0").await;
+            assert_eq!(replies.len(), 1, "{replies:?}");
+        });
+    }
+}

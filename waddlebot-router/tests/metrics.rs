@@ -13,11 +13,7 @@ use waddlebot_router::Router;
 /// (name, labels, value) of one recorded metric.
 type Recorded = (String, Vec<(String, String)>, DebugValue);
 
-fn counter(
-    snapshot: &[Recorded],
-    name: &str,
-    label: (&str, &str),
-) -> u64 {
+fn counter(snapshot: &[Recorded], name: &str, label: (&str, &str)) -> u64 {
     snapshot
         .iter()
         .filter(|(n, labels, _)| {
