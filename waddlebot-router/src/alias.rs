@@ -8,8 +8,13 @@
 
 use std::fmt;
 
+use waddlebot::store::Entity;
 use waddlebot::template::{Template, TemplateError, Var, Vars};
-use waddlebot::{Args, CommandCatalog, normalize_command_name, reserved};
+use waddlebot::{
+    Args, CommandCatalog, CommunityId, Event, StoreError, normalize_command_name, reserved,
+};
+
+use crate::parse::{Invocation, Prefixes};
 
 /// The longest chain of aliases followed for one message.
 pub const MAX_DEPTH: usize = 5;
@@ -163,6 +168,85 @@ pub fn expand(
         line.push_str(args.raw());
     }
     Ok(line)
+}
+
+impl crate::Router {
+    /// Follows aliases from the typed command to a command that is not an alias.
+    pub(crate) async fn follow_aliases(
+        &self,
+        event: &Event,
+        entity: &Entity,
+        invocation: Invocation,
+    ) -> Result<Result<Invocation, AliasError>, StoreError> {
+        if invocation.remote {
+            return Ok(Ok(invocation));
+        }
+        let community = entity.community_id;
+        let mut chain = vec![invocation.name.clone()];
+        let mut current = invocation;
+        loop {
+            if self.catalog.find(&current.name).is_some() {
+                return Ok(Ok(current));
+            }
+            let Some(alias) = self.store.alias(community, &current.name).await? else {
+                return Ok(Ok(current));
+            };
+            if chain.len() > MAX_DEPTH {
+                return Ok(Err(AliasError::TooDeep(chain)));
+            }
+            if chain.len() == 1 {
+                self.store
+                    .increment(&format!("alias_uses:{community}"), &alias.name, 1)
+                    .await?;
+            }
+            let line = match expand(
+                &alias.target,
+                event.user.shown_name(),
+                &event.channel_id,
+                event.platform.as_str(),
+                &current.args,
+            ) {
+                Ok(line) => line,
+                Err(err) => return Ok(Err(err)),
+            };
+            let Some(next) = Prefixes::canonical().parse(&line) else {
+                return Ok(Err(AliasError::EmptyTarget));
+            };
+            let looped = chain.contains(&next.name);
+            chain.push(next.name.clone());
+            if looped {
+                return Ok(Err(AliasError::Cycle(chain)));
+            }
+            current = next;
+        }
+    }
+
+    /// Creates an alias in a community after checking it: a usable name shadowing no built-in,
+    /// platform command, custom command or other alias, and a valid target.
+    pub async fn create_alias(
+        &self,
+        community: CommunityId,
+        name: &str,
+        target: &str,
+        created_by: &str,
+    ) -> Result<waddlebot::store::Alias, CreateAliasError> {
+        let (name, target) = validate(name, target, &self.catalog)?;
+        if self.store.custom_command(community, &name).await?.is_some() {
+            return Err(CreateAliasError::Exists(name));
+        }
+        let alias = waddlebot::store::Alias {
+            community_id: community,
+            name,
+            target,
+            created_by: created_by.to_owned(),
+            created_at: self.clock.now(),
+        };
+        match self.store.create_alias(&alias).await {
+            Ok(()) => Ok(alias),
+            Err(StoreError::Conflict(_)) => Err(CreateAliasError::Exists(alias.name)),
+            Err(err) => Err(err.into()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@
 //! [`CommandSpec`](waddlebot::CommandSpec)s.
 
 pub mod alias;
+mod builder;
 mod builtin;
 pub mod cache;
 mod delivery;

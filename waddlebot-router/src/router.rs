@@ -1,6 +1,6 @@
 //! The router: event in, decision, handler, replies out.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,22 +12,19 @@ use waddlebot::store::{CustomCommand, Entity, EntityKey, StringRule};
 use waddlebot::template::{Template, Var, Vars};
 use waddlebot::{
     CommandCatalog, CommandError, CommandHandler, CommunityId, Context, DuplicateCommand, EntityId,
-    Event, EventHandler, EventId, EventKind, Platform, PlatformKind, Reply, SessionId, Store,
-    StoreError,
+    Event, EventId, EventKind, Platform, PlatformKind, Reply, SessionId, Store, StoreError,
 };
 
-use crate::alias::{self, AliasError, CreateAliasError};
-use crate::builtin::Builtins;
 use crate::cache::{CacheTtl, CachedStore};
 use crate::fanout::{HandlerReport, Subscriber};
-use crate::limit::{MemoryLimiter, RateLimiter};
+
 use crate::metrics_names;
 use crate::parse::{Invocation, Prefixes, command_line};
 use crate::policy::{CommandRules, Policy, PolicyConfig};
 use crate::remote::RemoteCaller;
-use crate::rules::{self, CompiledRule, RuleEffect, RuleError, RuleSet, SharedRules};
-use crate::session::{MemorySessions, SESSION_TTL, SessionInfo, SessionStore};
-use waddlebot::clock::{Clock, SystemClock};
+use crate::rules::{self, RuleEffect, SharedRules};
+use crate::session::{SessionInfo, SessionStore};
+use waddlebot::clock::Clock;
 
 /// Router settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,202 +115,33 @@ pub struct Outcome {
     pub handlers: Vec<HandlerReport>,
 }
 
-/// Builds a [`Router`].
-#[derive(Default)]
-pub struct RouterBuilder {
-    store: Option<Arc<dyn Store>>,
-    handlers: Vec<Arc<dyn CommandHandler>>,
-    subscribers: Vec<Subscriber>,
-    optional_modules: HashSet<String>,
-    platforms: Vec<Arc<dyn Platform>>,
-    limiter: Option<Arc<dyn RateLimiter>>,
-    sessions: Option<Arc<dyn SessionStore>>,
-    clock: Option<Arc<dyn Clock>>,
-    config: RouterConfig,
-}
-
-impl RouterBuilder {
-    /// The store (required). It is wrapped in a cache; handlers get the cached store too, so
-    /// their writes invalidate what the router caches.
-    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
-        self.store = Some(store);
-        self
-    }
-
-    /// Adds a module.
-    pub fn handler(mut self, handler: impl CommandHandler + 'static) -> Self {
-        self.handlers.push(Arc::new(handler));
-        self
-    }
-
-    /// Adds a shared module.
-    pub fn handler_arc(mut self, handler: Arc<dyn CommandHandler>) -> Self {
-        self.handlers.push(handler);
-        self
-    }
-
-    /// Adds a handler of non-command events (follows, raids, plain chat...).
-    pub fn event_handler(mut self, handler: impl EventHandler + 'static) -> Self {
-        self.subscribers.push(Subscriber {
-            subscription: handler.subscription(),
-            handler: Arc::new(handler),
-        });
-        self
-    }
-
-    /// Adds a module that is off in every community until the community installs it (an
-    /// enabled module install record). Modules added with [`handler`](Self::handler) are on
-    /// until a community turns them off.
-    pub fn optional_handler(mut self, handler: impl CommandHandler + 'static) -> Self {
-        for spec in handler.specs() {
-            self.optional_modules.insert(spec.module);
-        }
-        self.handlers.push(Arc::new(handler));
-        self
-    }
-
-    /// Whether a store has been given.
-    pub fn has_store(&self) -> bool {
-        self.store.is_some()
-    }
-
-    /// The rate limiter for cooldowns and rate limits (default: in this process).
-    pub fn limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
-        self.limiter = Some(limiter);
-        self
-    }
-
-    /// Where sessions live (default: in this process, for an hour).
-    pub fn sessions(mut self, sessions: Arc<dyn SessionStore>) -> Self {
-        self.sessions = Some(sessions);
-        self
-    }
-
-    /// The clock (default: the system clock). Tests pass a manual one.
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = Some(clock);
-        self
-    }
-
-    /// Adds a platform replies can be delivered to.
-    pub fn platform(mut self, platform: Arc<dyn Platform>) -> Self {
-        self.platforms.push(platform);
-        self
-    }
-
-    /// Replaces the settings.
-    pub fn config(mut self, config: RouterConfig) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// Checks the wiring and builds the router: a missing store, a command name declared twice
-    /// or a platform registered twice fail here, not at the first message.
-    pub fn build(self) -> Result<Router, BuildError> {
-        let store = self.store.ok_or(BuildError::MissingStore)?;
-        if self.config.max_concurrent == 0 {
-            return Err(BuildError::InvalidConfig(
-                "max_concurrent must be at least 1".to_owned(),
-            ));
-        }
-        if self.config.prefixes.contains(&self.config.remote_prefix) {
-            return Err(BuildError::InvalidConfig(format!(
-                "'{}' cannot be both a local and the remote prefix",
-                self.config.remote_prefix
-            )));
-        }
-        if self.config.prefixes.iter().all(String::is_empty) {
-            return Err(BuildError::InvalidConfig(
-                "at least one non-empty command prefix is needed".to_owned(),
-            ));
-        }
-        let mut handlers: Vec<Arc<dyn CommandHandler>> = vec![Arc::new(Builtins)];
-        handlers.extend(self.handlers);
-        let mut specs = Vec::new();
-        let mut owners = Vec::new();
-        for (index, handler) in handlers.iter().enumerate() {
-            for spec in handler.specs() {
-                specs.push(spec);
-                owners.push(index);
-            }
-        }
-        let catalog = Arc::new(CommandCatalog::new(specs)?);
-        let mut platforms = HashMap::new();
-        for platform in self.platforms {
-            let kind = platform.kind();
-            if platforms.insert(kind.clone(), platform).is_some() {
-                return Err(BuildError::DuplicatePlatform(kind));
-            }
-        }
-        let cached = Arc::new(CachedStore::new(store, self.config.cache_ttl));
-        let store: Arc<dyn Store> = cached.clone();
-        let prefixes = Prefixes {
-            local: self.config.prefixes.clone(),
-            remote: self.config.remote_prefix.clone(),
-        };
-        let http = reqwest::Client::new();
-        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let limiter = self
-            .limiter
-            .unwrap_or_else(|| Arc::new(MemoryLimiter::with_clock(Arc::clone(&clock))));
-        let mut subscribers = self.subscribers;
-        // Stable: equal priorities keep registration order.
-        subscribers.sort_by_key(|s| s.subscription.priority);
-        let policy = Policy {
-            config: self.config.policy.clone(),
-            limiter,
-            optional_modules: self.optional_modules,
-        };
-        Ok(Router {
-            store,
-            cached,
-            catalog,
-            handlers,
-            owners,
-            subscribers,
-            platforms,
-            policy,
-            clock,
-            rules: moka::sync::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(self.config.cache_ttl.command)
-                .build(),
-            sessions: self
-                .sessions
-                .unwrap_or_else(|| Arc::new(MemorySessions::new(SESSION_TTL))),
-            remote: RemoteCaller::new(http.clone()),
-            http,
-            prefixes,
-            config: self.config,
-        })
-    }
-}
+pub use crate::builder::RouterBuilder;
 
 /// The engine. Cheap to share (`Arc<Router>`); every method takes `&self`.
 pub struct Router {
-    store: Arc<dyn Store>,
-    catalog: Arc<CommandCatalog>,
-    handlers: Vec<Arc<dyn CommandHandler>>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) catalog: Arc<CommandCatalog>,
+    pub(crate) handlers: Vec<Arc<dyn CommandHandler>>,
     /// `owners[i]` is the index in `handlers` of the handler of `catalog.specs()[i]`.
-    owners: Vec<usize>,
+    pub(crate) owners: Vec<usize>,
     /// Event handlers, by priority.
-    subscribers: Vec<Subscriber>,
+    pub(crate) subscribers: Vec<Subscriber>,
     pub(crate) platforms: HashMap<PlatformKind, Arc<dyn Platform>>,
-    policy: Policy,
-    clock: Arc<dyn Clock>,
+    pub(crate) policy: Policy,
+    pub(crate) clock: Arc<dyn Clock>,
     /// The same store, typed, for its shared lists.
     pub(crate) cached: Arc<CachedStore>,
     /// Compiled string rules per community, with the list they were compiled from.
-    rules: moka::sync::Cache<CommunityId, (Arc<Vec<StringRule>>, SharedRules)>,
+    pub(crate) rules: moka::sync::Cache<CommunityId, (Arc<Vec<StringRule>>, SharedRules)>,
     /// For rule webhooks.
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     /// Where sessions live.
     pub(crate) sessions: Arc<dyn SessionStore>,
     /// Calls remote modules and tracks their health.
     pub(crate) remote: RemoteCaller,
     /// The prefixes of communities that set none of their own.
-    prefixes: Prefixes,
-    config: RouterConfig,
+    pub(crate) prefixes: Prefixes,
+    pub(crate) config: RouterConfig,
 }
 
 impl std::fmt::Debug for Router {
@@ -601,110 +429,6 @@ impl Router {
         outcome.replies.append(&mut replies);
         outcome.handlers = reports;
         Ok(outcome)
-    }
-
-    /// A community's compiled rules, from the cache or the store.
-    async fn rule_set(&self, community: CommunityId) -> Result<SharedRules, StoreError> {
-        let source = self.cached.shared_rules(community).await?;
-        if let Some((compiled_from, compiled)) = self.rules.get(&community)
-            && Arc::ptr_eq(&compiled_from, &source)
-        {
-            return Ok(compiled);
-        }
-        let compiled = Arc::new(RuleSet::compile(source.as_ref().clone()));
-        self.rules
-            .insert(community, (source, Arc::clone(&compiled)));
-        Ok(compiled)
-    }
-
-    /// Adds a string rule after checking it compiles (pattern, regex, action); returns it with
-    /// its id. The next message sees it.
-    pub async fn create_rule(&self, rule: StringRule) -> Result<StringRule, RuleError> {
-        CompiledRule::compile(rule.clone())?;
-        Ok(self.store.create_rule(&rule).await?)
-    }
-
-    /// Removes a string rule; `false` if the community has none with that id. (Writing through
-    /// [`store`](Self::store) works too: the next message sees the change either way.)
-    pub async fn delete_rule(&self, community: CommunityId, id: i64) -> Result<bool, StoreError> {
-        self.store.delete_rule(community, id).await
-    }
-
-    /// Follows aliases from the typed command to a command that is not an alias.
-    async fn follow_aliases(
-        &self,
-        event: &Event,
-        entity: &Entity,
-        invocation: Invocation,
-    ) -> Result<Result<Invocation, AliasError>, StoreError> {
-        if invocation.remote {
-            return Ok(Ok(invocation));
-        }
-        let community = entity.community_id;
-        let mut chain = vec![invocation.name.clone()];
-        let mut current = invocation;
-        loop {
-            if self.catalog.find(&current.name).is_some() {
-                return Ok(Ok(current));
-            }
-            let Some(alias) = self.store.alias(community, &current.name).await? else {
-                return Ok(Ok(current));
-            };
-            if chain.len() > alias::MAX_DEPTH {
-                return Ok(Err(AliasError::TooDeep(chain)));
-            }
-            if chain.len() == 1 {
-                self.store
-                    .increment(&format!("alias_uses:{community}"), &alias.name, 1)
-                    .await?;
-            }
-            let line = match alias::expand(
-                &alias.target,
-                event.user.shown_name(),
-                &event.channel_id,
-                event.platform.as_str(),
-                &current.args,
-            ) {
-                Ok(line) => line,
-                Err(err) => return Ok(Err(err)),
-            };
-            let Some(next) = Prefixes::canonical().parse(&line) else {
-                return Ok(Err(AliasError::EmptyTarget));
-            };
-            let looped = chain.contains(&next.name);
-            chain.push(next.name.clone());
-            if looped {
-                return Ok(Err(AliasError::Cycle(chain)));
-            }
-            current = next;
-        }
-    }
-
-    /// Creates an alias in a community after checking it: a usable name shadowing no built-in,
-    /// platform command, custom command or other alias, and a valid target.
-    pub async fn create_alias(
-        &self,
-        community: CommunityId,
-        name: &str,
-        target: &str,
-        created_by: &str,
-    ) -> Result<waddlebot::store::Alias, CreateAliasError> {
-        let (name, target) = alias::validate(name, target, &self.catalog)?;
-        if self.store.custom_command(community, &name).await?.is_some() {
-            return Err(CreateAliasError::Exists(name));
-        }
-        let alias = waddlebot::store::Alias {
-            community_id: community,
-            name,
-            target,
-            created_by: created_by.to_owned(),
-            created_at: self.clock.now(),
-        };
-        match self.store.create_alias(&alias).await {
-            Ok(()) => Ok(alias),
-            Err(StoreError::Conflict(_)) => Err(CreateAliasError::Exists(alias.name)),
-            Err(err) => Err(err.into()),
-        }
     }
 
     async fn lookup(&self, community: CommunityId, name: &str) -> Result<Target<'_>, StoreError> {

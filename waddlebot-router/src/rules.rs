@@ -255,6 +255,35 @@ pub(crate) fn send_webhook(
 /// Shared, cheap to clone.
 pub(crate) type SharedRules = Arc<RuleSet>;
 
+impl crate::Router {
+    /// A community's compiled rules, from the cache or the store.
+    pub(crate) async fn rule_set(&self, community: CommunityId) -> Result<SharedRules, StoreError> {
+        let source = self.cached.shared_rules(community).await?;
+        if let Some((compiled_from, compiled)) = self.rules.get(&community)
+            && Arc::ptr_eq(&compiled_from, &source)
+        {
+            return Ok(compiled);
+        }
+        let compiled = Arc::new(RuleSet::compile(source.as_ref().clone()));
+        self.rules
+            .insert(community, (source, Arc::clone(&compiled)));
+        Ok(compiled)
+    }
+
+    /// Adds a string rule after checking it compiles (pattern, regex, action); returns it with
+    /// its id. The next message sees it.
+    pub async fn create_rule(&self, rule: StringRule) -> Result<StringRule, RuleError> {
+        CompiledRule::compile(rule.clone())?;
+        Ok(self.store.create_rule(&rule).await?)
+    }
+
+    /// Removes a string rule; `false` if the community has none with that id. (Writing through
+    /// [`store`](Self::store) works too: the next message sees the change either way.)
+    pub async fn delete_rule(&self, community: CommunityId, id: i64) -> Result<bool, StoreError> {
+        self.store.delete_rule(community, id).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,188 @@
+//! Building a [`Router`]: the wiring is checked here, not at the first message.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use waddlebot::clock::{Clock, SystemClock};
+use waddlebot::{CommandCatalog, CommandHandler, EventHandler, Platform, Store};
+
+use crate::builtin::Builtins;
+use crate::cache::CachedStore;
+use crate::fanout::Subscriber;
+use crate::limit::{MemoryLimiter, RateLimiter};
+use crate::parse::Prefixes;
+use crate::policy::Policy;
+use crate::remote::RemoteCaller;
+use crate::session::{MemorySessions, SESSION_TTL, SessionStore};
+use crate::{BuildError, Router, RouterConfig};
+
+/// Builds a [`Router`].
+#[derive(Default)]
+pub struct RouterBuilder {
+    store: Option<Arc<dyn Store>>,
+    handlers: Vec<Arc<dyn CommandHandler>>,
+    subscribers: Vec<Subscriber>,
+    optional_modules: HashSet<String>,
+    platforms: Vec<Arc<dyn Platform>>,
+    limiter: Option<Arc<dyn RateLimiter>>,
+    sessions: Option<Arc<dyn SessionStore>>,
+    clock: Option<Arc<dyn Clock>>,
+    config: RouterConfig,
+}
+
+impl RouterBuilder {
+    /// The store (required). It is wrapped in a cache; handlers get the cached store too, so
+    /// their writes invalidate what the router caches.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Adds a module.
+    pub fn handler(mut self, handler: impl CommandHandler + 'static) -> Self {
+        self.handlers.push(Arc::new(handler));
+        self
+    }
+
+    /// Adds a shared module.
+    pub fn handler_arc(mut self, handler: Arc<dyn CommandHandler>) -> Self {
+        self.handlers.push(handler);
+        self
+    }
+
+    /// Adds a handler of non-command events (follows, raids, plain chat...).
+    pub fn event_handler(mut self, handler: impl EventHandler + 'static) -> Self {
+        self.subscribers.push(Subscriber {
+            subscription: handler.subscription(),
+            handler: Arc::new(handler),
+        });
+        self
+    }
+
+    /// Adds a module that is off in every community until the community installs it (an
+    /// enabled module install record). Modules added with [`handler`](Self::handler) are on
+    /// until a community turns them off.
+    pub fn optional_handler(mut self, handler: impl CommandHandler + 'static) -> Self {
+        for spec in handler.specs() {
+            self.optional_modules.insert(spec.module);
+        }
+        self.handlers.push(Arc::new(handler));
+        self
+    }
+
+    /// Whether a store has been given.
+    pub fn has_store(&self) -> bool {
+        self.store.is_some()
+    }
+
+    /// The rate limiter for cooldowns and rate limits (default: in this process).
+    pub fn limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    /// Where sessions live (default: in this process, for an hour).
+    pub fn sessions(mut self, sessions: Arc<dyn SessionStore>) -> Self {
+        self.sessions = Some(sessions);
+        self
+    }
+
+    /// The clock (default: the system clock). Tests pass a manual one.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Adds a platform replies can be delivered to.
+    pub fn platform(mut self, platform: Arc<dyn Platform>) -> Self {
+        self.platforms.push(platform);
+        self
+    }
+
+    /// Replaces the settings.
+    pub fn config(mut self, config: RouterConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Checks the wiring and builds the router: a missing store, a command name declared twice
+    /// or a platform registered twice fail here, not at the first message.
+    pub fn build(self) -> Result<Router, BuildError> {
+        let store = self.store.ok_or(BuildError::MissingStore)?;
+        if self.config.max_concurrent == 0 {
+            return Err(BuildError::InvalidConfig(
+                "max_concurrent must be at least 1".to_owned(),
+            ));
+        }
+        if self.config.prefixes.contains(&self.config.remote_prefix) {
+            return Err(BuildError::InvalidConfig(format!(
+                "'{}' cannot be both a local and the remote prefix",
+                self.config.remote_prefix
+            )));
+        }
+        if self.config.prefixes.iter().all(String::is_empty) {
+            return Err(BuildError::InvalidConfig(
+                "at least one non-empty command prefix is needed".to_owned(),
+            ));
+        }
+        let mut handlers: Vec<Arc<dyn CommandHandler>> = vec![Arc::new(Builtins)];
+        handlers.extend(self.handlers);
+        let mut specs = Vec::new();
+        let mut owners = Vec::new();
+        for (index, handler) in handlers.iter().enumerate() {
+            for spec in handler.specs() {
+                specs.push(spec);
+                owners.push(index);
+            }
+        }
+        let catalog = Arc::new(CommandCatalog::new(specs)?);
+        let mut platforms = HashMap::new();
+        for platform in self.platforms {
+            let kind = platform.kind();
+            if platforms.insert(kind.clone(), platform).is_some() {
+                return Err(BuildError::DuplicatePlatform(kind));
+            }
+        }
+        let cached = Arc::new(CachedStore::new(store, self.config.cache_ttl));
+        let store: Arc<dyn Store> = cached.clone();
+        let prefixes = Prefixes {
+            local: self.config.prefixes.clone(),
+            remote: self.config.remote_prefix.clone(),
+        };
+        let http = reqwest::Client::new();
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let limiter = self
+            .limiter
+            .unwrap_or_else(|| Arc::new(MemoryLimiter::with_clock(Arc::clone(&clock))));
+        let mut subscribers = self.subscribers;
+        // Stable: equal priorities keep registration order.
+        subscribers.sort_by_key(|s| s.subscription.priority);
+        let policy = Policy {
+            config: self.config.policy.clone(),
+            limiter,
+            optional_modules: self.optional_modules,
+        };
+        Ok(Router {
+            store,
+            cached,
+            catalog,
+            handlers,
+            owners,
+            subscribers,
+            platforms,
+            policy,
+            clock,
+            rules: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(self.config.cache_ttl.command)
+                .build(),
+            sessions: self
+                .sessions
+                .unwrap_or_else(|| Arc::new(MemorySessions::new(SESSION_TTL))),
+            remote: RemoteCaller::new(http.clone()),
+            http,
+            prefixes,
+            config: self.config,
+        })
+    }
+}
