@@ -10,6 +10,9 @@ use cli::{Cli, Command};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    // One TLS provider for every crate that asks rustls for the process default (libraries
+    // never install it; binaries do, first thing).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
     let config = match cli.config() {
         Ok(config) => config,

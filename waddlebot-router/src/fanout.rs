@@ -26,6 +26,23 @@ pub struct HandlerReport {
     pub error: Option<String>,
 }
 
+/// Adds one handler's replies (or its error) to the event's totals.
+fn collect(
+    replies: &mut Vec<Reply>,
+    reports: &mut Vec<HandlerReport>,
+    module: String,
+    got: Option<Vec<Reply>>,
+    error: Option<String>,
+) {
+    let mut got = got.unwrap_or_default();
+    reports.push(HandlerReport {
+        module,
+        replies: got.len(),
+        error,
+    });
+    replies.append(&mut got);
+}
+
 /// A registered event handler.
 #[derive(Clone)]
 pub(crate) struct Subscriber {
@@ -99,50 +116,23 @@ impl Router {
                 .await;
             for (subscriber, result) in group.iter().zip(results) {
                 let module = subscriber.subscription.module.clone();
-                match result {
-                    Ok(mut got) => {
-                        reports.push(HandlerReport {
-                            module,
-                            replies: got.len(),
-                            error: None,
-                        });
-                        replies.append(&mut got);
+                let error = result.as_ref().err().map(|err| {
+                    if err.is_user_error() {
+                        err.to_string()
+                    } else {
+                        tracing::error!(module, error = %err, "event handler failed");
+                        "failed".to_owned()
                     }
-                    Err(err) => {
-                        let summary = if err.is_user_error() {
-                            err.to_string()
-                        } else {
-                            tracing::error!(module, error = %err, "event handler failed");
-                            "failed".to_owned()
-                        };
-                        reports.push(HandlerReport {
-                            module,
-                            replies: 0,
-                            error: Some(summary),
-                        });
-                    }
-                }
+                });
+                collect(&mut replies, &mut reports, module, result.ok(), error);
             }
             index = end;
         }
         // Remote modules come after the local handlers, all together.
         if owner.is_none() {
             for (module, result) in self.remote_event_replies(&event, entity, session).await? {
-                match result {
-                    Ok(mut got) => {
-                        reports.push(HandlerReport {
-                            module,
-                            replies: got.len(),
-                            error: None,
-                        });
-                        replies.append(&mut got);
-                    }
-                    Err(failure) => reports.push(HandlerReport {
-                        module,
-                        replies: 0,
-                        error: Some(format!("{failure:?}")),
-                    }),
-                }
+                let error = result.as_ref().err().map(|failure| format!("{failure:?}"));
+                collect(&mut replies, &mut reports, module, result.ok(), error);
             }
         }
         Ok((replies, reports))

@@ -101,6 +101,19 @@ impl Transcript {
         &self.router
     }
 
+    /// The community the transcript's channel belongs to (created on first use).
+    pub async fn community(&self) -> waddlebot::CommunityId {
+        let key = waddlebot::store::EntityKey {
+            platform: self.platform.clone(),
+            server_id: self.channel.clone(),
+            channel_id: self.channel.clone(),
+        };
+        match self.router.store().resolve_entity(&key).await {
+            Ok(entity) => entity.community_id,
+            Err(err) => panic!("the store failed resolving the transcript's channel: {err}"),
+        }
+    }
+
     /// The clock the router runs on.
     pub fn clock(&self) -> &ManualClock {
         &self.clock

@@ -2,8 +2,8 @@
 
 use std::time::SystemTime;
 
-use waddlebot::store::{CustomCommand, EntityKey};
-use waddlebot::{CommandSpec, CommunityId, Context, PermissionLevel, PlatformKind, command_fn};
+use waddlebot::store::CustomCommand;
+use waddlebot::{CommandSpec, CommunityId, Context, PermissionLevel, command_fn};
 use waddlebot_router::Router;
 use waddlebot_router::alias::{AliasError, CreateAliasError};
 use waddlebot_router::testing::Transcript;
@@ -22,17 +22,7 @@ async fn setup() -> (Transcript, CommunityId) {
             )),
     )
     .expect("router");
-    let community = t
-        .router()
-        .store()
-        .resolve_entity(&EntityKey {
-            platform: PlatformKind::Twitch,
-            server_id: "pond".into(),
-            channel_id: "pond".into(),
-        })
-        .await
-        .expect("resolved")
-        .community_id;
+    let community = t.community().await;
     (t, community)
 }
 

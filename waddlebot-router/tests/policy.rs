@@ -20,19 +20,6 @@ fn hugs(spec: CommandSpec) -> RouterBuilder {
     Router::builder().handler(command_fn(spec, hug))
 }
 
-async fn community(t: &Transcript) -> waddlebot::CommunityId {
-    t.router()
-        .store()
-        .resolve_entity(&waddlebot::store::EntityKey {
-            platform: PlatformKind::Twitch,
-            server_id: "pond".into(),
-            channel_id: "pond".into(),
-        })
-        .await
-        .expect("resolved")
-        .community_id
-}
-
 #[tokio::test]
 async fn a_role_grant_raises_a_users_level_in_that_community() {
     let t = Transcript::new(hugs(
@@ -48,7 +35,7 @@ async fn a_role_grant_raises_a_users_level_in_that_community() {
         ",
     )
     .await;
-    let community = community(&t).await;
+    let community = t.community().await;
     t.router()
         .store()
         .put_role_grant(&RoleGrant {
@@ -133,7 +120,7 @@ async fn a_community_override_replaces_the_commands_own_rules() {
         CommandSpec::new("hug").cooldown(Duration::from_secs(30)),
     ))
     .expect("router");
-    let community = community(&t).await;
+    let community = t.community().await;
     let store = t.router().store();
     store
         .put_command_settings(&CommandSettings {
@@ -280,7 +267,7 @@ async fn modules_can_be_turned_off_and_optional_ones_on() {
         ",
     )
     .await;
-    let community = community(&t).await;
+    let community = t.community().await;
     let install = |module: &str, enabled| ModuleInstall {
         community_id: community,
         module: module.into(),

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use waddlebot::store::{EntityKey, RemoteKind, RemoteModule};
+use waddlebot::store::{RemoteKind, RemoteModule};
 use waddlebot::{CommunityId, Event, EventKind, PlatformKind, Sender};
 use waddlebot_router::Router;
 use waddlebot_router::remote::{RemoteError, sign};
@@ -42,17 +42,7 @@ fn module(community: CommunityId, url: String) -> RemoteModule {
 
 async fn setup() -> (Transcript, CommunityId, MockServer) {
     let t = Transcript::new(Router::builder()).expect("router");
-    let community = t
-        .router()
-        .store()
-        .resolve_entity(&EntityKey {
-            platform: PlatformKind::Twitch,
-            server_id: "pond".into(),
-            channel_id: "pond".into(),
-        })
-        .await
-        .expect("resolved")
-        .community_id;
+    let community = t.community().await;
     (t, community, MockServer::start().await)
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use waddlebot::store::{EntityKey, MatchType, RuleAction, StringRule};
+use waddlebot::store::{MatchType, RuleAction, StringRule};
 use waddlebot::{
     CommandSpec, CommunityId, Context, ModerationAction, PlatformKind, Reply, Subscription,
     command_fn, event_fn,
@@ -26,17 +26,7 @@ async fn setup() -> (Transcript, CommunityId) {
             )),
     )
     .expect("router");
-    let community = t
-        .router()
-        .store()
-        .resolve_entity(&EntityKey {
-            platform: PlatformKind::Twitch,
-            server_id: "pond".into(),
-            channel_id: "pond".into(),
-        })
-        .await
-        .expect("resolved")
-        .community_id;
+    let community = t.community().await;
     (t, community)
 }
 
