@@ -9,6 +9,7 @@ use waddlebot::{CommandCatalog, CommandHandler, EventHandler, Platform, Store};
 use crate::builtin::Builtins;
 use crate::cache::CachedStore;
 use crate::fanout::Subscriber;
+use crate::invalidation::InvalidationBus;
 use crate::limit::{MemoryLimiter, RateLimiter};
 use crate::parse::Prefixes;
 use crate::policy::Policy;
@@ -26,6 +27,7 @@ pub struct RouterBuilder {
     platforms: Vec<Arc<dyn Platform>>,
     limiter: Option<Arc<dyn RateLimiter>>,
     sessions: Option<Arc<dyn SessionStore>>,
+    bus: Option<Arc<dyn InvalidationBus>>,
     clock: Option<Arc<dyn Clock>>,
     config: RouterConfig,
 }
@@ -87,6 +89,13 @@ impl RouterBuilder {
         self
     }
 
+    /// Shares cache invalidations with other processes (a Redis bus, for several servers on
+    /// one database). Its listener starts when the router is built, inside a tokio runtime.
+    pub fn invalidation(mut self, bus: Arc<dyn InvalidationBus>) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
     /// The clock (default: the system clock). Tests pass a manual one.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
@@ -143,7 +152,19 @@ impl RouterBuilder {
                 return Err(BuildError::DuplicatePlatform(kind));
             }
         }
-        let cached = Arc::new(CachedStore::new(store, self.config.cache_ttl));
+        let mut cached = CachedStore::new(store, self.config.cache_ttl);
+        if let Some(bus) = &self.bus {
+            if tokio::runtime::Handle::try_current().is_err() {
+                return Err(BuildError::InvalidConfig(
+                    "an invalidation bus needs the router built inside a tokio runtime".to_owned(),
+                ));
+            }
+            cached = cached.with_bus(Arc::clone(bus));
+        }
+        let cached = Arc::new(cached);
+        if let Some(bus) = &self.bus {
+            bus.listen(Arc::downgrade(&cached));
+        }
         let store: Arc<dyn Store> = cached.clone();
         let prefixes = Prefixes {
             local: self.config.prefixes.clone(),

@@ -3,8 +3,8 @@
 //! entries they change. Everything else passes straight through.
 //!
 //! The cache is per process. Writes made by another process (a second server, `waddlebot run`
-//! against the same file) are seen when the entry expires; shared invalidation over Redis is
-//! the scale-out story.
+//! against the same file) are seen when the entry expires, or at once when the processes share
+//! an [`InvalidationBus`] (Redis pub/sub).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use moka::sync::Cache;
+
+use crate::invalidation::{Invalidation, InvalidationBus, SharedBus};
 use waddlebot::store::RemoteModule;
 use waddlebot::store::{
     Alias, CommandSettings, CustomCommand, Document, Entity, EntityKey, Expect, ModuleInstall,
@@ -70,6 +72,7 @@ pub struct CachedStore {
     // it compiled from is no longer the cached one.
     rules: Cache<CommunityId, Arc<Vec<StringRule>>>,
     remote: Cache<CommunityId, Arc<Vec<RemoteModule>>>,
+    bus: Option<SharedBus>,
 }
 
 // Bounds keep memory flat however many channels and command names a process sees.
@@ -101,6 +104,51 @@ impl CachedStore {
             grants: cache(MAX_GRANT_COMMUNITIES, ttl.module),
             rules: cache(MAX_GRANT_COMMUNITIES, ttl.command),
             remote: cache(MAX_GRANT_COMMUNITIES, ttl.command),
+            bus: None,
+        }
+    }
+
+    /// Tells other processes about every change made through this store.
+    pub fn with_bus(mut self, bus: Arc<dyn InvalidationBus>) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// Drops what a change made stale (a change here, or one another process announced).
+    pub fn apply(&self, change: &Invalidation) {
+        match change {
+            Invalidation::Command { community, name } => {
+                self.commands.invalidate(&(*community, name.clone()));
+            }
+            Invalidation::Alias { community, name } => {
+                self.aliases.invalidate(&(*community, name.clone()));
+            }
+            Invalidation::Settings { community, command } => {
+                self.settings.invalidate(&(*community, command.clone()));
+            }
+            Invalidation::Install { community, module } => {
+                self.installs.invalidate(&(*community, module.clone()));
+            }
+            Invalidation::Grants { community } => self.grants.invalidate(community),
+            Invalidation::Rules { community } => self.rules.invalidate(community),
+            Invalidation::Remote { community } => self.remote.invalidate(community),
+            Invalidation::Everything => {
+                self.commands.invalidate_all();
+                self.aliases.invalidate_all();
+                self.settings.invalidate_all();
+                self.installs.invalidate_all();
+                self.grants.invalidate_all();
+                self.rules.invalidate_all();
+                self.remote.invalidate_all();
+            }
+        }
+    }
+
+    /// Applies a change here and announces it.
+    async fn changed(&self, change: Invalidation) {
+        self.apply(&change);
+        if let Some(bus) = &self.bus {
+            bus.publish(&change).await;
         }
     }
 
@@ -133,10 +181,6 @@ impl CachedStore {
         let modules = Arc::new(self.inner.list_remote_modules(community).await?);
         self.remote.insert(community, Arc::clone(&modules));
         Ok(modules)
-    }
-
-    fn forget_command(&self, community: CommunityId, name: &str) {
-        self.commands.invalidate(&(community, name.to_owned()));
     }
 }
 
@@ -191,7 +235,11 @@ impl Store for CachedStore {
 
     async fn create_custom_command(&self, command: &CustomCommand) -> Result<(), StoreError> {
         let result = self.inner.create_custom_command(command).await;
-        self.forget_command(command.community_id, &command.name);
+        self.changed(Invalidation::Command {
+            community: command.community_id,
+            name: command.name.clone(),
+        })
+        .await;
         result
     }
 
@@ -205,7 +253,11 @@ impl Store for CachedStore {
             .inner
             .update_custom_command(community, name, response)
             .await;
-        self.forget_command(community, name);
+        self.changed(Invalidation::Command {
+            community,
+            name: name.to_owned(),
+        })
+        .await;
         result
     }
 
@@ -215,7 +267,11 @@ impl Store for CachedStore {
         name: &str,
     ) -> Result<bool, StoreError> {
         let result = self.inner.delete_custom_command(community, name).await;
-        self.forget_command(community, name);
+        self.changed(Invalidation::Command {
+            community,
+            name: name.to_owned(),
+        })
+        .await;
         result
     }
 
@@ -240,14 +296,21 @@ impl Store for CachedStore {
 
     async fn create_alias(&self, alias: &Alias) -> Result<(), StoreError> {
         let result = self.inner.create_alias(alias).await;
-        self.aliases
-            .invalidate(&(alias.community_id, alias.name.clone()));
+        self.changed(Invalidation::Alias {
+            community: alias.community_id,
+            name: alias.name.clone(),
+        })
+        .await;
         result
     }
 
     async fn delete_alias(&self, community: CommunityId, name: &str) -> Result<bool, StoreError> {
         let result = self.inner.delete_alias(community, name).await;
-        self.aliases.invalidate(&(community, name.to_owned()));
+        self.changed(Invalidation::Alias {
+            community,
+            name: name.to_owned(),
+        })
+        .await;
         result
     }
 
@@ -257,7 +320,10 @@ impl Store for CachedStore {
 
     async fn create_rule(&self, rule: &StringRule) -> Result<StringRule, StoreError> {
         let result = self.inner.create_rule(rule).await;
-        self.rules.invalidate(&rule.community_id);
+        self.changed(Invalidation::Rules {
+            community: rule.community_id,
+        })
+        .await;
         result
     }
 
@@ -267,7 +333,7 @@ impl Store for CachedStore {
 
     async fn delete_rule(&self, community: CommunityId, id: i64) -> Result<bool, StoreError> {
         let result = self.inner.delete_rule(community, id).await;
-        self.rules.invalidate(&community);
+        self.changed(Invalidation::Rules { community }).await;
         result
     }
 
@@ -285,7 +351,10 @@ impl Store for CachedStore {
 
     async fn create_remote_module(&self, module: &RemoteModule) -> Result<(), StoreError> {
         let result = self.inner.create_remote_module(module).await;
-        self.remote.invalidate(&module.community_id);
+        self.changed(Invalidation::Remote {
+            community: module.community_id,
+        })
+        .await;
         result
     }
 
@@ -302,7 +371,7 @@ impl Store for CachedStore {
         name: &str,
     ) -> Result<bool, StoreError> {
         let result = self.inner.delete_remote_module(community, name).await;
-        self.remote.invalidate(&community);
+        self.changed(Invalidation::Remote { community }).await;
         result
     }
 
@@ -338,7 +407,10 @@ impl Store for CachedStore {
 
     async fn put_role_grant(&self, grant: &RoleGrant) -> Result<(), StoreError> {
         let result = self.inner.put_role_grant(grant).await;
-        self.grants.invalidate(&grant.community_id);
+        self.changed(Invalidation::Grants {
+            community: grant.community_id,
+        })
+        .await;
         result
     }
 
@@ -352,7 +424,7 @@ impl Store for CachedStore {
             .inner
             .delete_role_grant(community, platform, user_id)
             .await;
-        self.grants.invalidate(&community);
+        self.changed(Invalidation::Grants { community }).await;
         result
     }
 
@@ -378,8 +450,11 @@ impl Store for CachedStore {
 
     async fn put_module_install(&self, install: &ModuleInstall) -> Result<(), StoreError> {
         let result = self.inner.put_module_install(install).await;
-        self.installs
-            .invalidate(&(install.community_id, install.module.clone()));
+        self.changed(Invalidation::Install {
+            community: install.community_id,
+            module: install.module.clone(),
+        })
+        .await;
         result
     }
 
@@ -408,8 +483,11 @@ impl Store for CachedStore {
 
     async fn put_command_settings(&self, settings: &CommandSettings) -> Result<(), StoreError> {
         let result = self.inner.put_command_settings(settings).await;
-        self.settings
-            .invalidate(&(settings.community_id, settings.command.clone()));
+        self.changed(Invalidation::Settings {
+            community: settings.community_id,
+            command: settings.command.clone(),
+        })
+        .await;
         result
     }
 
@@ -419,7 +497,11 @@ impl Store for CachedStore {
         command: &str,
     ) -> Result<bool, StoreError> {
         let result = self.inner.delete_command_settings(community, command).await;
-        self.settings.invalidate(&(community, command.to_owned()));
+        self.changed(Invalidation::Settings {
+            community,
+            command: command.to_owned(),
+        })
+        .await;
         result
     }
 

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use waddlebot::clock::{Clock, SystemClock};
 use waddlebot::store::{SqliteStore, SqliteStoreError};
 use waddlebot::{Platform, Store};
-use waddlebot_router::limit::{FallbackLimiter, LimiterError, RedisLimiter};
+use waddlebot_router::invalidation::RedisInvalidation;
+use waddlebot_router::limit::{FallbackLimiter, RedisLimiter};
 use waddlebot_router::session::{RedisSessions, SESSION_TTL};
 use waddlebot_router::{BuildError, Router};
 
@@ -24,7 +25,7 @@ pub enum StartError {
     Router(#[from] BuildError),
     /// The Redis URL cannot be used.
     #[error("cannot use Redis: {0}")]
-    Redis(#[source] LimiterError),
+    Redis(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The listen address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -65,16 +66,19 @@ pub async fn build_router(
             &format!("{}limit:", config.redis_prefix),
             Arc::clone(&clock),
         )
-        .map_err(StartError::Redis)?;
+        .map_err(|err| StartError::Redis(Box::new(err)))?;
         builder = builder.limiter(Arc::new(FallbackLimiter::new(Arc::new(redis), clock)));
         let sessions = RedisSessions::new(
             url,
             &format!("{}session:", config.redis_prefix),
             SESSION_TTL,
         )
-        .map_err(|err| StartError::Redis(LimiterError(err.0)))?;
+        .map_err(|err| StartError::Redis(Box::new(err)))?;
         builder = builder.sessions(Arc::new(sessions));
-        tracing::info!(redis = %redact_url(url), "rate limits, cooldowns and sessions shared through Redis");
+        let bus = RedisInvalidation::new(url, &config.redis_prefix)
+            .map_err(|err| StartError::Redis(Box::new(err)))?;
+        builder = builder.invalidation(Arc::new(bus));
+        tracing::info!(redis = %redact_url(url), "rate limits, cooldowns, sessions and cache invalidation shared through Redis");
     }
     for module in waddlebot_modules::default_modules() {
         builder = builder.handler_arc(module);
