@@ -14,6 +14,9 @@
 
 mod memory;
 #[cfg(feature = "sqlite")]
+#[macro_use]
+mod sql;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 
 #[cfg(feature = "test-util")]

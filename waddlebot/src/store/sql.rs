@@ -1,0 +1,895 @@
+//! The SQL stores' shared body. SQLite and PostgreSQL run the same statements (`$N`
+//! placeholders, `ON CONFLICT`, `RETURNING`); what differs is how a time or a JSON value is
+//! stored (SQLite: integer milliseconds and text; PostgreSQL: `TIMESTAMPTZ` and `JSONB`). Each
+//! backend module defines those few functions and the row type, then expands this macro:
+//!
+//! - `type DbRow` — the backend's row type;
+//! - `ts(row, column)` / `ts_opt(row, column)` — read a time;
+//! - `ts_arg(SystemTime)` — a time to bind;
+//! - `json_col(row, column)` — read a JSON column into any `Deserialize` type;
+//! - `json_arg(&value)` — a JSON value to bind (fallible).
+
+/// Expands to the row decoders and `impl Store for $store` (which needs a `pool` field).
+macro_rules! sql_store {
+    ($store:ty) => {
+fn backend(err: sqlx::Error) -> StoreError {
+    StoreError::backend(err)
+}
+
+fn entity_from_row(row: &DbRow) -> Result<Entity, sqlx::Error> {
+    Ok(Entity {
+        id: EntityId(row.try_get("id")?),
+        community_id: CommunityId(row.try_get("community_id")?),
+        key: EntityKey {
+            platform: PlatformKind::from_stored(row.try_get("platform")?),
+            server_id: row.try_get("server_id")?,
+            channel_id: row.try_get("channel_id")?,
+        },
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+fn command_from_row(row: &DbRow) -> Result<CustomCommand, sqlx::Error> {
+    Ok(CustomCommand {
+        community_id: CommunityId(row.try_get("community_id")?),
+        name: row.try_get("name")?,
+        response: row.try_get("response")?,
+        created_by: row.try_get("created_by")?,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
+    })
+}
+
+fn document_from_row(row: &DbRow) -> Result<Document, StoreError> {
+    let version: i64 = row.try_get("version").map_err(backend)?;
+    Ok(Document {
+        key: row.try_get("key").map_err(backend)?,
+        value: json_col(row, "value").map_err(backend)?,
+        version: u64::try_from(version).unwrap_or(0),
+    })
+}
+
+fn level_from_text(text: &str) -> Result<PermissionLevel, sqlx::Error> {
+    text.parse()
+        .map_err(|err| sqlx::Error::Decode(Box::new(err)))
+}
+
+fn alias_from_row(row: &DbRow) -> Result<Alias, sqlx::Error> {
+    Ok(Alias {
+        community_id: CommunityId(row.try_get("community_id")?),
+        name: row.try_get("name")?,
+        target: row.try_get("target")?,
+        created_by: row.try_get("created_by")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+fn match_type_from_text(text: &str) -> Result<MatchType, sqlx::Error> {
+    Ok(match text {
+        "exact" => MatchType::Exact,
+        "contains" => MatchType::Contains,
+        "word" => MatchType::Word,
+        "regex" => MatchType::Regex,
+        other => {
+            return Err(sqlx::Error::Decode(
+                format!("unknown match type '{other}'").into(),
+            ));
+        }
+    })
+}
+
+fn rule_from_row(row: &DbRow) -> Result<StringRule, sqlx::Error> {
+    Ok(StringRule {
+        id: row.try_get("id")?,
+        community_id: CommunityId(row.try_get("community_id")?),
+        pattern: row.try_get("pattern")?,
+        match_type: match_type_from_text(row.try_get("match_type")?)?,
+        case_sensitive: row.try_get("case_sensitive")?,
+        priority: row.try_get("priority")?,
+        action: json_col(row, "action")?,
+        enabled: row.try_get("enabled")?,
+        match_count: row.try_get("match_count")?,
+        last_matched: ts_opt(row, "last_matched")?,
+        created_by: row.try_get("created_by")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+const SELECT_RULE: &str = "SELECT id, community_id, pattern, match_type, case_sensitive, priority, \
+     action, enabled, match_count, last_matched, created_by, created_at FROM string_rules";
+
+fn remote_from_row(row: &DbRow) -> Result<RemoteModule, sqlx::Error> {
+    let timeout: i64 = row.try_get("timeout_ms")?;
+    Ok(RemoteModule {
+        community_id: CommunityId(row.try_get("community_id")?),
+        name: row.try_get("name")?,
+        url: row.try_get("url")?,
+        secret: row.try_get("secret")?,
+        commands: json_col(row, "commands")?,
+        events: json_col(row, "events")?,
+        timeout_ms: u64::try_from(timeout).unwrap_or(0),
+        kind: json_col(row, "kind")?,
+        enabled: row.try_get("enabled")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+fn grant_from_row(row: &DbRow) -> Result<RoleGrant, sqlx::Error> {
+    Ok(RoleGrant {
+        community_id: CommunityId(row.try_get("community_id")?),
+        platform: PlatformKind::from_stored(row.try_get("platform")?),
+        user_id: row.try_get("user_id")?,
+        level: level_from_text(row.try_get("level")?)?,
+        granted_by: row.try_get("granted_by")?,
+        granted_at: ts(row, "granted_at")?,
+    })
+}
+
+fn install_from_row(row: &DbRow) -> Result<ModuleInstall, sqlx::Error> {
+    Ok(ModuleInstall {
+        community_id: CommunityId(row.try_get("community_id")?),
+        module: row.try_get("module")?,
+        enabled: row.try_get("enabled")?,
+        config: json_col(row, "config")?,
+        updated_by: row.try_get("updated_by")?,
+        updated_at: ts(row, "updated_at")?,
+    })
+}
+
+fn settings_from_row(row: &DbRow) -> Result<CommandSettings, sqlx::Error> {
+    let secs = |column: &str| -> Result<Option<u64>, sqlx::Error> {
+        let value: Option<i64> = row.try_get(column)?;
+        Ok(value.map(|v| u64::try_from(v).unwrap_or(0)))
+    };
+    let min_level: Option<String> = row.try_get("min_level")?;
+    Ok(CommandSettings {
+        community_id: CommunityId(row.try_get("community_id")?),
+        command: row.try_get("command")?,
+        enabled: row.try_get("enabled")?,
+        min_level: min_level.as_deref().map(level_from_text).transpose()?,
+        global_cooldown_secs: secs("global_cooldown_secs")?,
+        user_cooldown_secs: secs("user_cooldown_secs")?,
+        cooldown_bucket: row.try_get("cooldown_bucket")?,
+    })
+}
+
+fn secs_arg(secs: Option<u64>) -> Option<i64> {
+    secs.map(|s| i64::try_from(s).unwrap_or(i64::MAX))
+}
+
+const SELECT_ENTITY: &str = "SELECT id, community_id, platform, server_id, channel_id, created_at \
+     FROM entities WHERE platform = $1 AND server_id = $2 AND channel_id = $3";
+
+fn version_arg(version: u64) -> Result<i64, StoreError> {
+    i64::try_from(version).map_err(|_| StoreError::Invalid(format!("version {version} too large")))
+}
+
+#[async_trait]
+impl Store for $store {
+    async fn resolve_entity(&self, key: &EntityKey) -> Result<Entity, StoreError> {
+        let find = || {
+            sqlx::query(SELECT_ENTITY)
+                .bind(key.platform.as_str())
+                .bind(&key.server_id)
+                .bind(&key.channel_id)
+        };
+        if let Some(row) = find().fetch_optional(&self.pool).await.map_err(backend)? {
+            return entity_from_row(&row).map_err(backend);
+        }
+        // First sight. Each statement is idempotent (ON CONFLICT DO NOTHING), so two processes
+        // racing here both end up reading the one row that won.
+        let now = ts_arg(now_millis());
+        sqlx::query(
+            "INSERT INTO communities (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(key.default_community_name())
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO entities (community_id, platform, server_id, channel_id, created_at) \
+             SELECT id, $2, $3, $4, $5 FROM communities WHERE name = $1 \
+             ON CONFLICT (platform, server_id, channel_id) DO NOTHING",
+        )
+        .bind(key.default_community_name())
+        .bind(key.platform.as_str())
+        .bind(&key.server_id)
+        .bind(&key.channel_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        let row = find().fetch_one(&self.pool).await.map_err(backend)?;
+        entity_from_row(&row).map_err(backend)
+    }
+
+    async fn community(&self, id: CommunityId) -> Result<Option<Community>, StoreError> {
+        let row = sqlx::query("SELECT id, name, created_at FROM communities WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|row| {
+            Ok(Community {
+                id: CommunityId(row.try_get("id")?),
+                name: row.try_get("name")?,
+                created_at: ts(&row, "created_at")?,
+            })
+        })
+        .transpose()
+        .map_err(backend)
+    }
+
+    async fn list_entities(&self, page: &Page) -> Result<Vec<Entity>, StoreError> {
+        let after = parse_after_id(page)?;
+        let rows = sqlx::query(
+            "SELECT id, community_id, platform, server_id, channel_id, created_at \
+             FROM entities WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::try_from(page.effective_limit()).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(entity_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn custom_command(
+        &self,
+        community: CommunityId,
+        name: &str,
+    ) -> Result<Option<CustomCommand>, StoreError> {
+        let row = sqlx::query(
+            "SELECT community_id, name, response, created_by, created_at, updated_at \
+             FROM custom_commands WHERE community_id = $1 AND name = $2",
+        )
+        .bind(community.0)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref()
+            .map(command_from_row)
+            .transpose()
+            .map_err(backend)
+    }
+
+    async fn create_custom_command(&self, command: &CustomCommand) -> Result<(), StoreError> {
+        check_key("command name", &command.name)?;
+        let inserted = sqlx::query(
+            "INSERT INTO custom_commands (community_id, name, response, created_by, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (community_id, name) DO NOTHING",
+        )
+        .bind(command.community_id.0)
+        .bind(&command.name)
+        .bind(&command.response)
+        .bind(&command.created_by)
+        .bind(ts_arg(command.created_at))
+        .bind(ts_arg(command.updated_at))
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::Conflict(format!(
+                "command '{}' already exists",
+                command.name
+            )));
+        }
+        Ok(())
+    }
+
+    async fn update_custom_command(
+        &self,
+        community: CommunityId,
+        name: &str,
+        response: &str,
+    ) -> Result<CustomCommand, StoreError> {
+        let row = sqlx::query(
+            "UPDATE custom_commands SET response = $3, updated_at = $4 \
+             WHERE community_id = $1 AND name = $2 \
+             RETURNING community_id, name, response, created_by, created_at, updated_at",
+        )
+        .bind(community.0)
+        .bind(name)
+        .bind(response)
+        .bind(ts_arg(now_millis()))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?
+        .ok_or_else(|| StoreError::NotFound(format!("command '{name}'")))?;
+        command_from_row(&row).map_err(backend)
+    }
+
+    async fn delete_custom_command(
+        &self,
+        community: CommunityId,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let deleted =
+            sqlx::query("DELETE FROM custom_commands WHERE community_id = $1 AND name = $2")
+                .bind(community.0)
+                .bind(name)
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+        Ok(deleted > 0)
+    }
+
+    async fn list_custom_commands(
+        &self,
+        community: CommunityId,
+    ) -> Result<Vec<CustomCommand>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT community_id, name, response, created_by, created_at, updated_at \
+             FROM custom_commands WHERE community_id = $1 ORDER BY name",
+        )
+        .bind(community.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(command_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn alias(&self, community: CommunityId, name: &str) -> Result<Option<Alias>, StoreError> {
+        let row = sqlx::query(
+            "SELECT community_id, name, target, created_by, created_at FROM aliases \
+             WHERE community_id = $1 AND name = $2",
+        )
+        .bind(community.0)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref()
+            .map(alias_from_row)
+            .transpose()
+            .map_err(backend)
+    }
+
+    async fn create_alias(&self, alias: &Alias) -> Result<(), StoreError> {
+        check_key("alias name", &alias.name)?;
+        let inserted = sqlx::query(
+            "INSERT INTO aliases (community_id, name, target, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (community_id, name) DO NOTHING",
+        )
+        .bind(alias.community_id.0)
+        .bind(&alias.name)
+        .bind(&alias.target)
+        .bind(&alias.created_by)
+        .bind(ts_arg(alias.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::Conflict(format!(
+                "alias '{}' already exists",
+                alias.name
+            )));
+        }
+        Ok(())
+    }
+
+    async fn delete_alias(&self, community: CommunityId, name: &str) -> Result<bool, StoreError> {
+        let deleted = sqlx::query("DELETE FROM aliases WHERE community_id = $1 AND name = $2")
+            .bind(community.0)
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        Ok(deleted > 0)
+    }
+
+    async fn list_aliases(&self, community: CommunityId) -> Result<Vec<Alias>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT community_id, name, target, created_by, created_at FROM aliases \
+             WHERE community_id = $1 ORDER BY name",
+        )
+        .bind(community.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(alias_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn create_rule(&self, rule: &StringRule) -> Result<StringRule, StoreError> {
+        check_key("rule pattern", &rule.pattern)?;
+        let action = json_arg(&rule.action)?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO string_rules (community_id, pattern, match_type, case_sensitive, priority, \
+             action, enabled, match_count, last_matched, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, NULL, $8, $9) RETURNING id",
+        )
+        .bind(rule.community_id.0)
+        .bind(&rule.pattern)
+        .bind(rule.match_type.as_str())
+        .bind(rule.case_sensitive)
+        .bind(rule.priority)
+        .bind(action)
+        .bind(rule.enabled)
+        .bind(&rule.created_by)
+        .bind(ts_arg(rule.created_at))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(StringRule {
+            id,
+            match_count: 0,
+            last_matched: None,
+            created_at: super::from_millis(super::to_millis(rule.created_at)),
+            ..rule.clone()
+        })
+    }
+
+    async fn list_rules(&self, community: CommunityId) -> Result<Vec<StringRule>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{SELECT_RULE} WHERE community_id = $1 ORDER BY priority, id"
+        )))
+        .bind(community.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(rule_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn delete_rule(&self, community: CommunityId, id: i64) -> Result<bool, StoreError> {
+        let deleted = sqlx::query("DELETE FROM string_rules WHERE community_id = $1 AND id = $2")
+            .bind(community.0)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        Ok(deleted > 0)
+    }
+
+    async fn record_rule_match(
+        &self,
+        community: CommunityId,
+        id: i64,
+        at: std::time::SystemTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE string_rules SET match_count = match_count + 1, last_matched = $3 \
+             WHERE community_id = $1 AND id = $2",
+        )
+        .bind(community.0)
+        .bind(id)
+        .bind(ts_arg(at))
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn create_remote_module(&self, module: &RemoteModule) -> Result<(), StoreError> {
+        check_key("module name", &module.name)?;
+        let inserted = sqlx::query(
+            "INSERT INTO remote_modules (community_id, name, url, secret, commands, events, \
+             timeout_ms, kind, enabled, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (community_id, name) DO NOTHING",
+        )
+        .bind(module.community_id.0)
+        .bind(&module.name)
+        .bind(&module.url)
+        .bind(&module.secret)
+        .bind(json_arg(&module.commands)?)
+        .bind(json_arg(&module.events)?)
+        .bind(i64::try_from(module.timeout_ms).unwrap_or(i64::MAX))
+        .bind(json_arg(&module.kind)?)
+        .bind(module.enabled)
+        .bind(ts_arg(module.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::Conflict(format!(
+                "remote module '{}' already exists",
+                module.name
+            )));
+        }
+        Ok(())
+    }
+
+    async fn list_remote_modules(
+        &self,
+        community: CommunityId,
+    ) -> Result<Vec<RemoteModule>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT community_id, name, url, secret, commands, events, timeout_ms, kind, enabled, \
+             created_at FROM remote_modules WHERE community_id = $1 ORDER BY name",
+        )
+        .bind(community.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(remote_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn delete_remote_module(
+        &self,
+        community: CommunityId,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let deleted =
+            sqlx::query("DELETE FROM remote_modules WHERE community_id = $1 AND name = $2")
+                .bind(community.0)
+                .bind(name)
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+        Ok(deleted > 0)
+    }
+
+    async fn role_grant(
+        &self,
+        community: CommunityId,
+        platform: &PlatformKind,
+        user_id: &str,
+    ) -> Result<Option<RoleGrant>, StoreError> {
+        let row = sqlx::query(
+            "SELECT community_id, platform, user_id, level, granted_by, granted_at FROM role_grants \
+             WHERE community_id = $1 AND platform = $2 AND user_id = $3",
+        )
+        .bind(community.0)
+        .bind(platform.as_str())
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref()
+            .map(grant_from_row)
+            .transpose()
+            .map_err(backend)
+    }
+
+    async fn put_role_grant(&self, grant: &RoleGrant) -> Result<(), StoreError> {
+        check_key("user id", &grant.user_id)?;
+        sqlx::query(
+            "INSERT INTO role_grants (community_id, platform, user_id, level, granted_by, granted_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (community_id, platform, user_id) DO UPDATE \
+             SET level = excluded.level, granted_by = excluded.granted_by, granted_at = excluded.granted_at",
+        )
+        .bind(grant.community_id.0)
+        .bind(grant.platform.as_str())
+        .bind(&grant.user_id)
+        .bind(grant.level.as_str())
+        .bind(&grant.granted_by)
+        .bind(ts_arg(grant.granted_at))
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn delete_role_grant(
+        &self,
+        community: CommunityId,
+        platform: &PlatformKind,
+        user_id: &str,
+    ) -> Result<bool, StoreError> {
+        let deleted = sqlx::query(
+            "DELETE FROM role_grants WHERE community_id = $1 AND platform = $2 AND user_id = $3",
+        )
+        .bind(community.0)
+        .bind(platform.as_str())
+        .bind(user_id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        Ok(deleted > 0)
+    }
+
+    async fn list_role_grants(&self, community: CommunityId) -> Result<Vec<RoleGrant>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT community_id, platform, user_id, level, granted_by, granted_at FROM role_grants \
+             WHERE community_id = $1 ORDER BY platform, user_id",
+        )
+        .bind(community.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(grant_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn module_install(
+        &self,
+        community: CommunityId,
+        module: &str,
+    ) -> Result<Option<ModuleInstall>, StoreError> {
+        let row = sqlx::query(
+            "SELECT community_id, module, enabled, config, updated_by, updated_at \
+             FROM module_installs WHERE community_id = $1 AND module = $2",
+        )
+        .bind(community.0)
+        .bind(module)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref()
+            .map(install_from_row)
+            .transpose()
+            .map_err(backend)
+    }
+
+    async fn put_module_install(&self, install: &ModuleInstall) -> Result<(), StoreError> {
+        check_key("module name", &install.module)?;
+        sqlx::query(
+            "INSERT INTO module_installs (community_id, module, enabled, config, updated_by, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (community_id, module) DO UPDATE \
+             SET enabled = excluded.enabled, config = excluded.config, \
+                 updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+        )
+        .bind(install.community_id.0)
+        .bind(&install.module)
+        .bind(install.enabled)
+        .bind(json_arg(&install.config)?)
+        .bind(&install.updated_by)
+        .bind(ts_arg(install.updated_at))
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn list_module_installs(
+        &self,
+        community: CommunityId,
+    ) -> Result<Vec<ModuleInstall>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT community_id, module, enabled, config, updated_by, updated_at \
+             FROM module_installs WHERE community_id = $1 ORDER BY module",
+        )
+        .bind(community.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(install_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn command_settings(
+        &self,
+        community: CommunityId,
+        command: &str,
+    ) -> Result<Option<CommandSettings>, StoreError> {
+        let row = sqlx::query(
+            "SELECT community_id, command, enabled, min_level, global_cooldown_secs, \
+             user_cooldown_secs, cooldown_bucket FROM command_settings \
+             WHERE community_id = $1 AND command = $2",
+        )
+        .bind(community.0)
+        .bind(command)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref()
+            .map(settings_from_row)
+            .transpose()
+            .map_err(backend)
+    }
+
+    async fn put_command_settings(&self, settings: &CommandSettings) -> Result<(), StoreError> {
+        check_key("command name", &settings.command)?;
+        sqlx::query(
+            "INSERT INTO command_settings (community_id, command, enabled, min_level, \
+             global_cooldown_secs, user_cooldown_secs, cooldown_bucket) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (community_id, command) DO UPDATE \
+             SET enabled = excluded.enabled, min_level = excluded.min_level, \
+                 global_cooldown_secs = excluded.global_cooldown_secs, \
+                 user_cooldown_secs = excluded.user_cooldown_secs, \
+                 cooldown_bucket = excluded.cooldown_bucket",
+        )
+        .bind(settings.community_id.0)
+        .bind(&settings.command)
+        .bind(settings.enabled)
+        .bind(settings.min_level.map(PermissionLevel::as_str))
+        .bind(secs_arg(settings.global_cooldown_secs))
+        .bind(secs_arg(settings.user_cooldown_secs))
+        .bind(settings.cooldown_bucket.as_deref())
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn delete_command_settings(
+        &self,
+        community: CommunityId,
+        command: &str,
+    ) -> Result<bool, StoreError> {
+        let deleted =
+            sqlx::query("DELETE FROM command_settings WHERE community_id = $1 AND command = $2")
+                .bind(community.0)
+                .bind(command)
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+        Ok(deleted > 0)
+    }
+
+    async fn get_document(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<Document>, StoreError> {
+        let row = sqlx::query(
+            "SELECT key, value, version FROM documents WHERE namespace = $1 AND key = $2",
+        )
+        .bind(namespace)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(document_from_row).transpose()
+    }
+
+    async fn put_document(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &serde_json::Value,
+        expect: Expect,
+    ) -> Result<u64, StoreError> {
+        check_key("namespace", namespace)?;
+        check_key("document key", key)?;
+        let text = json_arg(value)?;
+        let now = ts_arg(now_millis());
+        let query = match expect {
+            Expect::Any => sqlx::query_scalar::<_, i64>(
+                "INSERT INTO documents (namespace, key, value, version, updated_at) \
+                 VALUES ($1, $2, $3, 1, $4) \
+                 ON CONFLICT (namespace, key) DO UPDATE \
+                 SET value = excluded.value, version = documents.version + 1, updated_at = excluded.updated_at \
+                 RETURNING version",
+            ),
+            Expect::Absent => sqlx::query_scalar::<_, i64>(
+                "INSERT INTO documents (namespace, key, value, version, updated_at) \
+                 VALUES ($1, $2, $3, 1, $4) ON CONFLICT (namespace, key) DO NOTHING RETURNING version",
+            ),
+            Expect::Version(_) => sqlx::query_scalar::<_, i64>(
+                "UPDATE documents SET value = $3, version = version + 1, updated_at = $4 \
+                 WHERE namespace = $1 AND key = $2 AND version = $5 RETURNING version",
+            ),
+        };
+        let expected = match expect {
+            Expect::Version(version) => version_arg(version)?,
+            Expect::Any | Expect::Absent => 0,
+        };
+        let query = query.bind(namespace).bind(key).bind(text).bind(now);
+        let query = if matches!(expect, Expect::Version(_)) {
+            query.bind(expected)
+        } else {
+            query
+        };
+        match query.fetch_optional(&self.pool).await.map_err(backend)? {
+            Some(version) => Ok(u64::try_from(version).unwrap_or(0)),
+            None => Err(StoreError::Conflict(format!(
+                "document '{namespace}/{key}': write expected {expect:?}"
+            ))),
+        }
+    }
+
+    async fn delete_document(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
+        let deleted = sqlx::query("DELETE FROM documents WHERE namespace = $1 AND key = $2")
+            .bind(namespace)
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        Ok(deleted > 0)
+    }
+
+    async fn list_documents(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        page: &Page,
+    ) -> Result<Vec<Document>, StoreError> {
+        // Prefix match by range (key >= prefix, then filtered) rather than LIKE, so '%' and '_'
+        // in keys mean nothing special.
+        let after = page.after.as_deref().unwrap_or("");
+        let rows = sqlx::query(
+            "SELECT key, value, version FROM documents \
+             WHERE namespace = $1 AND key >= $2 AND key > $3 AND substr(key, 1, length($2)) = $2 \
+             ORDER BY key LIMIT $4",
+        )
+        .bind(namespace)
+        .bind(prefix)
+        .bind(after)
+        .bind(i64::try_from(page.effective_limit()).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(document_from_row).collect()
+    }
+
+    async fn increment(&self, namespace: &str, key: &str, delta: i64) -> Result<i64, StoreError> {
+        check_key("namespace", namespace)?;
+        check_key("counter key", key)?;
+        sqlx::query_scalar(
+            "INSERT INTO counters (namespace, key, value) VALUES ($1, $2, $3) \
+             ON CONFLICT (namespace, key) DO UPDATE SET value = counters.value + excluded.value \
+             RETURNING value",
+        )
+        .bind(namespace)
+        .bind(key)
+        .bind(delta)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)
+    }
+
+    async fn counter(&self, namespace: &str, key: &str) -> Result<i64, StoreError> {
+        let value: Option<i64> =
+            sqlx::query_scalar("SELECT value FROM counters WHERE namespace = $1 AND key = $2")
+                .bind(namespace)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+        Ok(value.unwrap_or(0))
+    }
+
+    async fn top_counters(
+        &self,
+        namespace: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT key, value FROM counters WHERE namespace = $1 ORDER BY value DESC, key LIMIT $2",
+        )
+        .bind(namespace)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("key")?, row.try_get("value")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(backend)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(backend)
+    }
+}
+
+    };
+}
