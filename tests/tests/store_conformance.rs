@@ -89,3 +89,84 @@ mod sqlite_specifics {
         assert!(err.to_string().contains("/nonexistent-dir/x/y.db"), "{err}");
     }
 }
+
+mod postgres {
+    use waddlebot::store::{PgSettings, PgStore};
+
+    /// A schema of its own for one test, dropped when the test ends.
+    pub(crate) struct Scratch {
+        url: String,
+        schema: String,
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let (url, schema) = (self.url.clone(), self.schema.clone());
+            // Drop runs inside the test's runtime: do the async clean-up on a thread of its own.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(async {
+                    if let Ok(pool) = sqlx::PgPool::connect(&url).await {
+                        let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&pool).await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+
+    /// A fresh store in a fresh schema, or `None` when `WADDLEBOT_TEST_POSTGRES_URL` is unset.
+    pub(crate) async fn fresh() -> Option<(PgStore, Scratch)> {
+        let url = std::env::var("WADDLEBOT_TEST_POSTGRES_URL").ok()?;
+        let schema = format!("wbtest_{}", uuid::Uuid::new_v4().simple());
+        let admin = sqlx::PgPool::connect(&url)
+            .await
+            .expect("PostgreSQL reachable");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&admin)
+            .await
+            .expect("schema created");
+        let settings = PgSettings {
+            max_connections: 8,
+            schema: Some(schema.clone()),
+        };
+        let store = PgStore::open(&url, None, &settings).await.expect("opened");
+        Some((store, Scratch { url, schema }))
+    }
+
+    waddlebot::store_conformance_tests!(skip_unless: fresh());
+
+    #[tokio::test]
+    async fn a_database_from_a_newer_binary_is_refused() {
+        let Some((store, _scratch)) = fresh().await else {
+            eprintln!("skipped: WADDLEBOT_TEST_POSTGRES_URL is not set");
+            return;
+        };
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (999, 'from the future', TRUE, '\\x00', 0)",
+        )
+        .execute(store.pool())
+        .await
+        .expect("inserted");
+        assert!(store.migrate().await.is_err(), "a newer schema is refused");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_a_clear_error_with_no_password() {
+        let err = PgStore::connect(
+            "postgres://bot:hunter2@127.0.0.1:1/nowhere",
+            None,
+            &PgSettings::default(),
+        )
+        .await
+        .expect_err("nothing listens there");
+        let message = err.to_string();
+        assert!(message.contains("127.0.0.1:1"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+}

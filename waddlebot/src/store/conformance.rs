@@ -48,11 +48,36 @@ impl<T: Store, G> AsStore for (T, G) {
 }
 
 /// Expands to one `#[tokio::test]` per conformance case, each given a fresh store from `$factory`
-/// (an expression evaluating to a future of an [`AsStore`]).
+/// (an expression evaluating to a future of an [`AsStore`]); with `skip_unless:`, a future of
+/// `Option<AsStore>` where `None` skips the case.
 #[macro_export]
 macro_rules! store_conformance_tests {
-    ($factory:expr) => {
-        $crate::store_conformance_tests!(@cases $factory;
+    (@cases $mode:ident $factory:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let holder = $crate::store_conformance_tests!(@holder $mode $factory);
+                $crate::store::conformance::$case(
+                    $crate::store::conformance::AsStore::as_store(&holder),
+                )
+                .await;
+            }
+        )*
+    };
+    (@holder required $factory:expr) => {
+        $factory.await
+    };
+    (@holder optional $factory:expr) => {
+        match $factory.await {
+            Some(holder) => holder,
+            None => {
+                eprintln!("skipped: the backend under test is not configured");
+                return;
+            }
+        }
+    };
+    (@list $mode:ident $factory:expr) => {
+        $crate::store_conformance_tests!(@cases $mode $factory;
             entities_are_created_once_per_key,
             communities_are_shared_by_a_server,
             entity_listing_pages_through_everything_once,
@@ -72,17 +97,12 @@ macro_rules! store_conformance_tests {
             empty_keys_are_refused,
         );
     };
-    (@cases $factory:expr; $($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let holder = $factory.await;
-                $crate::store::conformance::$case(
-                    $crate::store::conformance::AsStore::as_store(&holder),
-                )
-                .await;
-            }
-        )*
+    // A factory giving `Option<store>`: `None` skips (a server-backed store not configured).
+    (skip_unless: $factory:expr) => {
+        $crate::store_conformance_tests!(@list optional $factory);
+    };
+    ($factory:expr) => {
+        $crate::store_conformance_tests!(@list required $factory);
     };
 }
 

@@ -13,9 +13,12 @@
 //! passes the same conformance suite (`waddlebot::store::conformance`, feature `test-util`).
 
 mod memory;
-#[cfg(feature = "sqlite")]
+// The shared SQL body first: `macro_rules!` is in scope only after its definition.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[macro_use]
 mod sql;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -32,6 +35,8 @@ use crate::permission::PermissionLevel;
 use crate::platform::PlatformKind;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PgSettings, PgStore, PgStoreError};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteStore, SqliteStoreError};
 
@@ -646,4 +651,27 @@ fn parse_after_id(page: &Page) -> Result<i64, StoreError> {
             .parse()
             .map_err(|_| StoreError::Invalid(format!("page cursor '{after}' is not an entity id")))
     })
+}
+
+/// A database URL with any password replaced, safe to print.
+///
+/// ```
+/// assert_eq!(
+///     waddlebot::store::redact_url("postgres://bot:hunter2@db/waddlebot"),
+///     "postgres://bot:***@db/waddlebot"
+/// );
+/// ```
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _password)) => {
+                    format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
+                }
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
 }

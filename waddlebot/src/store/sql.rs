@@ -7,7 +7,29 @@
 //! - `ts(row, column)` / `ts_opt(row, column)` — read a time;
 //! - `ts_arg(SystemTime)` — a time to bind;
 //! - `json_col(row, column)` — read a JSON column into any `Deserialize` type;
-//! - `json_arg(&value)` — a JSON value to bind (fallible).
+//! - `json_arg(&value)` — a JSON value to bind (fallible);
+//! - `self.reader()` — the pool for reads that may be slightly stale (a replica, or the primary).
+
+/// A migrator over migrations embedded as `(version, description, sql)`, oldest first.
+pub(super) fn migrator(
+    migrations: &[(i64, &'static str, &'static str)],
+) -> sqlx::migrate::Migrator {
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    Migrator::with_migrations(
+        migrations
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    description.into(),
+                    MigrationType::Simple,
+                    sqlx::SqlStr::from_static(sql),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
 
 /// Expands to the row decoders and `impl Store for $store` (which needs a `pool` field).
 macro_rules! sql_store {
@@ -207,7 +229,7 @@ impl Store for $store {
     async fn community(&self, id: CommunityId) -> Result<Option<Community>, StoreError> {
         let row = sqlx::query("SELECT id, name, created_at FROM communities WHERE id = $1")
             .bind(id.0)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.reader())
             .await
             .map_err(backend)?;
         row.map(|row| {
@@ -229,7 +251,7 @@ impl Store for $store {
         )
         .bind(after)
         .bind(i64::try_from(page.effective_limit()).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await
         .map_err(backend)?;
         rows.iter()
@@ -249,7 +271,7 @@ impl Store for $store {
         )
         .bind(community.0)
         .bind(name)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.reader())
         .await
         .map_err(backend)?;
         row.as_ref()
@@ -330,7 +352,7 @@ impl Store for $store {
              FROM custom_commands WHERE community_id = $1 ORDER BY name",
         )
         .bind(community.0)
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await
         .map_err(backend)?;
         rows.iter()
@@ -346,7 +368,7 @@ impl Store for $store {
         )
         .bind(community.0)
         .bind(name)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.reader())
         .await
         .map_err(backend)?;
         row.as_ref()
@@ -396,7 +418,7 @@ impl Store for $store {
              WHERE community_id = $1 ORDER BY name",
         )
         .bind(community.0)
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await
         .map_err(backend)?;
         rows.iter()
@@ -439,7 +461,7 @@ impl Store for $store {
             "{SELECT_RULE} WHERE community_id = $1 ORDER BY priority, id"
         )))
         .bind(community.0)
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await
         .map_err(backend)?;
         rows.iter()
@@ -517,7 +539,7 @@ impl Store for $store {
              created_at FROM remote_modules WHERE community_id = $1 ORDER BY name",
         )
         .bind(community.0)
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await
         .map_err(backend)?;
         rows.iter()
@@ -555,7 +577,7 @@ impl Store for $store {
         .bind(community.0)
         .bind(platform.as_str())
         .bind(user_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.reader())
         .await
         .map_err(backend)?;
         row.as_ref()
@@ -609,7 +631,7 @@ impl Store for $store {
              WHERE community_id = $1 ORDER BY platform, user_id",
         )
         .bind(community.0)
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await
         .map_err(backend)?;
         rows.iter()
@@ -629,7 +651,7 @@ impl Store for $store {
         )
         .bind(community.0)
         .bind(module)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.reader())
         .await
         .map_err(backend)?;
         row.as_ref()
@@ -668,7 +690,7 @@ impl Store for $store {
              FROM module_installs WHERE community_id = $1 ORDER BY module",
         )
         .bind(community.0)
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await
         .map_err(backend)?;
         rows.iter()
@@ -689,7 +711,7 @@ impl Store for $store {
         )
         .bind(community.0)
         .bind(command)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.reader())
         .await
         .map_err(backend)?;
         row.as_ref()

@@ -6,12 +6,11 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Row, SqlStr};
 
 use super::RemoteModule;
 use super::{
@@ -132,7 +131,7 @@ impl SqliteStore {
     /// applied. Fails if the database was migrated by a newer binary.
     pub async fn migrate(&self) -> Result<usize, SqliteStoreError> {
         let before = self.applied_migrations().await.unwrap_or(0);
-        migrator().run(&self.pool).await?;
+        super::sql::migrator(MIGRATIONS).run(&self.pool).await?;
         let after = self.applied_migrations().await.unwrap_or(before);
         Ok(after.saturating_sub(before))
     }
@@ -153,23 +152,11 @@ impl SqliteStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
-}
 
-fn migrator() -> Migrator {
-    Migrator::with_migrations(
-        MIGRATIONS
-            .iter()
-            .map(|&(version, description, sql)| {
-                Migration::new(
-                    version,
-                    description.into(),
-                    MigrationType::Simple,
-                    SqlStr::from_static(sql),
-                    false,
-                )
-            })
-            .collect(),
-    )
+    /// SQLite has no replicas: every read goes to the one file.
+    fn reader(&self) -> &SqlitePool {
+        &self.pool
+    }
 }
 
 type DbRow = SqliteRow;
