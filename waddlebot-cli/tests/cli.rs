@@ -286,3 +286,99 @@ fn serve_on_a_taken_port_says_so() {
         stderr(&output)
     );
 }
+
+/// A fresh PostgreSQL database for one test, dropped at the end; `None` without
+/// `WADDLEBOT_TEST_POSTGRES_URL`.
+fn scratch_postgres() -> Option<(String, impl Drop)> {
+    let base = std::env::var("WADDLEBOT_TEST_POSTGRES_URL").ok()?;
+    let name = format!("wbtest_{}", std::process::id());
+    let psql = |sql: &str| {
+        Command::new("psql")
+            .args([base.as_str(), "-q", "-c", sql])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    assert!(psql(&format!("DROP DATABASE IF EXISTS {name}")));
+    assert!(psql(&format!("CREATE DATABASE {name}")), "database created");
+    let url = match base.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => panic!("WADDLEBOT_TEST_POSTGRES_URL needs a database path"),
+    };
+    struct DropDatabase(String, String);
+    impl Drop for DropDatabase {
+        fn drop(&mut self) {
+            let _ = Command::new("psql")
+                .args([
+                    self.0.as_str(),
+                    "-q",
+                    "-c",
+                    &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.1),
+                ])
+                .status();
+        }
+    }
+    Some((url, DropDatabase(base, name)))
+}
+
+#[test]
+fn the_same_commands_work_on_postgres() {
+    let Some((url, _database)) = scratch_postgres() else {
+        eprintln!("skipped: WADDLEBOT_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let migrate = sandbox
+        .command()
+        .env("DATABASE_URL", &url)
+        .arg("migrate")
+        .output()
+        .expect("runs");
+    assert!(migrate.status.success(), "{}", stderr(&migrate));
+    assert!(
+        stdout(&migrate).contains("schema version"),
+        "{}",
+        stdout(&migrate)
+    );
+    let added = sandbox
+        .command()
+        .env("DATABASE_URL", &url)
+        .args([
+            "run",
+            "--level",
+            "moderator",
+            "!command add !hello Hi {user}!",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(
+        stdout(&added),
+        "Command !hello added.\n",
+        "{}",
+        stderr(&added)
+    );
+    let hello = sandbox
+        .command()
+        .env("DATABASE_URL", &url)
+        .args(["run", "--user", "alice", "!hello"])
+        .output()
+        .expect("runs");
+    assert_eq!(stdout(&hello), "Hi alice!\n", "{}", stderr(&hello));
+}
+
+#[test]
+fn an_unreachable_postgres_fails_with_the_host_and_no_password() {
+    let sandbox = Sandbox::new();
+    let output = sandbox
+        .command()
+        .env(
+            "DATABASE_URL",
+            "postgres://bot:hunter2@127.0.0.1:1/waddlebot",
+        )
+        .args(["run", "!ping"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains("127.0.0.1:1"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use waddlebot::clock::{Clock, SystemClock};
-use waddlebot::store::{SqliteStore, SqliteStoreError};
+use waddlebot::store::{PgSettings, PgStore, PgStoreError, SqliteStore, SqliteStoreError};
 use waddlebot::{Platform, Store};
 use waddlebot_router::invalidation::RedisInvalidation;
 use waddlebot_router::limit::{FallbackLimiter, RedisLimiter};
@@ -17,9 +17,12 @@ use crate::config::{Config, redact_url};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
-    /// The database could not be opened or migrated.
+    /// The SQLite database could not be opened or migrated.
     #[error(transparent)]
     Store(#[from] SqliteStoreError),
+    /// The PostgreSQL database could not be reached or migrated.
+    #[error(transparent)]
+    Postgres(#[from] PgStoreError),
     /// The router's wiring is wrong.
     #[error(transparent)]
     Router(#[from] BuildError),
@@ -39,14 +42,41 @@ pub enum StartError {
 
 /// Opens the configured database, creating and migrating it if needed.
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
-    let store = SqliteStore::open(&config.database_url).await?;
+    let store: Arc<dyn Store> = if is_postgres(&config.database_url) {
+        Arc::new(
+            PgStore::open(
+                &config.database_url,
+                config.read_replica_url.as_deref(),
+                &pg_settings(config),
+            )
+            .await?,
+        )
+    } else {
+        Arc::new(SqliteStore::open(&config.database_url).await?)
+    };
     tracing::info!(database = %redact_url(&config.database_url), "store ready");
-    Ok(Arc::new(store))
+    Ok(store)
+}
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres:") || url.starts_with("postgresql:")
+}
+
+fn pg_settings(config: &Config) -> PgSettings {
+    PgSettings {
+        max_connections: config.db_max_connections,
+        ..PgSettings::default()
+    }
 }
 
 /// Applies pending migrations to the configured database without starting anything, and returns
 /// how many were applied and the schema version now in force.
 pub async fn migrate(config: &Config) -> Result<(usize, i64), StartError> {
+    if is_postgres(&config.database_url) {
+        let store = PgStore::connect(&config.database_url, None, &pg_settings(config)).await?;
+        let applied = store.migrate().await?;
+        return Ok((applied, PgStore::latest_schema_version()));
+    }
     let store = SqliteStore::connect(&config.database_url).await?;
     let applied = store.migrate().await?;
     Ok((applied, SqliteStore::latest_schema_version()))

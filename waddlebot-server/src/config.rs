@@ -23,6 +23,10 @@ pub const DEFAULT_CONFIG_FILE: &str = "waddlebot.toml";
 pub struct Config {
     /// Where data lives (`sqlite://waddlebot.db`, `sqlite::memory:`).
     pub database_url: String,
+    /// A PostgreSQL read replica for reads that may be slightly stale (`READ_REPLICA_URL`).
+    pub read_replica_url: Option<String>,
+    /// Most database connections (`ROUTER_MAX_WORKERS`, default 20; PostgreSQL).
+    pub db_max_connections: u32,
     /// The HTTP listen address.
     pub bind: SocketAddr,
     /// Largest request body accepted; larger gets 413.
@@ -44,6 +48,8 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             database_url: DEFAULT_DATABASE_URL.to_owned(),
+            read_replica_url: None,
+            db_max_connections: 20,
             bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
             max_body_bytes: 2 * 1024 * 1024,
             log_level: "info".to_owned(),
@@ -205,6 +211,44 @@ impl Config {
         let get = |key: &str| env(key).filter(|v| !v.trim().is_empty());
         if let Some(url) = get("DATABASE_URL") {
             self.set_database_url("DATABASE_URL", &url)?;
+        } else if let Some(host) = get("DATABASE_HOST") {
+            // The original's separate variables; the password is percent-encoded into the URL.
+            let port = get("DATABASE_PORT").unwrap_or_else(|| "5432".to_owned());
+            let name = get("DATABASE_NAME").unwrap_or_else(|| "waddlebot".to_owned());
+            let user = get("DATABASE_USER").unwrap_or_else(|| "waddlebot".to_owned());
+            let mut url = url::Url::parse(&format!("postgres://{host}:{port}/{name}"))
+                .map_err(|err| invalid("DATABASE_HOST", &host, err.to_string()))?;
+            let credentials = url
+                .set_username(&user)
+                .and_then(|()| url.set_password(get("DATABASE_PASSWORD").as_deref()));
+            if credentials.is_err() {
+                return Err(invalid("DATABASE_USER", &user, "cannot be used in a URL"));
+            }
+            self.database_url = url.to_string();
+        }
+        if let Some(url) = get("READ_REPLICA_URL") {
+            if !(url.starts_with("postgres:") || url.starts_with("postgresql:")) {
+                return Err(invalid(
+                    "READ_REPLICA_URL",
+                    &redact_url(&url),
+                    "expected a postgres:// URL",
+                ));
+            }
+            self.read_replica_url = Some(url);
+        }
+        if let Some(value) = get("ROUTER_MAX_WORKERS") {
+            self.db_max_connections = value
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| {
+                    invalid(
+                        "ROUTER_MAX_WORKERS",
+                        &value,
+                        "expected 1 to 1000 connections",
+                    )
+                })?;
         }
         if let Some(bind) = get("WADDLEBOT_BIND") {
             self.set_bind("WADDLEBOT_BIND", &bind)?;
@@ -313,19 +357,16 @@ impl Config {
         if value.is_empty() {
             return Err(invalid(key, value, "must not be empty"));
         }
-        self.database_url = if value.starts_with("sqlite:") {
+        self.database_url = if value.starts_with("sqlite:")
+            || value.starts_with("postgres:")
+            || value.starts_with("postgresql:")
+        {
             value.to_owned()
-        } else if value.starts_with("postgres:") || value.starts_with("postgresql:") {
-            return Err(invalid(
-                key,
-                &redact_url(value),
-                "PostgreSQL is not supported by this build yet; use a sqlite: URL or a file path",
-            ));
         } else if value.contains("://") {
             return Err(invalid(
                 key,
                 &redact_url(value),
-                "unknown database scheme; expected sqlite: or a file path",
+                "unknown database scheme; expected sqlite:, postgres: or a file path",
             ));
         } else {
             format!("sqlite://{value}")
@@ -560,10 +601,33 @@ mod tests {
     fn passwords_never_reach_error_messages() {
         let err = Config::load(
             Some(file("").path()),
-            env(&[("DATABASE_URL", "postgres://bot:hunter2@db/waddlebot")]),
+            env(&[("DATABASE_URL", "mysql://bot:hunter2@db/waddlebot")]),
         )
-        .expect_err("not supported yet");
+        .expect_err("not a supported scheme");
         assert!(!err.to_string().contains("hunter2"), "{err}");
         assert!(err.to_string().contains("bot:***@db"), "{err}");
+    }
+
+    #[test]
+    fn the_originals_database_variables_make_a_postgres_url() {
+        let config = Config::load(
+            Some(file("").path()),
+            env(&[
+                ("DATABASE_HOST", "db.internal"),
+                ("DATABASE_PASSWORD", "p@ss/word"),
+                ("ROUTER_MAX_WORKERS", "40"),
+                ("READ_REPLICA_URL", "postgres://reader@replica/waddlebot"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(
+            config.database_url,
+            "postgres://waddlebot:p%40ss%2Fword@db.internal:5432/waddlebot"
+        );
+        assert_eq!(config.db_max_connections, 40);
+        assert_eq!(
+            config.read_replica_url.as_deref(),
+            Some("postgres://reader@replica/waddlebot")
+        );
     }
 }
