@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -409,4 +410,68 @@ async fn a_module_answers_later_through_router_responses() {
 
     let _ = stop.send(());
     server.await.expect("stopped");
+}
+
+#[tokio::test]
+async fn a_lost_database_gets_503_with_retry_after_and_the_server_recovers() {
+    let Ok(base) = std::env::var("WADDLEBOT_TEST_POSTGRES_URL") else {
+        eprintln!("skipped: WADDLEBOT_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let name = format!("wbtest_{}", uuid::Uuid::new_v4().simple());
+    let admin = sqlx::PgPool::connect(&base)
+        .await
+        .expect("PostgreSQL reachable");
+    let sql = |statement: String| {
+        let admin = admin.clone();
+        async move {
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(&admin)
+                .await
+                .expect("admin statement");
+        }
+    };
+    sql(format!("CREATE DATABASE {name}")).await;
+    let url = match base.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => panic!("WADDLEBOT_TEST_POSTGRES_URL needs a database path"),
+    };
+    let server = Server::start_with(|config| config.database_url = url.clone()).await;
+    let post_in = |channel: &str| {
+        let mut event = chat_event("alice", "!ping");
+        event["channel_id"] = json!(channel);
+        event["server_id"] = json!(channel);
+        server
+            .client
+            .post(server.url("/router/events"))
+            .body(event.to_string())
+            .send()
+    };
+    assert_eq!(post_in("one").await.expect("answered").status(), 200);
+
+    sql(format!("DROP DATABASE {name} WITH (FORCE)")).await;
+    let lost = post_in("two").await.expect("answered, not hung");
+    assert_eq!(lost.status(), 503);
+    assert_eq!(lost.headers()["retry-after"], "5");
+    let body: Value = lost.json().await.expect("json");
+    assert_eq!(body["status"], "error");
+
+    sql(format!("CREATE DATABASE {name}")).await;
+    waddlebot::store::PgStore::open(&url, None, &waddlebot::store::PgSettings::default())
+        .await
+        .expect("migrated again");
+    let mut recovered = false;
+    for attempt in 0..20 {
+        let response = post_in(&format!("three-{attempt}"))
+            .await
+            .expect("answered");
+        if response.status() == 200 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(recovered, "the server recovered by itself");
+    server.stop().await;
+    sql(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
 }

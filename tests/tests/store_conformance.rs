@@ -66,7 +66,11 @@ mod sqlite_specifics {
         let store = SqliteStore::open(&url).await.expect("created");
         sqlx_insert_future_migration(&store).await;
         let err = store.migrate().await.expect_err("newer schema refused");
-        assert!(err.to_string().contains("migrat"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("schema version 999, newer than this WaddleBot knows"),
+            "{err}"
+        );
     }
 
     async fn sqlx_insert_future_migration(store: &SqliteStore) {

@@ -145,6 +145,12 @@ impl App {
             _ => Err(self.no_route(&method, &path)),
         };
         let mut response = result.unwrap_or_else(error);
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            // Our own outage (the store went away): tell clients when to try again.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
         if response.status() == StatusCode::METHOD_NOT_ALLOWED
             && let Ok(allow) = HeaderValue::from_str(&allowed_methods(&path).join(", "))
         {

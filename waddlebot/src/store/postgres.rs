@@ -52,7 +52,18 @@ pub enum PgStoreError {
         #[source]
         source: sqlx::Error,
     },
-    /// Applying migrations failed, or the database is newer than this binary.
+    /// The database was migrated by a newer WaddleBot than this one.
+    #[error(
+        "the database has schema version {found}, newer than this WaddleBot knows ({known}); \
+         run a newer WaddleBot or restore a backup"
+    )]
+    NewerDatabase {
+        /// The version found in the database.
+        found: i64,
+        /// The newest this binary knows.
+        known: i64,
+    },
+    /// Applying migrations failed.
     #[error("cannot migrate PostgreSQL database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
@@ -112,7 +123,16 @@ impl PgStore {
     /// was migrated by a newer binary.
     pub async fn migrate(&self) -> Result<usize, PgStoreError> {
         let before = self.applied_migrations().await.unwrap_or(0);
-        super::sql::migrator(MIGRATIONS).run(&self.pool).await?;
+        super::sql::migrator(MIGRATIONS)
+            .run(&self.pool)
+            .await
+            .map_err(|err| match err {
+                sqlx::migrate::MigrateError::VersionMissing(found) => PgStoreError::NewerDatabase {
+                    found,
+                    known: Self::latest_schema_version(),
+                },
+                other => other.into(),
+            })?;
         let after = self.applied_migrations().await.unwrap_or(before);
         Ok(after.saturating_sub(before))
     }

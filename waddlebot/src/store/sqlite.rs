@@ -73,7 +73,18 @@ pub enum SqliteStoreError {
         #[source]
         source: sqlx::Error,
     },
-    /// Applying migrations failed, or the database is newer than this binary.
+    /// The database was migrated by a newer WaddleBot than this one.
+    #[error(
+        "the database has schema version {found}, newer than this WaddleBot knows ({known}); \
+         run a newer WaddleBot or restore a backup"
+    )]
+    NewerDatabase {
+        /// The version found in the database.
+        found: i64,
+        /// The newest this binary knows.
+        known: i64,
+    },
+    /// Applying migrations failed.
     #[error("cannot migrate SQLite database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
@@ -131,7 +142,18 @@ impl SqliteStore {
     /// applied. Fails if the database was migrated by a newer binary.
     pub async fn migrate(&self) -> Result<usize, SqliteStoreError> {
         let before = self.applied_migrations().await.unwrap_or(0);
-        super::sql::migrator(MIGRATIONS).run(&self.pool).await?;
+        super::sql::migrator(MIGRATIONS)
+            .run(&self.pool)
+            .await
+            .map_err(|err| match err {
+                sqlx::migrate::MigrateError::VersionMissing(found) => {
+                    SqliteStoreError::NewerDatabase {
+                        found,
+                        known: Self::latest_schema_version(),
+                    }
+                }
+                other => other.into(),
+            })?;
         let after = self.applied_migrations().await.unwrap_or(before);
         Ok(after.saturating_sub(before))
     }
