@@ -31,6 +31,48 @@ pub(super) fn migrator(
     )
 }
 
+/// Expands to `migrate`, `latest_schema_version` and their helper for a store with a `pool`
+/// field, a `MIGRATIONS` list in scope, and an error type with `NewerDatabase` and
+/// `From<MigrateError>`.
+macro_rules! sql_migrations {
+    ($store:ty, $error:ident) => {
+        impl $store {
+            /// Applies the migrations this binary knows that the database lacks and returns how
+            /// many it applied. A database migrated by a newer binary is refused.
+            pub async fn migrate(&self) -> Result<usize, $error> {
+                let before = self.applied_migrations().await.unwrap_or(0);
+                super::sql::migrator(MIGRATIONS)
+                    .run(&self.pool)
+                    .await
+                    .map_err(|err| match err {
+                        sqlx::migrate::MigrateError::VersionMissing(found) => {
+                            $error::NewerDatabase {
+                                found,
+                                known: Self::latest_schema_version(),
+                            }
+                        }
+                        other => other.into(),
+                    })?;
+                let after = self.applied_migrations().await.unwrap_or(before);
+                Ok(after.saturating_sub(before))
+            }
+
+            /// The newest schema version this binary knows.
+            pub fn latest_schema_version() -> i64 {
+                MIGRATIONS.last().map_or(0, |(version, _, _)| *version)
+            }
+
+            async fn applied_migrations(&self) -> Result<usize, sqlx::Error> {
+                let count: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+                        .fetch_one(&self.pool)
+                        .await?;
+                Ok(usize::try_from(count).unwrap_or(0))
+            }
+        }
+    };
+}
+
 /// Expands to the row decoders and `impl Store for $store` (which needs a `pool` field).
 macro_rules! sql_store {
     ($store:ty) => {

@@ -138,38 +138,6 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
-    /// Applies the migrations this binary knows that the database lacks, and returns how many it
-    /// applied. Fails if the database was migrated by a newer binary.
-    pub async fn migrate(&self) -> Result<usize, SqliteStoreError> {
-        let before = self.applied_migrations().await.unwrap_or(0);
-        super::sql::migrator(MIGRATIONS)
-            .run(&self.pool)
-            .await
-            .map_err(|err| match err {
-                sqlx::migrate::MigrateError::VersionMissing(found) => {
-                    SqliteStoreError::NewerDatabase {
-                        found,
-                        known: Self::latest_schema_version(),
-                    }
-                }
-                other => other.into(),
-            })?;
-        let after = self.applied_migrations().await.unwrap_or(before);
-        Ok(after.saturating_sub(before))
-    }
-
-    /// The newest schema version this binary knows.
-    pub fn latest_schema_version() -> i64 {
-        MIGRATIONS.last().map_or(0, |(version, _, _)| *version)
-    }
-
-    async fn applied_migrations(&self) -> Result<usize, sqlx::Error> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(usize::try_from(count).unwrap_or(0))
-    }
-
     /// The underlying pool, for embedders that keep their own tables beside ours.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
@@ -206,3 +174,4 @@ fn json_arg(value: &impl serde::Serialize) -> Result<String, StoreError> {
 }
 
 sql_store!(SqliteStore);
+sql_migrations!(SqliteStore, SqliteStoreError);
