@@ -16,6 +16,9 @@ pub(crate) struct Cli {
     /// Database URL or SQLite file path (default: DATABASE_URL, else sqlite://waddlebot.db).
     #[arg(long, global = true, value_name = "URL")]
     pub(crate) db: Option<String>,
+    /// Migrate an older database forward on start (also WADDLEBOT_MIGRATE=true).
+    #[arg(long, global = true)]
+    pub(crate) migrate: bool,
     /// What to do.
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -91,6 +94,9 @@ impl Cli {
         let mut config = Config::load(self.config.as_deref(), |key| std::env::var(key).ok())?;
         if let Some(db) = &self.db {
             config.set_database_url("--db", db)?;
+        }
+        if self.migrate {
+            config.migrate_on_start = true;
         }
         if let Command::Serve {
             bind: Some(bind), ..

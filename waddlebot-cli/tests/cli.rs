@@ -382,3 +382,42 @@ fn an_unreachable_postgres_fails_with_the_host_and_no_password() {
     assert!(err.contains("127.0.0.1:1"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
 }
+
+#[tokio::test]
+async fn an_older_database_is_upgraded_only_when_asked() {
+    let sandbox = Sandbox::new();
+    assert!(sandbox.run(&["migrate"]).status.success());
+    // Make the file look like one written by an older WaddleBot: undo the newest migration.
+    let latest = waddlebot::store::SqliteStore::latest_schema_version();
+    let url = format!("sqlite://{}", sandbox.db().display());
+    {
+        let store = waddlebot::store::SqliteStore::connect(&url)
+            .await
+            .expect("opened");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM _sqlx_migrations WHERE version = {latest}"
+        )))
+        .execute(store.pool())
+        .await
+        .expect("deleted");
+        sqlx::query("DROP TABLE remote_modules")
+            .execute(store.pool())
+            .await
+            .expect("dropped");
+    }
+    let refused = sandbox.run(&["run", "!ping"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let err = stderr(&refused);
+    assert!(
+        err.contains(&format!(
+            "schema version {} but this WaddleBot needs {latest}",
+            latest - 1
+        )),
+        "{err}"
+    );
+    assert!(err.contains("--migrate"), "{err}");
+    let upgraded = sandbox.run(&["--migrate", "run", "!ping"]);
+    assert_eq!(stdout(&upgraded), "Pong!\n", "{}", stderr(&upgraded));
+    let after = sandbox.run(&["run", "!ping"]);
+    assert_eq!(stdout(&after), "Pong!\n", "{}", stderr(&after));
+}

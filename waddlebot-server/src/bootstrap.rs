@@ -40,19 +40,23 @@ pub enum StartError {
     },
 }
 
-/// Opens the configured database, creating and migrating it if needed.
+/// Opens the configured database: a new one is created, an older one is migrated forward only
+/// when `migrate_on_start` is set, a newer one is refused.
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+    let upgrade = config.migrate_on_start;
     let store: Arc<dyn Store> = if is_postgres(&config.database_url) {
-        Arc::new(
-            PgStore::open(
-                &config.database_url,
-                config.read_replica_url.as_deref(),
-                &pg_settings(config),
-            )
-            .await?,
+        let store = PgStore::connect(
+            &config.database_url,
+            config.read_replica_url.as_deref(),
+            &pg_settings(config),
         )
+        .await?;
+        store.prepare(upgrade).await?;
+        Arc::new(store)
     } else {
-        Arc::new(SqliteStore::open(&config.database_url).await?)
+        let store = SqliteStore::connect(&config.database_url).await?;
+        store.prepare(upgrade).await?;
+        Arc::new(store)
     };
     tracing::info!(database = %redact_url(&config.database_url), "store ready");
     Ok(store)

@@ -35,6 +35,9 @@ pub struct Config {
     pub log_level: String,
     /// Log one JSON object per line instead of text.
     pub log_json: bool,
+    /// Migrate an older database forward on start (`--migrate`, `WADDLEBOT_MIGRATE`); a new
+    /// database is always created, a newer one always refused.
+    pub migrate_on_start: bool,
     /// Redis for state shared by every process (rate limits and cooldowns today); `None` keeps
     /// it in this process.
     pub redis_url: Option<String>,
@@ -54,6 +57,7 @@ impl Default for Config {
             max_body_bytes: 2 * 1024 * 1024,
             log_level: "info".to_owned(),
             log_json: false,
+            migrate_on_start: false,
             redis_url: None,
             redis_prefix: "waddlebot:".to_owned(),
             router: RouterConfig::default(),
@@ -111,6 +115,7 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     log_level: Option<String>,
     log_json: Option<bool>,
+    migrate_on_start: Option<bool>,
     command_prefixes: Option<Vec<String>>,
     remote_prefix: Option<String>,
     request_timeout_secs: Option<u64>,
@@ -173,6 +178,9 @@ impl Config {
         }
         if let Some(json) = file.log_json {
             self.log_json = json;
+        }
+        if let Some(migrate) = file.migrate_on_start {
+            self.migrate_on_start = migrate;
         }
         if let Some(prefixes) = file.command_prefixes {
             self.set_prefixes("command_prefixes", prefixes)?;
@@ -269,6 +277,19 @@ impl Config {
         }
         if let Some(level) = get("LOG_LEVEL") {
             self.log_level = level.to_lowercase();
+        }
+        if let Some(value) = get("WADDLEBOT_MIGRATE") {
+            self.migrate_on_start = match value.trim().to_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                _ => {
+                    return Err(invalid(
+                        "WADDLEBOT_MIGRATE",
+                        &value,
+                        "expected true or false",
+                    ));
+                }
+            };
         }
         if let Some(format) = get("LOG_FORMAT") {
             self.log_json = match format.to_lowercase().as_str() {

@@ -52,6 +52,17 @@ pub enum PgStoreError {
         #[source]
         source: sqlx::Error,
     },
+    /// The database is at an older schema and upgrading on start was not asked for.
+    #[error(
+        "the database has schema version {found} but this WaddleBot needs {known}; \
+         run `waddlebot migrate` (after a backup) or start with --migrate"
+    )]
+    OutdatedDatabase {
+        /// The version found in the database.
+        found: i64,
+        /// The version this binary needs.
+        known: i64,
+    },
     /// The database was migrated by a newer WaddleBot than this one.
     #[error(
         "the database has schema version {found}, newer than this WaddleBot knows ({known}); \

@@ -57,6 +57,33 @@ macro_rules! sql_migrations {
                 Ok(after.saturating_sub(before))
             }
 
+            /// Gets the schema ready at start: a new (empty) database is created; an older one is
+            /// migrated forward only when `upgrade` is set (else [`OutdatedDatabase`]); a newer
+            /// one is refused. Returns how many migrations were applied.
+            ///
+            /// [`OutdatedDatabase`]: $error::OutdatedDatabase
+            pub async fn prepare(&self, upgrade: bool) -> Result<usize, $error> {
+                let found = self.schema_version().await;
+                let known = Self::latest_schema_version();
+                if found > known {
+                    return Err($error::NewerDatabase { found, known });
+                }
+                if found != 0 && found < known && !upgrade {
+                    return Err($error::OutdatedDatabase { found, known });
+                }
+                self.migrate().await
+            }
+
+            /// The schema version the database is at (0 for a new database).
+            pub async fn schema_version(&self) -> i64 {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success",
+                )
+                .fetch_one(&self.pool)
+                .await
+                .unwrap_or(0)
+            }
+
             /// The newest schema version this binary knows.
             pub fn latest_schema_version() -> i64 {
                 MIGRATIONS.last().map_or(0, |(version, _, _)| *version)

@@ -73,6 +73,17 @@ pub enum SqliteStoreError {
         #[source]
         source: sqlx::Error,
     },
+    /// The database is at an older schema and upgrading on start was not asked for.
+    #[error(
+        "the database has schema version {found} but this WaddleBot needs {known}; \
+         run `waddlebot migrate` (after a backup) or start with --migrate"
+    )]
+    OutdatedDatabase {
+        /// The version found in the database.
+        found: i64,
+        /// The version this binary needs.
+        known: i64,
+    },
     /// The database was migrated by a newer WaddleBot than this one.
     #[error(
         "the database has schema version {found}, newer than this WaddleBot knows ({known}); \
@@ -97,7 +108,8 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating the file if needed) and migrates the database at `url`
-    /// (`sqlite://waddlebot.db`, `sqlite::memory:`).
+    /// (`sqlite://waddlebot.db`, `sqlite::memory:`). See [`prepare`](Self::prepare) for
+    /// upgrading only when asked.
     pub async fn open(url: &str) -> Result<Self, SqliteStoreError> {
         let store = Self::connect(url).await?;
         store.migrate().await?;
