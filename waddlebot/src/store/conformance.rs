@@ -128,6 +128,10 @@ fn command(community: CommunityId, name: &str, response: &str) -> CustomCommand 
 
 /// Resolving a key twice gives the same entity; different keys give different entities.
 pub async fn entities_are_created_once_per_key(store: &dyn Store) {
+    store
+        .ping()
+        .await
+        .expect("a fresh store answers its health check");
     let twitch = key(PlatformKind::Twitch, "pond", "pond");
     let first = store.resolve_entity(&twitch).await.expect("created");
     let again = store.resolve_entity(&twitch).await.expect("found");
