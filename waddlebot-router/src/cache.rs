@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use moka::sync::Cache;
 
-use crate::invalidation::{Invalidation, InvalidationBus, SharedBus};
+use crate::invalidation::{Invalidation, InvalidationBus};
 use waddlebot::store::RemoteModule;
 use waddlebot::store::{
     Alias, CommandSettings, CustomCommand, Document, Entity, EntityKey, Expect, ModuleInstall,
@@ -72,7 +72,7 @@ pub struct CachedStore {
     // it compiled from is no longer the cached one.
     rules: Cache<CommunityId, Arc<Vec<StringRule>>>,
     remote: Cache<CommunityId, Arc<Vec<RemoteModule>>>,
-    bus: Option<SharedBus>,
+    bus: Option<Arc<dyn InvalidationBus>>,
 }
 
 // Bounds keep memory flat however many channels and command names a process sees.

@@ -5,7 +5,7 @@
 //! The Redis bus publishes on one channel and listens on it; after a lost connection it drops
 //! every cached entry (it may have missed messages) and listens again.
 
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -192,15 +192,3 @@ mod redis_bus {
         }
     }
 }
-
-/// A bus that only applies changes locally: what a single process needs (no other process).
-#[derive(Debug, Default)]
-pub struct LocalOnly;
-
-#[async_trait]
-impl InvalidationBus for LocalOnly {
-    async fn publish(&self, _change: &Invalidation) {}
-}
-
-/// Keeps the builder's bus type-erased.
-pub(crate) type SharedBus = Arc<dyn InvalidationBus>;

@@ -168,13 +168,7 @@ impl Store for MemoryStore {
         &self,
         community: CommunityId,
     ) -> Result<Vec<CustomCommand>, StoreError> {
-        Ok(self
-            .lock()
-            .commands
-            .range((community, String::new())..)
-            .take_while(|((owner, _), _)| *owner == community)
-            .map(|(_, command)| command.clone())
-            .collect())
+        Ok(in_community(&self.lock().commands, community))
     }
 
     async fn alias(&self, community: CommunityId, name: &str) -> Result<Option<Alias>, StoreError> {
@@ -208,13 +202,7 @@ impl Store for MemoryStore {
     }
 
     async fn list_aliases(&self, community: CommunityId) -> Result<Vec<Alias>, StoreError> {
-        Ok(self
-            .lock()
-            .aliases
-            .range((community, String::new())..)
-            .take_while(|((owner, _), _)| *owner == community)
-            .map(|(_, alias)| alias.clone())
-            .collect())
+        Ok(in_community(&self.lock().aliases, community))
     }
 
     async fn create_rule(&self, rule: &StringRule) -> Result<StringRule, StoreError> {
@@ -292,13 +280,7 @@ impl Store for MemoryStore {
         &self,
         community: CommunityId,
     ) -> Result<Vec<RemoteModule>, StoreError> {
-        Ok(self
-            .lock()
-            .remote
-            .range((community, String::new())..)
-            .take_while(|((owner, _), _)| *owner == community)
-            .map(|(_, module)| module.clone())
-            .collect())
+        Ok(in_community(&self.lock().remote, community))
     }
 
     async fn delete_remote_module(
@@ -379,13 +361,7 @@ impl Store for MemoryStore {
         &self,
         community: CommunityId,
     ) -> Result<Vec<ModuleInstall>, StoreError> {
-        Ok(self
-            .lock()
-            .installs
-            .range((community, String::new())..)
-            .take_while(|((owner, _), _)| *owner == community)
-            .map(|(_, install)| install.clone())
-            .collect())
+        Ok(in_community(&self.lock().installs, community))
     }
 
     async fn command_settings(
@@ -538,6 +514,17 @@ impl Store for MemoryStore {
         all.truncate(limit);
         Ok(all)
     }
+}
+
+/// A community's records from a map keyed `(community, name)`, in name order.
+fn in_community<V: Clone>(
+    map: &BTreeMap<(CommunityId, String), V>,
+    community: CommunityId,
+) -> Vec<V> {
+    map.range((community, String::new())..)
+        .take_while(|((owner, _), _)| *owner == community)
+        .map(|(_, value)| value.clone())
+        .collect()
 }
 
 fn next_id(mut existing: impl DoubleEndedIterator<Item = i64>) -> i64 {

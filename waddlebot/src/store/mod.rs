@@ -37,6 +37,8 @@ use crate::platform::PlatformKind;
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{PgSettings, PgStore, PgStoreError};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use sql::SchemaError;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteStore, SqliteStoreError};
 

@@ -52,31 +52,10 @@ pub enum PgStoreError {
         #[source]
         source: sqlx::Error,
     },
-    /// The database is at an older schema and upgrading on start was not asked for.
-    #[error(
-        "the database has schema version {found} but this WaddleBot needs {known}; \
-         run `waddlebot migrate` (after a backup) or start with --migrate"
-    )]
-    OutdatedDatabase {
-        /// The version found in the database.
-        found: i64,
-        /// The version this binary needs.
-        known: i64,
-    },
-    /// The database was migrated by a newer WaddleBot than this one.
-    #[error(
-        "the database has schema version {found}, newer than this WaddleBot knows ({known}); \
-         run a newer WaddleBot or restore a backup"
-    )]
-    NewerDatabase {
-        /// The version found in the database.
-        found: i64,
-        /// The newest this binary knows.
-        known: i64,
-    },
-    /// Applying migrations failed.
-    #[error("cannot migrate PostgreSQL database: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The schema is older than this binary needs (and upgrading was not asked for), newer
+    /// than it knows, or could not be migrated.
+    #[error(transparent)]
+    Schema(#[from] super::sql::SchemaError),
 }
 
 /// A [`Store`] in PostgreSQL.
@@ -122,12 +101,15 @@ impl PgStore {
         replica: Option<&str>,
         settings: &PgSettings,
     ) -> Result<Self, PgStoreError> {
-        let pool = pool(url, settings).await?;
+        let primary = pool(url, settings).await?;
         let replica = match replica {
-            Some(url) => Some(pool_for_reads(url, settings).await?),
+            Some(url) => Some(pool(url, settings).await?),
             None => None,
         };
-        Ok(Self { pool, replica })
+        Ok(Self {
+            pool: primary,
+            replica,
+        })
     }
 
     /// The primary's pool, for embedders that keep their own tables beside ours.
@@ -163,10 +145,6 @@ async fn pool(url: &str, settings: &PgSettings) -> Result<PgPool, PgStoreError> 
             url: redact_url(url),
             source,
         })
-}
-
-async fn pool_for_reads(url: &str, settings: &PgSettings) -> Result<PgPool, PgStoreError> {
-    pool(url, settings).await
 }
 
 type DbRow = PgRow;

@@ -10,6 +10,37 @@
 //! - `json_arg(&value)` — a JSON value to bind (fallible);
 //! - `self.reader()` — the pool for reads that may be slightly stale (a replica, or the primary).
 
+/// Why a SQL store's schema is not usable by this binary. Shared by both SQL backends.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SchemaError {
+    /// The database is at an older schema and upgrading on start was not asked for.
+    #[error(
+        "the database has schema version {found} but this WaddleBot needs {known}; \
+         run `waddlebot migrate` (after a backup) or start with --migrate"
+    )]
+    Outdated {
+        /// The version found in the database.
+        found: i64,
+        /// The version this binary needs.
+        known: i64,
+    },
+    /// The database was migrated by a newer WaddleBot than this one.
+    #[error(
+        "the database has schema version {found}, newer than this WaddleBot knows ({known}); \
+         run a newer WaddleBot or restore a backup"
+    )]
+    Newer {
+        /// The version found in the database.
+        found: i64,
+        /// The newest this binary knows.
+        known: i64,
+    },
+    /// Applying migrations failed.
+    #[error("cannot migrate the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
 /// A migrator over migrations embedded as `(version, description, sql)`, oldest first.
 pub(super) fn migrator(
     migrations: &[(i64, &'static str, &'static str)],
@@ -32,8 +63,7 @@ pub(super) fn migrator(
 }
 
 /// Expands to `migrate`, `latest_schema_version` and their helper for a store with a `pool`
-/// field, a `MIGRATIONS` list in scope, and an error type with `NewerDatabase` and
-/// `From<MigrateError>`.
+/// field, a `MIGRATIONS` list in scope, and an error type that is `From<SchemaError>`.
 macro_rules! sql_migrations {
     ($store:ty, $error:ident) => {
         impl $store {
@@ -46,7 +76,7 @@ macro_rules! sql_migrations {
                     .await
                     .map_err(|err| match err {
                         sqlx::migrate::MigrateError::VersionMissing(found) => {
-                            $error::NewerDatabase {
+                            super::sql::SchemaError::Newer {
                                 found,
                                 known: Self::latest_schema_version(),
                             }
@@ -58,18 +88,17 @@ macro_rules! sql_migrations {
             }
 
             /// Gets the schema ready at start: a new (empty) database is created; an older one is
-            /// migrated forward only when `upgrade` is set (else [`OutdatedDatabase`]); a newer
-            /// one is refused. Returns how many migrations were applied.
-            ///
-            /// [`OutdatedDatabase`]: $error::OutdatedDatabase
+            /// migrated forward only when `upgrade` is set (else
+            /// [`SchemaError::Outdated`](crate::store::SchemaError::Outdated)); a newer one is
+            /// refused. Returns how many migrations were applied.
             pub async fn prepare(&self, upgrade: bool) -> Result<usize, $error> {
                 let found = self.schema_version().await;
                 let known = Self::latest_schema_version();
                 if found > known {
-                    return Err($error::NewerDatabase { found, known });
+                    return Err(super::sql::SchemaError::Newer { found, known }.into());
                 }
                 if found != 0 && found < known && !upgrade {
-                    return Err($error::OutdatedDatabase { found, known });
+                    return Err(super::sql::SchemaError::Outdated { found, known }.into());
                 }
                 self.migrate().await
             }

@@ -73,31 +73,10 @@ pub enum SqliteStoreError {
         #[source]
         source: sqlx::Error,
     },
-    /// The database is at an older schema and upgrading on start was not asked for.
-    #[error(
-        "the database has schema version {found} but this WaddleBot needs {known}; \
-         run `waddlebot migrate` (after a backup) or start with --migrate"
-    )]
-    OutdatedDatabase {
-        /// The version found in the database.
-        found: i64,
-        /// The version this binary needs.
-        known: i64,
-    },
-    /// The database was migrated by a newer WaddleBot than this one.
-    #[error(
-        "the database has schema version {found}, newer than this WaddleBot knows ({known}); \
-         run a newer WaddleBot or restore a backup"
-    )]
-    NewerDatabase {
-        /// The version found in the database.
-        found: i64,
-        /// The newest this binary knows.
-        known: i64,
-    },
-    /// Applying migrations failed.
-    #[error("cannot migrate SQLite database: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The schema is older than this binary needs (and upgrading was not asked for), newer
+    /// than it knows, or could not be migrated.
+    #[error(transparent)]
+    Schema(#[from] super::sql::SchemaError),
 }
 
 /// A [`Store`] in a SQLite database.
