@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use waddlebot::store::Entity;
+use waddlebot::store::{Entity, community_namespace};
 use waddlebot::template::{Template, TemplateError, Var, Vars};
 use waddlebot::{
     Args, CommandCatalog, CommunityId, Event, StoreError, normalize_command_name, reserved,
@@ -196,7 +196,11 @@ impl crate::Router {
             }
             if chain.len() == 1 {
                 self.store
-                    .increment(&format!("alias_uses:{community}"), &alias.name, 1)
+                    .increment(
+                        &community_namespace(community, "alias_uses"),
+                        &alias.name,
+                        1,
+                    )
                     .await?;
             }
             let line = match expand(

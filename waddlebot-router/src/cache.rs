@@ -117,6 +117,7 @@ impl CachedStore {
     /// Drops what a change made stale (a change here, or one another process announced).
     pub fn apply(&self, change: &Invalidation) {
         match change {
+            Invalidation::Entity { key } => self.entities.invalidate(key),
             Invalidation::Command { community, name } => {
                 self.commands.invalidate(&(*community, name.clone()));
             }
@@ -215,6 +216,43 @@ impl Store for CachedStore {
 
     async fn list_entities(&self, page: &Page) -> Result<Vec<Entity>, StoreError> {
         self.inner.list_entities(page).await
+    }
+
+    async fn list_communities(
+        &self,
+        page: &Page,
+    ) -> Result<Vec<waddlebot::store::Community>, StoreError> {
+        self.inner.list_communities(page).await
+    }
+
+    async fn community_named(
+        &self,
+        name: &str,
+    ) -> Result<Option<waddlebot::store::Community>, StoreError> {
+        self.inner.community_named(name).await
+    }
+
+    async fn create_community(
+        &self,
+        name: &str,
+        created_at: std::time::SystemTime,
+    ) -> Result<waddlebot::store::Community, StoreError> {
+        self.inner.create_community(name, created_at).await
+    }
+
+    async fn entity(&self, key: &EntityKey) -> Result<Option<Entity>, StoreError> {
+        self.inner.entity(key).await
+    }
+
+    async fn assign_entity(
+        &self,
+        key: &EntityKey,
+        community: CommunityId,
+    ) -> Result<Entity, StoreError> {
+        let result = self.inner.assign_entity(key, community).await;
+        self.changed(Invalidation::Entity { key: key.clone() })
+            .await;
+        result
     }
 
     async fn custom_command(
@@ -491,6 +529,13 @@ impl Store for CachedStore {
         result
     }
 
+    async fn list_command_settings(
+        &self,
+        community: CommunityId,
+    ) -> Result<Vec<CommandSettings>, StoreError> {
+        self.inner.list_command_settings(community).await
+    }
+
     async fn delete_command_settings(
         &self,
         community: CommunityId,
@@ -542,6 +587,18 @@ impl Store for CachedStore {
 
     async fn counter(&self, namespace: &str, key: &str) -> Result<i64, StoreError> {
         self.inner.counter(namespace, key).await
+    }
+
+    async fn list_counters(
+        &self,
+        namespace: &str,
+        page: &Page,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        self.inner.list_counters(namespace, page).await
+    }
+
+    async fn list_namespaces(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.list_namespaces(prefix).await
     }
 
     async fn top_counters(

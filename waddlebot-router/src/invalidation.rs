@@ -19,6 +19,11 @@ use crate::cache::CachedStore;
 #[serde(tag = "what", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Invalidation {
+    /// Where an entity belongs (it moved to another community).
+    Entity {
+        /// The entity's key.
+        key: waddlebot::store::EntityKey,
+    },
     /// A custom command.
     Command {
         /// Its community.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::{FutureExt, StreamExt};
 use serde::Serialize;
 use tracing::Instrument;
-use waddlebot::store::{CustomCommand, Entity, EntityKey, StringRule};
+use waddlebot::store::{CustomCommand, Entity, EntityKey, StringRule, community_namespace};
 use waddlebot::template::{Template, Var, Vars};
 use waddlebot::{
     CommandCatalog, CommandError, CommandHandler, CommunityId, Context, DuplicateCommand, EntityId,
@@ -596,7 +596,7 @@ impl Router {
         let count = if template.uses(Var::Count) {
             self.store
                 .increment(
-                    &format!("command_uses:{}", command.community_id),
+                    &community_namespace(command.community_id, "command_uses"),
                     &command.name,
                     1,
                 )

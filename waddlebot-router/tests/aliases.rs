@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use waddlebot::store::CustomCommand;
+use waddlebot::store::{CustomCommand, community_namespace};
 use waddlebot::{CommandSpec, CommunityId, Context, PermissionLevel, command_fn};
 use waddlebot_router::Router;
 use waddlebot_router::alias::{AliasError, CreateAliasError};
@@ -84,7 +84,7 @@ async fn aliases_chain_into_custom_commands_and_keep_the_targets_rules() {
     let uses = t
         .router()
         .store()
-        .counter(&format!("alias_uses:{c}"), "yo")
+        .counter(&community_namespace(c, "alias_uses"), "yo")
         .await
         .expect("read");
     assert_eq!(uses, 1);

@@ -80,6 +80,8 @@ macro_rules! store_conformance_tests {
         $crate::store_conformance_tests!(@cases $mode $factory;
             entities_are_created_once_per_key,
             communities_are_shared_by_a_server,
+            communities_are_created_found_and_listed,
+            counters_and_namespaces_are_enumerable,
             entity_listing_pages_through_everything_once,
             custom_commands_have_create_update_delete_semantics,
             custom_commands_are_scoped_to_their_community,
@@ -563,6 +565,115 @@ async fn community(store: &dyn Store, server: &str) -> CommunityId {
         .community_id
 }
 
+/// Communities can be made by name, found by name and listed; entities can be looked up without
+/// being created and moved between communities.
+pub async fn communities_are_created_found_and_listed(store: &dyn Store) {
+    let created_at = super::from_millis(1_700_000_000_123);
+    let pond = store
+        .create_community("pond", created_at)
+        .await
+        .expect("created");
+    assert_eq!((pond.name.as_str(), pond.created_at), ("pond", created_at));
+    assert!(matches!(
+        store.create_community("pond", created_at).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.create_community("", created_at).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(
+        store.community_named("pond").await.expect("read"),
+        Some(pond.clone())
+    );
+    assert!(store.community_named("lake").await.expect("read").is_none());
+
+    let lake_key = key(PlatformKind::Discord, "lake", "general");
+    assert!(
+        store.entity(&lake_key).await.expect("read").is_none(),
+        "looking up never creates"
+    );
+    let lake = store.resolve_entity(&lake_key).await.expect("created");
+    assert_eq!(
+        store.entity(&lake_key).await.expect("read"),
+        Some(lake.clone())
+    );
+    let moved = store
+        .assign_entity(&lake_key, pond.id)
+        .await
+        .expect("moved");
+    assert_eq!((moved.id, moved.community_id), (lake.id, pond.id));
+    assert_eq!(
+        store.resolve_entity(&lake_key).await.expect("found"),
+        moved,
+        "the move sticks"
+    );
+    let fresh_key = key(PlatformKind::Slack, "T1", "C1");
+    let fresh = store
+        .assign_entity(&fresh_key, pond.id)
+        .await
+        .expect("created in place");
+    assert_eq!(fresh.community_id, pond.id);
+    assert!(matches!(
+        store.assign_entity(&fresh_key, CommunityId(999_999)).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    let mut seen = Vec::new();
+    let mut page = Page::first(1);
+    loop {
+        let batch = store.list_communities(&page).await.expect("listed");
+        let Some(last) = batch.last() else { break };
+        page.after = Some(last.id.0.to_string());
+        seen.extend(batch.into_iter().map(|c| c.name));
+    }
+    assert_eq!(
+        seen,
+        ["pond", "discord:lake"],
+        "every community once, by id"
+    );
+}
+
+/// Counters list in key order page by page; namespaces list once each, documents or counters.
+pub async fn counters_and_namespaces_are_enumerable(store: &dyn Store) {
+    for key in ["c", "a", "b", "d"] {
+        store.increment("7:uses", key, 2).await.expect("counted");
+    }
+    store.increment("8:uses", "x", 1).await.expect("counted");
+    let value = serde_json::json!({"text": "waddle"});
+    for ns in ["7:quotes", "7:uses", "70:quotes", "7:gone"] {
+        store
+            .put_document(ns, "1", &value, Expect::Any)
+            .await
+            .expect("written");
+    }
+    assert!(store.delete_document("7:gone", "1").await.expect("deleted"));
+
+    let mut seen = Vec::new();
+    let mut page = Page::first(3);
+    loop {
+        let batch = store.list_counters("7:uses", &page).await.expect("listed");
+        let Some((last, _)) = batch.last() else { break };
+        page.after = Some(last.clone());
+        seen.extend(batch);
+    }
+    let expected: Vec<(String, i64)> = ["a", "b", "c", "d"]
+        .into_iter()
+        .map(|k| (k.to_owned(), 2))
+        .collect();
+    assert_eq!(seen, expected);
+
+    assert_eq!(
+        store.list_namespaces("7:").await.expect("listed"),
+        ["7:quotes", "7:uses"],
+        "documents and counters, each once; emptied ones gone; 70: is another community"
+    );
+    assert_eq!(
+        store.list_namespaces("").await.expect("listed"),
+        ["70:quotes", "7:quotes", "7:uses", "8:uses"]
+    );
+}
+
 /// A grant is per (community, platform, user); granting again replaces it.
 pub async fn role_grants_replace_and_are_scoped(store: &dyn Store) {
     let a = community(store, "a").await;
@@ -706,7 +817,19 @@ pub async fn command_settings_keep_every_override(store: &dyn Store) {
     store.put_command_settings(&full).await.expect("replaced");
     assert_eq!(
         store.command_settings(a, "hello").await.expect("read"),
-        Some(full)
+        Some(full.clone())
+    );
+    let other = CommandSettings::new(a, "Bye");
+    store.put_command_settings(&other).await.expect("written");
+    let b = community(store, "b").await;
+    store
+        .put_command_settings(&CommandSettings::new(b, "zzz"))
+        .await
+        .expect("written");
+    assert_eq!(
+        store.list_command_settings(a).await.expect("listed"),
+        [other, full],
+        "the community's own, in byte order"
     );
     assert!(
         store
@@ -779,7 +902,7 @@ pub async fn string_rules_keep_their_action_and_count_matches(store: &dyn Store)
         priority,
         action,
         enabled: true,
-        match_count: 99,
+        match_count: 0,
         last_matched: None,
         created_by: "mod".to_owned(),
         created_at: super::now_millis(),
@@ -832,6 +955,24 @@ pub async fn string_rules_keep_their_action_and_count_matches(store: &dyn Store)
     let counted = store.list_rules(a).await.expect("listed");
     assert_eq!(counted[1].match_count, 2);
     assert_eq!(counted[1].last_matched, Some(at));
+
+    let imported = store
+        .create_rule(&StringRule {
+            match_count: 41,
+            last_matched: Some(at),
+            ..rule(b, "moved", 5, RuleAction::Warn { message: None })
+        })
+        .await
+        .expect("created");
+    assert_eq!(
+        store.list_rules(b).await.expect("listed").last(),
+        Some(&imported),
+        "an imported rule keeps its count and last match"
+    );
+    assert_eq!(
+        (imported.match_count, imported.last_matched),
+        (41, Some(at))
+    );
 
     assert!(!store.delete_rule(b, block.id).await.expect("not b's"));
     assert!(store.delete_rule(a, block.id).await.expect("deleted"));

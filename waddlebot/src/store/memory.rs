@@ -3,14 +3,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 
 use super::RemoteModule;
 use super::{
     Alias, CommandSettings, Community, CustomCommand, Document, Entity, EntityKey, Expect,
-    ModuleInstall, Page, RoleGrant, Store, StoreError, StringRule, check_key, now_millis,
-    parse_after_id,
+    ModuleInstall, Page, RoleGrant, Store, StoreError, StringRule, check_key, from_millis,
+    now_millis, parse_after_id, to_millis,
 };
 use crate::id::{CommunityId, EntityId};
 use crate::platform::PlatformKind;
@@ -36,7 +37,7 @@ struct Inner {
     installs: BTreeMap<(CommunityId, String), ModuleInstall>,
     settings: BTreeMap<(CommunityId, String), CommandSettings>,
     documents: HashMap<String, BTreeMap<String, (serde_json::Value, u64)>>,
-    counters: HashMap<String, HashMap<String, i64>>,
+    counters: HashMap<String, BTreeMap<String, i64>>,
 }
 
 impl MemoryStore {
@@ -108,6 +109,81 @@ impl Store for MemoryStore {
             .take(page.effective_limit())
             .map(|(_, entity)| entity.clone())
             .collect())
+    }
+
+    async fn list_communities(&self, page: &Page) -> Result<Vec<Community>, StoreError> {
+        let after = parse_after_id(page)?;
+        Ok(self
+            .lock()
+            .communities
+            .range(CommunityId(after.saturating_add(1))..)
+            .take(page.effective_limit())
+            .map(|(_, community)| community.clone())
+            .collect())
+    }
+
+    async fn community_named(&self, name: &str) -> Result<Option<Community>, StoreError> {
+        let inner = self.lock();
+        Ok(inner
+            .community_names
+            .get(name)
+            .and_then(|id| inner.communities.get(id))
+            .cloned())
+    }
+
+    async fn create_community(
+        &self,
+        name: &str,
+        created_at: SystemTime,
+    ) -> Result<Community, StoreError> {
+        check_key("community name", name)?;
+        let mut inner = self.lock();
+        if inner.community_names.contains_key(name) {
+            return Err(StoreError::Conflict(format!(
+                "community '{name}' already exists"
+            )));
+        }
+        let id = CommunityId(next_id(inner.communities.keys().map(|k| k.0)));
+        let community = Community {
+            id,
+            name: name.to_owned(),
+            created_at: from_millis(to_millis(created_at)),
+        };
+        inner.communities.insert(id, community.clone());
+        inner.community_names.insert(name.to_owned(), id);
+        Ok(community)
+    }
+
+    async fn entity(&self, key: &EntityKey) -> Result<Option<Entity>, StoreError> {
+        let inner = self.lock();
+        Ok(inner
+            .entity_keys
+            .get(key)
+            .and_then(|id| inner.entities.get(id))
+            .cloned())
+    }
+
+    async fn assign_entity(
+        &self,
+        key: &EntityKey,
+        community: CommunityId,
+    ) -> Result<Entity, StoreError> {
+        let mut inner = self.lock();
+        if !inner.communities.contains_key(&community) {
+            return Err(StoreError::NotFound(format!("community {community}")));
+        }
+        let existing = inner.entity_keys.get(key).copied();
+        let id = existing.unwrap_or_else(|| EntityId(next_id(inner.entities.keys().map(|k| k.0))));
+        let entity = inner.entities.entry(id).or_insert_with(|| Entity {
+            id,
+            community_id: community,
+            key: key.clone(),
+            created_at: now_millis(),
+        });
+        entity.community_id = community;
+        let entity = entity.clone();
+        inner.entity_keys.insert(key.clone(), id);
+        Ok(entity)
     }
 
     async fn custom_command(
@@ -209,12 +285,7 @@ impl Store for MemoryStore {
         check_key("rule pattern", &rule.pattern)?;
         let mut inner = self.lock();
         let id = next_id(inner.rules.keys().copied());
-        let stored = StringRule {
-            id,
-            match_count: 0,
-            last_matched: None,
-            ..rule.clone()
-        };
+        let stored = StringRule { id, ..rule.clone() };
         inner.rules.insert(id, stored.clone());
         Ok(stored)
     }
@@ -385,6 +456,13 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn list_command_settings(
+        &self,
+        community: CommunityId,
+    ) -> Result<Vec<CommandSettings>, StoreError> {
+        Ok(in_community(&self.lock().settings, community))
+    }
+
     async fn delete_command_settings(
         &self,
         community: CommunityId,
@@ -497,6 +575,45 @@ impl Store for MemoryStore {
             .and_then(|counters| counters.get(key))
             .copied()
             .unwrap_or(0))
+    }
+
+    async fn list_counters(
+        &self,
+        namespace: &str,
+        page: &Page,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let inner = self.lock();
+        let Some(counters) = inner.counters.get(namespace) else {
+            return Ok(Vec::new());
+        };
+        let start = page
+            .after
+            .clone()
+            .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        Ok(counters
+            .range((start, std::ops::Bound::Unbounded))
+            .take(page.effective_limit())
+            .map(|(key, value)| (key.clone(), *value))
+            .collect())
+    }
+
+    async fn list_namespaces(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let inner = self.lock();
+        let namespaces: std::collections::BTreeSet<&String> = inner
+            .documents
+            .iter()
+            .filter(|(_, docs)| !docs.is_empty())
+            .map(|(ns, _)| ns)
+            .chain(
+                inner
+                    .counters
+                    .iter()
+                    .filter(|(_, counters)| !counters.is_empty())
+                    .map(|(ns, _)| ns),
+            )
+            .filter(|ns| ns.starts_with(prefix))
+            .collect();
+        Ok(namespaces.into_iter().cloned().collect())
     }
 
     async fn top_counters(

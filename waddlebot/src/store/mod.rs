@@ -426,6 +426,30 @@ pub trait Store: Send + Sync {
     /// Entities in id order, starting after the id in `page.after`.
     async fn list_entities(&self, page: &Page) -> Result<Vec<Entity>, StoreError>;
 
+    /// Communities in id order, starting after the id in `page.after`.
+    async fn list_communities(&self, page: &Page) -> Result<Vec<Community>, StoreError>;
+
+    /// A community by its unique name.
+    async fn community_named(&self, name: &str) -> Result<Option<Community>, StoreError>;
+
+    /// Creates a community; [`StoreError::Conflict`] if the name is taken.
+    async fn create_community(
+        &self,
+        name: &str,
+        created_at: SystemTime,
+    ) -> Result<Community, StoreError>;
+
+    /// The entity at `key`, if it has been seen (never creates one).
+    async fn entity(&self, key: &EntityKey) -> Result<Option<Entity>, StoreError>;
+
+    /// Puts the entity at `key` in `community`: creates it there, or moves it from the community
+    /// it was in. [`StoreError::NotFound`] if the community does not exist.
+    async fn assign_entity(
+        &self,
+        key: &EntityKey,
+        community: CommunityId,
+    ) -> Result<Entity, StoreError>;
+
     // --- custom commands ---
 
     /// A community's custom command by (normalised) name.
@@ -475,8 +499,8 @@ pub trait Store: Send + Sync {
 
     // --- string rules ---
 
-    /// Stores a new rule (its `id`, `match_count` and `last_matched` are ignored) and returns it
-    /// with its id.
+    /// Stores a new rule (its `id` is ignored; a new rule has `match_count` 0 and no
+    /// `last_matched`, an imported one keeps its own) and returns it with its id.
     async fn create_rule(&self, rule: &StringRule) -> Result<StringRule, StoreError>;
 
     /// A community's rules, by priority then id.
@@ -565,6 +589,12 @@ pub trait Store: Send + Sync {
     /// Creates or replaces a command's overrides.
     async fn put_command_settings(&self, settings: &CommandSettings) -> Result<(), StoreError>;
 
+    /// A community's command overrides, by command name.
+    async fn list_command_settings(
+        &self,
+        community: CommunityId,
+    ) -> Result<Vec<CommandSettings>, StoreError>;
+
     /// Removes a command's overrides; `false` if there were none.
     async fn delete_command_settings(
         &self,
@@ -617,12 +647,53 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<(String, i64)>, StoreError>;
 
+    /// Counters of a namespace in key order, one page at a time (`page.after` is the last key
+    /// seen).
+    async fn list_counters(
+        &self,
+        namespace: &str,
+        page: &Page,
+    ) -> Result<Vec<(String, i64)>, StoreError>;
+
+    /// The namespaces starting with `prefix` that hold documents or counters, sorted, each once.
+    /// With [`community_namespace`] this lists everything a community's modules keep.
+    async fn list_namespaces(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+
     // --- health ---
 
     /// Checks the backend answers. Defaults to always healthy.
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
+}
+
+/// The namespace a module keeps a community's documents and counters in: `<community>:<name>`.
+/// Every module uses this form, so a community's data can be found, exported and moved with it
+/// ([`Store::list_namespaces`] with [`community_namespace_prefix`]).
+///
+/// ```
+/// use waddlebot::store::{community_namespace, split_community_namespace};
+/// use waddlebot::CommunityId;
+///
+/// let ns = community_namespace(CommunityId(7), "quotes");
+/// assert_eq!(ns, "7:quotes");
+/// assert_eq!(split_community_namespace(&ns), Some((CommunityId(7), "quotes")));
+/// assert_eq!(split_community_namespace("global"), None);
+/// ```
+pub fn community_namespace(community: CommunityId, name: &str) -> String {
+    format!("{}{name}", community_namespace_prefix(community))
+}
+
+/// The prefix every namespace of `community` starts with.
+pub fn community_namespace_prefix(community: CommunityId) -> String {
+    format!("{}:", community.0)
+}
+
+/// Splits a namespace made by [`community_namespace`] into its community and name.
+pub fn split_community_namespace(namespace: &str) -> Option<(CommunityId, &str)> {
+    let (id, name) = namespace.split_once(':')?;
+    let id = id.parse().ok().filter(|_| !id.starts_with('+'))?;
+    Some((CommunityId(id), name))
 }
 
 pub(crate) fn to_millis(time: SystemTime) -> i64 {

@@ -149,6 +149,14 @@ fn entity_from_row(row: &DbRow) -> Result<Entity, sqlx::Error> {
     })
 }
 
+fn community_from_row(row: &DbRow) -> Result<Community, sqlx::Error> {
+    Ok(Community {
+        id: CommunityId(row.try_get("id")?),
+        name: row.try_get("name")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
 fn command_from_row(row: &DbRow) -> Result<CustomCommand, sqlx::Error> {
     Ok(CustomCommand {
         community_id: CommunityId(row.try_get("community_id")?),
@@ -330,15 +338,98 @@ impl Store for $store {
             .fetch_optional(self.reader())
             .await
             .map_err(backend)?;
-        row.map(|row| {
-            Ok(Community {
-                id: CommunityId(row.try_get("id")?),
-                name: row.try_get("name")?,
-                created_at: ts(&row, "created_at")?,
-            })
-        })
-        .transpose()
-        .map_err(backend)
+        row.as_ref()
+            .map(community_from_row)
+            .transpose()
+            .map_err(backend)
+    }
+
+    async fn list_communities(&self, page: &Page) -> Result<Vec<Community>, StoreError> {
+        let after = parse_after_id(page)?;
+        let rows = sqlx::query(
+            "SELECT id, name, created_at FROM communities WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::try_from(page.effective_limit()).unwrap_or(i64::MAX))
+        .fetch_all(self.reader())
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(community_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn community_named(&self, name: &str) -> Result<Option<Community>, StoreError> {
+        let row = sqlx::query("SELECT id, name, created_at FROM communities WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.as_ref()
+            .map(community_from_row)
+            .transpose()
+            .map_err(backend)
+    }
+
+    async fn create_community(
+        &self,
+        name: &str,
+        created_at: SystemTime,
+    ) -> Result<Community, StoreError> {
+        check_key("community name", name)?;
+        let row = sqlx::query(
+            "INSERT INTO communities (name, created_at) VALUES ($1, $2) \
+             ON CONFLICT (name) DO NOTHING RETURNING id, name, created_at",
+        )
+        .bind(name)
+        .bind(ts_arg(created_at))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        match row {
+            Some(row) => community_from_row(&row).map_err(backend),
+            None => Err(StoreError::Conflict(format!(
+                "community '{name}' already exists"
+            ))),
+        }
+    }
+
+    async fn entity(&self, key: &EntityKey) -> Result<Option<Entity>, StoreError> {
+        let row = sqlx::query(SELECT_ENTITY)
+            .bind(key.platform.as_str())
+            .bind(&key.server_id)
+            .bind(&key.channel_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(entity_from_row).transpose().map_err(backend)
+    }
+
+    async fn assign_entity(
+        &self,
+        key: &EntityKey,
+        community: CommunityId,
+    ) -> Result<Entity, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO entities (community_id, platform, server_id, channel_id, created_at) \
+             SELECT id, $2, $3, $4, $5 FROM communities WHERE id = $1 \
+             ON CONFLICT (platform, server_id, channel_id) \
+             DO UPDATE SET community_id = excluded.community_id \
+             RETURNING id, community_id, platform, server_id, channel_id, created_at",
+        )
+        .bind(community.0)
+        .bind(key.platform.as_str())
+        .bind(&key.server_id)
+        .bind(&key.channel_id)
+        .bind(ts_arg(now_millis()))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        match row {
+            Some(row) => entity_from_row(&row).map_err(backend),
+            None => Err(StoreError::NotFound(format!("community {community}"))),
+        }
     }
 
     async fn list_entities(&self, page: &Page) -> Result<Vec<Entity>, StoreError> {
@@ -531,7 +622,7 @@ impl Store for $store {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO string_rules (community_id, pattern, match_type, case_sensitive, priority, \
              action, enabled, match_count, last_matched, created_by, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, NULL, $8, $9) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
         )
         .bind(rule.community_id.0)
         .bind(&rule.pattern)
@@ -540,16 +631,18 @@ impl Store for $store {
         .bind(rule.priority)
         .bind(action)
         .bind(rule.enabled)
+        .bind(rule.match_count)
+        .bind(rule.last_matched.map(ts_arg))
         .bind(&rule.created_by)
         .bind(ts_arg(rule.created_at))
         .fetch_one(&self.pool)
         .await
         .map_err(backend)?;
+        let millis = |time| super::from_millis(super::to_millis(time));
         Ok(StringRule {
             id,
-            match_count: 0,
-            last_matched: None,
-            created_at: super::from_millis(super::to_millis(rule.created_at)),
+            last_matched: rule.last_matched.map(millis),
+            created_at: millis(rule.created_at),
             ..rule.clone()
         })
     }
@@ -843,6 +936,28 @@ impl Store for $store {
         Ok(())
     }
 
+    async fn list_command_settings(
+        &self,
+        community: CommunityId,
+    ) -> Result<Vec<CommandSettings>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT community_id, command, enabled, min_level, global_cooldown_secs, \
+             user_cooldown_secs, cooldown_bucket FROM command_settings WHERE community_id = $1",
+        )
+        .bind(community.0)
+        .fetch_all(self.reader())
+        .await
+        .map_err(backend)?;
+        let mut settings = rows
+            .iter()
+            .map(settings_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        // Sorted here: the column has no byte-order collation in every schema.
+        settings.sort_by(|a, b| a.command.cmp(&b.command));
+        Ok(settings)
+    }
+
     async fn delete_command_settings(
         &self,
         community: CommunityId,
@@ -981,6 +1096,40 @@ impl Store for $store {
                 .await
                 .map_err(backend)?;
         Ok(value.unwrap_or(0))
+    }
+
+    async fn list_counters(
+        &self,
+        namespace: &str,
+        page: &Page,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT key, value FROM counters WHERE namespace = $1 AND key > $2 \
+             ORDER BY key LIMIT $3",
+        )
+        .bind(namespace)
+        .bind(page.after.as_deref().unwrap_or(""))
+        .bind(i64::try_from(page.effective_limit()).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("key")?, row.try_get("value")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(backend)
+    }
+
+    async fn list_namespaces(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut namespaces: Vec<String> = sqlx::query_scalar(
+            "SELECT namespace FROM documents WHERE substr(namespace, 1, length($1)) = $1 \
+             UNION SELECT namespace FROM counters WHERE substr(namespace, 1, length($1)) = $1",
+        )
+        .bind(prefix)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        namespaces.sort();
+        Ok(namespaces)
     }
 
     async fn top_counters(
