@@ -1,5 +1,7 @@
 //! The one store conformance suite, run against every backend. Adding a backend adds a module.
 
+mod common;
+
 mod memory {
     waddlebot::store_conformance_tests!(async {
         std::sync::Arc::new(waddlebot::store::MemoryStore::new())
@@ -97,50 +99,7 @@ mod sqlite_specifics {
 mod postgres {
     use waddlebot::store::{PgSettings, PgStore};
 
-    /// A schema of its own for one test, dropped when the test ends.
-    pub(crate) struct Scratch {
-        url: String,
-        schema: String,
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let (url, schema) = (self.url.clone(), self.schema.clone());
-            // Drop runs inside the test's runtime: do the async clean-up on a thread of its own.
-            let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                runtime.block_on(async {
-                    if let Ok(pool) = sqlx::PgPool::connect(&url).await {
-                        let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&pool).await;
-                    }
-                });
-            })
-            .join();
-        }
-    }
-
-    /// A fresh store in a fresh schema, or `None` when `WADDLEBOT_TEST_POSTGRES_URL` is unset.
-    pub(crate) async fn fresh() -> Option<(PgStore, Scratch)> {
-        let url = std::env::var("WADDLEBOT_TEST_POSTGRES_URL").ok()?;
-        let schema = format!("wbtest_{}", uuid::Uuid::new_v4().simple());
-        let admin = sqlx::PgPool::connect(&url)
-            .await
-            .expect("PostgreSQL reachable");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&admin)
-            .await
-            .expect("schema created");
-        let settings = PgSettings {
-            max_connections: 8,
-            schema: Some(schema.clone()),
-        };
-        let store = PgStore::open(&url, None, &settings).await.expect("opened");
-        Some((store, Scratch { url, schema }))
-    }
+    pub(crate) use crate::common::fresh_pg as fresh;
 
     waddlebot::store_conformance_tests!(skip_unless: fresh());
 

@@ -46,6 +46,22 @@ pub(crate) enum Command {
     },
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// Write communities (all, or one) as a JSON dump, to stdout or --output.
+    Export {
+        /// Only this community (its id).
+        #[arg(long, value_name = "ID")]
+        community: Option<i64>,
+        /// Write here instead of stdout.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Load a dump made by `waddlebot export` ('-' reads stdin). Nothing is written unless the
+    /// whole dump is valid and none of its communities exists in the database.
+    Import {
+        /// The dump file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 /// The user a terminal message comes from.

@@ -1,14 +1,18 @@
 //! What each subcommand does.
 
+use std::io::{Read as _, Write};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use indicatif::{ProgressBar, ProgressStyle};
 use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
+use waddlebot::store::dump::{self, Dump};
 use waddlebot::{ConsolePlatform, PermissionLevel, Platform};
 use waddlebot_router::{Dispatched, Router};
 use waddlebot_server::{
-    AppState, Config, StartError, app, build_router, migrate, serve, shutdown_signal,
+    AppState, Config, StartError, app, build_router, migrate, open_store, serve, shutdown_signal,
 };
 
 use crate::cli::Speaker;
@@ -126,6 +130,85 @@ pub(crate) async fn migrate_db(config: &Config) -> anyhow::Result<()> {
         waddlebot_server::redact_url(&config.database_url),
         if applied == 1 { "" } else { "s" }
     );
+    Ok(())
+}
+
+/// `waddlebot export`: a JSON dump of every community (or one) on stdout or in a file.
+pub(crate) async fn export(
+    config: &Config,
+    community: Option<waddlebot::CommunityId>,
+    output: Option<&Path>,
+) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let dump = dump::export(store.as_ref(), community)
+        .await
+        .context("cannot read the store")?;
+    let write = |out: &mut dyn Write| -> std::io::Result<()> {
+        serde_json::to_writer_pretty(&mut *out, &dump)?;
+        writeln!(out)?;
+        out.flush()
+    };
+    match output {
+        Some(path) => {
+            let mut file = std::io::BufWriter::new(
+                std::fs::File::create(path)
+                    .with_context(|| format!("cannot create {}", path.display()))?,
+            );
+            write(&mut file).with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        None => write(&mut std::io::stdout().lock()).context("cannot write the dump")?,
+    }
+    eprintln!(
+        "exported {} communit{} ({} records)",
+        dump.communities.len(),
+        if dump.communities.len() == 1 {
+            "y"
+        } else {
+            "ies"
+        },
+        dump.records()
+    );
+    Ok(())
+}
+
+/// `waddlebot import`: check a dump whole, then write it with a progress bar.
+pub(crate) async fn import(config: &Config, file: &Path) -> anyhow::Result<()> {
+    let bytes = if file == Path::new("-") {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .context("cannot read the dump from stdin")?;
+        bytes
+    } else {
+        std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?
+    };
+    let parsed = Dump::from_json(&bytes).context("nothing was imported")?;
+    let store = open_store(config).await?;
+    // Drawn on stderr, and only when it is a terminal.
+    let bar = ProgressBar::new(u64::try_from(parsed.records()).unwrap_or(u64::MAX)).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} records ({eta} left)")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let ids = dump::import(store.as_ref(), &parsed, |progress| {
+        bar.set_position(u64::try_from(progress.done).unwrap_or(u64::MAX));
+    })
+    .await;
+    bar.finish_and_clear();
+    let ids = ids.map_err(|err| {
+        let context = if matches!(err, dump::DumpError::Store(_)) {
+            "the store failed during the import; records written before the failure stay"
+        } else {
+            "nothing was imported"
+        };
+        anyhow::Error::new(err).context(context)
+    })?;
+    for (community, id) in parsed.communities.iter().zip(ids) {
+        println!(
+            "imported '{}' as community {id} ({} records)",
+            community.name,
+            community.records()
+        );
+    }
     Ok(())
 }
 

@@ -45,6 +45,15 @@ fn main() -> ExitCode {
             }
             Command::Serve { .. } => commands::serve_http(&config).await,
             Command::Migrate => commands::migrate_db(&config).await,
+            Command::Export { community, output } => {
+                commands::export(
+                    &config,
+                    community.map(waddlebot::CommunityId),
+                    output.as_deref(),
+                )
+                .await
+            }
+            Command::Import { file } => commands::import(&config, file).await,
         }
     });
     match result {

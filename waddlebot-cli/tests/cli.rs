@@ -291,7 +291,12 @@ fn serve_on_a_taken_port_says_so() {
 /// `WADDLEBOT_TEST_POSTGRES_URL`.
 fn scratch_postgres() -> Option<(String, impl Drop)> {
     let base = std::env::var("WADDLEBOT_TEST_POSTGRES_URL").ok()?;
-    let name = format!("wbtest_{}", std::process::id());
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let name = format!(
+        "wbtest_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
     let psql = |sql: &str| {
         Command::new("psql")
             .args([base.as_str(), "-q", "-c", sql])
@@ -420,4 +425,115 @@ async fn an_older_database_is_upgraded_only_when_asked() {
     assert_eq!(stdout(&upgraded), "Pong!\n", "{}", stderr(&upgraded));
     let after = sandbox.run(&["run", "!ping"]);
     assert_eq!(stdout(&after), "Pong!\n", "{}", stderr(&after));
+}
+
+#[test]
+fn export_and_import_move_a_community_to_another_database() {
+    let sandbox = Sandbox::new();
+    let added = sandbox.run(&[
+        "run",
+        "--level",
+        "moderator",
+        "!command add !hello Hi {user}, #{count}!",
+    ]);
+    assert!(added.status.success(), "{}", stderr(&added));
+    assert_eq!(
+        stdout(&sandbox.run(&["run", "--user", "bob", "!hello"])),
+        "Hi bob, #1!\n"
+    );
+
+    let dump = sandbox.dir.path().join("dump.json");
+    let export = sandbox.run(&["export", "--output", dump.to_str().expect("utf-8")]);
+    assert!(export.status.success(), "{}", stderr(&export));
+    assert!(
+        stderr(&export).contains("exported 1 community"),
+        "{}",
+        stderr(&export)
+    );
+    let on_stdout = sandbox.run(&["export"]);
+    let parsed: serde_json::Value =
+        serde_json::from_slice(&on_stdout.stdout).expect("JSON on stdout");
+    assert_eq!(
+        parsed["communities"][0]["custom_commands"][0]["name"],
+        "hello"
+    );
+
+    // Into a second SQLite file, and into PostgreSQL when it is configured.
+    let other = format!("sqlite://{}", sandbox.dir.path().join("other.db").display());
+    let postgres = scratch_postgres();
+    let mut targets = vec![other];
+    targets.extend(postgres.as_ref().map(|(url, _)| url.clone()));
+    for target in &targets {
+        let import = sandbox
+            .command()
+            .env("DATABASE_URL", target)
+            .args(["import", dump.to_str().expect("utf-8")])
+            .output()
+            .expect("runs");
+        assert!(import.status.success(), "{target}: {}", stderr(&import));
+        assert!(
+            stdout(&import).contains("imported 'console:local' as community"),
+            "{}",
+            stdout(&import)
+        );
+        let hello = sandbox
+            .command()
+            .env("DATABASE_URL", target)
+            .args(["run", "--user", "alice", "!hello"])
+            .output()
+            .expect("runs");
+        assert_eq!(
+            stdout(&hello),
+            "Hi alice, #2!\n",
+            "{target}: the command and its count moved"
+        );
+
+        let again = sandbox
+            .command()
+            .env("DATABASE_URL", target)
+            .args(["import", dump.to_str().expect("utf-8")])
+            .output()
+            .expect("runs");
+        assert_eq!(again.status.code(), Some(1));
+        assert!(
+            stderr(&again).contains("exists already"),
+            "{}",
+            stderr(&again)
+        );
+    }
+}
+
+#[test]
+fn a_malformed_dump_is_refused_and_nothing_is_written() {
+    let sandbox = Sandbox::new();
+    let dump = sandbox.dir.path().join("broken.json");
+    std::fs::write(
+        &dump,
+        r#"{"format": "waddlebot-dump", "version": 1, "exported_at": {"secs_since_epoch": 1, "nanos_since_epoch": 0},
+           "communities": [{"id": 1, "name": "pond", "created_at": {"secs_since_epoch": 1, "nanos_since_epoch": 0},
+                            "aliases": [{"name": 5}]}]}"#,
+    )
+    .expect("written");
+    let import = sandbox.run(&["import", dump.to_str().expect("utf-8")]);
+    assert_eq!(import.status.code(), Some(1));
+    let message = stderr(&import);
+    assert!(message.contains("nothing was imported"), "{message}");
+    assert!(message.contains("communities[0].aliases[0]"), "{message}");
+    assert!(!message.contains("panicked"), "{message}");
+
+    let listed = sandbox.run(&["export"]);
+    let parsed: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("JSON");
+    assert_eq!(
+        parsed["communities"],
+        serde_json::json!([]),
+        "the database is untouched"
+    );
+
+    let missing = sandbox.run(&["import", "no-such-file.json"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stderr(&missing).contains("cannot read no-such-file.json"),
+        "{}",
+        stderr(&missing)
+    );
 }

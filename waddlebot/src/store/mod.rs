@@ -24,6 +24,7 @@ mod sqlite;
 
 #[cfg(feature = "test-util")]
 pub mod conformance;
+pub mod dump;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
