@@ -9,6 +9,8 @@
 use std::fmt;
 
 use waddlebot::store::{Entity, community_namespace};
+
+use crate::cache::CommunityView;
 use waddlebot::template::{Template, TemplateError, Var, Vars};
 use waddlebot::{
     Args, CommandCatalog, CommunityId, Event, StoreError, normalize_command_name, reserved,
@@ -176,6 +178,7 @@ impl crate::Router {
         &self,
         event: &Event,
         entity: &Entity,
+        view: &CommunityView,
         invocation: Invocation,
     ) -> Result<Result<Invocation, AliasError>, StoreError> {
         if invocation.remote {
@@ -188,7 +191,7 @@ impl crate::Router {
             if self.catalog.find(&current.name).is_some() {
                 return Ok(Ok(current));
             }
-            let Some(alias) = self.store.alias(community, &current.name).await? else {
+            let Some(alias) = view.alias(&current.name) else {
                 return Ok(Ok(current));
             };
             if chain.len() > MAX_DEPTH {

@@ -31,9 +31,6 @@ fn miss(cache: &'static str) {
         .increment(1);
 }
 
-/// A community's role grants by (platform, user id).
-type GrantsByUser = HashMap<(String, String), RoleGrant>;
-
 /// How long cached records live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheTtl {
@@ -56,18 +53,103 @@ impl Default for CacheTtl {
     }
 }
 
-/// A [`Store`] that caches entity resolution and custom command lookups of an inner store.
+/// Everything the router reads for a command in one community, loaded with five listings and
+/// dropped whole when anything in it changes: one cache lookup per event instead of one per
+/// record, and no key to allocate. Communities keep few of these records (commands, aliases,
+/// overrides, module switches, grants), so holding them all is cheap.
+#[derive(Debug, Default)]
+pub struct CommunityView {
+    commands: HashMap<String, Arc<CachedCommand>>,
+    aliases: HashMap<String, Alias>,
+    settings: HashMap<String, CommandSettings>,
+    installs: HashMap<String, ModuleInstall>,
+    /// Grants by platform, then user id: looked up with borrowed strings.
+    grants: HashMap<String, HashMap<String, RoleGrant>>,
+    /// The prefixes from the `core` module config, worked out once per view.
+    pub(crate) prefixes: std::sync::OnceLock<Option<crate::parse::Prefixes>>,
+}
+
+/// A custom command with its template parsed once.
+#[derive(Debug)]
+pub struct CachedCommand {
+    /// The stored command.
+    pub command: CustomCommand,
+    /// Its parsed template; the error text if the stored template does not parse.
+    pub template: Result<waddlebot::template::Template, String>,
+}
+
+impl CommunityView {
+    /// A custom command.
+    pub fn command(&self, name: &str) -> Option<&Arc<CachedCommand>> {
+        self.commands.get(name)
+    }
+
+    /// An alias.
+    pub fn alias(&self, name: &str) -> Option<&Alias> {
+        self.aliases.get(name)
+    }
+
+    /// A command's overrides.
+    pub fn settings(&self, command: &str) -> Option<&CommandSettings> {
+        self.settings.get(command)
+    }
+
+    /// A module's install record.
+    pub fn install(&self, module: &str) -> Option<&ModuleInstall> {
+        self.installs.get(module)
+    }
+
+    /// The level granted to a user.
+    pub fn grant(&self, platform: &PlatformKind, user_id: &str) -> Option<&RoleGrant> {
+        self.grants.get(platform.as_str())?.get(user_id)
+    }
+
+    async fn load(store: &dyn Store, community: CommunityId) -> Result<Self, StoreError> {
+        let mut grants: HashMap<String, HashMap<String, RoleGrant>> = HashMap::new();
+        for grant in store.list_role_grants(community).await? {
+            grants
+                .entry(grant.platform.as_str().to_owned())
+                .or_default()
+                .insert(grant.user_id.clone(), grant);
+        }
+        Ok(Self {
+            commands: store
+                .list_custom_commands(community)
+                .await?
+                .into_iter()
+                .map(|command| {
+                    let template = waddlebot::template::Template::parse(&command.response)
+                        .map_err(|err| err.to_string());
+                    (
+                        command.name.clone(),
+                        Arc::new(CachedCommand { command, template }),
+                    )
+                })
+                .collect(),
+            aliases: by_name(store.list_aliases(community).await?, |a| &a.name),
+            settings: by_name(store.list_command_settings(community).await?, |s| {
+                &s.command
+            }),
+            installs: by_name(store.list_module_installs(community).await?, |i| &i.module),
+            grants,
+            prefixes: std::sync::OnceLock::new(),
+        })
+    }
+}
+
+fn by_name<T>(items: Vec<T>, name: impl Fn(&T) -> &str) -> HashMap<String, T> {
+    items
+        .into_iter()
+        .map(|item| (name(&item).to_owned(), item))
+        .collect()
+}
+
+/// A [`Store`] that caches what every event reads (entity resolution, and a [`CommunityView`]
+/// per community) of an inner store.
 pub struct CachedStore {
     inner: Arc<dyn Store>,
     entities: Cache<EntityKey, Entity>,
-    // `None` is cached too: unknown `!words` in chat must not each cost a query.
-    commands: Cache<(CommunityId, String), Option<CustomCommand>>,
-    aliases: Cache<(CommunityId, String), Option<Alias>>,
-    settings: Cache<(CommunityId, String), Option<CommandSettings>>,
-    installs: Cache<(CommunityId, String), Option<ModuleInstall>>,
-    // All of a community's grants in one entry: grants are few (moderators, VIPs) while the
-    // users asking are many, so one query per community beats one per new user.
-    grants: Cache<CommunityId, Arc<GrantsByUser>>,
+    views: Cache<CommunityId, Arc<CommunityView>>,
     // Shared lists: the router compiles rules from them and knows a list changed when the Arc
     // it compiled from is no longer the cached one.
     rules: Cache<CommunityId, Arc<Vec<StringRule>>>,
@@ -77,8 +159,7 @@ pub struct CachedStore {
 
 // Bounds keep memory flat however many channels and command names a process sees.
 const MAX_ENTITIES: u64 = 100_000;
-const MAX_COMMANDS: u64 = 100_000;
-const MAX_GRANT_COMMUNITIES: u64 = 10_000;
+const MAX_COMMUNITIES: u64 = 10_000;
 
 fn cache<K, V>(capacity: u64, ttl: Duration) -> Cache<K, V>
 where
@@ -97,13 +178,9 @@ impl CachedStore {
         Self {
             inner,
             entities: cache(MAX_ENTITIES, ttl.entity),
-            commands: cache(MAX_COMMANDS, ttl.command),
-            aliases: cache(MAX_COMMANDS, ttl.command),
-            settings: cache(MAX_COMMANDS, ttl.command),
-            installs: cache(MAX_COMMANDS, ttl.module),
-            grants: cache(MAX_GRANT_COMMUNITIES, ttl.module),
-            rules: cache(MAX_GRANT_COMMUNITIES, ttl.command),
-            remote: cache(MAX_GRANT_COMMUNITIES, ttl.command),
+            views: cache(MAX_COMMUNITIES, ttl.command.min(ttl.module)),
+            rules: cache(MAX_COMMUNITIES, ttl.command),
+            remote: cache(MAX_COMMUNITIES, ttl.command),
             bus: None,
         }
     }
@@ -118,27 +195,16 @@ impl CachedStore {
     pub fn apply(&self, change: &Invalidation) {
         match change {
             Invalidation::Entity { key } => self.entities.invalidate(key),
-            Invalidation::Command { community, name } => {
-                self.commands.invalidate(&(*community, name.clone()));
-            }
-            Invalidation::Alias { community, name } => {
-                self.aliases.invalidate(&(*community, name.clone()));
-            }
-            Invalidation::Settings { community, command } => {
-                self.settings.invalidate(&(*community, command.clone()));
-            }
-            Invalidation::Install { community, module } => {
-                self.installs.invalidate(&(*community, module.clone()));
-            }
-            Invalidation::Grants { community } => self.grants.invalidate(community),
+            Invalidation::Command { community, .. }
+            | Invalidation::Alias { community, .. }
+            | Invalidation::Settings { community, .. }
+            | Invalidation::Install { community, .. }
+            | Invalidation::Grants { community } => self.views.invalidate(community),
             Invalidation::Rules { community } => self.rules.invalidate(community),
             Invalidation::Remote { community } => self.remote.invalidate(community),
             Invalidation::Everything => {
-                self.commands.invalidate_all();
-                self.aliases.invalidate_all();
-                self.settings.invalidate_all();
-                self.installs.invalidate_all();
-                self.grants.invalidate_all();
+                self.entities.invalidate_all();
+                self.views.invalidate_all();
                 self.rules.invalidate_all();
                 self.remote.invalidate_all();
             }
@@ -151,6 +217,18 @@ impl CachedStore {
         if let Some(bus) = &self.bus {
             bus.publish(&change).await;
         }
+    }
+
+    /// A community's view, loaded on first use and after any change to it.
+    pub async fn view(&self, community: CommunityId) -> Result<Arc<CommunityView>, StoreError> {
+        if let Some(view) = self.views.get(&community) {
+            hit("community");
+            return Ok(view);
+        }
+        miss("community");
+        let view = Arc::new(CommunityView::load(self.inner.as_ref(), community).await?);
+        self.views.insert(community, Arc::clone(&view));
+        Ok(view)
     }
 
     /// A community's string rules, shared: the same `Arc` until a rule is added or removed
@@ -189,7 +267,7 @@ impl std::fmt::Debug for CachedStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CachedStore")
             .field("entities", &self.entities.entry_count())
-            .field("commands", &self.commands.entry_count())
+            .field("communities", &self.views.entry_count())
             .finish_non_exhaustive()
     }
 }
@@ -260,15 +338,11 @@ impl Store for CachedStore {
         community: CommunityId,
         name: &str,
     ) -> Result<Option<CustomCommand>, StoreError> {
-        let key = (community, name.to_owned());
-        if let Some(found) = self.commands.get(&key) {
-            hit("command");
-            return Ok(found);
-        }
-        miss("command");
-        let found = self.inner.custom_command(community, name).await?;
-        self.commands.insert(key, found.clone());
-        Ok(found)
+        Ok(self
+            .view(community)
+            .await?
+            .command(name)
+            .map(|cached| cached.command.clone()))
     }
 
     async fn create_custom_command(&self, command: &CustomCommand) -> Result<(), StoreError> {
@@ -321,15 +395,7 @@ impl Store for CachedStore {
     }
 
     async fn alias(&self, community: CommunityId, name: &str) -> Result<Option<Alias>, StoreError> {
-        let key = (community, name.to_owned());
-        if let Some(found) = self.aliases.get(&key) {
-            hit("alias");
-            return Ok(found);
-        }
-        miss("alias");
-        let found = self.inner.alias(community, name).await?;
-        self.aliases.insert(key, found.clone());
-        Ok(found)
+        Ok(self.view(community).await?.alias(name).cloned())
     }
 
     async fn create_alias(&self, alias: &Alias) -> Result<(), StoreError> {
@@ -419,27 +485,10 @@ impl Store for CachedStore {
         platform: &PlatformKind,
         user_id: &str,
     ) -> Result<Option<RoleGrant>, StoreError> {
-        let grants = match self.grants.get(&community) {
-            Some(grants) => {
-                hit("role_grants");
-                grants
-            }
-            None => {
-                miss("role_grants");
-                let grants: HashMap<_, _> = self
-                    .inner
-                    .list_role_grants(community)
-                    .await?
-                    .into_iter()
-                    .map(|g| ((g.platform.to_string(), g.user_id.clone()), g))
-                    .collect();
-                let grants = Arc::new(grants);
-                self.grants.insert(community, Arc::clone(&grants));
-                grants
-            }
-        };
-        Ok(grants
-            .get(&(platform.to_string(), user_id.to_owned()))
+        Ok(self
+            .view(community)
+            .await?
+            .grant(platform, user_id)
             .cloned())
     }
 
@@ -475,15 +524,7 @@ impl Store for CachedStore {
         community: CommunityId,
         module: &str,
     ) -> Result<Option<ModuleInstall>, StoreError> {
-        let key = (community, module.to_owned());
-        if let Some(found) = self.installs.get(&key) {
-            hit("module");
-            return Ok(found);
-        }
-        miss("module");
-        let found = self.inner.module_install(community, module).await?;
-        self.installs.insert(key, found.clone());
-        Ok(found)
+        Ok(self.view(community).await?.install(module).cloned())
     }
 
     async fn put_module_install(&self, install: &ModuleInstall) -> Result<(), StoreError> {
@@ -508,15 +549,7 @@ impl Store for CachedStore {
         community: CommunityId,
         command: &str,
     ) -> Result<Option<CommandSettings>, StoreError> {
-        let key = (community, command.to_owned());
-        if let Some(found) = self.settings.get(&key) {
-            hit("command_settings");
-            return Ok(found);
-        }
-        miss("command_settings");
-        let found = self.inner.command_settings(community, command).await?;
-        self.settings.insert(key, found.clone());
-        Ok(found)
+        Ok(self.view(community).await?.settings(command).cloned())
     }
 
     async fn put_command_settings(&self, settings: &CommandSettings) -> Result<(), StoreError> {

@@ -1,6 +1,7 @@
 //! Events that are not commands go to every handler subscribed to their kind, in priority
 //! order; neighbouring parallel handlers run together, at most [`PARALLEL_LIMIT`] at once.
 
+use crate::cache::CommunityView;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
@@ -56,6 +57,7 @@ impl Router {
         &self,
         event: Arc<Event>,
         entity: &waddlebot::store::Entity,
+        view: &CommunityView,
         session: &SessionId,
     ) -> Result<(Vec<Reply>, Vec<HandlerReport>), StoreError> {
         let kind = event.kind.name().to_owned();
@@ -76,15 +78,7 @@ impl Router {
             {
                 continue;
             }
-            if self
-                .policy()
-                .module_enabled(
-                    self.store().as_ref(),
-                    entity.community_id,
-                    &subscription.module,
-                )
-                .await?
-            {
+            if self.policy().module_enabled(view, &subscription.module) {
                 chosen.push(subscriber.clone());
             }
         }
@@ -130,7 +124,10 @@ impl Router {
         }
         // Remote modules come after the local handlers, all together.
         if owner.is_none() {
-            for (module, result) in self.remote_event_replies(&event, entity, session).await? {
+            for (module, result) in self
+                .remote_event_replies(&event, entity, view, session)
+                .await?
+            {
                 let error = result.as_ref().err().map(|failure| format!("{failure:?}"));
                 collect(&mut replies, &mut reports, module, result.ok(), error);
             }

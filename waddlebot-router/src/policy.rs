@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use waddlebot::store::CommandSettings;
-use waddlebot::{CommunityId, Event, PermissionLevel, Store, StoreError};
+use waddlebot::{CommunityId, Event, PermissionLevel};
 
+use crate::cache::CommunityView;
 use crate::limit::{Limit, RateLimiter, Verdict};
 
 /// `max` uses per `window`.
@@ -158,70 +159,57 @@ pub(crate) struct Policy {
 impl Policy {
     /// The caller's level in this community: the higher of their platform badges and any
     /// level granted to them here.
-    pub(crate) async fn effective_level(
-        &self,
-        store: &dyn Store,
-        community: CommunityId,
-        event: &Event,
-    ) -> Result<PermissionLevel, StoreError> {
-        let granted = store
-            .role_grant(community, &event.platform, &event.user.id)
-            .await?
-            .map(|grant| grant.level);
-        Ok(granted.map_or(event.user.level, |g| g.max(event.user.level)))
+    pub(crate) fn effective_level(&self, view: &CommunityView, event: &Event) -> PermissionLevel {
+        view.grant(&event.platform, &event.user.id)
+            .map_or(event.user.level, |grant| grant.level.max(event.user.level))
     }
 
     /// Whether a module is on in a community: its install record, else on for modules added as
     /// core and off for optional ones. The router's own `core` module is always on.
-    pub(crate) async fn module_enabled(
-        &self,
-        store: &dyn Store,
-        community: CommunityId,
-        module: &str,
-    ) -> Result<bool, StoreError> {
+    pub(crate) fn module_enabled(&self, view: &CommunityView, module: &str) -> bool {
         if module == "core" {
-            return Ok(true);
+            return true;
         }
-        Ok(match store.module_install(community, module).await? {
+        match view.install(module) {
             Some(install) => install.enabled,
             None => !self.optional_modules.contains(module),
-        })
+        }
     }
 
-    /// Runs every check; `Ok(None)` means go ahead (and the use has been counted).
+    /// Runs every check; `None` means go ahead (and the use has been counted).
     pub(crate) async fn check(
         &self,
-        store: &dyn Store,
+        view: &CommunityView,
         community: CommunityId,
         event: &Event,
         rules: CommandRules,
-    ) -> Result<Option<Refusal>, StoreError> {
-        if !self.module_enabled(store, community, &rules.module).await? {
-            return Ok(Some(Refusal::ModuleDisabled(rules.module)));
+    ) -> Option<Refusal> {
+        if !self.module_enabled(view, &rules.module) {
+            return Some(Refusal::ModuleDisabled(rules.module));
         }
-        let settings = store.command_settings(community, &rules.name).await?;
-        if settings.as_ref().is_some_and(|s| !s.enabled) {
-            return Ok(Some(Refusal::CommandDisabled));
+        let settings = view.settings(&rules.name);
+        if settings.is_some_and(|s| !s.enabled) {
+            return Some(Refusal::CommandDisabled);
         }
-        let rules = rules.with(settings.as_ref());
+        let rules = rules.with(settings);
         if event.user.level < rules.min_level {
-            return Ok(Some(Refusal::Forbidden(rules.min_level)));
+            return Some(Refusal::Forbidden(rules.min_level));
         }
         let limits = self.limits(community, event, &rules);
         let verdict = match self.limiter.acquire(&limits.limits).await {
             Ok(verdict) => verdict,
             Err(err) => {
                 tracing::error!(category = "system", error = %err, "rate limiter failed");
-                return Ok(Some(Refusal::LimiterUnavailable));
+                return Some(Refusal::LimiterUnavailable);
             }
         };
-        Ok(match verdict {
+        match verdict {
             Verdict::Allowed => None,
             Verdict::Refused { index, retry_after } if index < limits.cooldowns => {
                 Some(Refusal::Cooldown(retry_after))
             }
             Verdict::Refused { retry_after, .. } => Some(Refusal::RateLimited(retry_after)),
-        })
+        }
     }
 
     fn limits(&self, community: CommunityId, event: &Event, rules: &CommandRules) -> Limits {

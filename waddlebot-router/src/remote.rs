@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::cache::CommunityView;
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -468,6 +469,7 @@ impl crate::Router {
         &self,
         mut event: Event,
         entity: &waddlebot::store::Entity,
+        view: &CommunityView,
         invocation: crate::Invocation,
         session: &SessionId,
     ) -> Result<Vec<Reply>, crate::RouterError> {
@@ -490,12 +492,8 @@ impl crate::Router {
             global_cooldown: Duration::ZERO,
             bucket: None,
         };
-        let store = self.store().as_ref();
-        event.user.level = self
-            .policy()
-            .effective_level(store, community, &event)
-            .await?;
-        if let Some(refusal) = self.policy().check(store, community, &event, rules).await? {
+        event.user.level = self.policy().effective_level(view, &event);
+        if let Some(refusal) = self.policy().check(view, community, &event, rules).await {
             return Ok(vec![crate::router::refuse(&refusal, &shown)]);
         }
         let body = payload(
@@ -521,6 +519,7 @@ impl crate::Router {
         &self,
         event: &Event,
         entity: &waddlebot::store::Entity,
+        view: &CommunityView,
         session: &SessionId,
     ) -> Result<Vec<(String, Result<Vec<Reply>, CallFailure>)>, waddlebot::StoreError> {
         let community = entity.community_id;
@@ -531,11 +530,7 @@ impl crate::Router {
             .iter()
             .filter(|m| m.enabled && m.events.iter().any(|k| k == kind || k == "*"))
         {
-            if self
-                .policy()
-                .module_enabled(self.store().as_ref(), community, &module.name)
-                .await?
-            {
+            if self.policy().module_enabled(view, &module.name) {
                 subscribed.push(module);
             }
         }

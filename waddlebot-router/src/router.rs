@@ -8,14 +8,14 @@ use std::time::Duration;
 use futures_util::{FutureExt, StreamExt};
 use serde::Serialize;
 use tracing::Instrument;
-use waddlebot::store::{CustomCommand, Entity, EntityKey, StringRule, community_namespace};
-use waddlebot::template::{Template, Var, Vars};
+use waddlebot::store::{Entity, EntityKey, StringRule, community_namespace};
+use waddlebot::template::{Var, Vars};
 use waddlebot::{
     CommandCatalog, CommandError, CommandHandler, CommunityId, Context, DuplicateCommand, EntityId,
     Event, EventId, EventKind, Platform, PlatformKind, Reply, SessionId, Store, StoreError,
 };
 
-use crate::cache::{CacheTtl, CachedStore};
+use crate::cache::{CacheTtl, CachedCommand, CachedStore, CommunityView};
 use crate::fanout::{HandlerReport, Subscriber};
 
 use crate::metrics_names;
@@ -197,7 +197,7 @@ fn slash_invocation(name: &str, text: &str) -> Option<Invocation> {
 /// Where a command name led.
 enum Target<'a> {
     Builtin(usize, &'a waddlebot::CommandSpec),
-    Custom(CustomCommand),
+    Custom(Arc<CachedCommand>),
     Unknown,
 }
 
@@ -289,16 +289,14 @@ impl Router {
             matched_rule: None,
             handlers: Vec::new(),
         };
+        let view = self.cached.view(entity.community_id).await?;
         let invocation = match &event.kind {
-            EventKind::ChatMessage => self
-                .prefixes_for(entity.community_id)
-                .await?
-                .parse(&event.text),
+            EventKind::ChatMessage => self.prefixes_for(&view).parse(&event.text),
             EventKind::SlashCommand { name } => slash_invocation(name, &event.text),
             _ => None,
         };
         let Some(invocation) = invocation else {
-            let outcome = self.handle_plain(event, &entity, outcome).await?;
+            let outcome = self.handle_plain(event, &entity, &view, outcome).await?;
             self.remember(&outcome, &session_info).await;
             return Ok(outcome);
         };
@@ -306,9 +304,12 @@ impl Router {
         outcome.processed = true;
         let shown = format!("{}{}", invocation.prefix, invocation.name);
         outcome.command = Some(shown.clone());
-        outcome.replies = match self.follow_aliases(&event, &entity, invocation).await? {
+        outcome.replies = match self
+            .follow_aliases(&event, &entity, &view, invocation)
+            .await?
+        {
             Ok(invocation) => {
-                self.run_command(event, &entity, invocation, &outcome.session_id)
+                self.run_command(event, &entity, &view, invocation, &outcome.session_id)
                     .await?
             }
             Err(err) => vec![Reply::text(format!("Alias {shown} cannot run: {err}."))],
@@ -327,39 +328,40 @@ impl Router {
     }
 
     /// A community's prefixes: the `prefix` / `prefixes` and `remote_prefix` keys of its `core`
-    /// module config, else the router's.
-    async fn prefixes_for(
-        &self,
-        community: CommunityId,
-    ) -> Result<std::borrow::Cow<'_, Prefixes>, StoreError> {
-        let Some(install) = self.store.module_install(community, "core").await? else {
-            return Ok(std::borrow::Cow::Borrowed(&self.prefixes));
-        };
-        let config = &install.config;
-        let text = |v: &serde_json::Value| {
-            v.as_str()
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(str::to_owned)
-        };
-        let local: Vec<String> = match (config.get("prefixes"), config.get("prefix")) {
-            (Some(serde_json::Value::Array(list)), _) => list.iter().filter_map(text).collect(),
-            (_, Some(one)) => text(one).into_iter().collect(),
-            _ => Vec::new(),
-        };
-        let remote = config.get("remote_prefix").and_then(text);
-        if local.is_empty() && remote.is_none() {
-            return Ok(std::borrow::Cow::Borrowed(&self.prefixes));
-        }
-        let mut prefixes = self.prefixes.clone();
-        if !local.is_empty() {
-            prefixes.local = local;
-        }
-        if let Some(remote) = remote {
-            prefixes.remote = remote;
-        }
-        prefixes.local.retain(|p| *p != prefixes.remote);
-        Ok(std::borrow::Cow::Owned(prefixes))
+    /// module config, else the router's. Worked out once per view.
+    fn prefixes_for<'a>(&'a self, view: &'a CommunityView) -> &'a Prefixes {
+        view.prefixes
+            .get_or_init(|| {
+                let config = &view.install("core")?.config;
+                let text = |v: &serde_json::Value| {
+                    v.as_str()
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_owned)
+                };
+                let local: Vec<String> = match (config.get("prefixes"), config.get("prefix")) {
+                    (Some(serde_json::Value::Array(list)), _) => {
+                        list.iter().filter_map(text).collect()
+                    }
+                    (_, Some(one)) => text(one).into_iter().collect(),
+                    _ => Vec::new(),
+                };
+                let remote = config.get("remote_prefix").and_then(text);
+                if local.is_empty() && remote.is_none() {
+                    return None;
+                }
+                let mut prefixes = self.prefixes.clone();
+                if !local.is_empty() {
+                    prefixes.local = local;
+                }
+                if let Some(remote) = remote {
+                    prefixes.remote = remote;
+                }
+                prefixes.local.retain(|p| *p != prefixes.remote);
+                Some(prefixes)
+            })
+            .as_ref()
+            .unwrap_or(&self.prefixes)
     }
 
     /// Keeps the session of a processed event, so late replies can find their way back. A
@@ -378,6 +380,7 @@ impl Router {
         &self,
         event: Event,
         entity: &Entity,
+        view: &CommunityView,
         mut outcome: Outcome,
     ) -> Result<Outcome, RouterError> {
         let community = entity.community_id;
@@ -400,22 +403,25 @@ impl Router {
                     RuleEffect::Replies(replies) => outcome.replies = replies,
                     RuleEffect::Command(line) => {
                         if let Some(invocation) = Prefixes::canonical().parse(&line) {
-                            outcome.replies =
-                                match self.follow_aliases(&event, entity, invocation).await? {
-                                    Ok(invocation) => {
-                                        self.run_command(
-                                            event.clone(),
-                                            entity,
-                                            invocation,
-                                            &outcome.session_id,
-                                        )
-                                        .await?
-                                    }
-                                    Err(err) => {
-                                        tracing::warn!(error = %err, "rule command alias failed");
-                                        Vec::new()
-                                    }
-                                };
+                            outcome.replies = match self
+                                .follow_aliases(&event, entity, view, invocation)
+                                .await?
+                            {
+                                Ok(invocation) => {
+                                    self.run_command(
+                                        event.clone(),
+                                        entity,
+                                        view,
+                                        invocation,
+                                        &outcome.session_id,
+                                    )
+                                    .await?
+                                }
+                                Err(err) => {
+                                    tracing::warn!(error = %err, "rule command alias failed");
+                                    Vec::new()
+                                }
+                            };
                         }
                     }
                     RuleEffect::Silent => {}
@@ -423,7 +429,7 @@ impl Router {
             }
         }
         let (mut replies, reports) = self
-            .fan_out(Arc::new(event), entity, &outcome.session_id)
+            .fan_out(Arc::new(event), entity, view, &outcome.session_id)
             .await?;
         outcome.processed |= !reports.is_empty();
         outcome.replies.append(&mut replies);
@@ -431,32 +437,33 @@ impl Router {
         Ok(outcome)
     }
 
-    async fn lookup(&self, community: CommunityId, name: &str) -> Result<Target<'_>, StoreError> {
+    fn lookup<'a>(&'a self, view: &CommunityView, name: &str) -> Target<'a> {
         if let Some((index, spec)) = self.catalog.find(name) {
-            return Ok(Target::Builtin(index, spec));
+            return Target::Builtin(index, spec);
         }
-        Ok(match self.store.custom_command(community, name).await? {
-            Some(command) => Target::Custom(command),
+        match view.command(name) {
+            Some(command) => Target::Custom(Arc::clone(command)),
             None => Target::Unknown,
-        })
+        }
     }
 
     async fn run_command(
         &self,
         mut event: Event,
         entity: &Entity,
+        view: &CommunityView,
         invocation: Invocation,
         session: &SessionId,
     ) -> Result<Vec<Reply>, RouterError> {
         if invocation.remote {
             return self
-                .run_remote_command(event, entity, invocation, session)
+                .run_remote_command(event, entity, view, invocation, session)
                 .await;
         }
         let shown = format!("{}{}", invocation.prefix, invocation.name);
         let prefix = self.display_prefix(&invocation.prefix);
         let community = entity.community_id;
-        let target = self.lookup(community, &invocation.name).await?;
+        let target = self.lookup(view, &invocation.name);
         let rules = match &target {
             Target::Unknown => {
                 count_command("unknown");
@@ -472,8 +479,8 @@ impl Router {
                 global_cooldown: spec.global_cooldown,
                 bucket: spec.cooldown_bucket.clone(),
             },
-            Target::Custom(command) => CommandRules {
-                name: command.name.clone(),
+            Target::Custom(custom) => CommandRules {
+                name: custom.command.name.clone(),
                 module: waddlebot::store::CUSTOM_COMMANDS_MODULE.to_owned(),
                 min_level: waddlebot::PermissionLevel::Everyone,
                 user_cooldown: Duration::ZERO,
@@ -481,15 +488,8 @@ impl Router {
                 bucket: None,
             },
         };
-        event.user.level = self
-            .policy
-            .effective_level(self.store.as_ref(), community, &event)
-            .await?;
-        if let Some(refusal) = self
-            .policy
-            .check(self.store.as_ref(), community, &event, rules)
-            .await?
-        {
+        event.user.level = self.policy.effective_level(view, &event);
+        if let Some(refusal) = self.policy.check(view, community, &event, rules).await {
             return Ok(vec![refuse(&refusal, &shown)]);
         }
         let event = Arc::new(event);
@@ -513,10 +513,10 @@ impl Router {
                 let handler = Arc::clone(&self.handlers[self.owners[index]]);
                 self.guarded(&spec.module, handler.handle(ctx)).await
             }
-            Target::Custom(command) => {
+            Target::Custom(custom) => {
                 self.guarded(
                     waddlebot::store::CUSTOM_COMMANDS_MODULE,
-                    self.render_custom(&event, &command, &invocation.args),
+                    self.render_custom(&event, &custom, &invocation.args),
                 )
                 .await
             }
@@ -559,8 +559,16 @@ impl Router {
         future: impl std::future::Future<Output = Result<Vec<Reply>, CommandError>>,
     ) -> Result<Vec<Reply>, CommandError> {
         let started = std::time::Instant::now();
-        let caught = AssertUnwindSafe(future).catch_unwind();
-        let result = match tokio::time::timeout(self.config.handler_timeout, caught).await {
+        let deadline = tokio::time::Instant::now() + self.config.handler_timeout;
+        let mut caught = std::pin::pin!(AssertUnwindSafe(future).catch_unwind());
+        // Most handlers (text commands, lookups in cached data) finish on their first poll:
+        // only a handler that has to wait pays for a timer.
+        let first = std::future::poll_fn(|cx| std::task::Poll::Ready(caught.as_mut().poll(cx)));
+        let finished = match first.await {
+            std::task::Poll::Ready(result) => Ok(result),
+            std::task::Poll::Pending => tokio::time::timeout_at(deadline, caught).await,
+        };
+        let result = match finished {
             Ok(Ok(result)) => result,
             Ok(Err(_panic)) => Err(CommandError::Internal("the handler panicked".into())),
             Err(_elapsed) => Err(CommandError::Internal(
@@ -583,10 +591,11 @@ impl Router {
     async fn render_custom(
         &self,
         event: &Event,
-        command: &CustomCommand,
+        custom: &CachedCommand,
         args: &waddlebot::Args,
     ) -> Result<Vec<Reply>, CommandError> {
-        let template = Template::parse(&command.response).map_err(|err| {
+        let command = &custom.command;
+        let template = custom.template.as_ref().map_err(|err| {
             CommandError::Internal(
                 format!("stored template of !{} is invalid: {err}", command.name).into(),
             )
