@@ -28,11 +28,25 @@ async fn sessions_round_trip(store: &dyn SessionStore) -> SessionId {
 
 #[tokio::test]
 async fn memory_sessions_round_trip_and_expire() {
-    // moka's own clock cannot be paused; a 50 ms TTL keeps the one wait short.
+    // The store reads the real clock; a 50 ms TTL keeps the waits short.
     let store = MemorySessions::new(Duration::from_millis(50));
     let id = sessions_round_trip(&store).await;
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert_eq!(store.get(&id).await.expect("read"), None, "expired");
+
+    // Expired sessions are dropped as new ones arrive: three rounds of 400, a TTL apart, leave
+    // the last two rounds held (the middle one expired, dropped at the next rotation).
+    let store = MemorySessions::new(Duration::from_millis(50));
+    for _ in 0..3 {
+        for _ in 0..400 {
+            store
+                .put(&SessionId::random(), &info())
+                .await
+                .expect("stored");
+        }
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    assert_eq!(store.len(), 800, "the first round is gone");
 }
 
 #[tokio::test]

@@ -62,27 +62,72 @@ pub trait SessionStore: Send + Sync {
     async fn get(&self, id: &SessionId) -> Result<Option<SessionInfo>, SessionError>;
 }
 
-/// Sessions in this process (moka, expiring by TTL, bounded).
+/// Sessions in this process: a few mutex-guarded shards, each with two generations of entries.
+/// A session is readable until its own expiry time; a shard's older generation is dropped
+/// whole once a TTL has passed (or the shard is full), so memory stays bounded without a
+/// per-entry timer and a write is one hash insert.
 pub struct MemorySessions {
-    sessions: moka::sync::Cache<String, Arc<SessionInfo>>,
+    ttl: Duration,
+    per_shard: usize,
+    shards: Box<[std::sync::Mutex<Generations>]>,
+}
+
+const SHARDS: usize = 16;
+const CAPACITY: usize = 1_000_000;
+
+#[derive(Default)]
+struct Generations {
+    current: std::collections::HashMap<String, (std::time::Instant, Arc<SessionInfo>)>,
+    previous: std::collections::HashMap<String, (std::time::Instant, Arc<SessionInfo>)>,
+    rotated_at: Option<std::time::Instant>,
 }
 
 impl MemorySessions {
     /// Sessions living `ttl`.
     pub fn new(ttl: Duration) -> Self {
         Self {
-            sessions: moka::sync::Cache::builder()
-                .max_capacity(1_000_000)
-                .time_to_live(ttl)
-                .build(),
+            ttl,
+            per_shard: CAPACITY / SHARDS,
+            shards: (0..SHARDS).map(|_| Default::default()).collect(),
         }
     }
+
+    fn shard(&self, id: &SessionId) -> std::sync::MutexGuard<'_, Generations> {
+        let index = shard_index(&id.0, self.shards.len());
+        // Every change below is one map operation: a poisoned shard is still consistent.
+        self.shards[index]
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// How many sessions are held (live or not yet dropped).
+    pub fn len(&self) -> usize {
+        (0..self.shards.len())
+            .map(|i| {
+                let shard = self.shards[i]
+                    .lock()
+                    .unwrap_or_else(|poison| poison.into_inner());
+                shard.current.len() + shard.previous.len()
+            })
+            .sum()
+    }
+
+    /// Whether no session is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Session ids end in random hex: their last bytes spread them over the shards.
+fn shard_index(id: &str, shards: usize) -> usize {
+    let tail = id.as_bytes().iter().rev().take(4);
+    tail.fold(0_usize, |acc, b| acc.wrapping_mul(31).wrapping_add(usize::from(*b))) % shards
 }
 
 impl std::fmt::Debug for MemorySessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemorySessions")
-            .field("live", &self.sessions.entry_count())
+            .field("held", &self.len())
             .finish()
     }
 }
@@ -90,12 +135,29 @@ impl std::fmt::Debug for MemorySessions {
 #[async_trait]
 impl SessionStore for MemorySessions {
     async fn put(&self, id: &SessionId, info: &SessionInfo) -> Result<(), SessionError> {
-        self.sessions.insert(id.0.clone(), Arc::new(info.clone()));
+        let now = std::time::Instant::now();
+        let mut shard = self.shard(id);
+        let rotated_at = *shard.rotated_at.get_or_insert(now);
+        if now.duration_since(rotated_at) >= self.ttl || shard.current.len() >= self.per_shard {
+            // Everything in `previous` is older than a TTL by now, or the shard is full.
+            shard.previous = std::mem::take(&mut shard.current);
+            shard.rotated_at = Some(now);
+        }
+        shard
+            .current
+            .insert(id.0.clone(), (now + self.ttl, Arc::new(info.clone())));
         Ok(())
     }
 
     async fn get(&self, id: &SessionId) -> Result<Option<SessionInfo>, SessionError> {
-        Ok(self.sessions.get(&id.0).map(|info| (*info).clone()))
+        let now = std::time::Instant::now();
+        let shard = self.shard(id);
+        Ok(shard
+            .current
+            .get(&id.0)
+            .or_else(|| shard.previous.get(&id.0))
+            .filter(|(expires, _)| *expires > now)
+            .map(|(_, info)| (**info).clone()))
     }
 }
 
