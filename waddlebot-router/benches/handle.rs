@@ -18,6 +18,10 @@ use waddlebot::{CommunityId, Event, PlatformKind, Store};
 use waddlebot_router::policy::{PolicyConfig, RateLimit};
 use waddlebot_router::{Router, RouterConfig};
 
+// The allocator the `waddlebot` binary ships with, so the figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const VIEWERS: u64 = 500;
 
 async fn setup(store: Arc<dyn Store>, response: &str) -> (Router, CommunityId) {

@@ -121,7 +121,9 @@ impl MemorySessions {
 /// Session ids end in random hex: their last bytes spread them over the shards.
 fn shard_index(id: &str, shards: usize) -> usize {
     let tail = id.as_bytes().iter().rev().take(4);
-    tail.fold(0_usize, |acc, b| acc.wrapping_mul(31).wrapping_add(usize::from(*b))) % shards
+    tail.fold(0_usize, |acc, b| {
+        acc.wrapping_mul(31).wrapping_add(usize::from(*b))
+    }) % shards
 }
 
 impl std::fmt::Debug for MemorySessions {
