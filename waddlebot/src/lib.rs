@@ -45,6 +45,7 @@ mod event_handler;
 mod id;
 mod permission;
 mod platform;
+pub mod platforms;
 mod reply;
 pub mod reserved;
 pub mod store;

@@ -1,0 +1,636 @@
+//! The Twitch adapter: EventSub verification against the published vector and every failure
+//! case, the mapping of each subscription type (payloads in the documented shapes), and Helix
+//! through a stand-in server.
+#![cfg(feature = "twitch")]
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hmac::{KeyInit, Mac};
+use serde_json::{Value, json};
+use waddlebot::platforms::WebhookError;
+use waddlebot::platforms::twitch::{
+    EventSubMessage, EventSubVerifier, TwitchConfig, TwitchPlatform, events_from_notification,
+};
+use waddlebot::{
+    EventId, EventKind, Gift, ModerationAction, Outbound, PermissionLevel, Platform, PlatformError,
+    PlatformKind, Reply, SubscriptionTier,
+};
+use wiremock::matchers::{body_json, header, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const VECTOR_BODY: &str = r#"{"subscription":{"id":"ae2ff348-e102-16be-a3eb-6830c1bf38d2","status":"enabled","type":"channel.follow","version":"1","condition":{"broadcaster_user_id":"44429626"},"transport":{"method":"webhook","callback":"null"},"created_at":"2021-02-19T23:47:00.7621315Z"},"event":{"user_id":"28408015","user_login":"testFromUser","user_name":"testFromUser","broadcaster_user_id":"44429626","broadcaster_user_login":"44429626","broadcaster_user_name":"testBroadcaster"}}"#;
+const VECTOR_ID: &str = "ae2ff348-e102-16be-a3eb-6830c1bf38d2";
+const VECTOR_TIME: &str = "2021-02-19T23:47:00.8091512Z";
+const VECTOR_SIGNATURE: &str =
+    "sha256=d10f5bd9474b7ac7bd7105eb79c2d52768b4d0cd2a135982c3bf5a1d59a78823";
+const SECRET: &str = "secretabcd";
+
+/// 2021-02-19T23:47:00Z, when the vector was made.
+fn vector_now() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_613_778_420)
+}
+
+fn headers(id: &str, timestamp: &str, signature: &str, kind: &str) -> HashMap<String, String> {
+    [
+        ("Twitch-Eventsub-Message-Id", id),
+        ("Twitch-Eventsub-Message-Timestamp", timestamp),
+        ("Twitch-Eventsub-Message-Signature", signature),
+        ("Twitch-Eventsub-Message-Type", kind),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+fn sign(secret: &str, id: &str, timestamp: &str, body: &str) -> String {
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
+        .expect("any key length");
+    mac.update(id.as_bytes());
+    mac.update(timestamp.as_bytes());
+    mac.update(body.as_bytes());
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[test]
+fn the_published_vector_verifies_and_maps_to_a_follow() {
+    let verifier = EventSubVerifier::new(SECRET).expect("valid secret");
+    let message = verifier
+        .verify_at(
+            &headers(VECTOR_ID, VECTOR_TIME, VECTOR_SIGNATURE, "notification"),
+            VECTOR_BODY.as_bytes(),
+            vector_now(),
+        )
+        .expect("verified");
+    let EventSubMessage::Notification {
+        subscription_type,
+        events,
+    } = message
+    else {
+        panic!("a notification");
+    };
+    assert_eq!(subscription_type, "channel.follow");
+    let follow = &events[0];
+    assert_eq!(follow.kind, EventKind::Follow);
+    assert_eq!(
+        (follow.user.id.as_str(), follow.user.name.as_str()),
+        ("28408015", "testFromUser")
+    );
+    assert_eq!(follow.server_id, "44429626");
+    assert_eq!(follow.platform, PlatformKind::Twitch);
+}
+
+#[test]
+fn every_failure_is_refused_without_a_trace() {
+    let verifier = EventSubVerifier::new(SECRET).expect("valid secret");
+    let check = |headers: HashMap<String, String>, body: &str| {
+        verifier.verify_at(&headers, body.as_bytes(), vector_now())
+    };
+    let good = || headers(VECTOR_ID, VECTOR_TIME, VECTOR_SIGNATURE, "notification");
+
+    let tampered = VECTOR_BODY.replace("testFromUser", "testFromUsex");
+    assert_eq!(check(good(), &tampered), Err(WebhookError::BadSignature));
+
+    let wrong_secret = sign("secretabce", VECTOR_ID, VECTOR_TIME, VECTOR_BODY);
+    assert_eq!(
+        check(
+            headers(VECTOR_ID, VECTOR_TIME, &wrong_secret, "notification"),
+            VECTOR_BODY
+        ),
+        Err(WebhookError::BadSignature)
+    );
+
+    let uppercase = VECTOR_SIGNATURE.replace("sha256=", "SHA256=");
+    assert_eq!(
+        check(
+            headers(VECTOR_ID, VECTOR_TIME, &uppercase, "notification"),
+            VECTOR_BODY
+        ),
+        Err(WebhookError::BadSignature)
+    );
+    assert_eq!(
+        check(
+            headers(VECTOR_ID, VECTOR_TIME, "sha256=zz", "notification"),
+            VECTOR_BODY
+        ),
+        Err(WebhookError::BadSignature)
+    );
+
+    for missing in [
+        "Twitch-Eventsub-Message-Id",
+        "Twitch-Eventsub-Message-Timestamp",
+        "Twitch-Eventsub-Message-Signature",
+    ] {
+        let mut partial = good();
+        partial.remove(missing);
+        assert!(
+            matches!(
+                check(partial, VECTOR_BODY),
+                Err(WebhookError::MissingHeader(_))
+            ),
+            "{missing}"
+        );
+    }
+
+    // Correctly signed but eleven minutes old (or ahead).
+    for offset in [-660_i64, 660] {
+        let when = time::OffsetDateTime::from(vector_now()) + time::Duration::seconds(offset);
+        let stamp = when
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("formatted");
+        let signature = sign(SECRET, "stale-id", &stamp, VECTOR_BODY);
+        assert_eq!(
+            check(
+                headers("stale-id", &stamp, &signature, "notification"),
+                VECTOR_BODY
+            ),
+            Err(WebhookError::Stale)
+        );
+    }
+
+    // None of those left a trace: the genuine delivery still goes through once, then is a replay.
+    assert!(check(good(), VECTOR_BODY).is_ok());
+    assert_eq!(
+        check(good(), VECTOR_BODY),
+        Err(WebhookError::Replayed(VECTOR_ID.to_owned()))
+    );
+}
+
+#[test]
+fn verification_and_revocation_messages_are_recognised() {
+    let verifier = EventSubVerifier::new(SECRET).expect("valid secret");
+    let stamp = VECTOR_TIME;
+    let challenge = r#"{"challenge":"pogchamp-kappa-360noscope-vohiyo","subscription":{"id":"f1c2a387","status":"webhook_callback_verification_pending","type":"channel.follow","version":"2","condition":{"broadcaster_user_id":"12826","moderator_user_id":"12826"},"transport":{"method":"webhook","callback":"https://example.com/webhooks/callback"},"created_at":"2019-11-16T10:11:12.634234626Z","cost":1}}"#;
+    let signature = sign(SECRET, "v-1", stamp, challenge);
+    assert_eq!(
+        verifier.verify_at(
+            &headers("v-1", stamp, &signature, "webhook_callback_verification"),
+            challenge.as_bytes(),
+            vector_now()
+        ),
+        Ok(EventSubMessage::Verification {
+            challenge: "pogchamp-kappa-360noscope-vohiyo".to_owned()
+        })
+    );
+    let revoked = r#"{"subscription":{"id":"f1c2a387","status":"authorization_revoked","type":"channel.follow","version":"2","condition":{"broadcaster_user_id":"12826"},"transport":{"method":"webhook","callback":"https://example.com/webhooks/callback"},"created_at":"2019-11-16T10:11:12.634234626Z","cost":1}}"#;
+    let signature = sign(SECRET, "r-1", stamp, revoked);
+    assert_eq!(
+        verifier.verify_at(
+            &headers("r-1", stamp, &signature, "revocation"),
+            revoked.as_bytes(),
+            vector_now()
+        ),
+        Ok(EventSubMessage::Revocation {
+            subscription_type: "channel.follow".to_owned(),
+            reason: "authorization_revoked".to_owned()
+        })
+    );
+    let garbage = "{not json";
+    let signature = sign(SECRET, "g-1", stamp, garbage);
+    assert!(matches!(
+        verifier.verify_at(
+            &headers("g-1", stamp, &signature, "notification"),
+            garbage.as_bytes(),
+            vector_now()
+        ),
+        Err(WebhookError::Malformed(_))
+    ));
+}
+
+#[test]
+fn short_or_long_secrets_are_refused() {
+    assert!(EventSubVerifier::new("short").is_err());
+    assert!(EventSubVerifier::new("x".repeat(101)).is_err());
+    assert!(EventSubVerifier::new("x".repeat(10)).is_ok());
+}
+
+fn broadcaster() -> Value {
+    json!({
+        "broadcaster_user_id": "1337",
+        "broadcaster_user_login": "cool_user",
+        "broadcaster_user_name": "Cool_User"
+    })
+}
+
+fn with_broadcaster(fields: Value) -> Value {
+    let mut event = broadcaster();
+    for (key, value) in fields.as_object().expect("object") {
+        event[key] = value.clone();
+    }
+    event
+}
+
+fn one(kind: &str, event: Value) -> waddlebot::Event {
+    let mut events = events_from_notification(kind, &event, "msg-1").expect("mapped");
+    assert_eq!(events.len(), 1, "{kind}");
+    events.remove(0)
+}
+
+#[test]
+fn chat_messages_carry_text_badges_level_and_their_message_id() {
+    let chat = one(
+        "channel.chat.message",
+        with_broadcaster(json!({
+            "chatter_user_id": "4145994",
+            "chatter_user_login": "viptest",
+            "chatter_user_name": "VIPTest",
+            "message_id": "cc106a89-1814-919d-454c-f4f2f970aae7",
+            "message": {"text": "!hello there", "fragments": [{"type": "text", "text": "!hello there"}]},
+            "color": "#00FF7F",
+            "badges": [
+                {"set_id": "vip", "id": "1", "info": ""},
+                {"set_id": "subscriber", "id": "12", "info": "16"}
+            ],
+            "message_type": "text",
+            "cheer": null,
+            "reply": null,
+            "channel_points_custom_reward_id": null
+        })),
+    );
+    assert_eq!(chat.kind, EventKind::ChatMessage);
+    assert_eq!(chat.text, "!hello there");
+    assert_eq!(
+        chat.id,
+        EventId("cc106a89-1814-919d-454c-f4f2f970aae7".to_owned())
+    );
+    assert_eq!(chat.user.level, PermissionLevel::Vip);
+    assert_eq!(chat.user.shown_name(), "VIPTest");
+    assert_eq!(chat.user.badges.len(), 2);
+    assert_eq!(chat.metadata["channel_name"], "cool_user");
+    assert_eq!(
+        (chat.server_id.as_str(), chat.channel_id.as_str()),
+        ("1337", "1337")
+    );
+
+    let levels = [
+        ("broadcaster", PermissionLevel::Broadcaster),
+        ("moderator", PermissionLevel::Moderator),
+        ("subscriber", PermissionLevel::Subscriber),
+        ("premium", PermissionLevel::Everyone),
+    ];
+    for (badge, level) in levels {
+        let chat = one(
+            "channel.chat.message",
+            with_broadcaster(json!({
+                "chatter_user_id": "1", "chatter_user_login": "a", "chatter_user_name": "a",
+                "message_id": "m", "message": {"text": "hi"},
+                "badges": [{"set_id": badge, "id": "1", "info": ""}]
+            })),
+        );
+        assert_eq!(chat.user.level, level, "{badge}");
+    }
+}
+
+#[test]
+fn every_mapped_subscription_type_becomes_its_event() {
+    let user = json!({"user_id": "1234", "user_login": "cool_user", "user_name": "Cool_User"});
+    let merged = |extra: Value| {
+        let mut event = with_broadcaster(user.clone());
+        for (key, value) in extra.as_object().expect("object") {
+            event[key] = value.clone();
+        }
+        event
+    };
+
+    let follow = one(
+        "channel.follow",
+        merged(json!({"followed_at": "2020-07-15T18:16:11.17106713Z"})),
+    );
+    assert_eq!(follow.kind, EventKind::Follow);
+    assert_eq!(follow.id, EventId("eventsub-msg-1".to_owned()));
+
+    let sub = one(
+        "channel.subscribe",
+        merged(json!({"tier": "2000", "is_gift": false})),
+    );
+    assert_eq!(
+        sub.kind,
+        EventKind::Subscription {
+            tier: SubscriptionTier::Tier2,
+            months: 1,
+            gift: None
+        }
+    );
+    assert!(
+        events_from_notification(
+            "channel.subscribe",
+            &merged(json!({"tier": "1000", "is_gift": true})),
+            "m"
+        )
+        .expect("mapped")
+        .is_empty(),
+        "a gifted sub is counted once, on the gifter's event"
+    );
+
+    let resub = one(
+        "channel.subscription.message",
+        merged(json!({
+            "tier": "3000", "message": {"text": "Love the stream! FevziGG", "emotes": []},
+            "cumulative_months": 15, "streak_months": 1, "duration_months": 6
+        })),
+    );
+    assert_eq!(
+        resub.kind,
+        EventKind::Subscription {
+            tier: SubscriptionTier::Tier3,
+            months: 15,
+            gift: None
+        }
+    );
+    assert_eq!(resub.text, "Love the stream! FevziGG");
+
+    let gift = one(
+        "channel.subscription.gift",
+        merged(json!({"total": 2, "tier": "1000", "cumulative_total": 284, "is_anonymous": false})),
+    );
+    assert_eq!(
+        gift.kind,
+        EventKind::Subscription {
+            tier: SubscriptionTier::Tier1,
+            months: 1,
+            gift: Some(Gift {
+                count: 2,
+                anonymous: false
+            })
+        }
+    );
+    let anonymous_gift = one(
+        "channel.subscription.gift",
+        with_broadcaster(json!({
+            "user_id": null, "user_login": null, "user_name": null,
+            "total": 5, "tier": "1000", "cumulative_total": null, "is_anonymous": true
+        })),
+    );
+    assert_eq!(anonymous_gift.user.name, "anonymous");
+
+    let cheer = one(
+        "channel.cheer",
+        merged(json!({"is_anonymous": false, "message": "pogchamp", "bits": 1000})),
+    );
+    assert_eq!(cheer.kind, EventKind::Cheer { bits: 1000 });
+    assert_eq!(cheer.text, "pogchamp");
+
+    let raid = one(
+        "channel.raid",
+        json!({
+            "from_broadcaster_user_id": "1234", "from_broadcaster_user_login": "cool_user",
+            "from_broadcaster_user_name": "Cool_User",
+            "to_broadcaster_user_id": "1337", "to_broadcaster_user_login": "cooler_user",
+            "to_broadcaster_user_name": "Cooler_User", "viewers": 9001
+        }),
+    );
+    assert_eq!(raid.kind, EventKind::Raid { viewers: 9001 });
+    assert_eq!(
+        raid.server_id, "1337",
+        "the raided channel is where it happens"
+    );
+    assert_eq!(raid.user.name, "cool_user");
+
+    let online = one(
+        "stream.online",
+        with_broadcaster(
+            json!({"id": "9001", "type": "live", "started_at": "2020-10-11T10:11:12.123Z"}),
+        ),
+    );
+    assert_eq!(online.kind, EventKind::StreamOnline);
+    let offline = one("stream.offline", broadcaster());
+    assert_eq!(offline.kind, EventKind::StreamOffline);
+
+    let ban = merged(json!({
+        "moderator_user_id": "1339", "moderator_user_login": "mod_user", "moderator_user_name": "Mod_User",
+        "reason": "Offensive language", "banned_at": "2020-07-15T18:15:11.17106713Z",
+        "ends_at": "2020-07-15T18:16:11.17106713Z", "is_permanent": false
+    }));
+    let timeout = one("channel.ban", ban.clone());
+    assert_eq!(
+        timeout.kind,
+        EventKind::Moderation(ModerationAction::Timeout {
+            user_id: "1234".to_owned(),
+            seconds: 60,
+            reason: Some("Offensive language".to_owned())
+        })
+    );
+    assert_eq!(timeout.user.name, "mod_user", "the moderator acted");
+    let mut permanent = ban;
+    permanent["is_permanent"] = json!(true);
+    permanent["ends_at"] = Value::Null;
+    assert!(matches!(
+        one("channel.ban", permanent).kind,
+        EventKind::Moderation(ModerationAction::Ban { .. })
+    ));
+
+    assert!(
+        events_from_notification("channel.update", &broadcaster(), "m")
+            .expect("known shape")
+            .is_empty(),
+        "unmapped types are acknowledged, not errors"
+    );
+    assert!(events_from_notification("channel.follow", &json!({}), "m").is_err());
+}
+
+fn platform(server: &MockServer) -> TwitchPlatform {
+    TwitchPlatform::new(
+        TwitchConfig {
+            client_id: "client-123".to_owned(),
+            bot_token: "oauth:token-abc".to_owned(),
+            api_url: server.uri(),
+        },
+        reqwest::Client::new(),
+    )
+}
+
+async fn mock_bot_user(server: &MockServer) {
+    Mock::given(method("GET"))
+        .and(path("/helix/users"))
+        .and(header("Authorization", "Bearer token-abc"))
+        .and(header("Client-Id", "client-123"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [{"id": "999", "login": "waddlebot", "display_name": "WaddleBot"}]
+        })))
+        .expect(1)
+        .mount(server)
+        .await;
+}
+
+fn outbound(reply: Reply, in_reply_to: Option<&str>) -> Outbound {
+    Outbound {
+        platform: PlatformKind::Twitch,
+        server_id: "1337".to_owned(),
+        channel_id: "1337".to_owned(),
+        user_id: "1234".to_owned(),
+        in_reply_to: in_reply_to.map(|id| EventId(id.to_owned())),
+        reply,
+    }
+}
+
+#[tokio::test]
+async fn helix_gets_chat_replies_whispers_and_moderation() {
+    let server = MockServer::start().await;
+    mock_bot_user(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/helix/chat/messages"))
+        .and(body_json(json!({
+            "broadcaster_id": "1337", "sender_id": "999", "message": "Hi there!",
+            "reply_parent_message_id": "abc-123"
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [{"message_id": "m1", "is_sent": true}]
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/helix/whispers"))
+        .and(query_param("from_user_id", "999"))
+        .and(query_param("to_user_id", "1234"))
+        .and(body_json(json!({"message": "psst"})))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/helix/moderation/bans"))
+        .and(query_param("broadcaster_id", "1337"))
+        .and(query_param("moderator_id", "999"))
+        .and(body_json(
+            json!({"data": {"user_id": "1234", "duration": 600, "reason": "spam"}}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": []})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/helix/moderation/chat"))
+        .and(query_param("message_id", "abc-123"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let twitch = platform(&server);
+    twitch
+        .send(outbound(Reply::text("Hi there!"), Some("abc-123")))
+        .await
+        .expect("sent");
+    twitch
+        .send(outbound(Reply::whisper("psst"), None))
+        .await
+        .expect("whispered");
+    twitch
+        .send(outbound(Reply::ephemeral("psst"), None))
+        .await
+        .expect("ephemeral falls back to a whisper");
+    twitch
+        .send(outbound(
+            Reply::Moderate(ModerationAction::Timeout {
+                user_id: "1234".to_owned(),
+                seconds: 600,
+                reason: Some("spam".to_owned()),
+            }),
+            None,
+        ))
+        .await
+        .expect("timed out");
+    twitch
+        .send(outbound(
+            Reply::Moderate(ModerationAction::DeleteMessage {
+                message_id: "abc-123".to_owned(),
+            }),
+            None,
+        ))
+        .await
+        .expect("deleted");
+    assert!(matches!(
+        twitch
+            .send(outbound(
+                Reply::Moderate(ModerationAction::Kick {
+                    user_id: "1".to_owned(),
+                    reason: None
+                }),
+                None
+            ))
+            .await,
+        Err(PlatformError::Unsupported(_))
+    ));
+}
+
+#[tokio::test]
+async fn long_replies_are_split_and_non_chat_events_get_no_reply_parent() {
+    let server = MockServer::start().await;
+    mock_bot_user(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/helix/chat/messages"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [{"message_id": "m", "is_sent": true}]
+        })))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let long = "word ".repeat(150);
+    platform(&server)
+        .send(outbound(Reply::text(long.trim()), Some("eventsub-123")))
+        .await
+        .expect("sent in two parts");
+    let requests = server.received_requests().await.expect("recorded");
+    let messages: Vec<Value> = requests
+        .iter()
+        .filter(|r| r.url.path() == "/helix/chat/messages")
+        .map(|r| serde_json::from_slice(&r.body).expect("json"))
+        .collect();
+    assert_eq!(messages.len(), 2);
+    for message in &messages {
+        assert!(message["message"].as_str().expect("text").chars().count() <= 500);
+        assert!(message.get("reply_parent_message_id").is_none());
+    }
+}
+
+#[tokio::test]
+async fn rate_limits_and_dropped_messages_are_reported() {
+    let server = MockServer::start().await;
+    mock_bot_user(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/helix/chat/messages"))
+        .and(body_json(
+            json!({"broadcaster_id": "1337", "sender_id": "999", "message": "slow"}),
+        ))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("Retry-After", "3")
+                .set_body_json(json!({"error": "Too Many Requests", "status": 429})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/helix/chat/messages"))
+        .and(body_json(json!({"broadcaster_id": "1337", "sender_id": "999", "message": "blocked"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [{"message_id": "", "is_sent": false,
+                      "drop_reason": {"code": "msg_duplicate", "message": "Your message is identical to the previous one"}}]
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/helix/whispers"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(json!({"message": "Missing scope: user:manage:whispers"})),
+        )
+        .mount(&server)
+        .await;
+
+    let twitch = platform(&server);
+    match twitch.send(outbound(Reply::text("slow"), None)).await {
+        Err(PlatformError::RateLimited { retry_after }) => {
+            assert_eq!(retry_after, Duration::from_secs(3));
+        }
+        other => panic!("{other:?}"),
+    }
+    match twitch.send(outbound(Reply::text("blocked"), None)).await {
+        Err(PlatformError::Rejected(why)) => assert!(why.contains("identical"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    match twitch.send(outbound(Reply::whisper("x"), None)).await {
+        Err(PlatformError::Rejected(why)) => assert!(why.contains("user:manage:whispers"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
