@@ -100,7 +100,17 @@ pub(crate) async fn chat(config: &Config, speaker: &Speaker) -> anyhow::Result<(
 
 /// `waddlebot serve`: the HTTP server until SIGINT/SIGTERM.
 pub(crate) async fn serve_http(config: &Config) -> anyhow::Result<()> {
-    let router = build_router(config, Vec::new()).await?;
+    let http = reqwest::Client::builder()
+        .user_agent(concat!("WaddleBot/", env!("CARGO_PKG_VERSION")))
+        .timeout(std::time::Duration::from_secs(15))
+        .build()
+        .context("cannot build the HTTP client")?;
+    let (platforms, webhooks) = waddlebot_server::platforms::build(&config.platforms, &http);
+    // On stderr: stdout's first line is the address, which scripts read.
+    for line in config.platforms.summary() {
+        tracing::info!("{line}");
+    }
+    let router = build_router(config, platforms).await?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|source| StartError::Bind {
@@ -115,7 +125,7 @@ pub(crate) async fn serve_http(config: &Config) -> anyhow::Result<()> {
     tracing::info!(%addr, "listening");
     serve(
         listener,
-        app(AppState::new(Arc::new(router), config.max_body_bytes)),
+        app(AppState::new(Arc::new(router), config.max_body_bytes).with_webhooks(webhooks)),
         shutdown_signal(),
     )
     .await;

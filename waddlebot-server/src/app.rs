@@ -27,6 +27,8 @@ pub struct AppState {
     pub router: Arc<Router>,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// The verifiers of the platforms whose webhooks are on.
+    pub webhooks: crate::platforms::Webhooks,
     started: Instant,
 }
 
@@ -36,8 +38,15 @@ impl AppState {
         Self {
             router,
             max_body_bytes,
+            webhooks: crate::platforms::Webhooks::default(),
             started: Instant::now(),
         }
+    }
+
+    /// The same state, taking platform webhooks.
+    pub fn with_webhooks(mut self, webhooks: crate::platforms::Webhooks) -> Self {
+        self.webhooks = webhooks;
+        self
     }
 }
 
@@ -57,7 +66,7 @@ pub fn app(state: AppState) -> App {
 /// The response body type.
 pub type ResponseBody = Full<Bytes>;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl<B> hyper::service::Service<Request<B>> for App
 where
@@ -76,7 +85,7 @@ where
 }
 
 /// A failed request: status and the message for the error envelope.
-struct Failure(StatusCode, String);
+pub(crate) struct Failure(pub(crate) StatusCode, pub(crate) String);
 
 /// The methods a path takes, for the `Allow` header of a 405.
 fn allowed_methods(path: &str) -> Vec<&'static str> {
@@ -126,9 +135,14 @@ const ROUTES: &[(&str, Method)] = &[
     ("/router/events", Method::POST),
     ("/router/events/batch", Method::POST),
     ("/router/responses", Method::POST),
+    ("/webhooks/twitch/eventsub", Method::POST),
 ];
 
 impl App {
+    pub(crate) fn state(&self) -> &AppState {
+        &self.state
+    }
+
     async fn route<B>(&self, request: Request<B>) -> Response<ResponseBody>
     where
         B: Body,
@@ -142,6 +156,7 @@ impl App {
             (Method::POST, "/router/events") => self.post_event(request).await,
             (Method::POST, "/router/events/batch") => self.post_batch(request).await,
             (Method::POST, "/router/responses") => self.post_response(request).await,
+            (Method::POST, "/webhooks/twitch/eventsub") => self.twitch_eventsub(request).await,
             _ => Err(self.no_route(&method, &path)),
         };
         let mut response = result.unwrap_or_else(error);
@@ -205,7 +220,7 @@ impl App {
 
     /// Reads the whole body, refusing more than the limit with 413 (by `Content-Length` before
     /// reading, or while reading when the length is not declared).
-    async fn read_body<B>(&self, request: Request<B>) -> Result<Bytes, Failure>
+    pub(crate) async fn read_body<B>(&self, request: Request<B>) -> Result<Bytes, Failure>
     where
         B: Body,
         B::Error: Into<BoxError>,

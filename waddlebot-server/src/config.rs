@@ -45,6 +45,8 @@ pub struct Config {
     pub redis_prefix: String,
     /// Router settings.
     pub router: RouterConfig,
+    /// The chat platforms that are on, with their secrets (redacted in `Debug`).
+    pub platforms: crate::platforms::PlatformSettings,
 }
 
 impl Default for Config {
@@ -61,6 +63,7 @@ impl Default for Config {
             redis_url: None,
             redis_prefix: "waddlebot:".to_owned(),
             router: RouterConfig::default(),
+            platforms: crate::platforms::PlatformSettings::default(),
         }
     }
 }
@@ -313,6 +316,7 @@ impl Config {
             let auth = get("REDIS_PASSWORD").map_or_else(String::new, |p| format!(":{p}@"));
             self.set_redis_url("REDIS_HOST", &format!("redis://{auth}{host}:{port}/{db}"))?;
         }
+        self.platforms = crate::platforms::PlatformSettings::from_env(get)?;
         if let Some(prefix) = get("REDIS_PREFIX") {
             self.redis_prefix = prefix;
         }

@@ -34,7 +34,9 @@
 mod app;
 pub mod bootstrap;
 mod config;
+pub mod platforms;
 mod serve;
+mod webhooks;
 pub mod wire;
 
 pub use app::{App, AppState, ResponseBody, app};
@@ -43,3 +45,4 @@ pub use config::{
     Config, ConfigError, DEFAULT_BIND, DEFAULT_CONFIG_FILE, DEFAULT_DATABASE_URL, redact_url,
 };
 pub use serve::{HEADER_READ_TIMEOUT, SHUTDOWN_GRACE, serve, shutdown_signal};
+pub use webhooks::TWITCH_REVOCATIONS;

@@ -66,7 +66,14 @@ impl Headers for HashMap<String, String> {
 pub struct SeenIds {
     keep: Duration,
     capacity: usize,
-    inner: Mutex<(HashMap<String, Instant>, VecDeque<(Instant, String)>)>,
+    inner: Mutex<Seen>,
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    ids: HashMap<String, Instant>,
+    /// The same ids, oldest first.
+    order: VecDeque<(Instant, String)>,
 }
 
 impl SeenIds {
@@ -75,7 +82,7 @@ impl SeenIds {
         Self {
             keep,
             capacity,
-            inner: Mutex::new((HashMap::new(), VecDeque::new())),
+            inner: Mutex::new(Seen::default()),
         }
     }
 
@@ -86,7 +93,7 @@ impl SeenIds {
             .inner
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        let (ids, order) = &mut *guard;
+        let Seen { ids, order } = &mut *guard;
         while let Some((at, _)) = order.front() {
             if now.duration_since(*at) < self.keep {
                 break;
