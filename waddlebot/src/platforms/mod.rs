@@ -13,6 +13,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "slack")]
+pub mod slack;
 #[cfg(feature = "twitch")]
 pub mod twitch;
 
