@@ -136,6 +136,9 @@ const ROUTES: &[(&str, Method)] = &[
     ("/router/events/batch", Method::POST),
     ("/router/responses", Method::POST),
     ("/webhooks/twitch/eventsub", Method::POST),
+    ("/webhooks/slack/events", Method::POST),
+    ("/webhooks/slack/commands", Method::POST),
+    ("/webhooks/slack/interactivity", Method::POST),
 ];
 
 impl App {
@@ -157,6 +160,11 @@ impl App {
             (Method::POST, "/router/events/batch") => self.post_batch(request).await,
             (Method::POST, "/router/responses") => self.post_response(request).await,
             (Method::POST, "/webhooks/twitch/eventsub") => self.twitch_eventsub(request).await,
+            (Method::POST, "/webhooks/slack/events") => self.slack_events(request).await,
+            (Method::POST, "/webhooks/slack/commands") => self.slack_command(request).await,
+            (Method::POST, "/webhooks/slack/interactivity") => {
+                self.slack_interactivity(request).await
+            }
             _ => Err(self.no_route(&method, &path)),
         };
         let mut response = result.unwrap_or_else(error);

@@ -5,6 +5,9 @@
 use std::sync::Arc;
 
 use waddlebot::Platform;
+use waddlebot::platforms::slack::{
+    DEFAULT_API_URL as SLACK_API, SlackConfig, SlackPlatform, SlackVerifier,
+};
 use waddlebot::platforms::twitch::{
     DEFAULT_API_URL as TWITCH_API, EventSubVerifier, TwitchConfig, TwitchPlatform,
 };
@@ -36,11 +39,33 @@ impl std::fmt::Debug for TwitchSettings {
     }
 }
 
+/// Slack settings: `SLACK_SIGNING_SECRET` and `SLACK_BOT_TOKEN` (required together),
+/// `SLACK_API_URL`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SlackSettings {
+    /// The app's signing secret.
+    pub signing_secret: String,
+    /// The bot token (`xoxb-…`).
+    pub bot_token: String,
+    /// The Web API base URL.
+    pub api_url: String,
+}
+
+impl std::fmt::Debug for SlackSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlackSettings")
+            .field("api_url", &self.api_url)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Every platform's settings; `None` is off.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PlatformSettings {
     /// Twitch.
     pub twitch: Option<TwitchSettings>,
+    /// Slack.
+    pub slack: Option<SlackSettings>,
 }
 
 impl PlatformSettings {
@@ -67,7 +92,14 @@ impl PlatformSettings {
                 })
             }
         };
-        Ok(Self { twitch })
+        let slack = required(&get, "Slack", ["SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN"])?.map(
+            |[signing_secret, bot_token]| SlackSettings {
+                signing_secret,
+                bot_token,
+                api_url: get("SLACK_API_URL").unwrap_or_else(|| SLACK_API.to_owned()),
+            },
+        );
+        Ok(Self { twitch, slack })
     }
 
     /// A line per platform saying whether it is on, for the start-up log.
@@ -112,6 +144,10 @@ fn required<const N: usize>(
 pub struct Webhooks {
     /// Twitch EventSub.
     pub twitch: Option<EventSubVerifier>,
+    /// Slack (events, commands, interactivity).
+    pub slack: Option<SlackVerifier>,
+    /// For answers that go back by URL (Slack's `response_url`).
+    pub http: reqwest::Client,
 }
 
 /// The platforms and webhook verifiers the settings turn on.
@@ -120,7 +156,10 @@ pub fn build(
     http: &reqwest::Client,
 ) -> (Vec<Arc<dyn Platform>>, Webhooks) {
     let mut platforms: Vec<Arc<dyn Platform>> = Vec::new();
-    let mut webhooks = Webhooks::default();
+    let mut webhooks = Webhooks {
+        http: http.clone(),
+        ..Webhooks::default()
+    };
     if let Some(twitch) = &settings.twitch {
         platforms.push(Arc::new(TwitchPlatform::new(
             TwitchConfig {
@@ -132,6 +171,16 @@ pub fn build(
         )));
         // Checked when the settings were read.
         webhooks.twitch = EventSubVerifier::new(twitch.eventsub_secret.clone()).ok();
+    }
+    if let Some(slack) = &settings.slack {
+        platforms.push(Arc::new(SlackPlatform::new(
+            SlackConfig {
+                bot_token: slack.bot_token.clone(),
+                api_url: slack.api_url.clone(),
+            },
+            http.clone(),
+        )));
+        webhooks.slack = Some(SlackVerifier::new(slack.signing_secret.clone()));
     }
     (platforms, webhooks)
 }

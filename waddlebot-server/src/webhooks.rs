@@ -8,10 +8,11 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Body;
-use waddlebot::Event;
 use waddlebot::platforms::WebhookError;
+use waddlebot::platforms::slack::{SlackEvents, SlashCommand, interaction_event};
 use waddlebot::platforms::twitch::EventSubMessage;
 use waddlebot::store::Expect;
+use waddlebot::{Event, Reply};
 use waddlebot_router::{Dispatched, Router};
 
 use crate::app::{App, BoxError, Failure, ResponseBody};
@@ -129,5 +130,146 @@ impl App {
             }
             Ok(_) => Ok(empty(StatusCode::NO_CONTENT)),
         }
+    }
+}
+
+/// How long a slash command may run before Slack's 3-second window forces an early answer.
+const SLACK_ANSWER_BUDGET: std::time::Duration = std::time::Duration::from_millis(2500);
+
+fn json_response(value: &serde_json::Value) -> Response<ResponseBody> {
+    let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// A slash command's answer message: every text-like reply in one message, shown to the
+/// channel unless every reply was meant for the user alone. `None` when there is no text.
+fn slash_answer(replies: &[Reply]) -> Option<serde_json::Value> {
+    let texts: Vec<String> = replies
+        .iter()
+        .filter(|reply| !matches!(reply, Reply::Moderate(_) | Reply::Overlay(_)))
+        .map(Reply::to_plain_text)
+        .collect();
+    if texts.is_empty() {
+        return None;
+    }
+    let private = replies
+        .iter()
+        .all(|reply| matches!(reply, Reply::Ephemeral { .. } | Reply::Whisper { .. }));
+    Some(serde_json::json!({
+        "response_type": if private { "ephemeral" } else { "in_channel" },
+        "text": texts.join("\n"),
+    }))
+}
+
+impl App {
+    /// Verifies a Slack request and gives its body; `Err` is the answer to give.
+    async fn slack_verified<B>(
+        &self,
+        request: Request<B>,
+    ) -> Result<(&waddlebot::platforms::slack::SlackVerifier, Bytes), Failure>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let Some(verifier) = &self.state().webhooks.slack else {
+            return Err(Failure(
+                StatusCode::NOT_FOUND,
+                "Slack is not configured on this server".to_owned(),
+            ));
+        };
+        let headers = request.headers().clone();
+        let body = self.read_body(request).await?;
+        verifier
+            .verify(&headers, &body)
+            .map_err(|err| refused("slack", &err))?;
+        Ok((verifier, body))
+    }
+
+    /// `POST /webhooks/slack/events`.
+    pub(crate) async fn slack_events<B>(
+        &self,
+        request: Request<B>,
+    ) -> Result<Response<ResponseBody>, Failure>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let (verifier, body) = self.slack_verified(request).await?;
+        match verifier.parse_events(&body) {
+            Ok(SlackEvents::UrlVerification { challenge }) => Ok(plain_text(challenge)),
+            Ok(SlackEvents::Callback { events }) => {
+                dispatch_later(&self.state().router, events);
+                Ok(empty(StatusCode::OK))
+            }
+            Ok(_) => Ok(empty(StatusCode::OK)),
+            // A retry of an event already handled: acknowledged, not handled again.
+            Err(WebhookError::Replayed(id)) => {
+                tracing::debug!(event = id, "Slack retry of an event already handled");
+                Ok(empty(StatusCode::OK))
+            }
+            Err(err) => Err(refused("slack", &err)),
+        }
+    }
+
+    /// `POST /webhooks/slack/commands`: answered in the response when the command is done
+    /// within Slack's window, else acknowledged and answered through `response_url`.
+    pub(crate) async fn slack_command<B>(
+        &self,
+        request: Request<B>,
+    ) -> Result<Response<ResponseBody>, Failure>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let (_, body) = self.slack_verified(request).await?;
+        let command = SlashCommand::from_form(&body).map_err(|err| refused("slack", &err))?;
+        let router = Arc::clone(&self.state().router);
+        let http = self.state().webhooks.http.clone();
+        let event = command.to_event();
+        let mut task = tokio::spawn(async move { router.handle(event).await });
+        match tokio::time::timeout(SLACK_ANSWER_BUDGET, &mut task).await {
+            Ok(Ok(Ok(outcome))) => Ok(slash_answer(&outcome.replies)
+                .map_or_else(|| empty(StatusCode::OK), |answer| json_response(&answer))),
+            Ok(Ok(Err(err))) => {
+                tracing::error!(error = %err, "slash command not handled");
+                Ok(json_response(&serde_json::json!({
+                    "response_type": "ephemeral",
+                    "text": "Sorry, that could not be handled right now. Try again in a moment.",
+                })))
+            }
+            Ok(Err(join)) => Err(Failure(StatusCode::INTERNAL_SERVER_ERROR, join.to_string())),
+            Err(_slow) => {
+                let response_url = command.response_url.clone();
+                tokio::spawn(async move {
+                    let Ok(Ok(outcome)) = task.await else { return };
+                    let Some(answer) = slash_answer(&outcome.replies) else {
+                        return;
+                    };
+                    if let Err(err) = http.post(&response_url).json(&answer).send().await {
+                        tracing::warn!(error = %err, "late slash command answer not delivered");
+                    }
+                });
+                Ok(empty(StatusCode::OK))
+            }
+        }
+    }
+
+    /// `POST /webhooks/slack/interactivity`: acknowledged at once, handled in the background.
+    pub(crate) async fn slack_interactivity<B>(
+        &self,
+        request: Request<B>,
+    ) -> Result<Response<ResponseBody>, Failure>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let (_, body) = self.slack_verified(request).await?;
+        let event = interaction_event(&body).map_err(|err| refused("slack", &err))?;
+        dispatch_later(&self.state().router, event.into_iter().collect());
+        Ok(empty(StatusCode::OK))
     }
 }
