@@ -139,6 +139,7 @@ const ROUTES: &[(&str, Method)] = &[
     ("/webhooks/slack/events", Method::POST),
     ("/webhooks/slack/commands", Method::POST),
     ("/webhooks/slack/interactivity", Method::POST),
+    ("/webhooks/discord/interactions", Method::POST),
 ];
 
 impl App {
@@ -164,6 +165,9 @@ impl App {
             (Method::POST, "/webhooks/slack/commands") => self.slack_command(request).await,
             (Method::POST, "/webhooks/slack/interactivity") => {
                 self.slack_interactivity(request).await
+            }
+            (Method::POST, "/webhooks/discord/interactions") => {
+                self.discord_interaction(request).await
             }
             _ => Err(self.no_route(&method, &path)),
         };

@@ -5,6 +5,9 @@
 use std::sync::Arc;
 
 use waddlebot::Platform;
+use waddlebot::platforms::discord::{
+    DEFAULT_API_URL as DISCORD_API, DiscordConfig, DiscordPlatform, DiscordVerifier,
+};
 use waddlebot::platforms::slack::{
     DEFAULT_API_URL as SLACK_API, SlackConfig, SlackPlatform, SlackVerifier,
 };
@@ -59,6 +62,29 @@ impl std::fmt::Debug for SlackSettings {
     }
 }
 
+/// Discord settings: `DISCORD_PUBLIC_KEY`, `DISCORD_BOT_TOKEN`, `DISCORD_APPLICATION_ID`
+/// (required together), `DISCORD_API_URL`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DiscordSettings {
+    /// The application's Ed25519 public key, hex.
+    pub public_key: String,
+    /// The bot token.
+    pub bot_token: String,
+    /// The application id.
+    pub application_id: String,
+    /// The REST base URL.
+    pub api_url: String,
+}
+
+impl std::fmt::Debug for DiscordSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiscordSettings")
+            .field("application_id", &self.application_id)
+            .field("api_url", &self.api_url)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Every platform's settings; `None` is off.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PlatformSettings {
@@ -66,6 +92,8 @@ pub struct PlatformSettings {
     pub twitch: Option<TwitchSettings>,
     /// Slack.
     pub slack: Option<SlackSettings>,
+    /// Discord.
+    pub discord: Option<DiscordSettings>,
 }
 
 impl PlatformSettings {
@@ -99,7 +127,34 @@ impl PlatformSettings {
                 api_url: get("SLACK_API_URL").unwrap_or_else(|| SLACK_API.to_owned()),
             },
         );
-        Ok(Self { twitch, slack })
+        let keys = [
+            "DISCORD_PUBLIC_KEY",
+            "DISCORD_BOT_TOKEN",
+            "DISCORD_APPLICATION_ID",
+        ];
+        let discord = match required(&get, "Discord", keys)? {
+            None => None,
+            Some([public_key, bot_token, application_id]) => {
+                if let Err(err) = DiscordVerifier::new(&public_key) {
+                    return Err(ConfigError::Invalid {
+                        key: "DISCORD_PUBLIC_KEY".to_owned(),
+                        value: public_key,
+                        reason: err.to_string(),
+                    });
+                }
+                Some(DiscordSettings {
+                    public_key,
+                    bot_token,
+                    application_id,
+                    api_url: get("DISCORD_API_URL").unwrap_or_else(|| DISCORD_API.to_owned()),
+                })
+            }
+        };
+        Ok(Self {
+            twitch,
+            slack,
+            discord,
+        })
     }
 
     /// A line per platform saying whether it is on, for the start-up log.
@@ -146,6 +201,8 @@ pub struct Webhooks {
     pub twitch: Option<EventSubVerifier>,
     /// Slack (events, commands, interactivity).
     pub slack: Option<SlackVerifier>,
+    /// Discord interactions, and the adapter that follows deferred ones up.
+    pub discord: Option<(DiscordVerifier, Arc<DiscordPlatform>)>,
     /// For answers that go back by URL (Slack's `response_url`).
     pub http: reqwest::Client,
 }
@@ -181,6 +238,21 @@ pub fn build(
             http.clone(),
         )));
         webhooks.slack = Some(SlackVerifier::new(slack.signing_secret.clone()));
+    }
+    if let Some(discord) = &settings.discord {
+        let platform = Arc::new(DiscordPlatform::new(
+            DiscordConfig {
+                bot_token: discord.bot_token.clone(),
+                application_id: discord.application_id.clone(),
+                api_url: discord.api_url.clone(),
+            },
+            http.clone(),
+        ));
+        platforms.push(platform.clone());
+        // Checked when the settings were read.
+        webhooks.discord = DiscordVerifier::new(&discord.public_key)
+            .ok()
+            .map(|verifier| (verifier, platform));
     }
     (platforms, webhooks)
 }

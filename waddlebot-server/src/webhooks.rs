@@ -9,6 +9,7 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Body;
 use waddlebot::platforms::WebhookError;
+use waddlebot::platforms::discord::{Interaction, interaction_response, parse_interaction};
 use waddlebot::platforms::slack::{SlackEvents, SlashCommand, interaction_event};
 use waddlebot::platforms::twitch::EventSubMessage;
 use waddlebot::store::Expect;
@@ -133,8 +134,9 @@ impl App {
     }
 }
 
-/// How long a slash command may run before Slack's 3-second window forces an early answer.
-const SLACK_ANSWER_BUDGET: std::time::Duration = std::time::Duration::from_millis(2500);
+/// How long a command may run before the 3-second window of Slack and Discord forces an early
+/// answer (an acknowledgement now, the reply later).
+const ANSWER_BUDGET: std::time::Duration = std::time::Duration::from_millis(2500);
 
 fn json_response(value: &serde_json::Value) -> Response<ResponseBody> {
     let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
@@ -150,8 +152,7 @@ fn json_response(value: &serde_json::Value) -> Response<ResponseBody> {
 fn slash_answer(replies: &[Reply]) -> Option<serde_json::Value> {
     let texts: Vec<String> = replies
         .iter()
-        .filter(|reply| !matches!(reply, Reply::Moderate(_) | Reply::Overlay(_)))
-        .map(Reply::to_plain_text)
+        .filter_map(waddlebot::platforms::reply_text)
         .collect();
     if texts.is_empty() {
         return None;
@@ -231,7 +232,7 @@ impl App {
         let http = self.state().webhooks.http.clone();
         let event = command.to_event();
         let mut task = tokio::spawn(async move { router.handle(event).await });
-        match tokio::time::timeout(SLACK_ANSWER_BUDGET, &mut task).await {
+        match tokio::time::timeout(ANSWER_BUDGET, &mut task).await {
             Ok(Ok(Ok(outcome))) => Ok(slash_answer(&outcome.replies)
                 .map_or_else(|| empty(StatusCode::OK), |answer| json_response(&answer))),
             Ok(Ok(Err(err))) => {
@@ -271,5 +272,85 @@ impl App {
         let event = interaction_event(&body).map_err(|err| refused("slack", &err))?;
         dispatch_later(&self.state().router, event.into_iter().collect());
         Ok(empty(StatusCode::OK))
+    }
+}
+
+/// Discord's autocomplete answers at most this many choices.
+const MAX_CHOICES: usize = 25;
+
+impl App {
+    /// `POST /webhooks/discord/interactions`: PING → PONG; autocomplete from the command
+    /// catalogue; a command or component answered within Discord's 3 seconds, or deferred
+    /// (type 5) and followed up on the interaction webhook.
+    pub(crate) async fn discord_interaction<B>(
+        &self,
+        request: Request<B>,
+    ) -> Result<Response<ResponseBody>, Failure>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let Some((verifier, discord)) = &self.state().webhooks.discord else {
+            return Err(Failure(
+                StatusCode::NOT_FOUND,
+                "Discord is not configured on this server".to_owned(),
+            ));
+        };
+        let headers = request.headers().clone();
+        let body = self.read_body(request).await?;
+        if let Err(err) = verifier.verify(&headers, &body) {
+            // Discord requires 401 for a bad signature (and tests it).
+            tracing::warn!(platform = "discord", error = %err, "webhook refused");
+            return Err(Failure(StatusCode::UNAUTHORIZED, err.to_string()));
+        }
+        let event = match parse_interaction(&body).map_err(|err| refused("discord", &err))? {
+            Interaction::Ping => return Ok(json_response(&serde_json::json!({ "type": 1 }))),
+            Interaction::Autocomplete { typed, .. } => {
+                let typed = typed.trim_start_matches(['!', '/']).to_lowercase();
+                let choices: Vec<serde_json::Value> = self
+                    .state()
+                    .router
+                    .catalog()
+                    .specs()
+                    .iter()
+                    .filter(|spec| spec.name.starts_with(&typed))
+                    .take(MAX_CHOICES)
+                    .map(|spec| serde_json::json!({ "name": spec.name, "value": spec.name }))
+                    .collect();
+                return Ok(json_response(&serde_json::json!({
+                    "type": 8, "data": { "choices": choices }
+                })));
+            }
+            Interaction::Event(event) => *event,
+            _ => return Ok(empty(StatusCode::NO_CONTENT)),
+        };
+        let token = event
+            .metadata
+            .get("interaction_token")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let router = Arc::clone(&self.state().router);
+        let mut task = tokio::spawn(async move { router.handle(event).await });
+        match tokio::time::timeout(ANSWER_BUDGET, &mut task).await {
+            Ok(Ok(Ok(outcome))) => Ok(json_response(&interaction_response(&outcome.replies))),
+            Ok(Ok(Err(err))) => {
+                tracing::error!(error = %err, "interaction not handled");
+                Ok(json_response(&interaction_response(&[Reply::ephemeral(
+                    "Sorry, that could not be handled right now. Try again in a moment.",
+                )])))
+            }
+            Ok(Err(join)) => Err(Failure(StatusCode::INTERNAL_SERVER_ERROR, join.to_string())),
+            Err(_slow) => {
+                let discord = Arc::clone(discord);
+                tokio::spawn(async move {
+                    let Ok(Ok(outcome)) = task.await else { return };
+                    if let Err(err) = discord.follow_up(&token, &outcome.replies).await {
+                        tracing::warn!(error = %err, "deferred interaction answer not delivered");
+                    }
+                });
+                Ok(json_response(&serde_json::json!({ "type": 5 })))
+            }
+        }
     }
 }

@@ -13,6 +13,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "discord")]
+pub mod discord;
 #[cfg(feature = "slack")]
 pub mod slack;
 #[cfg(feature = "twitch")]
@@ -177,6 +179,19 @@ async fn http_error(response: reqwest::Response) -> crate::PlatformError {
         crate::PlatformError::Unavailable(message.into())
     } else {
         crate::PlatformError::Rejected(message)
+    }
+}
+
+/// The words of a reply as a platform message shows them: the text of text, whisper and
+/// ephemeral replies (undecorated: the platform marks them private itself), an embed as text;
+/// `None` for replies that are not messages (overlay, moderation).
+pub fn reply_text(reply: &crate::Reply) -> Option<String> {
+    match reply {
+        crate::Reply::Text { text }
+        | crate::Reply::Whisper { text }
+        | crate::Reply::Ephemeral { text } => Some(text.clone()),
+        crate::Reply::Embed(embed) => Some(embed.to_text()),
+        _ => None,
     }
 }
 

@@ -1,0 +1,216 @@
+//! A Discord conversation through the real server on loopback: signed interactions in, answers
+//! in the HTTP response or, for slow commands, deferred and followed up on the interaction
+//! webhook of a stand-in REST server.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ed25519_dalek::{Signer, SigningKey};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use waddlebot::store::MemoryStore;
+use waddlebot::{CommandSpec, Context, command_fn};
+use waddlebot_router::Router;
+use waddlebot_server::platforms::PlatformSettings;
+use waddlebot_server::{AppState, app, serve};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+struct Bot {
+    addr: std::net::SocketAddr,
+    key: SigningKey,
+    _stop: oneshot::Sender<()>,
+}
+
+async fn slow(_ctx: Context) -> String {
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    "Finally done.".to_owned()
+}
+
+async fn start(rest: &MockServer) -> Bot {
+    let key = SigningKey::from_bytes(&[42; 32]);
+    let public = hex::encode(key.verifying_key().to_bytes());
+    let settings = PlatformSettings::from_env(|name| match name {
+        "DISCORD_PUBLIC_KEY" => Some(public.clone()),
+        "DISCORD_BOT_TOKEN" => Some("bot-token".to_owned()),
+        "DISCORD_APPLICATION_ID" => Some("app-1".to_owned()),
+        "DISCORD_API_URL" => Some(rest.uri()),
+        _ => None,
+    })
+    .expect("settings");
+    let (platforms, webhooks) =
+        waddlebot_server::platforms::build(&settings, &reqwest::Client::new());
+    let mut builder = Router::builder()
+        .store(Arc::new(MemoryStore::new()))
+        .handler(command_fn(CommandSpec::new("slow"), slow));
+    for module in waddlebot_modules::default_modules() {
+        builder = builder.handler_arc(module);
+    }
+    for platform in platforms {
+        builder = builder.platform(platform);
+    }
+    let router = Arc::new(builder.build().expect("router"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bound");
+    let addr = listener.local_addr().expect("address");
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(serve(
+        listener,
+        app(AppState::new(router, 1 << 20).with_webhooks(webhooks)),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    Bot {
+        addr,
+        key,
+        _stop: stop,
+    }
+}
+
+async fn interact(bot: &Bot, body: &Value, key: &SigningKey) -> reqwest::Response {
+    let body = body.to_string();
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("now")
+        .as_secs()
+        .to_string();
+    let signature = key.sign(format!("{stamp}{body}").as_bytes());
+    reqwest::Client::new()
+        .post(format!("http://{}/webhooks/discord/interactions", bot.addr))
+        .header("X-Signature-Ed25519", hex::encode(signature.to_bytes()))
+        .header("X-Signature-Timestamp", stamp)
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("answered")
+}
+
+fn slash(name: &str, kind: u64) -> Value {
+    json!({
+        "id": "1100", "application_id": "app-1", "type": kind,
+        "data": {"id": "1", "name": name, "type": 1,
+                 "options": [{"type": 3, "name": "command", "value": "pi", "focused": true}]},
+        "guild_id": "G1", "channel_id": "C1",
+        "member": {"user": {"id": "U1", "username": "mason"}, "permissions": "0"},
+        "token": "TOKEN-1", "version": 1
+    })
+}
+
+#[tokio::test]
+async fn pings_commands_and_autocomplete_are_answered_in_the_response() {
+    let rest = MockServer::start().await;
+    let bot = start(&rest).await;
+
+    let pong = interact(&bot, &json!({"type": 1}), &bot.key).await;
+    assert_eq!(pong.status(), 200);
+    assert_eq!(
+        pong.json::<Value>().await.expect("json"),
+        json!({"type": 1})
+    );
+
+    let stranger = SigningKey::from_bytes(&[7; 32]);
+    let forged = interact(&bot, &json!({"type": 1}), &stranger).await;
+    assert_eq!(
+        forged.status(),
+        401,
+        "Discord requires 401 for a bad signature"
+    );
+
+    let mut ping = slash("ping", 2);
+    ping["data"]["options"] = json!([]);
+    let answer = interact(&bot, &ping, &bot.key).await;
+    assert_eq!(
+        answer.json::<Value>().await.expect("json"),
+        json!({"type": 4, "data": {"content": "Pong!"}})
+    );
+
+    let choices = interact(&bot, &slash("waddlebot", 4), &bot.key).await;
+    let choices: Value = choices.json().await.expect("json");
+    assert_eq!(choices["type"], 8);
+    let names: Vec<&str> = choices["data"]["choices"]
+        .as_array()
+        .expect("choices")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert!(names.contains(&"ping"), "{names:?}");
+    assert!(names.iter().all(|name| name.starts_with("pi")), "{names:?}");
+}
+
+#[tokio::test]
+async fn a_slow_command_is_deferred_then_followed_up() {
+    let rest = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .and(path("/webhooks/app-1/TOKEN-1/messages/@original"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "M1"})))
+        .mount(&rest)
+        .await;
+    let bot = start(&rest).await;
+    let mut command = slash("slow", 2);
+    command["data"]["options"] = json!([]);
+    let answer = interact(&bot, &command, &bot.key).await;
+    assert_eq!(
+        answer.json::<Value>().await.expect("json"),
+        json!({"type": 5})
+    );
+    for _ in 0..200 {
+        let edits: Vec<Value> = rest
+            .received_requests()
+            .await
+            .expect("recorded")
+            .iter()
+            .filter(|r| r.url.path() == "/webhooks/app-1/TOKEN-1/messages/@original")
+            .map(|r| serde_json::from_slice(&r.body).expect("json"))
+            .collect();
+        if let Some(edit) = edits.first() {
+            assert_eq!(edit, &json!({"content": "Finally done."}));
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the deferred answer never came");
+}
+
+#[tokio::test]
+async fn without_settings_discord_is_off() {
+    let settings = PlatformSettings::from_env(|_| None).expect("nothing configured");
+    assert!(settings.discord.is_none());
+    let bad_key = PlatformSettings::from_env(|name| match name {
+        "DISCORD_PUBLIC_KEY" => Some("xyz".to_owned()),
+        "DISCORD_BOT_TOKEN" | "DISCORD_APPLICATION_ID" => Some("x".to_owned()),
+        _ => None,
+    });
+    assert!(
+        bad_key
+            .expect_err("refused")
+            .to_string()
+            .contains("DISCORD_PUBLIC_KEY")
+    );
+    let (_, webhooks) = waddlebot_server::platforms::build(&settings, &reqwest::Client::new());
+    let router = Router::builder()
+        .store(Arc::new(MemoryStore::new()))
+        .build()
+        .expect("router");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bound");
+    let addr = listener.local_addr().expect("address");
+    let (_stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(serve(
+        listener,
+        app(AppState::new(Arc::new(router), 1 << 20).with_webhooks(webhooks)),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let answer = reqwest::Client::new()
+        .post(format!("http://{addr}/webhooks/discord/interactions"))
+        .body("{}")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(answer.status(), 404);
+}
