@@ -4,13 +4,13 @@
 //! channel id. An interaction's event carries `interaction_token` and `application_id` metadata,
 //! which the server uses to answer within Discord's 3 seconds or defer and follow up.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde_json::Value;
 
-use super::{Headers, WebhookError, http_error};
+use super::{Headers, WebhookError};
 use crate::event::{Event, EventKind, ModerationAction, Sender};
 use crate::id::EventId;
 use crate::permission::PermissionLevel;
@@ -75,12 +75,7 @@ impl DiscordVerifier {
         message.extend_from_slice(timestamp.as_bytes());
         message.extend_from_slice(body);
         verify_ed25519(&self.key, &message, signature)?;
-        let sent: u64 = timestamp.trim().parse().map_err(|_| WebhookError::Stale)?;
-        let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        if now.abs_diff(sent) > MAX_INTERACTION_AGE.as_secs() {
-            return Err(WebhookError::Stale);
-        }
-        Ok(())
+        super::check_unix_window(timestamp, now, MAX_INTERACTION_AGE)
     }
 }
 
@@ -370,21 +365,6 @@ impl DiscordPlatform {
             )
     }
 
-    async fn send_request(&self, request: reqwest::RequestBuilder) -> Result<Value, PlatformError> {
-        let response = request
-            .send()
-            .await
-            .map_err(|err| PlatformError::Unavailable(err.into()))?;
-        if !response.status().is_success() {
-            return Err(http_error(response).await);
-        }
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|err| PlatformError::Unavailable(err.into()))?;
-        Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-    }
-
     async fn create_message(
         &self,
         channel: &str,
@@ -397,7 +377,7 @@ impl DiscordPlatform {
                 body["message_reference"] =
                     serde_json::json!({ "message_id": id.0, "fail_if_not_exists": false });
             }
-            self.send_request(
+            super::send_json(
                 self.request(
                     reqwest::Method::POST,
                     &format!("/channels/{channel}/messages"),
@@ -410,12 +390,11 @@ impl DiscordPlatform {
     }
 
     async fn dm(&self, user: &str, text: &str) -> Result<(), PlatformError> {
-        let channel = self
-            .send_request(
-                self.request(reqwest::Method::POST, "/users/@me/channels")
-                    .json(&serde_json::json!({ "recipient_id": user })),
-            )
-            .await?;
+        let channel = super::send_json(
+            self.request(reqwest::Method::POST, "/users/@me/channels")
+                .json(&serde_json::json!({ "recipient_id": user })),
+        )
+        .await?;
         let channel = channel
             .get("id")
             .and_then(Value::as_str)
@@ -431,7 +410,7 @@ impl DiscordPlatform {
         replies: &[Reply],
     ) -> Result<(), PlatformError> {
         let (content, _) = message_parts(replies);
-        self.send_request(
+        super::send_json(
             self.request(
                 reqwest::Method::PATCH,
                 &format!(
@@ -504,7 +483,7 @@ impl DiscordPlatform {
             } => request.header("X-Audit-Log-Reason", reason.as_str()),
             _ => request,
         };
-        self.send_request(request).await.map(|_| ())
+        super::send_json(request).await.map(|_| ())
     }
 }
 
@@ -543,7 +522,7 @@ impl Platform for DiscordPlatform {
                         "name": f.name, "value": f.value, "inline": f.inline
                     })).collect::<Vec<_>>(),
                 }]});
-                self.send_request(
+                super::send_json(
                     self.request(
                         reqwest::Method::POST,
                         &format!("/channels/{}/messages", outbound.channel_id),

@@ -150,6 +150,39 @@ fn verify_hmac_sha256(
         .map_err(|_| WebhookError::BadSignature)
 }
 
+/// Sends a REST request: a success gives its JSON body (`null` when empty), anything else the
+/// matching [`PlatformError`](crate::PlatformError).
+#[cfg(any(feature = "twitch", feature = "slack", feature = "discord"))]
+async fn send_json(
+    request: reqwest::RequestBuilder,
+) -> Result<serde_json::Value, crate::PlatformError> {
+    let unavailable = |err: reqwest::Error| crate::PlatformError::Unavailable(err.into());
+    let response = request.send().await.map_err(unavailable)?;
+    if !response.status().is_success() {
+        return Err(http_error(response).await);
+    }
+    let bytes = response.bytes().await.map_err(unavailable)?;
+    Ok(serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
+
+/// Refuses a Unix-seconds timestamp further than `window` from `now` (either way).
+#[cfg(any(feature = "slack", feature = "discord"))]
+fn check_unix_window(
+    timestamp: &str,
+    now: std::time::SystemTime,
+    window: Duration,
+) -> Result<(), WebhookError> {
+    let sent: u64 = timestamp.trim().parse().map_err(|_| WebhookError::Stale)?;
+    let now = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    if now.abs_diff(sent) > window.as_secs() {
+        return Err(WebhookError::Stale);
+    }
+    Ok(())
+}
+
 /// A REST error answer as a [`PlatformError`](crate::PlatformError): 429 with its wait, 4xx
 /// rejected with the body's message, 5xx unavailable.
 #[cfg(any(feature = "twitch", feature = "slack", feature = "discord"))]

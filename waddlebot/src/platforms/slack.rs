@@ -19,13 +19,13 @@
 //! assert!(verifier.verify_at(&headers, body.as_bytes(), sent).is_ok());
 //! ```
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Headers, SeenIds, WebhookError, http_error, verify_hmac_sha256};
+use super::{Headers, SeenIds, WebhookError, verify_hmac_sha256};
 use crate::event::{Event, EventKind, ModerationAction, Sender};
 use crate::id::EventId;
 use crate::platform::{Outbound, Platform, PlatformError, PlatformKind, PlatformLimits};
@@ -83,12 +83,7 @@ impl SlackVerifier {
             signature,
             "v0=",
         )?;
-        let sent: u64 = timestamp.trim().parse().map_err(|_| WebhookError::Stale)?;
-        let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        if now.abs_diff(sent) > MAX_REQUEST_AGE.as_secs() {
-            return Err(WebhookError::Stale);
-        }
-        Ok(())
+        super::check_unix_window(timestamp, now, MAX_REQUEST_AGE)
     }
 
     /// Verifies and parses an Events API request.
@@ -391,21 +386,13 @@ impl SlackPlatform {
 
     /// Calls a Web API method; Slack answers errors as `200 {"ok": false}`, so `ok` is checked.
     async fn call(&self, api_method: &str, body: &Value) -> Result<Value, PlatformError> {
-        let response = self
-            .http
-            .post(format!("{}/{api_method}", self.config.api_url))
-            .bearer_auth(&self.config.bot_token)
-            .json(body)
-            .send()
-            .await
-            .map_err(|err| PlatformError::Unavailable(err.into()))?;
-        if !response.status().is_success() {
-            return Err(http_error(response).await);
-        }
-        let answer: Value = response
-            .json()
-            .await
-            .map_err(|err| PlatformError::Unavailable(err.into()))?;
+        let answer = super::send_json(
+            self.http
+                .post(format!("{}/{api_method}", self.config.api_url))
+                .bearer_auth(&self.config.bot_token)
+                .json(body),
+        )
+        .await?;
         if answer.get("ok").and_then(Value::as_bool) != Some(true) {
             let error = answer
                 .get("error")

@@ -31,7 +31,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Headers, SeenIds, WebhookError, http_error, verify_hmac_sha256};
+use super::{Headers, SeenIds, WebhookError, verify_hmac_sha256};
 use crate::event::{Badge, Event, EventKind, Gift, ModerationAction, Sender, SubscriptionTier};
 use crate::id::EventId;
 use crate::permission::PermissionLevel;
@@ -484,18 +484,7 @@ impl TwitchPlatform {
     async fn bot_user_id(&self) -> Result<&str, PlatformError> {
         self.bot_user_id
             .get_or_try_init(|| async {
-                let response = self
-                    .request(reqwest::Method::GET, "users")
-                    .send()
-                    .await
-                    .map_err(|err| PlatformError::Unavailable(err.into()))?;
-                if !response.status().is_success() {
-                    return Err(http_error(response).await);
-                }
-                let body: Value = response
-                    .json()
-                    .await
-                    .map_err(|err| PlatformError::Unavailable(err.into()))?;
+                let body = super::send_json(self.request(reqwest::Method::GET, "users")).await?;
                 body.pointer("/data/0/id")
                     .and_then(Value::as_str)
                     .map(str::to_owned)
@@ -505,21 +494,6 @@ impl TwitchPlatform {
             })
             .await
             .map(String::as_str)
-    }
-
-    async fn send_request(&self, request: reqwest::RequestBuilder) -> Result<Value, PlatformError> {
-        let response = request
-            .send()
-            .await
-            .map_err(|err| PlatformError::Unavailable(err.into()))?;
-        if !response.status().is_success() {
-            return Err(http_error(response).await);
-        }
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|err| PlatformError::Unavailable(err.into()))?;
-        Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
     async fn chat(&self, outbound: &Outbound, text: &str) -> Result<(), PlatformError> {
@@ -537,12 +511,11 @@ impl TwitchPlatform {
             {
                 body["reply_parent_message_id"] = Value::from(parent.0.as_str());
             }
-            let answer = self
-                .send_request(
-                    self.request(reqwest::Method::POST, "chat/messages")
-                        .json(&body),
-                )
-                .await?;
+            let answer = super::send_json(
+                self.request(reqwest::Method::POST, "chat/messages")
+                    .json(&body),
+            )
+            .await?;
             if answer.pointer("/data/0/is_sent").and_then(Value::as_bool) == Some(false) {
                 let reason = answer
                     .pointer("/data/0/drop_reason/message")
@@ -562,7 +535,7 @@ impl TwitchPlatform {
             .request(reqwest::Method::POST, "whispers")
             .query(&[("from_user_id", sender), ("to_user_id", &outbound.user_id)])
             .json(&serde_json::json!({ "message": text }));
-        self.send_request(request).await.map(|_| ())
+        super::send_json(request).await.map(|_| ())
     }
 
     async fn moderate(
@@ -611,7 +584,7 @@ impl TwitchPlatform {
                 ));
             }
         };
-        self.send_request(request).await.map(|_| ())
+        super::send_json(request).await.map(|_| ())
     }
 }
 
