@@ -2,29 +2,21 @@
 //! in the HTTP response or, for slow commands, deferred and followed up on the interaction
 //! webhook of a stand-in REST server.
 
-use std::sync::Arc;
+mod loopback;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::{Signer, SigningKey};
+use loopback::{Loopback, bot_router, serve_on_loopback};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
-use waddlebot::store::MemoryStore;
-use waddlebot::{CommandSpec, Context, command_fn};
-use waddlebot_router::Router;
+use waddlebot_server::AppState;
 use waddlebot_server::platforms::PlatformSettings;
-use waddlebot_server::{AppState, app, serve};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 struct Bot {
-    addr: std::net::SocketAddr,
+    server: Loopback,
     key: SigningKey,
-    _stop: oneshot::Sender<()>,
-}
-
-async fn slow(_ctx: Context) -> String {
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    "Finally done.".to_owned()
 }
 
 async fn start(rest: &MockServer) -> Bot {
@@ -40,33 +32,10 @@ async fn start(rest: &MockServer) -> Bot {
     .expect("settings");
     let (platforms, webhooks) =
         waddlebot_server::platforms::build(&settings, &reqwest::Client::new());
-    let mut builder = Router::builder()
-        .store(Arc::new(MemoryStore::new()))
-        .handler(command_fn(CommandSpec::new("slow"), slow));
-    for module in waddlebot_modules::default_modules() {
-        builder = builder.handler_arc(module);
-    }
-    for platform in platforms {
-        builder = builder.platform(platform);
-    }
-    let router = Arc::new(builder.build().expect("router"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bound");
-    let addr = listener.local_addr().expect("address");
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(serve(
-        listener,
-        app(AppState::new(router, 1 << 20).with_webhooks(webhooks)),
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    Bot {
-        addr,
-        key,
-        _stop: stop,
-    }
+    let server =
+        serve_on_loopback(AppState::new(bot_router(platforms), 1 << 20).with_webhooks(webhooks))
+            .await;
+    Bot { server, key }
 }
 
 async fn interact(bot: &Bot, body: &Value, key: &SigningKey) -> reqwest::Response {
@@ -78,7 +47,10 @@ async fn interact(bot: &Bot, body: &Value, key: &SigningKey) -> reqwest::Respons
         .to_string();
     let signature = key.sign(format!("{stamp}{body}").as_bytes());
     reqwest::Client::new()
-        .post(format!("http://{}/webhooks/discord/interactions", bot.addr))
+        .post(format!(
+            "http://{}/webhooks/discord/interactions",
+            bot.server.addr
+        ))
         .header("X-Signature-Ed25519", hex::encode(signature.to_bytes()))
         .header("X-Signature-Timestamp", stamp)
         .header("Content-Type", "application/json")
@@ -190,24 +162,11 @@ async fn without_settings_discord_is_off() {
             .contains("DISCORD_PUBLIC_KEY")
     );
     let (_, webhooks) = waddlebot_server::platforms::build(&settings, &reqwest::Client::new());
-    let router = Router::builder()
-        .store(Arc::new(MemoryStore::new()))
-        .build()
-        .expect("router");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bound");
-    let addr = listener.local_addr().expect("address");
-    let (_stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(serve(
-        listener,
-        app(AppState::new(Arc::new(router), 1 << 20).with_webhooks(webhooks)),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let off =
+        serve_on_loopback(AppState::new(bot_router(Vec::new()), 1 << 20).with_webhooks(webhooks))
+            .await;
     let answer = reqwest::Client::new()
-        .post(format!("http://{addr}/webhooks/discord/interactions"))
+        .post(format!("http://{}/webhooks/discord/interactions", off.addr))
         .body("{}")
         .send()
         .await

@@ -2,33 +2,21 @@
 //! commands (answered at once, or later through `response_url` when slow) and interactivity,
 //! with the Web API played by a stand-in server.
 
-use std::sync::Arc;
+mod loopback;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{KeyInit, Mac};
+use loopback::{Loopback, bot_router, serve_on_loopback};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
-use waddlebot::store::MemoryStore;
-use waddlebot::{CommandSpec, Context, command_fn};
-use waddlebot_router::Router;
+use waddlebot_server::AppState;
 use waddlebot_server::platforms::PlatformSettings;
-use waddlebot_server::{AppState, app, serve};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const SECRET: &str = "slack-signing-secret";
 
-struct Bot {
-    addr: std::net::SocketAddr,
-    _stop: oneshot::Sender<()>,
-}
-
-async fn slow(_ctx: Context) -> String {
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    "Finally done.".to_owned()
-}
-
-async fn start(slack: &MockServer) -> Bot {
+async fn start(slack: &MockServer) -> Loopback {
     let settings = PlatformSettings::from_env(|key| match key {
         "SLACK_SIGNING_SECRET" => Some(SECRET.to_owned()),
         "SLACK_BOT_TOKEN" => Some("xoxb-1".to_owned()),
@@ -38,32 +26,10 @@ async fn start(slack: &MockServer) -> Bot {
     .expect("settings");
     let (platforms, webhooks) =
         waddlebot_server::platforms::build(&settings, &reqwest::Client::new());
-    let mut builder = Router::builder()
-        .store(Arc::new(MemoryStore::new()))
-        .handler(command_fn(CommandSpec::new("slow"), slow));
-    for module in waddlebot_modules::default_modules() {
-        builder = builder.handler_arc(module);
-    }
-    for platform in platforms {
-        builder = builder.platform(platform);
-    }
-    let router = Arc::new(builder.build().expect("router"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bound");
-    let addr = listener.local_addr().expect("address");
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(serve(
-        listener,
-        app(AppState::new(router, 1 << 20).with_webhooks(webhooks)),
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    Bot { addr, _stop: stop }
+    serve_on_loopback(AppState::new(bot_router(platforms), 1 << 20).with_webhooks(webhooks)).await
 }
 
-fn signed(bot: &Bot, route: &str, body: String, secret: &str) -> reqwest::RequestBuilder {
+fn signed(bot: &Loopback, route: &str, body: String, secret: &str) -> reqwest::RequestBuilder {
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("now")
@@ -265,25 +231,12 @@ async fn button_clicks_reach_the_module_named_in_the_action_id_and_slack_can_be_
     let settings = PlatformSettings::from_env(|_| None).expect("nothing configured");
     assert!(settings.slack.is_none());
     let (_, webhooks) = waddlebot_server::platforms::build(&settings, &reqwest::Client::new());
-    let router = Router::builder()
-        .store(Arc::new(MemoryStore::new()))
-        .build()
-        .expect("router");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bound");
-    let addr = listener.local_addr().expect("address");
-    let (_stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(serve(
-        listener,
-        app(AppState::new(Arc::new(router), 1 << 20).with_webhooks(webhooks)),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let off =
+        serve_on_loopback(AppState::new(bot_router(Vec::new()), 1 << 20).with_webhooks(webhooks))
+            .await;
     for route in ["events", "commands", "interactivity"] {
         let answer = reqwest::Client::new()
-            .post(format!("http://{addr}/webhooks/slack/{route}"))
+            .post(format!("http://{}/webhooks/slack/{route}", off.addr))
             .body("{}")
             .send()
             .await

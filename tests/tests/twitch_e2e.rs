@@ -2,32 +2,25 @@
 //! comes in, the router answers, and the reply goes out through Helix (a stand-in server built
 //! from Helix's documented shapes).
 
+mod loopback;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{KeyInit, Mac};
+use loopback::{Loopback, bot_router, serve_on_loopback};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 use waddlebot_server::platforms::PlatformSettings;
-use waddlebot_server::{AppState, Config, TWITCH_REVOCATIONS, app, build_router, serve};
+use waddlebot_server::{AppState, Config, TWITCH_REVOCATIONS, build_router};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const SECRET: &str = "s3cret-for-eventsub";
 
 struct Bot {
-    addr: std::net::SocketAddr,
+    server: Loopback,
     router: Arc<waddlebot_router::Router>,
-    stop: Option<oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Bot {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
 }
 
 async fn start(helix: &MockServer) -> Bot {
@@ -45,19 +38,10 @@ async fn start(helix: &MockServer) -> Bot {
     let (platforms, webhooks) =
         waddlebot_server::platforms::build(&config.platforms, &reqwest::Client::new());
     let router = Arc::new(build_router(&config, platforms).await.expect("router"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bound");
-    let addr = listener.local_addr().expect("address");
-    let (stop, stopped) = oneshot::channel::<()>();
     let state = AppState::new(Arc::clone(&router), config.max_body_bytes).with_webhooks(webhooks);
-    tokio::spawn(serve(listener, app(state), async {
-        let _ = stopped.await;
-    }));
     Bot {
-        addr,
+        server: serve_on_loopback(state).await,
         router,
-        stop: Some(stop),
         _dir: dir,
     }
 }
@@ -80,7 +64,10 @@ fn sign(id: &str, timestamp: &str, body: &str, secret: &str) -> String {
 async fn deliver(bot: &Bot, id: &str, kind: &str, body: &str, secret: &str) -> reqwest::Response {
     let stamp = now_rfc3339();
     reqwest::Client::new()
-        .post(format!("http://{}/webhooks/twitch/eventsub", bot.addr))
+        .post(format!(
+            "http://{}/webhooks/twitch/eventsub",
+            bot.server.addr
+        ))
         .header("Twitch-Eventsub-Message-Id", id)
         .header("Twitch-Eventsub-Message-Timestamp", &stamp)
         .header(
@@ -208,7 +195,10 @@ async fn forged_deliveries_are_refused_and_change_nothing() {
     .await;
     assert_eq!(forged.status(), 403);
     let unsigned = reqwest::Client::new()
-        .post(format!("http://{}/webhooks/twitch/eventsub", bot.addr))
+        .post(format!(
+            "http://{}/webhooks/twitch/eventsub",
+            bot.server.addr
+        ))
         .body(chat("!ping", "chat-9"))
         .send()
         .await
@@ -318,26 +308,9 @@ async fn without_secrets_the_route_says_twitch_is_off() {
         "{partial}"
     );
 
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = Config {
-        database_url: format!("sqlite://{}", dir.path().join("off.db").display()),
-        ..Config::default()
-    };
-    let router = build_router(&config, Vec::new()).await.expect("router");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bound");
-    let addr = listener.local_addr().expect("address");
-    let (_stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(serve(
-        listener,
-        app(AppState::new(Arc::new(router), config.max_body_bytes)),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let off = serve_on_loopback(AppState::new(bot_router(Vec::new()), 1 << 20)).await;
     let answer = reqwest::Client::new()
-        .post(format!("http://{addr}/webhooks/twitch/eventsub"))
+        .post(format!("http://{}/webhooks/twitch/eventsub", off.addr))
         .body("{}")
         .send()
         .await

@@ -228,35 +228,21 @@ impl App {
     {
         let (_, body) = self.slack_verified(request).await?;
         let command = SlashCommand::from_form(&body).map_err(|err| refused("slack", &err))?;
-        let router = Arc::clone(&self.state().router);
         let http = self.state().webhooks.http.clone();
-        let event = command.to_event();
-        let mut task = tokio::spawn(async move { router.handle(event).await });
-        match tokio::time::timeout(ANSWER_BUDGET, &mut task).await {
-            Ok(Ok(Ok(outcome))) => Ok(slash_answer(&outcome.replies)
-                .map_or_else(|| empty(StatusCode::OK), |answer| json_response(&answer))),
-            Ok(Ok(Err(err))) => {
-                tracing::error!(error = %err, "slash command not handled");
-                Ok(json_response(&serde_json::json!({
-                    "response_type": "ephemeral",
-                    "text": "Sorry, that could not be handled right now. Try again in a moment.",
-                })))
+        let response_url = command.response_url.clone();
+        let later = |replies: Vec<Reply>| async move {
+            let Some(answer) = slash_answer(&replies) else {
+                return;
+            };
+            if let Err(err) = http.post(&response_url).json(&answer).send().await {
+                tracing::warn!(error = %err, "late slash command answer not delivered");
             }
-            Ok(Err(join)) => Err(Failure(StatusCode::INTERNAL_SERVER_ERROR, join.to_string())),
-            Err(_slow) => {
-                let response_url = command.response_url.clone();
-                tokio::spawn(async move {
-                    let Ok(Ok(outcome)) = task.await else { return };
-                    let Some(answer) = slash_answer(&outcome.replies) else {
-                        return;
-                    };
-                    if let Err(err) = http.post(&response_url).json(&answer).send().await {
-                        tracing::warn!(error = %err, "late slash command answer not delivered");
-                    }
-                });
-                Ok(empty(StatusCode::OK))
-            }
-        }
+        };
+        let answer = answer_in_window(&self.state().router, command.to_event(), later).await?;
+        Ok(answer
+            .as_deref()
+            .and_then(slash_answer)
+            .map_or_else(|| empty(StatusCode::OK), |answer| json_response(&answer)))
     }
 
     /// `POST /webhooks/slack/interactivity`: acknowledged at once, handled in the background.
@@ -272,6 +258,46 @@ impl App {
         let event = interaction_event(&body).map_err(|err| refused("slack", &err))?;
         dispatch_later(&self.state().router, event.into_iter().collect());
         Ok(empty(StatusCode::OK))
+    }
+}
+
+/// The reply given when the router itself failed (a store outage): the cause is logged.
+const SORRY: &str = "Sorry, that could not be handled right now. Try again in a moment.";
+
+/// Runs an event for up to [`ANSWER_BUDGET`]: `Some(replies)` when it is done in time (a router
+/// failure becomes an apology); `None` when it is slower, after arranging for `later` to get the
+/// replies when they come.
+async fn answer_in_window<F, Fut>(
+    router: &Arc<Router>,
+    event: Event,
+    later: F,
+) -> Result<Option<Vec<Reply>>, Failure>
+where
+    F: FnOnce(Vec<Reply>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let router = Arc::clone(router);
+    let mut task = tokio::spawn(async move { router.handle(event).await });
+    let replies = |handled: Result<waddlebot_router::Outcome, waddlebot_router::RouterError>| {
+        handled
+            .map(|outcome| outcome.replies)
+            .unwrap_or_else(|err| {
+                tracing::error!(error = %err, "event not handled");
+                vec![Reply::ephemeral(SORRY)]
+            })
+    };
+    match tokio::time::timeout(ANSWER_BUDGET, &mut task).await {
+        Ok(Ok(handled)) => Ok(Some(replies(handled))),
+        Ok(Err(join)) => Err(Failure(StatusCode::INTERNAL_SERVER_ERROR, join.to_string())),
+        Err(_slow) => {
+            tokio::spawn(async move {
+                match task.await {
+                    Ok(handled) => later(replies(handled)).await,
+                    Err(join) => tracing::error!(error = %join, "late answer task failed"),
+                }
+            });
+            Ok(None)
+        }
     }
 }
 
@@ -330,27 +356,17 @@ impl App {
             .and_then(serde_json::Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let router = Arc::clone(&self.state().router);
-        let mut task = tokio::spawn(async move { router.handle(event).await });
-        match tokio::time::timeout(ANSWER_BUDGET, &mut task).await {
-            Ok(Ok(Ok(outcome))) => Ok(json_response(&interaction_response(&outcome.replies))),
-            Ok(Ok(Err(err))) => {
-                tracing::error!(error = %err, "interaction not handled");
-                Ok(json_response(&interaction_response(&[Reply::ephemeral(
-                    "Sorry, that could not be handled right now. Try again in a moment.",
-                )])))
+        let discord = Arc::clone(discord);
+        let later = |replies: Vec<Reply>| async move {
+            if let Err(err) = discord.follow_up(&token, &replies).await {
+                tracing::warn!(error = %err, "deferred interaction answer not delivered");
             }
-            Ok(Err(join)) => Err(Failure(StatusCode::INTERNAL_SERVER_ERROR, join.to_string())),
-            Err(_slow) => {
-                let discord = Arc::clone(discord);
-                tokio::spawn(async move {
-                    let Ok(Ok(outcome)) = task.await else { return };
-                    if let Err(err) = discord.follow_up(&token, &outcome.replies).await {
-                        tracing::warn!(error = %err, "deferred interaction answer not delivered");
-                    }
-                });
-                Ok(json_response(&serde_json::json!({ "type": 5 })))
-            }
-        }
+        };
+        Ok(json_response(
+            &match answer_in_window(&self.state().router, event, later).await? {
+                Some(replies) => interaction_response(&replies),
+                None => serde_json::json!({ "type": 5 }),
+            },
+        ))
     }
 }

@@ -1,0 +1,50 @@
+//! The server on a loopback socket, for the platform conversation tests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use waddlebot::store::MemoryStore;
+use waddlebot::{CommandSpec, Context, Platform, command_fn};
+use waddlebot_router::Router;
+use waddlebot_server::{AppState, app, serve};
+
+/// A running server; it stops when this is dropped.
+pub(crate) struct Loopback {
+    pub(crate) addr: SocketAddr,
+    _stop: oneshot::Sender<()>,
+}
+
+/// Serves `state` on a fresh loopback port.
+pub(crate) async fn serve_on_loopback(state: AppState) -> Loopback {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bound");
+    let addr = listener.local_addr().expect("address");
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(serve(listener, app(state), async {
+        let _ = stopped.await;
+    }));
+    Loopback { addr, _stop: stop }
+}
+
+/// `!slow`: answers after 4 s, longer than any platform's answer window.
+async fn slow(_ctx: Context) -> String {
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    "Finally done.".to_owned()
+}
+
+/// The built-in modules plus `!slow`, on a memory store, delivering to `platforms`.
+pub(crate) fn bot_router(platforms: Vec<Arc<dyn Platform>>) -> Arc<Router> {
+    let mut builder = Router::builder()
+        .store(Arc::new(MemoryStore::new()))
+        .handler(command_fn(CommandSpec::new("slow"), slow));
+    for module in waddlebot_modules::default_modules() {
+        builder = builder.handler_arc(module);
+    }
+    for platform in platforms {
+        builder = builder.platform(platform);
+    }
+    Arc::new(builder.build().expect("router"))
+}
