@@ -291,3 +291,68 @@ mod fallback {
         panic!("redis-server did not start on port {port}");
     }
 }
+
+/// Two processes posting as the same bot share one outbound budget through Redis: the third
+/// message of a 2-per-second lane waits, whichever process sends it.
+#[tokio::test]
+async fn governors_sharing_redis_share_the_bots_outbound_budget() {
+    use std::sync::Mutex;
+    use waddlebot::{
+        Outbound, Pacing, Platform, PlatformError, PlatformKind, Quota, Reply, async_trait,
+    };
+    use waddlebot_router::governor::Governor;
+
+    #[derive(Default)]
+    struct Chat(Mutex<Vec<tokio::time::Instant>>);
+
+    #[async_trait]
+    impl Platform for Chat {
+        fn kind(&self) -> PlatformKind {
+            PlatformKind::Twitch
+        }
+        async fn pacing(&self, _: &Outbound) -> Pacing {
+            Pacing {
+                lane_quotas: vec![Quota::new(2, Duration::from_secs(1))],
+                ..Pacing::unpaced("chat:c1")
+            }
+        }
+        async fn send(&self, _: Outbound) -> Result<(), PlatformError> {
+            self.0
+                .lock()
+                .expect("not poisoned")
+                .push(tokio::time::Instant::now());
+            Ok(())
+        }
+    }
+
+    let Some(url) = redis_url() else { return };
+    let prefix = fresh_prefix();
+    let clock: Arc<dyn waddlebot::clock::Clock> = Arc::new(waddlebot::clock::SystemClock);
+    let governor = |platform: Arc<Chat>| {
+        let redis = RedisLimiter::new(&url, &prefix, Arc::clone(&clock)).expect("valid URL");
+        Governor::with_limiter(platform, Arc::new(redis))
+    };
+    let (chat_a, chat_b) = (Arc::new(Chat::default()), Arc::new(Chat::default()));
+    let (a, b) = (governor(chat_a.clone()), governor(chat_b.clone()));
+    let outbound = || Outbound {
+        platform: PlatformKind::Twitch,
+        server_id: "c1".to_owned(),
+        channel_id: "c1".to_owned(),
+        user_id: "u".to_owned(),
+        in_reply_to: None,
+        reply: Reply::text("hello"),
+    };
+
+    let start = tokio::time::Instant::now();
+    a.send(outbound()).await.expect("sent");
+    a.send(outbound()).await.expect("sent");
+    b.send(outbound()).await.expect("sent");
+
+    let third = chat_b.0.lock().expect("not poisoned")[0];
+    assert_eq!(chat_a.0.lock().expect("not poisoned").len(), 2);
+    assert!(
+        third.duration_since(start) >= Duration::from_millis(990),
+        "the other process waited for room in the shared budget ({:?})",
+        third.duration_since(start)
+    );
+}

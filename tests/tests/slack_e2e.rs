@@ -244,3 +244,48 @@ async fn button_clicks_reach_the_module_named_in_the_action_id_and_slack_can_be_
         assert_eq!(answer.status(), 404, "{route}");
     }
 }
+
+/// Records when each request arrived.
+#[derive(Clone, Default)]
+struct Arrivals(std::sync::Arc<std::sync::Mutex<Vec<tokio::time::Instant>>>);
+
+impl wiremock::Respond for Arrivals {
+    fn respond(&self, _: &wiremock::Request) -> ResponseTemplate {
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .push(tokio::time::Instant::now());
+        ResponseTemplate::new(200).set_body_json(json!({"ok": true, "ts": "1.1"}))
+    }
+}
+
+#[tokio::test]
+async fn replies_to_one_channel_go_out_about_one_per_second() {
+    let slack = MockServer::start().await;
+    let arrivals = Arrivals::default();
+    Mock::given(method("POST"))
+        .and(path("/chat.postMessage"))
+        .respond_with(arrivals.clone())
+        .mount(&slack)
+        .await;
+    let bot = start(&slack).await;
+
+    for id in ["Ev10", "Ev11", "Ev12"] {
+        let answer = signed(&bot, "events", message_event(id, "!ping"), SECRET)
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(answer.status(), 200, "acknowledged at once");
+    }
+    let posted = received(&slack, "/chat.postMessage", 3, Duration::from_secs(10)).await;
+    assert_eq!(posted.len(), 3, "every reply is delivered, none dropped");
+    let times = arrivals.0.lock().expect("not poisoned").clone();
+    for pair in times.windows(2) {
+        // One per second per channel, less the request's own transit.
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(800),
+            "replies were paced: {:?}",
+            pair[1] - pair[0]
+        );
+    }
+}

@@ -9,6 +9,7 @@ use waddlebot::{CommandCatalog, CommandHandler, EventHandler, Platform, Store};
 use crate::builtin::Builtins;
 use crate::cache::CachedStore;
 use crate::fanout::Subscriber;
+use crate::governor::Governor;
 use crate::invalidation::InvalidationBus;
 use crate::limit::{MemoryLimiter, RateLimiter};
 use crate::parse::Prefixes;
@@ -102,7 +103,10 @@ impl RouterBuilder {
         self
     }
 
-    /// Adds a platform replies can be delivered to.
+    /// Adds a platform replies can be delivered to. Replies go out through a
+    /// [`Governor`](crate::governor::Governor), at the pace the platform allows; its quotas are
+    /// counted in the [`limiter`](Self::limiter) when one is set (so a Redis limiter shares the
+    /// bot's budget between processes), in process otherwise.
     pub fn platform(mut self, platform: Arc<dyn Platform>) -> Self {
         self.platforms.push(platform);
         self
@@ -145,10 +149,14 @@ impl RouterBuilder {
             }
         }
         let catalog = Arc::new(CommandCatalog::new(specs)?);
-        let mut platforms = HashMap::new();
+        let mut platforms: HashMap<_, Arc<dyn Platform>> = HashMap::new();
         for platform in self.platforms {
             let kind = platform.kind();
-            if platforms.insert(kind.clone(), platform).is_some() {
+            let governed = match &self.limiter {
+                Some(limiter) => Governor::with_limiter(platform, Arc::clone(limiter)),
+                None => Governor::new(platform),
+            };
+            if platforms.insert(kind.clone(), Arc::new(governed)).is_some() {
                 return Err(BuildError::DuplicatePlatform(kind));
             }
         }

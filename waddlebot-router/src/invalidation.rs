@@ -6,7 +6,6 @@
 //! every cached entry (it may have missed messages) and listens again.
 
 use std::sync::Weak;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -92,6 +91,7 @@ mod redis_bus {
     use futures_util::StreamExt;
     use redis::AsyncCommands;
     use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+    use std::time::Duration;
 
     use super::*;
 

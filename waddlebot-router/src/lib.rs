@@ -37,6 +37,7 @@ mod builtin;
 pub mod cache;
 mod delivery;
 pub mod fanout;
+pub mod governor;
 pub mod invalidation;
 pub mod limit;
 pub mod metrics_names;

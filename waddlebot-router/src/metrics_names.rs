@@ -20,3 +20,7 @@ pub const CACHE: &str = "waddlebot_cache_requests_total";
 pub const RULE_MATCHES: &str = "waddlebot_rule_matches_total";
 /// Remote module calls, by `result` (`ok`, `timeout`, `unavailable`, `garbled`, `refused`).
 pub const REMOTE_CALLS: &str = "waddlebot_remote_calls_total";
+/// Times an outbound message waited for room in its platform's quotas, by `platform`.
+pub const OUTBOUND_WAITS: &str = "waddlebot_outbound_waits_total";
+/// Outbound messages tried again after the platform answered 429, by `platform`.
+pub const OUTBOUND_RETRIES: &str = "waddlebot_outbound_retries_total";

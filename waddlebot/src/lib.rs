@@ -67,8 +67,8 @@ pub use event_handler::{ComponentId, EventHandler, FnEventHandler, Mode, Subscri
 pub use id::{CommunityId, EntityId, EventId, SessionId};
 pub use permission::{PermissionLevel, UnknownPermissionLevel};
 pub use platform::{
-    ConsolePlatform, Outbound, Platform, PlatformError, PlatformKind, PlatformLimits,
-    UnknownPlatform,
+    ConsolePlatform, Outbound, Pacing, Platform, PlatformError, PlatformKind, PlatformLimits,
+    Quota, UnknownPlatform,
 };
 pub use reply::{Embed, EmbedField, OverlayReply, Reply};
 pub use store::{Store, StoreError};

@@ -136,6 +136,52 @@ impl Default for PlatformLimits {
     }
 }
 
+/// At most `max` messages per sliding `per` window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Messages allowed per window (at least 1).
+    pub max: u32,
+    /// The window.
+    pub per: std::time::Duration,
+}
+
+impl Quota {
+    /// `max` per `per`.
+    pub const fn new(max: u32, per: std::time::Duration) -> Self {
+        Self { max, per }
+    }
+}
+
+/// How fast the bot may post one outbound, as a platform tells the outbound governor
+/// (`waddlebot_router::governor`). Outbounds in the same `lane` are delivered one at a time, in
+/// order; the quotas are waited for, never exceeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pacing {
+    /// Where the outbound queues: usually the channel, a separate lane for moderation so it
+    /// never waits behind chat.
+    pub lane: String,
+    /// The lane's own budgets, all of which apply (Twitch chat: 20 per 30 s; Twitch whispers:
+    /// 3 per second and 100 per minute; Slack: 1 per second).
+    pub lane_quotas: Vec<Quota>,
+    /// A budget shared by every lane of this platform (Discord: 50 per second).
+    pub global_quota: Option<Quota>,
+    /// The same text is not sent to the lane twice within this long (Twitch: 30 s); a repeat
+    /// waits.
+    pub distinct_within: Option<std::time::Duration>,
+}
+
+impl Pacing {
+    /// No budget: the lane only keeps order.
+    pub fn unpaced(lane: impl Into<String>) -> Self {
+        Self {
+            lane: lane.into(),
+            lane_quotas: Vec::new(),
+            global_quota: None,
+            distinct_within: None,
+        }
+    }
+}
+
 /// A reply addressed to a place on a platform.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outbound {
@@ -217,6 +263,12 @@ pub trait Platform: Send + Sync {
     /// What the platform can do. Defaults to plain text of at most 500 characters.
     fn limits(&self) -> PlatformLimits {
         PlatformLimits::default()
+    }
+
+    /// How fast this outbound may go out. The default keeps one lane per channel, unpaced;
+    /// the built-in adapters return their platform's published limits.
+    async fn pacing(&self, outbound: &Outbound) -> Pacing {
+        Pacing::unpaced(format!("{}:{}", outbound.server_id, outbound.channel_id))
     }
 
     /// Delivers one reply.

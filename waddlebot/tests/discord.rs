@@ -428,3 +428,71 @@ async fn rate_limits_use_the_wait_discord_gives() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn an_emptied_route_bucket_is_waited_for_before_the_next_request() {
+    let server = MockServer::start().await;
+    // Discord says the channel's message bucket is empty for the next second.
+    Mock::given(method("POST"))
+        .and(path("/channels/C1/messages"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("X-RateLimit-Limit", "5")
+                .insert_header("X-RateLimit-Remaining", "0")
+                .insert_header("X-RateLimit-Reset-After", "1.0")
+                .insert_header("X-RateLimit-Bucket", "abcd1234")
+                .set_body_json(json!({"id": "M1"})),
+        )
+        .expect(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/channels/C2/messages"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "M2"})))
+        .mount(&server)
+        .await;
+    let discord = platform(&server);
+    let first = tokio::time::Instant::now();
+    discord
+        .send(outbound(Reply::text("one")))
+        .await
+        .expect("sent");
+
+    let other_channel = tokio::time::Instant::now();
+    let mut elsewhere = outbound(Reply::text("elsewhere"));
+    elsewhere.channel_id = "C2".to_owned();
+    discord.send(elsewhere).await.expect("sent");
+    assert!(
+        other_channel.elapsed() < Duration::from_secs(1),
+        "another channel's bucket is not empty, so it does not wait"
+    );
+
+    discord
+        .send(outbound(Reply::text("two")))
+        .await
+        .expect("sent");
+    assert!(
+        first.elapsed() >= Duration::from_secs(1),
+        "the second message waited for the bucket to refill"
+    );
+}
+
+#[tokio::test]
+async fn every_discord_outbound_counts_against_the_global_quota() {
+    use waddlebot::platforms::discord::GLOBAL_QUOTA;
+    let server = MockServer::start().await;
+    let discord = platform(&server);
+    let text = discord.pacing(&outbound(Reply::text("hi"))).await;
+    assert_eq!(text.lane, "channel:C1");
+    assert_eq!(text.global_quota, Some(GLOBAL_QUOTA));
+    let dm = discord.pacing(&outbound(Reply::whisper("psst"))).await;
+    assert!(dm.lane.starts_with("dm:"), "{}", dm.lane);
+    let ban = discord
+        .pacing(&outbound(Reply::Moderate(ModerationAction::Ban {
+            user_id: "U1".to_owned(),
+            reason: None,
+        })))
+        .await;
+    assert!(ban.lane.starts_with("moderation:"), "{}", ban.lane);
+    assert_eq!(ban.global_quota, Some(GLOBAL_QUOTA));
+}

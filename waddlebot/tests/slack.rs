@@ -402,3 +402,29 @@ async fn slack_errors_and_rate_limits_are_reported() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn posts_are_paced_one_per_second_per_channel() {
+    use waddlebot::platforms::slack::{CHANNEL_QUOTA, SlackConfig, SlackPlatform};
+    let slack = SlackPlatform::new(
+        SlackConfig {
+            bot_token: "xoxb-test".to_owned(),
+            api_url: "http://127.0.0.1:9".to_owned(),
+        },
+        reqwest::Client::new(),
+    );
+    let pacing = |reply| {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(slack.pacing(&outbound(reply, None)))
+    };
+    let post = pacing(Reply::text("hi"));
+    assert_eq!(post.lane, "post:C1");
+    assert_eq!(post.lane_quotas, [CHANNEL_QUOTA]);
+    assert_eq!(pacing(Reply::whisper("psst")).lane, "post:U1");
+    assert!(
+        pacing(Reply::ephemeral("only you")).lane_quotas.is_empty(),
+        "ephemeral messages are not chat.postMessage"
+    );
+}

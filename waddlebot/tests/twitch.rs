@@ -634,3 +634,96 @@ async fn rate_limits_and_dropped_messages_are_reported() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn chat_is_paced_faster_where_the_bot_moderates_or_owns_the_channel() {
+    use waddlebot::platforms::twitch::{CHAT_QUOTA, DUPLICATE_WINDOW, ELEVATED_CHAT_QUOTA};
+    let server = MockServer::start().await;
+    mock_bot_user(&server).await;
+    // Two pages of moderated channels, fetched once and then trusted.
+    Mock::given(method("GET"))
+        .and(path("/helix/moderation/channels"))
+        .and(query_param("user_id", "999"))
+        .and(query_param("after", "page2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [{"broadcaster_id": "4242", "broadcaster_login": "other"}],
+            "pagination": {}
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/helix/moderation/channels"))
+        .and(query_param("user_id", "999"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [{"broadcaster_id": "1337", "broadcaster_login": "streamer"}],
+            "pagination": {"cursor": "page2"}
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let twitch = platform(&server);
+
+    let moderated = twitch.pacing(&outbound(Reply::text("hi"), None)).await;
+    assert_eq!(moderated.lane, "chat:1337");
+    assert_eq!(moderated.lane_quotas, [ELEVATED_CHAT_QUOTA]);
+    assert_eq!(moderated.distinct_within, Some(DUPLICATE_WINDOW));
+
+    let mut elsewhere = outbound(Reply::text("hi"), None);
+    elsewhere.server_id = "5555".to_owned();
+    assert_eq!(twitch.pacing(&elsewhere).await.lane_quotas, [CHAT_QUOTA]);
+    elsewhere.server_id = "4242".to_owned();
+    assert_eq!(
+        twitch.pacing(&elsewhere).await.lane_quotas,
+        [ELEVATED_CHAT_QUOTA],
+        "the second page counts"
+    );
+    elsewhere.server_id = "999".to_owned();
+    assert_eq!(
+        twitch.pacing(&elsewhere).await.lane_quotas,
+        [ELEVATED_CHAT_QUOTA],
+        "the bot's own channel"
+    );
+
+    let whisper = twitch.pacing(&outbound(Reply::whisper("psst"), None)).await;
+    assert_eq!(whisper.lane, "whispers");
+    assert_eq!(
+        whisper.lane_quotas.len(),
+        2,
+        "3 per second and 100 per minute"
+    );
+    let ban = twitch
+        .pacing(&outbound(
+            Reply::Moderate(ModerationAction::Ban {
+                user_id: "1".to_owned(),
+                reason: None,
+            }),
+            None,
+        ))
+        .await;
+    assert_eq!(ban.lane, "moderation:1337");
+    assert!(
+        ban.lane_quotas.is_empty(),
+        "moderation never queues behind chat"
+    );
+}
+
+#[tokio::test]
+async fn without_the_moderated_channels_scope_chat_is_paced_as_an_ordinary_chatter() {
+    use waddlebot::platforms::twitch::CHAT_QUOTA;
+    let server = MockServer::start().await;
+    mock_bot_user(&server).await;
+    Mock::given(method("GET"))
+        .and(path("/helix/moderation/channels"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
+            "error": "Unauthorized", "status": 401, "message": "Missing scope: user:read:moderated_channels"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let twitch = platform(&server);
+    for _ in 0..3 {
+        let pacing = twitch.pacing(&outbound(Reply::text("hi"), None)).await;
+        assert_eq!(pacing.lane_quotas, [CHAT_QUOTA]);
+    }
+}

@@ -4,6 +4,7 @@
 //! channel id. An interaction's event carries `interaction_token` and `application_id` metadata,
 //! which the server uses to answer within Discord's 3 seconds or defer and follow up.
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -14,7 +15,9 @@ use super::{Headers, WebhookError};
 use crate::event::{Event, EventKind, ModerationAction, Sender};
 use crate::id::EventId;
 use crate::permission::PermissionLevel;
-use crate::platform::{Outbound, Platform, PlatformError, PlatformKind, PlatformLimits};
+use crate::platform::{
+    Outbound, Pacing, Platform, PlatformError, PlatformKind, PlatformLimits, Quota,
+};
 use crate::reply::Reply;
 
 /// Discord's message limit, in characters.
@@ -337,7 +340,13 @@ pub struct DiscordConfig {
 pub struct DiscordPlatform {
     config: DiscordConfig,
     http: reqwest::Client,
+    /// Routes whose rate-limit bucket is empty, and when it refills (learnt from the
+    /// `X-RateLimit-Remaining` and `X-RateLimit-Reset-After` headers).
+    exhausted: std::sync::Mutex<HashMap<String, tokio::time::Instant>>,
 }
+
+/// Requests per second across every route (Discord's global limit for a bot).
+pub const GLOBAL_QUOTA: Quota = Quota::new(50, Duration::from_secs(1));
 
 impl DiscordPlatform {
     /// The adapter.
@@ -348,6 +357,55 @@ impl DiscordPlatform {
                 ..config
             },
             http,
+            exhausted: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Sends a request on `route` (its rate-limit bucket: the path with its major parameter,
+    /// `messages:<channel>`): waits first if that bucket was left empty, and learns from the
+    /// answer's headers when it will be empty next.
+    async fn call(
+        &self,
+        route: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Value, PlatformError> {
+        let refill = self
+            .exhausted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(route)
+            .copied();
+        if let Some(at) = refill.filter(|at| *at > tokio::time::Instant::now()) {
+            tracing::debug!(
+                route,
+                "Discord rate-limit bucket empty; waiting for it to refill"
+            );
+            tokio::time::sleep_until(at).await;
+        }
+        super::send_json_observed(request, |headers| self.learn(route, headers)).await
+    }
+
+    fn learn(&self, route: &str, headers: &reqwest::header::HeaderMap) {
+        let number = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        };
+        let now = tokio::time::Instant::now();
+        let mut exhausted = self.exhausted.lock().unwrap_or_else(|p| p.into_inner());
+        exhausted.retain(|_, at| *at > now);
+        match (
+            number("x-ratelimit-remaining"),
+            number("x-ratelimit-reset-after"),
+        ) {
+            (Some(remaining), Some(after)) if remaining < 1.0 => {
+                let after = Duration::from_secs_f64(after.clamp(0.0, 3600.0));
+                exhausted.insert(route.to_owned(), now + after);
+            }
+            _ => {
+                exhausted.remove(route);
+            }
         }
     }
 
@@ -377,7 +435,8 @@ impl DiscordPlatform {
                 body["message_reference"] =
                     serde_json::json!({ "message_id": id.0, "fail_if_not_exists": false });
             }
-            super::send_json(
+            self.call(
+                &format!("messages:{channel}"),
                 self.request(
                     reqwest::Method::POST,
                     &format!("/channels/{channel}/messages"),
@@ -390,11 +449,13 @@ impl DiscordPlatform {
     }
 
     async fn dm(&self, user: &str, text: &str) -> Result<(), PlatformError> {
-        let channel = super::send_json(
-            self.request(reqwest::Method::POST, "/users/@me/channels")
-                .json(&serde_json::json!({ "recipient_id": user })),
-        )
-        .await?;
+        let channel = self
+            .call(
+                "dm",
+                self.request(reqwest::Method::POST, "/users/@me/channels")
+                    .json(&serde_json::json!({ "recipient_id": user })),
+            )
+            .await?;
         let channel = channel
             .get("id")
             .and_then(Value::as_str)
@@ -430,7 +491,7 @@ impl DiscordPlatform {
         action: &ModerationAction,
     ) -> Result<(), PlatformError> {
         let guild = &outbound.server_id;
-        let request = match action {
+        let (route, request) = match action {
             ModerationAction::Timeout {
                 user_id, seconds, ..
             } => {
@@ -438,25 +499,36 @@ impl DiscordPlatform {
                 let until = time::OffsetDateTime::from(until)
                     .format(&time::format_description::well_known::Rfc3339)
                     .map_err(|err| PlatformError::Rejected(err.to_string()))?;
-                self.request(
-                    reqwest::Method::PATCH,
-                    &format!("/guilds/{guild}/members/{user_id}"),
+                (
+                    format!("member-edit:{guild}"),
+                    self.request(
+                        reqwest::Method::PATCH,
+                        &format!("/guilds/{guild}/members/{user_id}"),
+                    )
+                    .json(&serde_json::json!({ "communication_disabled_until": until })),
                 )
-                .json(&serde_json::json!({ "communication_disabled_until": until }))
             }
-            ModerationAction::Kick { user_id, .. } => self.request(
-                reqwest::Method::DELETE,
-                &format!("/guilds/{guild}/members/{user_id}"),
+            ModerationAction::Kick { user_id, .. } => (
+                format!("member-kick:{guild}"),
+                self.request(
+                    reqwest::Method::DELETE,
+                    &format!("/guilds/{guild}/members/{user_id}"),
+                ),
             ),
-            ModerationAction::Ban { user_id, .. } => self
-                .request(
+            ModerationAction::Ban { user_id, .. } => (
+                format!("ban:{guild}"),
+                self.request(
                     reqwest::Method::PUT,
                     &format!("/guilds/{guild}/bans/{user_id}"),
                 )
                 .json(&serde_json::json!({})),
-            ModerationAction::DeleteMessage { message_id } => self.request(
-                reqwest::Method::DELETE,
-                &format!("/channels/{}/messages/{message_id}", outbound.channel_id),
+            ),
+            ModerationAction::DeleteMessage { message_id } => (
+                format!("message-delete:{}", outbound.channel_id),
+                self.request(
+                    reqwest::Method::DELETE,
+                    &format!("/channels/{}/messages/{message_id}", outbound.channel_id),
+                ),
             ),
             ModerationAction::Warn { user_id, reason } => {
                 let text = format!(
@@ -483,7 +555,7 @@ impl DiscordPlatform {
             } => request.header("X-Audit-Log-Reason", reason.as_str()),
             _ => request,
         };
-        super::send_json(request).await.map(|_| ())
+        self.call(&route, request).await.map(|_| ())
     }
 }
 
@@ -501,6 +573,19 @@ impl Platform for DiscordPlatform {
             edits: true,
             embeds: true,
             answer_window: Some(Duration::from_secs(3)),
+        }
+    }
+
+    async fn pacing(&self, outbound: &Outbound) -> Pacing {
+        let lane = match &outbound.reply {
+            Reply::Moderate(_) => format!("moderation:{}", outbound.server_id),
+            Reply::Whisper { .. } | Reply::Ephemeral { .. } => format!("dm:{}", outbound.user_id),
+            _ => format!("channel:{}", outbound.channel_id),
+        };
+        // Per-route limits are not published: they are learnt from each answer's headers.
+        Pacing {
+            global_quota: Some(GLOBAL_QUOTA),
+            ..Pacing::unpaced(lane)
         }
     }
 
@@ -522,7 +607,8 @@ impl Platform for DiscordPlatform {
                         "name": f.name, "value": f.value, "inline": f.inline
                     })).collect::<Vec<_>>(),
                 }]});
-                super::send_json(
+                self.call(
+                    &format!("messages:{}", outbound.channel_id),
                     self.request(
                         reqwest::Method::POST,
                         &format!("/channels/{}/messages", outbound.channel_id),

@@ -156,8 +156,19 @@ fn verify_hmac_sha256(
 async fn send_json(
     request: reqwest::RequestBuilder,
 ) -> Result<serde_json::Value, crate::PlatformError> {
+    send_json_observed(request, |_| {}).await
+}
+
+/// [`send_json`], showing the answer's headers (rate-limit headers...) to `observe` first,
+/// whatever the status.
+#[cfg(any(feature = "twitch", feature = "slack", feature = "discord"))]
+async fn send_json_observed(
+    request: reqwest::RequestBuilder,
+    observe: impl FnOnce(&reqwest::header::HeaderMap),
+) -> Result<serde_json::Value, crate::PlatformError> {
     let unavailable = |err: reqwest::Error| crate::PlatformError::Unavailable(err.into());
     let response = request.send().await.map_err(unavailable)?;
+    observe(response.headers());
     if !response.status().is_success() {
         return Err(http_error(response).await);
     }

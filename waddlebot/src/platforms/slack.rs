@@ -28,11 +28,15 @@ use serde_json::Value;
 use super::{Headers, SeenIds, WebhookError, verify_hmac_sha256};
 use crate::event::{Event, EventKind, ModerationAction, Sender};
 use crate::id::EventId;
-use crate::platform::{Outbound, Platform, PlatformError, PlatformKind, PlatformLimits};
+use crate::platform::{
+    Outbound, Pacing, Platform, PlatformError, PlatformKind, PlatformLimits, Quota,
+};
 use crate::reply::Reply;
 
 /// Requests older (or newer) than this are refused, as Slack's Bolt does.
 pub const MAX_REQUEST_AGE: Duration = Duration::from_secs(300);
+/// `chat.postMessage`: about one message per second per channel, short bursts tolerated.
+pub const CHANNEL_QUOTA: Quota = Quota::new(1, Duration::from_secs(1));
 /// Slack's practical message limit (it truncates beyond 40,000; 4,000 reads well).
 pub const MAX_MESSAGE_LEN: usize = 4000;
 /// Where the Web API lives unless `SLACK_API_URL` says otherwise.
@@ -444,6 +448,21 @@ impl Platform for SlackPlatform {
             edits: true,
             embeds: false,
             answer_window: Some(Duration::from_secs(3)),
+        }
+    }
+
+    async fn pacing(&self, outbound: &Outbound) -> Pacing {
+        let to = match &outbound.reply {
+            // `chat.postEphemeral` and `chat.delete` are per-workspace tiers, not per channel.
+            Reply::Ephemeral { .. } | Reply::Moderate(_) => {
+                return Pacing::unpaced(format!("other:{}", outbound.channel_id));
+            }
+            Reply::Whisper { .. } => &outbound.user_id,
+            _ => &outbound.channel_id,
+        };
+        Pacing {
+            lane_quotas: vec![CHANNEL_QUOTA],
+            ..Pacing::unpaced(format!("post:{to}"))
         }
     }
 

@@ -25,6 +25,7 @@
 //! }
 //! ```
 
+use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -35,7 +36,9 @@ use super::{Headers, SeenIds, WebhookError, verify_hmac_sha256};
 use crate::event::{Badge, Event, EventKind, Gift, ModerationAction, Sender, SubscriptionTier};
 use crate::id::EventId;
 use crate::permission::PermissionLevel;
-use crate::platform::{Outbound, Platform, PlatformError, PlatformKind, PlatformLimits};
+use crate::platform::{
+    Outbound, Pacing, Platform, PlatformError, PlatformKind, PlatformLimits, Quota,
+};
 use crate::reply::Reply;
 
 /// Messages older than this are refused (Twitch's replay guidance).
@@ -457,7 +460,23 @@ pub struct TwitchPlatform {
     config: TwitchConfig,
     http: reqwest::Client,
     bot_user_id: tokio::sync::OnceCell<String>,
+    /// The channels the bot moderates, and when they were looked up.
+    moderated: tokio::sync::Mutex<Option<(std::time::Instant, HashSet<String>)>>,
 }
+
+/// Chat messages per 30 s in a channel where the bot is an ordinary chatter.
+pub const CHAT_QUOTA: Quota = Quota::new(20, Duration::from_secs(30));
+/// Chat messages per 30 s in a channel the bot moderates or owns.
+pub const ELEVATED_CHAT_QUOTA: Quota = Quota::new(100, Duration::from_secs(30));
+/// Twitch drops a message identical to one sent within this long.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(30);
+/// Whispers: 3 per second and 100 per minute.
+pub const WHISPER_QUOTAS: [Quota; 2] = [
+    Quota::new(3, Duration::from_secs(1)),
+    Quota::new(100, Duration::from_secs(60)),
+];
+/// How long the list of channels the bot moderates is trusted.
+const MODERATED_TTL: Duration = Duration::from_secs(600);
 
 impl TwitchPlatform {
     /// The adapter. The bot's user id is looked up on first send.
@@ -470,7 +489,72 @@ impl TwitchPlatform {
             },
             http,
             bot_user_id: tokio::sync::OnceCell::new(),
+            moderated: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// Whether the bot owns or moderates `broadcaster`'s channel, which raises its chat quota.
+    /// The moderated channels come from `GET /helix/moderation/channels` (scope
+    /// `user:read:moderated_channels`), looked up every ten minutes; when that fails the bot
+    /// counts as an ordinary chatter, which is always safe.
+    pub async fn is_elevated_in(&self, broadcaster: &str) -> bool {
+        let Ok(bot) = self.bot_user_id().await else {
+            return false;
+        };
+        if bot == broadcaster {
+            return true;
+        }
+        let mut cache = self.moderated.lock().await;
+        let fresh = cache
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < MODERATED_TTL);
+        if !fresh {
+            let channels = self.moderated_channels(bot).await.unwrap_or_else(|err| {
+                tracing::warn!(error = %err, "cannot list the channels the bot moderates; pacing chat as an ordinary chatter");
+                HashSet::new()
+            });
+            *cache = Some((std::time::Instant::now(), channels));
+        }
+        cache
+            .as_ref()
+            .is_some_and(|(_, channels)| channels.contains(broadcaster))
+    }
+
+    /// Every channel the bot moderates, following Helix's pagination.
+    async fn moderated_channels(&self, bot: &str) -> Result<HashSet<String>, PlatformError> {
+        let mut channels = HashSet::new();
+        let mut cursor: Option<String> = None;
+        // 100 per page; 50 pages is 5000 channels, far more than any bot moderates.
+        for _ in 0..50 {
+            let mut query = vec![("user_id", bot.to_owned()), ("first", "100".to_owned())];
+            if let Some(after) = cursor.take() {
+                query.push(("after", after));
+            }
+            let page = super::send_json(
+                self.request(reqwest::Method::GET, "moderation/channels")
+                    .query(&query),
+            )
+            .await?;
+            for channel in page
+                .get("data")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(id) = channel.get("broadcaster_id").and_then(Value::as_str) {
+                    channels.insert(id.to_owned());
+                }
+            }
+            cursor = page
+                .pointer("/pagination/cursor")
+                .and_then(Value::as_str)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned);
+            if cursor.is_none() {
+                break;
+            }
+        }
+        Ok(channels)
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -599,6 +683,29 @@ impl Platform for TwitchPlatform {
             max_message_len: MAX_MESSAGE_LEN,
             whispers: true,
             ..PlatformLimits::default()
+        }
+    }
+
+    async fn pacing(&self, outbound: &Outbound) -> Pacing {
+        let channel = &outbound.server_id;
+        match &outbound.reply {
+            Reply::Moderate(_) => Pacing::unpaced(format!("moderation:{channel}")),
+            Reply::Whisper { .. } | Reply::Ephemeral { .. } => Pacing {
+                lane_quotas: WHISPER_QUOTAS.to_vec(),
+                ..Pacing::unpaced("whispers")
+            },
+            _ => {
+                let quota = if self.is_elevated_in(channel).await {
+                    ELEVATED_CHAT_QUOTA
+                } else {
+                    CHAT_QUOTA
+                };
+                Pacing {
+                    lane_quotas: vec![quota],
+                    distinct_within: Some(DUPLICATE_WINDOW),
+                    ..Pacing::unpaced(format!("chat:{channel}"))
+                }
+            }
         }
     }
 
