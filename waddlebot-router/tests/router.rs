@@ -252,7 +252,10 @@ async fn dispatch_delivers_through_the_events_platform_and_reports_refusals() {
     discord.rate_limit_next(1, Duration::from_millis(10));
     let delivery = delivered(router.dispatch(chat("!ping")).await.expect("dispatched"));
     assert!(delivery.failed.is_empty());
-    assert_eq!(discord.sent_texts().last().map(String::as_str), Some("Pong!"));
+    assert_eq!(
+        discord.sent_texts().last().map(String::as_str),
+        Some("Pong!")
+    );
 
     // More 429s than the governor retries: reported, not dropped silently.
     discord.rate_limit_next(4, Duration::from_millis(10));

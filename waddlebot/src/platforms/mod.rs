@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 #[cfg(feature = "discord")]
 pub mod discord;
+#[cfg(feature = "twitch")]
+pub mod irc;
 #[cfg(feature = "slack")]
 pub mod slack;
 #[cfg(feature = "twitch")]

@@ -55,7 +55,7 @@ const TYPE: &str = "Twitch-Eventsub-Message-Type";
 
 /// Prefix of the ids of events that are not chat messages: Helix takes only chat message ids as
 /// reply parents.
-const NON_CHAT_ID_PREFIX: &str = "eventsub-";
+pub(crate) const NON_CHAT_ID_PREFIX: &str = "eventsub-";
 
 /// A verified EventSub delivery.
 #[derive(Debug, Clone, PartialEq)]
