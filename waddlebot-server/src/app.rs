@@ -43,8 +43,12 @@ impl AppState {
         }
     }
 
-    /// The same state, taking platform webhooks.
-    pub fn with_webhooks(mut self, webhooks: crate::platforms::Webhooks) -> Self {
+    /// The same state, taking platform webhooks; events from socket transports (Twitch IRC)
+    /// start flowing into the router here. Call inside a tokio runtime.
+    pub fn with_webhooks(mut self, mut webhooks: crate::platforms::Webhooks) -> Self {
+        for stream in webhooks.streams.drain(..) {
+            crate::webhooks::pump(Arc::clone(&self.router), stream);
+        }
         self.webhooks = webhooks;
         self
     }

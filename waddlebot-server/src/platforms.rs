@@ -4,16 +4,17 @@
 
 use std::sync::Arc;
 
-use waddlebot::Platform;
 use waddlebot::platforms::discord::{
     DEFAULT_API_URL as DISCORD_API, DiscordConfig, DiscordPlatform, DiscordVerifier,
 };
+use waddlebot::platforms::irc::{DEFAULT_IRC_URL, IrcConfig, TwitchIrc};
 use waddlebot::platforms::slack::{
     DEFAULT_API_URL as SLACK_API, SlackConfig, SlackPlatform, SlackVerifier,
 };
 use waddlebot::platforms::twitch::{
     DEFAULT_API_URL as TWITCH_API, EventSubVerifier, TwitchConfig, TwitchPlatform,
 };
+use waddlebot::{Event, Platform};
 
 use crate::config::ConfigError;
 
@@ -38,6 +39,30 @@ impl std::fmt::Debug for TwitchSettings {
         f.debug_struct("TwitchSettings")
             .field("client_id", &self.client_id)
             .field("api_url", &self.api_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Twitch chat over IRC: on when `TWITCH_CHANNELS` is set (comma-separated logins), which then
+/// needs `TWITCH_BOT_NICK` and `TWITCH_BOT_TOKEN`; `TWITCH_IRC_URL` overrides the endpoint.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TwitchIrcSettings {
+    /// The channels to join.
+    pub channels: Vec<String>,
+    /// The bot account's login.
+    pub login: String,
+    /// The bot account's user access token (`chat:read`, `chat:edit`).
+    pub token: String,
+    /// The WebSocket endpoint.
+    pub url: String,
+}
+
+impl std::fmt::Debug for TwitchIrcSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwitchIrcSettings")
+            .field("channels", &self.channels)
+            .field("login", &self.login)
+            .field("url", &self.url)
             .finish_non_exhaustive()
     }
 }
@@ -88,8 +113,10 @@ impl std::fmt::Debug for DiscordSettings {
 /// Every platform's settings; `None` is off.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PlatformSettings {
-    /// Twitch.
+    /// Twitch (EventSub webhooks in, Helix out).
     pub twitch: Option<TwitchSettings>,
+    /// Twitch chat over IRC.
+    pub twitch_irc: Option<TwitchIrcSettings>,
     /// Slack.
     pub slack: Option<SlackSettings>,
     /// Discord.
@@ -101,7 +128,16 @@ impl PlatformSettings {
     pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |key: &str| get(key).filter(|value| !value.trim().is_empty());
         let keys = ["EVENTSUB_SECRET", "TWITCH_CLIENT_ID", "TWITCH_BOT_TOKEN"];
-        let twitch = match required(&get, "Twitch", keys)? {
+        // The bot token serves IRC too: alone with IRC's channels it does not ask for Helix.
+        let helix_wanted = get("EVENTSUB_SECRET").is_some()
+            || get("TWITCH_CLIENT_ID").is_some()
+            || get("TWITCH_CHANNELS").is_none();
+        let helix = if helix_wanted {
+            required(&get, "Twitch", keys)?
+        } else {
+            None
+        };
+        let twitch = match helix {
             None => None,
             Some([secret, client_id, bot_token]) => {
                 if let Err(err) = EventSubVerifier::new(secret.clone()) {
@@ -117,6 +153,38 @@ impl PlatformSettings {
                     client_secret: get("TWITCH_CLIENT_SECRET"),
                     bot_token,
                     api_url: get("TWITCH_API_URL").unwrap_or_else(|| TWITCH_API.to_owned()),
+                })
+            }
+        };
+        let twitch_irc = match get("TWITCH_CHANNELS") {
+            None => None,
+            Some(channels) => {
+                let [_, login, token] = required(
+                    &get,
+                    "Twitch IRC",
+                    ["TWITCH_CHANNELS", "TWITCH_BOT_NICK", "TWITCH_BOT_TOKEN"],
+                )?
+                .unwrap_or_default();
+                let channels: Vec<String> = channels
+                    .split(',')
+                    .map(|c| c.trim().trim_start_matches('#').to_ascii_lowercase())
+                    .filter(|c| !c.is_empty())
+                    .collect();
+                if let Some(bad) = channels
+                    .iter()
+                    .find(|c| !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+                {
+                    return Err(ConfigError::Invalid {
+                        key: "TWITCH_CHANNELS".to_owned(),
+                        value: bad.clone(),
+                        reason: "a Twitch login is letters, digits and underscores".to_owned(),
+                    });
+                }
+                Some(TwitchIrcSettings {
+                    channels,
+                    login,
+                    token,
+                    url: get("TWITCH_IRC_URL").unwrap_or_else(|| DEFAULT_IRC_URL.to_owned()),
                 })
             }
         };
@@ -152,6 +220,7 @@ impl PlatformSettings {
         };
         Ok(Self {
             twitch,
+            twitch_irc,
             slack,
             discord,
         })
@@ -159,12 +228,26 @@ impl PlatformSettings {
 
     /// A line per platform saying whether it is on, for the start-up log.
     pub fn summary(&self) -> Vec<String> {
-        vec![match &self.twitch {
-            Some(_) => "twitch: on (POST /webhooks/twitch/eventsub)".to_owned(),
-            None => {
-                "twitch: off (set EVENTSUB_SECRET, TWITCH_CLIENT_ID, TWITCH_BOT_TOKEN)".to_owned()
-            }
-        }]
+        let twitch = match (&self.twitch, &self.twitch_irc) {
+            (Some(_), None) => "twitch: on (POST /webhooks/twitch/eventsub, replies through Helix)".to_owned(),
+            (Some(_), Some(irc)) => format!(
+                "twitch: on (POST /webhooks/twitch/eventsub; chat over IRC in #{}; replies through Helix)",
+                irc.channels.join(", #")
+            ),
+            (None, Some(irc)) => format!("twitch: on (chat over IRC in #{})", irc.channels.join(", #")),
+            (None, None) => "twitch: off (set EVENTSUB_SECRET, TWITCH_CLIENT_ID, TWITCH_BOT_TOKEN, or TWITCH_CHANNELS, TWITCH_BOT_NICK, TWITCH_BOT_TOKEN for IRC)".to_owned(),
+        };
+        let slack = if self.slack.is_some() {
+            "slack: on (POST /webhooks/slack/events, /commands, /interactivity)"
+        } else {
+            "slack: off (set SLACK_SIGNING_SECRET, SLACK_BOT_TOKEN)"
+        };
+        let discord = if self.discord.is_some() {
+            "discord: on (POST /webhooks/discord/interactions)"
+        } else {
+            "discord: off (set DISCORD_PUBLIC_KEY, DISCORD_BOT_TOKEN, DISCORD_APPLICATION_ID)"
+        };
+        vec![twitch, slack.to_owned(), discord.to_owned()]
     }
 }
 
@@ -205,9 +288,12 @@ pub struct Webhooks {
     pub discord: Option<(DiscordVerifier, Arc<DiscordPlatform>)>,
     /// For answers that go back by URL (Slack's `response_url`).
     pub http: reqwest::Client,
+    /// Events from socket transports (Twitch IRC), fed to the router once the state has one.
+    pub streams: Vec<tokio::sync::mpsc::Receiver<Event>>,
 }
 
-/// The platforms and webhook verifiers the settings turn on.
+/// The platforms and webhook verifiers the settings turn on. Socket transports (Twitch IRC)
+/// start connecting here, so call it inside a tokio runtime.
 pub fn build(
     settings: &PlatformSettings,
     http: &reqwest::Client,
@@ -217,6 +303,17 @@ pub fn build(
         http: http.clone(),
         ..Webhooks::default()
     };
+    if let Some(irc) = &settings.twitch_irc {
+        let mut config = IrcConfig::new(&irc.login, &irc.token, irc.channels.clone());
+        config.url.clone_from(&irc.url);
+        let (connection, events) = TwitchIrc::spawn(config);
+        webhooks.streams.push(events);
+        // With Helix configured, replies go through Helix (replies, whispers, moderation);
+        // IRC carries chat only.
+        if settings.twitch.is_none() {
+            platforms.push(Arc::new(connection));
+        }
+    }
     if let Some(twitch) = &settings.twitch {
         platforms.push(Arc::new(TwitchPlatform::new(
             TwitchConfig {

@@ -72,6 +72,16 @@ fn dispatch_later(router: &Arc<Router>, events: Vec<Event>) {
     });
 }
 
+/// Dispatches every event of a socket transport (Twitch IRC) as it arrives, until the
+/// transport closes.
+pub(crate) fn pump(router: Arc<Router>, mut events: tokio::sync::mpsc::Receiver<Event>) {
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            dispatch_later(&router, vec![event]);
+        }
+    });
+}
+
 impl App {
     /// `POST /webhooks/twitch/eventsub`.
     pub(crate) async fn twitch_eventsub<B>(

@@ -442,3 +442,8 @@ pub fn event_from_line(message: &IrcMessage) -> Option<Event> {
         _ => None,
     }
 }
+
+#[cfg(feature = "twitch-irc")]
+mod client;
+#[cfg(feature = "twitch-irc")]
+pub use client::{DEFAULT_IRC_URL, IrcConfig, IrcStatus, JoinPacer, TwitchIrc};
