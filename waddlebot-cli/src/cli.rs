@@ -62,6 +62,33 @@ pub(crate) enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Manage the Twitch EventSub subscriptions that feed `serve` (needs the Twitch settings,
+    /// TWITCH_CLIENT_SECRET and EVENTSUB_CALLBACK_URL).
+    Twitch {
+        /// What to do.
+        #[command(subcommand)]
+        action: TwitchAction,
+    },
+}
+
+/// `waddlebot twitch …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TwitchAction {
+    /// Subscribe to everything the bot handles in these channels (logins or user ids); safe to
+    /// run again: live subscriptions are kept, dead ones replaced.
+    Subscribe {
+        /// Channels.
+        #[arg(required = true, value_name = "CHANNEL")]
+        channels: Vec<String>,
+    },
+    /// List this application's subscriptions.
+    Subscriptions,
+    /// Delete subscriptions by id.
+    Unsubscribe {
+        /// Subscription ids (from `waddlebot twitch subscriptions`).
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+    },
 }
 
 /// The user a terminal message comes from.

@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod twitch;
 
 use std::process::ExitCode;
 
@@ -59,6 +60,7 @@ fn main() -> ExitCode {
                 .await
             }
             Command::Import { file } => commands::import(&config, file).await,
+            Command::Twitch { action } => twitch::run(&config, action).await,
         }
     });
     match result {

@@ -537,3 +537,83 @@ fn a_malformed_dump_is_refused_and_nothing_is_written() {
         stderr(&missing)
     );
 }
+
+/// `waddlebot twitch subscribe` against stand-ins for Twitch's OAuth server and Helix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twitch_subscribe_creates_the_channels_subscriptions() {
+    use serde_json::json;
+    use wiremock::matchers::{method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let twitch = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth2/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "app-token", "expires_in": 5000000, "token_type": "bearer"
+        })))
+        .mount(&twitch)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/helix/users"))
+        .and(query_param("login", "pond"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [{"id": "1337"}]})))
+        .mount(&twitch)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/helix/users"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [{"id": "999"}]})))
+        .mount(&twitch)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/helix/eventsub/subscriptions"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"data": [], "pagination": {}})),
+        )
+        .mount(&twitch)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/helix/eventsub/subscriptions"))
+        .respond_with(|request: &wiremock::Request| {
+            let body: serde_json::Value = serde_json::from_slice(&request.body).expect("json");
+            ResponseTemplate::new(202).set_body_json(json!({"data": [{
+                "id": "new", "status": "webhook_callback_verification_pending",
+                "type": body["type"], "version": body["version"],
+                "condition": body["condition"], "transport": body["transport"]
+            }]}))
+        })
+        .expect(10)
+        .mount(&twitch)
+        .await;
+
+    let sandbox = Sandbox::new();
+    let run = |callback: &str| {
+        sandbox
+            .command()
+            .args(["twitch", "subscribe", "pond"])
+            .env("EVENTSUB_SECRET", "eventsub-secret")
+            .env("TWITCH_CLIENT_ID", "client-123")
+            .env("TWITCH_CLIENT_SECRET", "shh")
+            .env("TWITCH_BOT_TOKEN", "bot-token")
+            .env("EVENTSUB_CALLBACK_URL", callback)
+            .env("TWITCH_API_URL", twitch.uri())
+            .env("TWITCH_AUTH_URL", twitch.uri())
+            .output()
+            .expect("the binary runs")
+    };
+    let output =
+        tokio::task::block_in_place(|| run("https://bot.example/webhooks/twitch/eventsub"));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output).trim(),
+        "pond (1337): 10 created, 0 kept, 0 replaced"
+    );
+
+    let insecure =
+        tokio::task::block_in_place(|| run("http://bot.example/webhooks/twitch/eventsub"));
+    assert!(!insecure.status.success());
+    assert!(
+        stderr(&insecure).contains("EVENTSUB_CALLBACK_URL"),
+        "{}",
+        stderr(&insecure)
+    );
+}

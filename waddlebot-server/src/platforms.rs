@@ -12,7 +12,8 @@ use waddlebot::platforms::slack::{
     DEFAULT_API_URL as SLACK_API, SlackConfig, SlackPlatform, SlackVerifier,
 };
 use waddlebot::platforms::twitch::{
-    DEFAULT_API_URL as TWITCH_API, EventSubVerifier, TwitchConfig, TwitchPlatform,
+    DEFAULT_API_URL as TWITCH_API, DEFAULT_AUTH_URL as TWITCH_AUTH, EventSubVerifier, TwitchConfig,
+    TwitchPlatform,
 };
 use waddlebot::{Event, Platform};
 
@@ -30,8 +31,29 @@ pub struct TwitchSettings {
     pub client_secret: Option<String>,
     /// The bot account's user access token.
     pub bot_token: String,
+    /// Its refresh token (`TWITCH_BOT_REFRESH_TOKEN`, used with the client secret).
+    pub refresh_token: Option<String>,
+    /// Where Twitch delivers EventSub notifications (`EVENTSUB_CALLBACK_URL`), for
+    /// `waddlebot twitch subscribe`.
+    pub callback_url: Option<String>,
     /// Helix's base URL.
     pub api_url: String,
+    /// The OAuth server's base URL (`TWITCH_AUTH_URL`).
+    pub auth_url: String,
+}
+
+impl TwitchSettings {
+    /// The adapter's configuration.
+    pub fn config(&self) -> TwitchConfig {
+        TwitchConfig {
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            bot_token: self.bot_token.clone(),
+            refresh_token: self.refresh_token.clone(),
+            api_url: self.api_url.clone(),
+            auth_url: self.auth_url.clone(),
+        }
+    }
 }
 
 impl std::fmt::Debug for TwitchSettings {
@@ -152,7 +174,10 @@ impl PlatformSettings {
                     client_id,
                     client_secret: get("TWITCH_CLIENT_SECRET"),
                     bot_token,
+                    refresh_token: get("TWITCH_BOT_REFRESH_TOKEN"),
+                    callback_url: get("EVENTSUB_CALLBACK_URL"),
                     api_url: get("TWITCH_API_URL").unwrap_or_else(|| TWITCH_API.to_owned()),
+                    auth_url: get("TWITCH_AUTH_URL").unwrap_or_else(|| TWITCH_AUTH.to_owned()),
                 })
             }
         };
@@ -315,14 +340,7 @@ pub fn build(
         }
     }
     if let Some(twitch) = &settings.twitch {
-        platforms.push(Arc::new(TwitchPlatform::new(
-            TwitchConfig {
-                client_id: twitch.client_id.clone(),
-                bot_token: twitch.bot_token.clone(),
-                api_url: twitch.api_url.clone(),
-            },
-            http.clone(),
-        )));
+        platforms.push(Arc::new(TwitchPlatform::new(twitch.config(), http.clone())));
         // Checked when the settings were read.
         webhooks.twitch = EventSubVerifier::new(twitch.eventsub_secret.clone()).ok();
     }

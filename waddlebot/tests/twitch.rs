@@ -16,7 +16,9 @@ use waddlebot::{
     EventId, EventKind, Gift, ModerationAction, Outbound, PermissionLevel, Platform, PlatformError,
     PlatformKind, Reply, SubscriptionTier,
 };
-use wiremock::matchers::{body_json, header, method, path, query_param};
+use wiremock::matchers::{
+    body_json, body_partial_json, body_string_contains, header, method, path, query_param,
+};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const VECTOR_BODY: &str = r#"{"subscription":{"id":"ae2ff348-e102-16be-a3eb-6830c1bf38d2","status":"enabled","type":"channel.follow","version":"1","condition":{"broadcaster_user_id":"44429626"},"transport":{"method":"webhook","callback":"null"},"created_at":"2021-02-19T23:47:00.7621315Z"},"event":{"user_id":"28408015","user_login":"testFromUser","user_name":"testFromUser","broadcaster_user_id":"44429626","broadcaster_user_login":"44429626","broadcaster_user_name":"testBroadcaster"}}"#;
@@ -431,9 +433,8 @@ fn every_mapped_subscription_type_becomes_its_event() {
 fn platform(server: &MockServer) -> TwitchPlatform {
     TwitchPlatform::new(
         TwitchConfig {
-            client_id: "client-123".to_owned(),
-            bot_token: "oauth:token-abc".to_owned(),
             api_url: server.uri(),
+            ..TwitchConfig::new("client-123", "oauth:token-abc")
         },
         reqwest::Client::new(),
     )
@@ -726,4 +727,278 @@ async fn without_the_moderated_channels_scope_chat_is_paced_as_an_ordinary_chatt
         let pacing = twitch.pacing(&outbound(Reply::text("hi"), None)).await;
         assert_eq!(pacing.lane_quotas, [CHAT_QUOTA]);
     }
+}
+
+#[tokio::test]
+async fn an_expired_bot_token_is_refreshed_once_and_the_message_sent() {
+    let helix = MockServer::start().await;
+    let oauth = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth2/token"))
+        .and(body_string_contains("grant_type=refresh_token"))
+        .and(body_string_contains("refresh_token=refresh-1"))
+        .and(body_string_contains("client_secret=shh"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "fresh-token", "refresh_token": "refresh-2",
+            "scope": ["user:write:chat"], "token_type": "bearer"
+        })))
+        .expect(1)
+        .mount(&oauth)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/helix/users"))
+        .and(header("Authorization", "Bearer stale-token"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
+            "error": "Unauthorized", "status": 401, "message": "Invalid OAuth token"
+        })))
+        .expect(1)
+        .mount(&helix)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/helix/users"))
+        .and(header("Authorization", "Bearer fresh-token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [{"id": "999"}]})))
+        .expect(1)
+        .mount(&helix)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/helix/chat/messages"))
+        .and(header("Authorization", "Bearer fresh-token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [{"message_id": "m", "is_sent": true}]
+        })))
+        .expect(1)
+        .mount(&helix)
+        .await;
+    let twitch = TwitchPlatform::new(
+        TwitchConfig {
+            api_url: helix.uri(),
+            auth_url: oauth.uri(),
+            client_secret: Some("shh".to_owned()),
+            refresh_token: Some("refresh-1".to_owned()),
+            ..TwitchConfig::new("client-123", "stale-token")
+        },
+        reqwest::Client::new(),
+    );
+    twitch
+        .send(outbound(Reply::text("hello"), None))
+        .await
+        .expect("sent with the refreshed token");
+}
+
+#[tokio::test]
+async fn without_a_refresh_token_a_401_is_reported() {
+    let helix = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/helix/users"))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(json!({"message": "Invalid OAuth token"})),
+        )
+        .mount(&helix)
+        .await;
+    let twitch = platform(&helix);
+    match twitch.send(outbound(Reply::text("hello"), None)).await {
+        Err(PlatformError::Rejected(why)) => assert!(why.contains("401"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn embeds_become_announcements_or_chat_where_the_bot_may_not_announce() {
+    let server = MockServer::start().await;
+    mock_bot_user(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/helix/chat/announcements"))
+        .and(query_param("broadcaster_id", "1337"))
+        .and(query_param("moderator_id", "999"))
+        .and(body_json(
+            json!({"message": "Stream starts soon — at 8", "color": "purple"}),
+        ))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/helix/chat/announcements"))
+        .and(query_param("broadcaster_id", "4242"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({
+            "error": "Forbidden", "status": 403, "message": "user is not a moderator"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/helix/chat/messages"))
+        .and(body_partial_json(json!({"broadcaster_id": "4242"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [{"message_id": "m", "is_sent": true}]
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let twitch = platform(&server);
+    let embed = waddlebot::Embed {
+        title: "Stream starts soon".to_owned(),
+        description: "at 8".to_owned(),
+        color: Some(0x9146ff),
+        ..waddlebot::Embed::default()
+    };
+    twitch
+        .send(outbound(Reply::Embed(embed.clone()), None))
+        .await
+        .expect("announced");
+    let mut elsewhere = outbound(Reply::Embed(embed), None);
+    elsewhere.server_id = "4242".to_owned();
+    twitch.send(elsewhere).await.expect("sent as chat instead");
+}
+
+fn subscription(
+    id: &str,
+    kind: &str,
+    version: &str,
+    status: &str,
+    condition: Value,
+    callback: &str,
+) -> Value {
+    json!({
+        "id": id, "status": status, "type": kind, "version": version, "condition": condition,
+        "created_at": "2026-01-01T00:00:00Z", "cost": 0,
+        "transport": {"method": "webhook", "callback": callback}
+    })
+}
+
+#[tokio::test]
+async fn subscriptions_are_synced_idempotently_with_the_app_token() {
+    use waddlebot::platforms::twitch::{AppToken, EventSubApi};
+    const CALLBACK: &str = "https://bot.example/webhooks/twitch/eventsub";
+    let helix = MockServer::start().await;
+    let oauth = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth2/token"))
+        .and(body_string_contains("grant_type=client_credentials"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "app-token", "expires_in": 5000000, "token_type": "bearer"
+        })))
+        .expect(1)
+        .mount(&oauth)
+        .await;
+    // Page 1: follow is alive; page 2: stream.online died, and an unrelated one.
+    Mock::given(method("GET"))
+        .and(path("/helix/eventsub/subscriptions"))
+        .and(query_param("after", "next"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [
+                subscription("dead-1", "stream.online", "1", "notification_failures_exceeded",
+                             json!({"broadcaster_user_id": "1337"}), CALLBACK),
+                subscription("other", "stream.online", "1", "enabled",
+                             json!({"broadcaster_user_id": "5555"}), CALLBACK),
+            ],
+            "total": 3, "pagination": {}
+        })))
+        .mount(&helix)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/helix/eventsub/subscriptions"))
+        .and(header("Authorization", "Bearer app-token"))
+        .and(header("Client-Id", "client-123"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [subscription("alive-1", "channel.follow", "2", "enabled",
+                json!({"broadcaster_user_id": "1337", "moderator_user_id": "999"}), CALLBACK)],
+            "total": 3, "pagination": {"cursor": "next"}
+        })))
+        .mount(&helix)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/helix/eventsub/subscriptions"))
+        .and(query_param("id", "dead-1"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&helix)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/helix/eventsub/subscriptions"))
+        .and(body_partial_json(json!({"type": "channel.chat.message"})))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({
+            "error": "Forbidden", "status": 403,
+            "message": "subscription missing proper authorization"
+        })))
+        .mount(&helix)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/helix/eventsub/subscriptions"))
+        .and(body_partial_json(json!({
+            "transport": {"method": "webhook", "callback": CALLBACK, "secret": "eventsub-secret"}
+        })))
+        .respond_with(|request: &wiremock::Request| {
+            let body: Value = serde_json::from_slice(&request.body).expect("json");
+            ResponseTemplate::new(202).set_body_json(json!({
+                "data": [{
+                    "id": format!("new-{}", body["type"].as_str().unwrap_or("?")),
+                    "status": "webhook_callback_verification_pending",
+                    "type": body["type"], "version": body["version"], "condition": body["condition"],
+                    "transport": body["transport"], "created_at": "2026-01-01T00:00:00Z", "cost": 1
+                }],
+                "total": 1, "total_cost": 1, "max_total_cost": 10000
+            }))
+        })
+        .expect(8)
+        .mount(&helix)
+        .await;
+    let http = reqwest::Client::new();
+    let api = EventSubApi::new(
+        AppToken::new("client-123", "shh", oauth.uri(), http.clone()),
+        &helix.uri(),
+        CALLBACK,
+        "eventsub-secret",
+        http,
+    );
+    let report = api.sync_channel("1337", "999").await.expect("synced");
+    assert_eq!(report.kept, ["channel.follow"]);
+    assert_eq!(report.replaced, ["stream.online"]);
+    assert_eq!(report.created.len(), 7, "{report:?}");
+    assert!(report.created.contains(&"channel.raid".to_owned()));
+    assert_eq!(report.refused.len(), 1);
+    assert_eq!(report.refused[0].0, "channel.chat.message");
+    assert!(
+        report.refused[0].1.contains("authorization"),
+        "{:?}",
+        report.refused
+    );
+
+    // Run again once everything is alive: nothing is created or deleted.
+    helix.reset().await;
+    let alive: Vec<Value> = waddlebot::platforms::twitch::channel_subscriptions("1337", "999")
+        .into_iter()
+        .enumerate()
+        .map(|(i, w)| {
+            subscription(
+                &format!("s{i}"),
+                w.kind,
+                w.version,
+                "enabled",
+                w.condition,
+                CALLBACK,
+            )
+        })
+        .collect();
+    Mock::given(method("GET"))
+        .and(path("/helix/eventsub/subscriptions"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"data": alive, "pagination": {}})),
+        )
+        .mount(&helix)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&helix)
+        .await;
+    Mock::given(method("DELETE"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&helix)
+        .await;
+    let again = api.sync_channel("1337", "999").await.expect("synced");
+    assert_eq!(again.kept.len(), 10);
+    assert!(again.created.is_empty() && again.replaced.is_empty() && again.refused.is_empty());
 }

@@ -168,13 +168,26 @@ async fn send_json_observed(
     request: reqwest::RequestBuilder,
     observe: impl FnOnce(&reqwest::header::HeaderMap),
 ) -> Result<serde_json::Value, crate::PlatformError> {
-    let unavailable = |err: reqwest::Error| crate::PlatformError::Unavailable(err.into());
-    let response = request.send().await.map_err(unavailable)?;
+    let response = request
+        .send()
+        .await
+        .map_err(|err| crate::PlatformError::Unavailable(err.into()))?;
     observe(response.headers());
+    answer_json(response).await
+}
+
+/// A REST answer's JSON body (`null` when empty), or the matching error.
+#[cfg(any(feature = "twitch", feature = "slack", feature = "discord"))]
+async fn answer_json(
+    response: reqwest::Response,
+) -> Result<serde_json::Value, crate::PlatformError> {
     if !response.status().is_success() {
         return Err(http_error(response).await);
     }
-    let bytes = response.bytes().await.map_err(unavailable)?;
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|err| crate::PlatformError::Unavailable(err.into()))?;
     Ok(serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
 }
 

@@ -442,22 +442,63 @@ fn seconds_between(start: &str, end: &str) -> Option<u64> {
     u64::try_from(span.whole_seconds()).ok()
 }
 
+mod auth;
+mod subscriptions;
+
+pub use auth::{AppToken, DEFAULT_AUTH_URL, UserToken};
+pub use subscriptions::{
+    EventSubApi, EventSubSubscription, SyncReport, Wanted, channel_subscriptions,
+};
+
 /// How the Twitch adapter reaches Helix.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct TwitchConfig {
     /// The application's client id (`TWITCH_CLIENT_ID`).
     pub client_id: String,
-    /// The bot account's user access token (`TWITCH_BOT_TOKEN`, without `oauth:`), with
-    /// `user:write:chat`, `user:manage:whispers` and `moderator:manage:*` scopes as needed.
+    /// The application's client secret (`TWITCH_CLIENT_SECRET`); with a refresh token, the
+    /// bot token is renewed when it expires.
+    pub client_secret: Option<String>,
+    /// The bot account's user access token (`TWITCH_BOT_TOKEN`, with or without `oauth:`),
+    /// with `user:write:chat`, `user:manage:whispers` and `moderator:manage:*` scopes as needed.
     pub bot_token: String,
+    /// The bot token's refresh token (`TWITCH_BOT_REFRESH_TOKEN`).
+    pub refresh_token: Option<String>,
     /// Helix's base URL (`TWITCH_API_URL`), default [`DEFAULT_API_URL`].
     pub api_url: String,
+    /// The OAuth server (`TWITCH_AUTH_URL`), default [`DEFAULT_AUTH_URL`].
+    pub auth_url: String,
+}
+
+impl TwitchConfig {
+    /// Helix and OAuth at their public addresses, no refresh.
+    pub fn new(client_id: impl Into<String>, bot_token: impl Into<String>) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_secret: None,
+            bot_token: bot_token.into(),
+            refresh_token: None,
+            api_url: DEFAULT_API_URL.to_owned(),
+            auth_url: DEFAULT_AUTH_URL.to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Debug for TwitchConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwitchConfig")
+            .field("client_id", &self.client_id)
+            .field("api_url", &self.api_url)
+            .field("auth_url", &self.auth_url)
+            .field("refreshable", &self.refresh_token.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Twitch as a [`Platform`]: chat messages, whispers and moderation through Helix.
 #[derive(Debug)]
 pub struct TwitchPlatform {
     config: TwitchConfig,
+    token: UserToken,
     http: reqwest::Client,
     bot_user_id: tokio::sync::OnceCell<String>,
     /// The channels the bot moderates, and when they were looked up.
@@ -481,12 +522,23 @@ const MODERATED_TTL: Duration = Duration::from_secs(600);
 impl TwitchPlatform {
     /// The adapter. The bot's user id is looked up on first send.
     pub fn new(config: TwitchConfig, http: reqwest::Client) -> Self {
+        let token = match (&config.refresh_token, &config.client_secret) {
+            (Some(refresh), Some(secret)) => UserToken::refreshable(
+                &config.bot_token,
+                refresh,
+                &config.client_id,
+                secret,
+                &config.auth_url,
+                http.clone(),
+            ),
+            _ => UserToken::fixed(&config.bot_token),
+        };
         Self {
             config: TwitchConfig {
                 api_url: config.api_url.trim_end_matches('/').to_owned(),
-                bot_token: config.bot_token.trim_start_matches("oauth:").to_owned(),
                 ..config
             },
+            token,
             http,
             bot_user_id: tokio::sync::OnceCell::new(),
             moderated: tokio::sync::Mutex::new(None),
@@ -530,11 +582,12 @@ impl TwitchPlatform {
             if let Some(after) = cursor.take() {
                 query.push(("after", after));
             }
-            let page = super::send_json(
-                self.request(reqwest::Method::GET, "moderation/channels")
-                    .query(&query),
-            )
-            .await?;
+            let page = self
+                .helix(
+                    self.request(reqwest::Method::GET, "moderation/channels")
+                        .query(&query),
+                )
+                .await?;
             for channel in page
                 .get("data")
                 .and_then(Value::as_array)
@@ -560,15 +613,35 @@ impl TwitchPlatform {
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}/helix/{path}", self.config.api_url))
-            .bearer_auth(&self.config.bot_token)
             .header("Client-Id", &self.config.client_id)
     }
 
-    /// The bot account's user id (`GET /helix/users` with its own token), once.
-    async fn bot_user_id(&self) -> Result<&str, PlatformError> {
+    /// Sends a Helix request with the bot's token; when Helix answers 401 and the token can be
+    /// refreshed, refreshes it and sends the request once more.
+    async fn helix(&self, request: reqwest::RequestBuilder) -> Result<Value, PlatformError> {
+        let token = self.token.get().await;
+        let again = request.try_clone();
+        let response = request
+            .bearer_auth(&token)
+            .send()
+            .await
+            .map_err(|err| PlatformError::Unavailable(err.into()))?;
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED
+            && let Some(again) = again
+            && let Some(fresh) = self.token.refresh(&token).await
+        {
+            return super::send_json(again.bearer_auth(fresh?)).await;
+        }
+        super::answer_json(response).await
+    }
+
+    /// The bot account's user id (`GET /helix/users` with its own token), looked up once.
+    pub async fn bot_user_id(&self) -> Result<&str, PlatformError> {
         self.bot_user_id
             .get_or_try_init(|| async {
-                let body = super::send_json(self.request(reqwest::Method::GET, "users")).await?;
+                let body = self
+                    .helix(self.request(reqwest::Method::GET, "users"))
+                    .await?;
                 body.pointer("/data/0/id")
                     .and_then(Value::as_str)
                     .map(str::to_owned)
@@ -595,11 +668,12 @@ impl TwitchPlatform {
             {
                 body["reply_parent_message_id"] = Value::from(parent.0.as_str());
             }
-            let answer = super::send_json(
-                self.request(reqwest::Method::POST, "chat/messages")
-                    .json(&body),
-            )
-            .await?;
+            let answer = self
+                .helix(
+                    self.request(reqwest::Method::POST, "chat/messages")
+                        .json(&body),
+                )
+                .await?;
             if answer.pointer("/data/0/is_sent").and_then(Value::as_bool) == Some(false) {
                 let reason = answer
                     .pointer("/data/0/drop_reason/message")
@@ -619,7 +693,35 @@ impl TwitchPlatform {
             .request(reqwest::Method::POST, "whispers")
             .query(&[("from_user_id", sender), ("to_user_id", &outbound.user_id)])
             .json(&serde_json::json!({ "message": text }));
-        super::send_json(request).await.map(|_| ())
+        self.helix(request).await.map(|_| ())
+    }
+
+    /// An embed as a chat announcement (highlighted, in the embed's colour where Twitch has
+    /// it); where the bot may not announce (not a moderator), a plain chat message instead.
+    async fn announce(
+        &self,
+        outbound: &Outbound,
+        embed: &crate::reply::Embed,
+    ) -> Result<(), PlatformError> {
+        let moderator = self.bot_user_id().await?;
+        let text: String = embed.to_text().chars().take(MAX_MESSAGE_LEN).collect();
+        let request = self
+            .request(reqwest::Method::POST, "chat/announcements")
+            .query(&[
+                ("broadcaster_id", outbound.server_id.as_str()),
+                ("moderator_id", moderator),
+            ])
+            .json(&serde_json::json!({
+                "message": text,
+                "color": announcement_color(embed.color),
+            }));
+        match self.helix(request).await {
+            Err(PlatformError::Rejected(why)) => {
+                tracing::debug!(reason = %why, "announcement refused; sending the embed as chat");
+                self.chat(outbound, &embed.to_text()).await
+            }
+            other => other.map(|_| ()),
+        }
     }
 
     async fn moderate(
@@ -668,8 +770,26 @@ impl TwitchPlatform {
                 ));
             }
         };
-        super::send_json(request).await.map(|_| ())
+        self.helix(request).await.map(|_| ())
     }
+}
+
+/// The announcement colour nearest an embed colour (`primary` when it has none).
+fn announcement_color(color: Option<u32>) -> &'static str {
+    let Some(rgb) = color else { return "primary" };
+    let (r, g, b) = ((rgb >> 16) & 0xff, (rgb >> 8) & 0xff, rgb & 0xff);
+    let named: [(&str, (u32, u32, u32)); 4] = [
+        ("blue", (0x00, 0x7a, 0xff)),
+        ("green", (0x00, 0xc8, 0x53)),
+        ("orange", (0xff, 0x8c, 0x00)),
+        ("purple", (0x91, 0x46, 0xff)),
+    ];
+    named
+        .iter()
+        .min_by_key(|(_, (nr, ng, nb))| {
+            nr.abs_diff(r).pow(2) + ng.abs_diff(g).pow(2) + nb.abs_diff(b).pow(2)
+        })
+        .map_or("primary", |(name, _)| name)
 }
 
 #[async_trait]
@@ -712,7 +832,7 @@ impl Platform for TwitchPlatform {
     async fn send(&self, outbound: Outbound) -> Result<(), PlatformError> {
         match &outbound.reply {
             Reply::Text { text } => self.chat(&outbound, text).await,
-            Reply::Embed(embed) => self.chat(&outbound, &embed.to_text()).await,
+            Reply::Embed(embed) => self.announce(&outbound, embed).await,
             // Twitch has no ephemeral messages: a whisper is the private equivalent.
             Reply::Whisper { text } | Reply::Ephemeral { text } => {
                 self.whisper(&outbound, text).await
