@@ -69,6 +69,14 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: TwitchAction,
     },
+    /// Register the bot's commands as Discord slash commands (globally, or in DISCORD_GUILD_ID
+    /// or --guild); `serve` does this at start too. Nothing is written when Discord already
+    /// has them.
+    DiscordCommands {
+        /// Register in this guild only (changes show at once).
+        #[arg(long, value_name = "GUILD_ID")]
+        guild: Option<String>,
+    },
 }
 
 /// `waddlebot twitch …`.

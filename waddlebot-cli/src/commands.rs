@@ -8,9 +8,10 @@ use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
+use waddlebot::platforms::discord::{CommandScope, CommandSync, application_commands};
 use waddlebot::store::dump::{self, Dump};
 use waddlebot::{ConsolePlatform, PermissionLevel, Platform};
-use waddlebot_router::{Dispatched, Router};
+use waddlebot_router::{Dispatched, Router, UMBRELLA_SLASH_COMMAND};
 use waddlebot_server::{
     AppState, Config, StartError, app, build_router, migrate, open_store, serve, shutdown_signal,
 };
@@ -98,6 +99,38 @@ pub(crate) async fn chat(config: &Config, speaker: &Speaker) -> anyhow::Result<(
     Ok(())
 }
 
+/// `waddlebot discord-commands`: registers the slash commands and says what changed.
+pub(crate) async fn discord_commands(config: &Config, guild: Option<String>) -> anyhow::Result<()> {
+    let Some(settings) = &config.platforms.discord else {
+        anyhow::bail!(
+            "Discord is not configured: set DISCORD_PUBLIC_KEY, DISCORD_BOT_TOKEN and DISCORD_APPLICATION_ID"
+        );
+    };
+    let scope = guild.map_or_else(|| settings.command_scope(), CommandScope::Guild);
+    let http = reqwest::Client::builder()
+        .user_agent(concat!("WaddleBot/", env!("CARGO_PKG_VERSION")))
+        .timeout(std::time::Duration::from_secs(15))
+        .build()
+        .context("cannot build the HTTP client")?;
+    let (_, webhooks) = waddlebot_server::platforms::build(&config.platforms, &http);
+    let (_, discord) = webhooks.discord.context("Discord is not configured")?;
+    let router = build_router(config, Vec::new()).await?;
+    let commands = application_commands(router.catalog().specs(), UMBRELLA_SLASH_COMMAND);
+    let where_ = match &scope {
+        CommandScope::Global => "globally".to_owned(),
+        CommandScope::Guild(guild) => format!("in guild {guild}"),
+    };
+    match discord
+        .sync_commands(&scope, &commands)
+        .await
+        .context("Discord refused the commands")?
+    {
+        CommandSync::Unchanged(n) => println!("{n} slash commands already registered {where_}"),
+        CommandSync::Updated(n) => println!("{n} slash commands registered {where_}"),
+    }
+    Ok(())
+}
+
 /// `waddlebot serve`: the HTTP server until SIGINT/SIGTERM.
 pub(crate) async fn serve_http(config: &Config) -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
@@ -111,6 +144,19 @@ pub(crate) async fn serve_http(config: &Config) -> anyhow::Result<()> {
         tracing::info!("{line}");
     }
     let router = build_router(config, platforms).await?;
+    if let (Some((_, discord)), Some(settings)) = (&webhooks.discord, &config.platforms.discord) {
+        let discord = Arc::clone(discord);
+        let scope = settings.command_scope();
+        let commands = application_commands(router.catalog().specs(), UMBRELLA_SLASH_COMMAND);
+        tokio::spawn(async move {
+            match discord.sync_commands(&scope, &commands).await {
+                Ok(done) => tracing::info!(?scope, ?done, "Discord slash commands in place"),
+                Err(err) => {
+                    tracing::warn!(?scope, error = %err, "cannot register the Discord slash commands")
+                }
+            }
+        });
+    }
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|source| StartError::Bind {

@@ -61,6 +61,9 @@ fn main() -> ExitCode {
             }
             Command::Import { file } => commands::import(&config, file).await,
             Command::Twitch { action } => twitch::run(&config, action).await,
+            Command::DiscordCommands { guild } => {
+                commands::discord_commands(&config, guild.clone()).await
+            }
         }
     });
     match result {

@@ -617,3 +617,76 @@ async fn twitch_subscribe_creates_the_channels_subscriptions() {
         stderr(&insecure)
     );
 }
+
+/// `waddlebot discord-commands` registers the bot's commands once, then finds them in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discord_commands_are_registered_once() {
+    use serde_json::json;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let discord = MockServer::start().await;
+    let registered = std::sync::Arc::new(std::sync::Mutex::new(json!([])));
+    let stored = std::sync::Arc::clone(&registered);
+    Mock::given(method("GET"))
+        .and(path("/applications/app-1/guilds/G1/commands"))
+        .respond_with(move |_: &wiremock::Request| {
+            ResponseTemplate::new(200).set_body_json(stored.lock().expect("not poisoned").clone())
+        })
+        .mount(&discord)
+        .await;
+    let writer = std::sync::Arc::clone(&registered);
+    Mock::given(method("PUT"))
+        .and(path("/applications/app-1/guilds/G1/commands"))
+        .respond_with(move |request: &wiremock::Request| {
+            let body: serde_json::Value = serde_json::from_slice(&request.body).expect("json");
+            *writer.lock().expect("not poisoned") = body.clone();
+            ResponseTemplate::new(200).set_body_json(body)
+        })
+        .expect(1)
+        .mount(&discord)
+        .await;
+
+    let sandbox = Sandbox::new();
+    let run = || {
+        sandbox
+            .command()
+            .args(["discord-commands", "--guild", "G1"])
+            .env(
+                "DISCORD_PUBLIC_KEY",
+                "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+            )
+            .env("DISCORD_BOT_TOKEN", "bot-token")
+            .env("DISCORD_APPLICATION_ID", "app-1")
+            .env("DISCORD_API_URL", discord.uri())
+            .output()
+            .expect("the binary runs")
+    };
+    let first = tokio::task::block_in_place(run);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(
+        stdout(&first).contains("registered in guild G1"),
+        "{}",
+        stdout(&first)
+    );
+    let names: Vec<String> = registered
+        .lock()
+        .expect("not poisoned")
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|c| c["name"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        names.contains(&"waddlebot".to_owned()) && names.contains(&"ping".to_owned()),
+        "{names:?}"
+    );
+
+    let second = tokio::task::block_in_place(run);
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert!(
+        stdout(&second).contains("already registered in guild G1"),
+        "{}",
+        stdout(&second)
+    );
+}

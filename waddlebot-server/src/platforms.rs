@@ -121,6 +121,19 @@ pub struct DiscordSettings {
     pub application_id: String,
     /// The REST base URL.
     pub api_url: String,
+    /// Register slash commands in this guild only (`DISCORD_GUILD_ID`; changes show at once),
+    /// instead of globally.
+    pub guild_id: Option<String>,
+}
+
+impl DiscordSettings {
+    /// Where the slash commands are registered.
+    pub fn command_scope(&self) -> waddlebot::platforms::discord::CommandScope {
+        use waddlebot::platforms::discord::CommandScope;
+        self.guild_id
+            .clone()
+            .map_or(CommandScope::Global, CommandScope::Guild)
+    }
 }
 
 impl std::fmt::Debug for DiscordSettings {
@@ -240,6 +253,7 @@ impl PlatformSettings {
                     bot_token,
                     application_id,
                     api_url: get("DISCORD_API_URL").unwrap_or_else(|| DISCORD_API.to_owned()),
+                    guild_id: get("DISCORD_GUILD_ID"),
                 })
             }
         };

@@ -173,6 +173,14 @@ fn slash_commands_components_and_modals_become_events() {
         }
     );
     assert_eq!(slash.text, r#"add "waddle waddle" 3"#);
+    // The `args` option of a registered command is a command line of its own.
+    let registered = event(&command(
+        json!({"id": "1", "name": "waddlebot", "type": 1, "options": [
+            {"type": 3, "name": "command", "value": "quote"},
+            {"type": 3, "name": "args", "value": "add waddle waddle"}]}),
+        "0",
+    ));
+    assert_eq!(registered.text, "quote add waddle waddle");
     assert_eq!(slash.id, EventId("1100000000000000001".to_owned()));
     assert_eq!(
         (slash.server_id.as_str(), slash.channel_id.as_str()),
@@ -495,4 +503,109 @@ async fn every_discord_outbound_counts_against_the_global_quota() {
         .await;
     assert!(ban.lane.starts_with("moderation:"), "{}", ban.lane);
     assert_eq!(ban.global_quota, Some(GLOBAL_QUOTA));
+}
+
+#[test]
+fn command_specs_become_slash_commands() {
+    use waddlebot::platforms::discord::application_commands;
+    use waddlebot::{CommandSpec, PermissionLevel};
+    let specs = vec![
+        CommandSpec::new("ping").description("Check the bot is alive"),
+        CommandSpec::new("quote")
+            .description("Quotes")
+            .usage("quote [add <text>|<id>]"),
+        CommandSpec::new("ban")
+            .usage("ban <user>")
+            .min_level(PermissionLevel::Moderator),
+        CommandSpec::new("Not Valid!"),
+    ];
+    let commands = application_commands(&specs, "waddlebot");
+    let names: Vec<&str> = commands.iter().filter_map(|c| c["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        ["waddlebot", "ping", "quote", "ban"],
+        "invalid names are skipped"
+    );
+    assert_eq!(commands[0]["options"][0]["autocomplete"], true);
+    assert!(
+        commands[1].get("options").is_none(),
+        "ping takes no arguments"
+    );
+    assert_eq!(
+        commands[2]["options"][0]["description"],
+        "quote [add <text>|<id>]"
+    );
+    assert_eq!(
+        commands[3]["description"], "!ban <user>",
+        "the usage stands in for a description"
+    );
+    assert_eq!(commands[3]["default_member_permissions"], "8192");
+
+    let many: Vec<CommandSpec> = (0..150)
+        .map(|i| CommandSpec::new(format!("c{i}")))
+        .collect();
+    assert_eq!(
+        application_commands(&many, "waddlebot").len(),
+        100,
+        "Discord's limit"
+    );
+}
+
+#[tokio::test]
+async fn commands_are_written_only_when_discord_has_different_ones() {
+    use waddlebot::CommandSpec;
+    use waddlebot::platforms::discord::{CommandScope, CommandSync, application_commands};
+    let server = MockServer::start().await;
+    let commands = application_commands(
+        &[CommandSpec::new("ping").description("Check the bot is alive")],
+        "waddlebot",
+    );
+    // The guild already has them, as Discord returns them (ids, versions, defaults added).
+    let mut stored: Vec<Value> = commands.clone();
+    for (i, command) in stored.iter_mut().enumerate() {
+        command["id"] = json!(format!("{i}"));
+        command["application_id"] = json!("app-1");
+        command["version"] = json!("1");
+        command["nsfw"] = json!(false);
+    }
+    Mock::given(method("GET"))
+        .and(path("/applications/775799577604522054/guilds/G9/commands"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(&stored))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/applications/775799577604522054/commands"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            {"id": "1", "type": 1, "name": "old", "description": "gone", "version": "1"}
+        ])))
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/applications/775799577604522054/commands"))
+        .and(body_json(&commands))
+        .respond_with(ResponseTemplate::new(200).set_body_json(&stored))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/applications/775799577604522054/guilds/G9/commands"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let discord = platform(&server);
+    assert_eq!(
+        discord
+            .sync_commands(&CommandScope::Guild("G9".to_owned()), &commands)
+            .await
+            .expect("synced"),
+        CommandSync::Unchanged(2)
+    );
+    assert_eq!(
+        discord
+            .sync_commands(&CommandScope::Global, &commands)
+            .await
+            .expect("synced"),
+        CommandSync::Updated(2)
+    );
 }

@@ -4,6 +4,10 @@
 //! channel id. An interaction's event carries `interaction_token` and `application_id` metadata,
 //! which the server uses to answer within Discord's 3 seconds or defer and follow up.
 
+mod commands;
+
+pub use commands::{CommandScope, CommandSync, application_commands};
+
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
@@ -206,6 +210,12 @@ fn options_text(data: &Value) -> String {
     fn walk(options: &Value, out: &mut Vec<String>) {
         for option in options.as_array().into_iter().flatten() {
             match option.get("value") {
+                // `args` (from registered commands) is a command line already.
+                Some(Value::String(text))
+                    if option.get("name").and_then(Value::as_str) == Some("args") =>
+                {
+                    out.push(text.clone());
+                }
                 Some(Value::String(text)) => out.push(quote(text)),
                 Some(other) => out.push(other.to_string()),
                 None => {
