@@ -31,7 +31,7 @@ pub(crate) async fn run(config: &Config, action: &TwitchAction) -> anyhow::Resul
         ),
         &twitch.api_url,
         callback.clone(),
-        twitch.eventsub_secret.clone(),
+        twitch.eventsub_secret.clone().unwrap_or_default(),
         http.clone(),
     );
     match action {
@@ -59,6 +59,11 @@ pub(crate) async fn run(config: &Config, action: &TwitchAction) -> anyhow::Resul
             }
         }
         TwitchAction::Subscribe { channels } => {
+            if twitch.eventsub_secret.is_none() {
+                bail!(
+                    "webhook subscriptions are signed with EVENTSUB_SECRET: set it (10 to 100 characters)"
+                );
+            }
             if !callback.starts_with("https://") {
                 bail!(
                     "set EVENTSUB_CALLBACK_URL to this server's public HTTPS address, ending in /webhooks/twitch/eventsub"

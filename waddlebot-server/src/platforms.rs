@@ -12,19 +12,23 @@ use waddlebot::platforms::slack::{
     DEFAULT_API_URL as SLACK_API, SlackConfig, SlackPlatform, SlackVerifier,
 };
 use waddlebot::platforms::twitch::{
-    DEFAULT_API_URL as TWITCH_API, DEFAULT_AUTH_URL as TWITCH_AUTH, EventSubVerifier, TwitchConfig,
-    TwitchPlatform,
+    DEFAULT_API_URL as TWITCH_API, DEFAULT_AUTH_URL as TWITCH_AUTH, DEFAULT_EVENTSUB_WS_URL,
+    EventSubSocket, EventSubVerifier, TwitchConfig, TwitchPlatform,
 };
 use waddlebot::{Event, Platform};
 
 use crate::config::ConfigError;
 
-/// Twitch settings: `EVENTSUB_SECRET`, `TWITCH_CLIENT_ID`, `TWITCH_BOT_TOKEN` (required
-/// together), `TWITCH_CLIENT_SECRET` (optional, for app tokens), `TWITCH_API_URL`.
+/// Twitch settings: `TWITCH_CLIENT_ID` and `TWITCH_BOT_TOKEN` (required together) for Helix;
+/// `EVENTSUB_SECRET` turns the webhook route on; `TWITCH_CLIENT_SECRET` (app tokens),
+/// `TWITCH_API_URL`, `TWITCH_AUTH_URL`...
 #[derive(Clone, PartialEq, Eq)]
 pub struct TwitchSettings {
-    /// The EventSub subscriptions' secret (10 to 100 ASCII characters).
-    pub eventsub_secret: String,
+    /// The EventSub webhook subscriptions' secret (10 to 100 ASCII characters); no webhook
+    /// route without it.
+    pub eventsub_secret: Option<String>,
+    /// EventSub over WebSocket (`TWITCH_EVENTSUB_WEBSOCKET=true` with `TWITCH_CHANNELS`).
+    pub eventsub_websocket: Option<EventSubWebSocket>,
     /// The application's client id.
     pub client_id: String,
     /// The application's client secret.
@@ -63,6 +67,16 @@ impl std::fmt::Debug for TwitchSettings {
             .field("api_url", &self.api_url)
             .finish_non_exhaustive()
     }
+}
+
+/// EventSub over WebSocket: the channels to subscribe to and the endpoint
+/// (`TWITCH_EVENTSUB_WS_URL`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSubWebSocket {
+    /// Channel logins or user ids.
+    pub channels: Vec<String>,
+    /// The endpoint.
+    pub url: String,
 }
 
 /// Twitch chat over IRC: on when `TWITCH_CHANNELS` is set (comma-separated logins), which then
@@ -162,20 +176,41 @@ impl PlatformSettings {
     /// Reads the environment (`get` looks a variable up; empty values count as unset).
     pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |key: &str| get(key).filter(|value| !value.trim().is_empty());
-        let keys = ["EVENTSUB_SECRET", "TWITCH_CLIENT_ID", "TWITCH_BOT_TOKEN"];
+        let channels = match get("TWITCH_CHANNELS") {
+            None => None,
+            Some(list) => Some(channel_list(&list)?),
+        };
+        let websocket = match get("TWITCH_EVENTSUB_WEBSOCKET") {
+            None => false,
+            Some(value) => parse_flag("TWITCH_EVENTSUB_WEBSOCKET", &value)?,
+        };
         // The bot token serves IRC too: alone with IRC's channels it does not ask for Helix.
         let helix_wanted = get("EVENTSUB_SECRET").is_some()
             || get("TWITCH_CLIENT_ID").is_some()
-            || get("TWITCH_CHANNELS").is_none();
+            || websocket
+            || channels.is_none();
         let helix = if helix_wanted {
-            required(&get, "Twitch", keys)?
+            let keys = ["TWITCH_CLIENT_ID", "TWITCH_BOT_TOKEN"];
+            match required(&get, "Twitch", keys)? {
+                Some(values) => Some(values),
+                None if get("EVENTSUB_SECRET").is_some() || websocket => {
+                    return Err(ConfigError::Invalid {
+                        key: keys.join(", "),
+                        value: String::new(),
+                        reason: "not set, but other Twitch settings are; set all of them or none"
+                            .to_owned(),
+                    });
+                }
+                None => None,
+            }
         } else {
             None
         };
         let twitch = match helix {
             None => None,
-            Some([secret, client_id, bot_token]) => {
-                if let Err(err) = EventSubVerifier::new(secret.clone()) {
+            Some([client_id, bot_token]) => {
+                let eventsub_secret = get("EVENTSUB_SECRET");
+                if let Some(Err(err)) = eventsub_secret.clone().map(EventSubVerifier::new) {
                     return Err(ConfigError::Invalid {
                         key: "EVENTSUB_SECRET".to_owned(),
                         value: "***".to_owned(),
@@ -183,7 +218,7 @@ impl PlatformSettings {
                     });
                 }
                 Some(TwitchSettings {
-                    eventsub_secret: secret,
+                    eventsub_secret,
                     client_id,
                     client_secret: get("TWITCH_CLIENT_SECRET"),
                     bot_token,
@@ -191,41 +226,52 @@ impl PlatformSettings {
                     callback_url: get("EVENTSUB_CALLBACK_URL"),
                     api_url: get("TWITCH_API_URL").unwrap_or_else(|| TWITCH_API.to_owned()),
                     auth_url: get("TWITCH_AUTH_URL").unwrap_or_else(|| TWITCH_AUTH.to_owned()),
+                    eventsub_websocket: None,
                 })
             }
         };
-        let twitch_irc = match get("TWITCH_CHANNELS") {
-            None => None,
-            Some(channels) => {
+        let mut twitch = twitch;
+        let mut twitch_irc = None;
+        match (channels, websocket) {
+            (None, true) => {
+                return Err(ConfigError::Invalid {
+                    key: "TWITCH_CHANNELS".to_owned(),
+                    value: String::new(),
+                    reason: "not set, but TWITCH_EVENTSUB_WEBSOCKET is: name the channels to subscribe to".to_owned(),
+                });
+            }
+            (None, false) => {}
+            (Some(channels), true) => {
+                if get("TWITCH_BOT_NICK").is_some() {
+                    return Err(ConfigError::Invalid {
+                        key: "TWITCH_BOT_NICK".to_owned(),
+                        value: String::new(),
+                        reason: "chat comes over EventSub (TWITCH_EVENTSUB_WEBSOCKET) or over IRC (TWITCH_BOT_NICK), not both".to_owned(),
+                    });
+                }
+                if let Some(twitch) = twitch.as_mut() {
+                    twitch.eventsub_websocket = Some(EventSubWebSocket {
+                        channels,
+                        url: get("TWITCH_EVENTSUB_WS_URL")
+                            .unwrap_or_else(|| DEFAULT_EVENTSUB_WS_URL.to_owned()),
+                    });
+                }
+            }
+            (Some(channels), false) => {
                 let [_, login, token] = required(
                     &get,
                     "Twitch IRC",
                     ["TWITCH_CHANNELS", "TWITCH_BOT_NICK", "TWITCH_BOT_TOKEN"],
                 )?
                 .unwrap_or_default();
-                let channels: Vec<String> = channels
-                    .split(',')
-                    .map(|c| c.trim().trim_start_matches('#').to_ascii_lowercase())
-                    .filter(|c| !c.is_empty())
-                    .collect();
-                if let Some(bad) = channels
-                    .iter()
-                    .find(|c| !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
-                {
-                    return Err(ConfigError::Invalid {
-                        key: "TWITCH_CHANNELS".to_owned(),
-                        value: bad.clone(),
-                        reason: "a Twitch login is letters, digits and underscores".to_owned(),
-                    });
-                }
-                Some(TwitchIrcSettings {
+                twitch_irc = Some(TwitchIrcSettings {
                     channels,
                     login,
                     token,
                     url: get("TWITCH_IRC_URL").unwrap_or_else(|| DEFAULT_IRC_URL.to_owned()),
-                })
+                });
             }
-        };
+        }
         let slack = required(&get, "Slack", ["SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN"])?.map(
             |[signing_secret, bot_token]| SlackSettings {
                 signing_secret,
@@ -268,13 +314,24 @@ impl PlatformSettings {
     /// A line per platform saying whether it is on, for the start-up log.
     pub fn summary(&self) -> Vec<String> {
         let twitch = match (&self.twitch, &self.twitch_irc) {
-            (Some(_), None) => "twitch: on (POST /webhooks/twitch/eventsub, replies through Helix)".to_owned(),
-            (Some(_), Some(irc)) => format!(
-                "twitch: on (POST /webhooks/twitch/eventsub; chat over IRC in #{}; replies through Helix)",
-                irc.channels.join(", #")
-            ),
+            (None, None) => "twitch: off (set TWITCH_CLIENT_ID and TWITCH_BOT_TOKEN, with EVENTSUB_SECRET for webhooks or TWITCH_CHANNELS and TWITCH_EVENTSUB_WEBSOCKET=true; or TWITCH_CHANNELS, TWITCH_BOT_NICK and TWITCH_BOT_TOKEN for IRC)".to_owned(),
             (None, Some(irc)) => format!("twitch: on (chat over IRC in #{})", irc.channels.join(", #")),
-            (None, None) => "twitch: off (set EVENTSUB_SECRET, TWITCH_CLIENT_ID, TWITCH_BOT_TOKEN, or TWITCH_CHANNELS, TWITCH_BOT_NICK, TWITCH_BOT_TOKEN for IRC)".to_owned(),
+            (Some(helix), irc) => {
+                let mut intake = Vec::new();
+                if helix.eventsub_secret.is_some() {
+                    intake.push("POST /webhooks/twitch/eventsub".to_owned());
+                }
+                if let Some(socket) = &helix.eventsub_websocket {
+                    intake.push(format!("EventSub over WebSocket for {}", socket.channels.join(", ")));
+                }
+                if let Some(irc) = irc {
+                    intake.push(format!("chat over IRC in #{}", irc.channels.join(", #")));
+                }
+                if intake.is_empty() {
+                    intake.push("no intake: set EVENTSUB_SECRET or TWITCH_CHANNELS".to_owned());
+                }
+                format!("twitch: on ({}; replies through Helix)", intake.join("; "))
+            }
         };
         let slack = if self.slack.is_some() {
             "slack: on (POST /webhooks/slack/events, /commands, /interactivity)"
@@ -287,6 +344,38 @@ impl PlatformSettings {
             "discord: off (set DISCORD_PUBLIC_KEY, DISCORD_BOT_TOKEN, DISCORD_APPLICATION_ID)"
         };
         vec![twitch, slack.to_owned(), discord.to_owned()]
+    }
+}
+
+/// Comma-separated Twitch logins, `#` and case ignored.
+fn channel_list(list: &str) -> Result<Vec<String>, ConfigError> {
+    let channels: Vec<String> = list
+        .split(',')
+        .map(|c| c.trim().trim_start_matches('#').to_ascii_lowercase())
+        .filter(|c| !c.is_empty())
+        .collect();
+    if let Some(bad) = channels
+        .iter()
+        .find(|c| !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+    {
+        return Err(ConfigError::Invalid {
+            key: "TWITCH_CHANNELS".to_owned(),
+            value: bad.clone(),
+            reason: "a Twitch login is letters, digits and underscores".to_owned(),
+        });
+    }
+    Ok(channels)
+}
+
+fn parse_flag(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::Invalid {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            reason: "expected true or false".to_owned(),
+        }),
     }
 }
 
@@ -354,9 +443,18 @@ pub fn build(
         }
     }
     if let Some(twitch) = &settings.twitch {
-        platforms.push(Arc::new(TwitchPlatform::new(twitch.config(), http.clone())));
+        let platform = Arc::new(TwitchPlatform::new(twitch.config(), http.clone()));
+        if let Some(socket) = &twitch.eventsub_websocket {
+            let (_socket, events) =
+                EventSubSocket::spawn(Arc::clone(&platform), &socket.url, socket.channels.clone());
+            webhooks.streams.push(events);
+        }
+        platforms.push(platform);
         // Checked when the settings were read.
-        webhooks.twitch = EventSubVerifier::new(twitch.eventsub_secret.clone()).ok();
+        webhooks.twitch = twitch
+            .eventsub_secret
+            .clone()
+            .and_then(|secret| EventSubVerifier::new(secret).ok());
     }
     if let Some(slack) = &settings.slack {
         platforms.push(Arc::new(SlackPlatform::new(

@@ -443,7 +443,7 @@ pub fn event_from_line(message: &IrcMessage) -> Option<Event> {
     }
 }
 
-#[cfg(feature = "twitch-irc")]
+#[cfg(feature = "twitch-ws")]
 mod client;
-#[cfg(feature = "twitch-irc")]
+#[cfg(feature = "twitch-ws")]
 pub use client::{DEFAULT_IRC_URL, IrcConfig, IrcStatus, JoinPacer, TwitchIrc};

@@ -443,7 +443,12 @@ fn seconds_between(start: &str, end: &str) -> Option<u64> {
 }
 
 mod auth;
+#[cfg(feature = "twitch-ws")]
+mod eventsub_ws;
 mod subscriptions;
+
+#[cfg(feature = "twitch-ws")]
+pub use eventsub_ws::{DEFAULT_EVENTSUB_WS_URL, EventSubSocket, EventSubSocketStatus};
 
 pub use auth::{AppToken, DEFAULT_AUTH_URL, UserToken};
 pub use subscriptions::{
@@ -633,6 +638,25 @@ impl TwitchPlatform {
             return super::send_json(again.bearer_auth(fresh?)).await;
         }
         super::answer_json(response).await
+    }
+
+    /// A channel's user id: digits are taken as an id already, a login is looked up
+    /// (`GET /helix/users?login=`).
+    pub async fn user_id(&self, channel: &str) -> Result<String, PlatformError> {
+        let channel = channel.trim().trim_start_matches('#');
+        if !channel.is_empty() && channel.bytes().all(|b| b.is_ascii_digit()) {
+            return Ok(channel.to_owned());
+        }
+        let body = self
+            .helix(
+                self.request(reqwest::Method::GET, "users")
+                    .query(&[("login", channel)]),
+            )
+            .await?;
+        body.pointer("/data/0/id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| PlatformError::Rejected(format!("no Twitch user is called {channel}")))
     }
 
     /// The bot account's user id (`GET /helix/users` with its own token), looked up once.

@@ -1,4 +1,4 @@
-//! The Twitch IRC connection (feature `twitch-irc`): one WebSocket to
+//! The Twitch IRC connection (feature `twitch-ws`): one WebSocket to
 //! `wss://irc-ws.chat.twitch.tv:443`, kept alive for as long as the [`TwitchIrc`] handle lives.
 //!
 //! - logs in (`CAP REQ`, `PASS oauth:…`, `NICK`) and waits for `001`; a refused login stops the
