@@ -173,3 +173,80 @@ async fn without_settings_discord_is_off() {
         .expect("answered");
     assert_eq!(answer.status(), 404);
 }
+
+/// Messages over the gateway: a `!ping` typed in a guild channel is answered through REST as
+/// a reply to it.
+#[tokio::test]
+async fn a_prefix_command_over_the_gateway_is_answered_in_the_channel() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let rest = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/channels/C1/messages"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "out-1"})))
+        .mount(&rest)
+        .await;
+    let gateway = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bound");
+    let url = format!("ws://{}", gateway.local_addr().expect("address"));
+    let key = SigningKey::from_bytes(&[42; 32]);
+    let public = hex::encode(key.verifying_key().to_bytes());
+    let settings = PlatformSettings::from_env(|name| match name {
+        "DISCORD_PUBLIC_KEY" => Some(public.clone()),
+        "DISCORD_BOT_TOKEN" => Some("bot-token".to_owned()),
+        "DISCORD_APPLICATION_ID" => Some("app-1".to_owned()),
+        "DISCORD_API_URL" => Some(rest.uri()),
+        "DISCORD_GATEWAY" => Some("true".to_owned()),
+        "DISCORD_GATEWAY_URL" => Some(url.clone()),
+        _ => None,
+    })
+    .expect("settings");
+    assert!(settings.summary()[2].contains("messages over the gateway"));
+    let (platforms, webhooks) =
+        waddlebot_server::platforms::build(&settings, &reqwest::Client::new());
+    let _bot =
+        serve_on_loopback(AppState::new(bot_router(platforms), 1 << 20).with_webhooks(webhooks))
+            .await;
+
+    let (tcp, _) = tokio::time::timeout(Duration::from_secs(10), gateway.accept())
+        .await
+        .expect("the bot connects")
+        .expect("accepted");
+    let mut ws = tokio_tungstenite::accept_async(tcp).await.expect("handshake");
+    let send = |payload: Value| Message::text(payload.to_string());
+    ws.send(send(json!({"op": 10, "d": {"heartbeat_interval": 45000}})))
+        .await
+        .expect("sent");
+    loop {
+        let frame = ws.next().await.expect("open").expect("frame");
+        if let Message::Text(text) = frame {
+            let payload: Value = serde_json::from_str(&text).expect("json");
+            if payload["op"] == 2 {
+                break;
+            }
+        }
+    }
+    for payload in [
+        json!({"op": 0, "s": 1, "t": "READY", "d": {"session_id": "s", "resume_gateway_url": url,
+                                                    "user": {"id": "BOT", "username": "bot"}}}),
+        json!({"op": 0, "s": 2, "t": "MESSAGE_CREATE", "d": {
+            "id": "M1", "channel_id": "C1", "guild_id": "G1", "content": "!ping",
+            "author": {"id": "U1", "username": "alice"}, "member": {"roles": []}}}),
+    ] {
+        ws.send(send(payload)).await.expect("sent");
+    }
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let body: Value = loop {
+        let requests = rest.received_requests().await.expect("recorded");
+        if let Some(request) = requests.iter().find(|r| r.url.path() == "/channels/C1/messages") {
+            break serde_json::from_slice(&request.body).expect("json");
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no reply reached Discord");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        body,
+        json!({"content": "Pong!", "message_reference": {"message_id": "M1", "fail_if_not_exists": false}})
+    );
+}

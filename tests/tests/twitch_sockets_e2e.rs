@@ -176,13 +176,17 @@ async fn a_viewer_is_answered_over_eventsub_websocket_and_helix() {
         .await
         .expect("the bot connects")
         .expect("accepted");
-    let mut ws = tokio_tungstenite::accept_async(tcp).await.expect("handshake");
+    let mut ws = tokio_tungstenite::accept_async(tcp)
+        .await
+        .expect("handshake");
     let welcome = json!({
         "metadata": {"message_id": "w", "message_type": "session_welcome", "message_timestamp": "2026-11-26T10:00:00Z"},
         "payload": {"session": {"id": "S1", "status": "connected", "keepalive_timeout_seconds": 10,
                                 "reconnect_url": null, "connected_at": "2026-11-26T10:00:00Z"}}
     });
-    ws.send(Message::text(welcome.to_string())).await.expect("sent");
+    ws.send(Message::text(welcome.to_string()))
+        .await
+        .expect("sent");
     let chat = json!({
         "metadata": {"message_id": "n-1", "message_type": "notification", "message_timestamp": "2026-11-26T10:00:01Z",
                      "subscription_type": "channel.chat.message", "subscription_version": "1"},
@@ -193,15 +197,23 @@ async fn a_viewer_is_answered_over_eventsub_websocket_and_helix() {
                               "message_id": "m-1", "message": {"text": "!ping", "fragments": []},
                               "message_type": "text", "badges": [], "color": ""}}
     });
-    ws.send(Message::text(chat.to_string())).await.expect("sent");
+    ws.send(Message::text(chat.to_string()))
+        .await
+        .expect("sent");
 
     let deadline = tokio::time::Instant::now() + WAIT;
     let sent: Value = loop {
         let requests = helix.received_requests().await.expect("recorded");
-        if let Some(request) = requests.iter().find(|r| r.url.path() == "/helix/chat/messages") {
+        if let Some(request) = requests
+            .iter()
+            .find(|r| r.url.path() == "/helix/chat/messages")
+        {
             break serde_json::from_slice(&request.body).expect("json");
         }
-        assert!(tokio::time::Instant::now() < deadline, "no reply reached Helix");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no reply reached Helix"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(
@@ -216,7 +228,10 @@ async fn a_viewer_is_answered_over_eventsub_websocket_and_helix() {
         .iter()
         .filter(|r| r.url.path() == "/helix/eventsub/subscriptions")
         .count();
-    assert_eq!(subscriptions, 10, "subscribed to every mapped type after the welcome");
+    assert_eq!(
+        subscriptions, 10,
+        "subscribed to every mapped type after the welcome"
+    );
 }
 
 #[test]
@@ -227,7 +242,10 @@ fn eventsub_websocket_settings_are_checked() {
         _ => None,
     })
     .expect_err("channels are needed");
-    assert!(no_channels.to_string().contains("TWITCH_CHANNELS"), "{no_channels}");
+    assert!(
+        no_channels.to_string().contains("TWITCH_CHANNELS"),
+        "{no_channels}"
+    );
     let both = PlatformSettings::from_env(|key| match key {
         "TWITCH_CLIENT_ID" | "TWITCH_BOT_TOKEN" | "TWITCH_BOT_NICK" => Some("x".to_owned()),
         "TWITCH_CHANNELS" => Some("pond".to_owned()),

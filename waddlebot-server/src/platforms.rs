@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use waddlebot::platforms::discord::{
-    DEFAULT_API_URL as DISCORD_API, DiscordConfig, DiscordPlatform, DiscordVerifier,
+    DEFAULT_API_URL as DISCORD_API, DiscordConfig, DiscordGateway, DiscordPlatform,
+    DiscordVerifier, GatewayConfig,
 };
 use waddlebot::platforms::irc::{DEFAULT_IRC_URL, IrcConfig, TwitchIrc};
 use waddlebot::platforms::slack::{
@@ -138,6 +139,12 @@ pub struct DiscordSettings {
     /// Register slash commands in this guild only (`DISCORD_GUILD_ID`; changes show at once),
     /// instead of globally.
     pub guild_id: Option<String>,
+    /// Read guild messages over the gateway (`DISCORD_GATEWAY=true`), so prefix commands and
+    /// plain chat work, not only slash commands.
+    pub gateway: bool,
+    /// The gateway URL (`DISCORD_GATEWAY_URL`); by default Discord's answer to
+    /// `GET /gateway/bot`.
+    pub gateway_url: Option<String>,
 }
 
 impl DiscordSettings {
@@ -300,6 +307,11 @@ impl PlatformSettings {
                     application_id,
                     api_url: get("DISCORD_API_URL").unwrap_or_else(|| DISCORD_API.to_owned()),
                     guild_id: get("DISCORD_GUILD_ID"),
+                    gateway: match get("DISCORD_GATEWAY") {
+                        Some(value) => parse_flag("DISCORD_GATEWAY", &value)?,
+                        None => false,
+                    },
+                    gateway_url: get("DISCORD_GATEWAY_URL"),
                 })
             }
         };
@@ -338,10 +350,14 @@ impl PlatformSettings {
         } else {
             "slack: off (set SLACK_SIGNING_SECRET, SLACK_BOT_TOKEN)"
         };
-        let discord = if self.discord.is_some() {
-            "discord: on (POST /webhooks/discord/interactions)"
-        } else {
-            "discord: off (set DISCORD_PUBLIC_KEY, DISCORD_BOT_TOKEN, DISCORD_APPLICATION_ID)"
+        let discord = match &self.discord {
+            Some(discord) if discord.gateway => {
+                "discord: on (POST /webhooks/discord/interactions; messages over the gateway)"
+            }
+            Some(_) => "discord: on (POST /webhooks/discord/interactions)",
+            None => {
+                "discord: off (set DISCORD_PUBLIC_KEY, DISCORD_BOT_TOKEN, DISCORD_APPLICATION_ID)"
+            }
         };
         vec![twitch, slack.to_owned(), discord.to_owned()]
     }
@@ -476,6 +492,14 @@ pub fn build(
             http.clone(),
         ));
         platforms.push(platform.clone());
+        if discord.gateway {
+            let config = GatewayConfig {
+                url: discord.gateway_url.clone(),
+                ..GatewayConfig::default()
+            };
+            let (_gateway, events) = DiscordGateway::spawn(Arc::clone(&platform), config);
+            webhooks.streams.push(events);
+        }
         // Checked when the settings were read.
         webhooks.discord = DiscordVerifier::new(&discord.public_key)
             .ok()

@@ -5,8 +5,12 @@
 //! which the server uses to answer within Discord's 3 seconds or defer and follow up.
 
 mod commands;
+#[cfg(feature = "discord-gateway")]
+mod gateway;
 
 pub use commands::{CommandScope, CommandSync, application_commands};
+#[cfg(feature = "discord-gateway")]
+pub use gateway::{DEFAULT_INTENTS, DiscordGateway, GatewayConfig, GatewayStatus};
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
