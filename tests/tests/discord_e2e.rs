@@ -2,12 +2,13 @@
 //! in the HTTP response or, for slow commands, deferred and followed up on the interaction
 //! webhook of a stand-in REST server.
 
+mod common;
 mod loopback;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::{Signer, SigningKey};
-use loopback::{Loopback, bot_router, serve_on_loopback};
+use loopback::{Loopback, bot_router, bot_router_on, serve_on_loopback};
 use serde_json::{Value, json};
 use waddlebot_server::AppState;
 use waddlebot_server::platforms::PlatformSettings;
@@ -20,6 +21,15 @@ struct Bot {
 }
 
 async fn start(rest: &MockServer) -> Bot {
+    start_on(rest, bot_router).await
+}
+
+async fn start_on(
+    rest: &MockServer,
+    router: impl FnOnce(
+        Vec<std::sync::Arc<dyn waddlebot::Platform>>,
+    ) -> std::sync::Arc<waddlebot_router::Router>,
+) -> Bot {
     let key = SigningKey::from_bytes(&[42; 32]);
     let public = hex::encode(key.verifying_key().to_bytes());
     let settings = PlatformSettings::from_env(|name| match name {
@@ -33,8 +43,7 @@ async fn start(rest: &MockServer) -> Bot {
     let (platforms, webhooks) =
         waddlebot_server::platforms::build(&settings, &reqwest::Client::new());
     let server =
-        serve_on_loopback(AppState::new(bot_router(platforms), 1 << 20).with_webhooks(webhooks))
-            .await;
+        serve_on_loopback(AppState::new(router(platforms), 1 << 20).with_webhooks(webhooks)).await;
     Bot { server, key }
 }
 
@@ -187,7 +196,9 @@ async fn a_prefix_command_over_the_gateway_is_answered_in_the_channel() {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "out-1"})))
         .mount(&rest)
         .await;
-    let gateway = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bound");
+    let gateway = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bound");
     let url = format!("ws://{}", gateway.local_addr().expect("address"));
     let key = SigningKey::from_bytes(&[42; 32]);
     let public = hex::encode(key.verifying_key().to_bytes());
@@ -212,7 +223,9 @@ async fn a_prefix_command_over_the_gateway_is_answered_in_the_channel() {
         .await
         .expect("the bot connects")
         .expect("accepted");
-    let mut ws = tokio_tungstenite::accept_async(tcp).await.expect("handshake");
+    let mut ws = tokio_tungstenite::accept_async(tcp)
+        .await
+        .expect("handshake");
     let send = |payload: Value| Message::text(payload.to_string());
     ws.send(send(json!({"op": 10, "d": {"heartbeat_interval": 45000}})))
         .await
@@ -239,14 +252,48 @@ async fn a_prefix_command_over_the_gateway_is_answered_in_the_channel() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let body: Value = loop {
         let requests = rest.received_requests().await.expect("recorded");
-        if let Some(request) = requests.iter().find(|r| r.url.path() == "/channels/C1/messages") {
+        if let Some(request) = requests
+            .iter()
+            .find(|r| r.url.path() == "/channels/C1/messages")
+        {
             break serde_json::from_slice(&request.body).expect("json");
         }
-        assert!(tokio::time::Instant::now() < deadline, "no reply reached Discord");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no reply reached Discord"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(
         body,
         json!({"content": "Pong!", "message_reference": {"message_id": "M1", "fail_if_not_exists": false}})
+    );
+}
+
+/// The database goes away: the user still gets an answer in Discord's window, an apology only
+/// they see, not a failed interaction.
+#[tokio::test]
+async fn when_the_store_fails_the_user_gets_an_apology() {
+    let Some((store, scratch)) = common::fresh_pg().await else {
+        eprintln!("skipped: WADDLEBOT_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let rest = MockServer::start().await;
+    let store: std::sync::Arc<dyn waddlebot::Store> = std::sync::Arc::new(store);
+    let bot = start_on(&rest, |platforms| bot_router_on(store, platforms)).await;
+    scratch.pull_the_plug().await;
+
+    let mut ping = slash("ping", 2);
+    ping["data"]["options"] = json!([]);
+    let answer = interact(&bot, &ping, &bot.key).await;
+    assert_eq!(answer.status(), 200);
+    let body: Value = answer.json().await.expect("json");
+    assert_eq!(body["type"], 4);
+    assert_eq!(body["data"]["flags"], 64, "only the user sees it");
+    assert!(
+        body["data"]["content"]
+            .as_str()
+            .is_some_and(|text| text.starts_with("Sorry")),
+        "{body}"
     );
 }

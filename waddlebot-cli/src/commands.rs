@@ -169,14 +169,24 @@ pub(crate) async fn serve_http(config: &Config) -> anyhow::Result<()> {
     // Printed on stdout so scripts (and tests using port 0) learn the address.
     println!("WaddleBot listening on http://{addr}");
     tracing::info!(%addr, "listening");
+    let router = Arc::new(router);
     serve(
         listener,
-        app(AppState::new(Arc::new(router), config.max_body_bytes).with_webhooks(webhooks)),
+        app(AppState::new(Arc::clone(&router), config.max_body_bytes).with_webhooks(webhooks)),
         shutdown_signal(),
     )
     .await;
+    // Replies still on their way (after a platform's answer window) are delivered first.
+    if router.drain(SHUTDOWN_DRAIN).await {
+        tracing::info!("background work finished");
+    } else {
+        tracing::warn!("background work still running after {SHUTDOWN_DRAIN:?}; stopping anyway");
+    }
     Ok(())
 }
+
+/// How long a shutdown waits for replies still being produced.
+const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `waddlebot migrate`.
 pub(crate) async fn migrate_db(config: &Config) -> anyhow::Result<()> {

@@ -212,6 +212,7 @@ impl RouterBuilder {
             http,
             prefixes,
             config: self.config,
+            tasks: tokio_util::task::TaskTracker::new(),
         })
     }
 }

@@ -124,7 +124,7 @@ impl Router {
         };
         let router = Arc::clone(self);
         let task_session = session.clone();
-        let mut task = tokio::spawn(async move {
+        let mut task = self.spawn(async move {
             router
                 .handle_and_deliver(platform, event, task_session)
                 .await

@@ -142,6 +142,9 @@ pub struct Router {
     /// The prefixes of communities that set none of their own.
     pub(crate) prefixes: Prefixes,
     pub(crate) config: RouterConfig,
+    /// Work that outlives a call (replies after the answer window, rule webhooks), so a
+    /// shutdown can wait for it.
+    pub(crate) tasks: tokio_util::task::TaskTracker,
 }
 
 impl std::fmt::Debug for Router {
@@ -205,6 +208,28 @@ impl Router {
     /// Starts building a router.
     pub fn builder() -> RouterBuilder {
         RouterBuilder::default()
+    }
+
+    /// Runs `work` in the background as part of the router's work, so [`drain`](Self::drain)
+    /// waits for it (a reply delivered after the platform's answer window...).
+    pub fn spawn<F>(&self, work: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.tasks.spawn(work)
+    }
+
+    /// For a shutdown: waits up to `within` for background work to finish (late replies, rule
+    /// webhooks, whatever was [`spawn`](Self::spawn)ed). `true` when all of it did. Work
+    /// started afterwards is still run and still waited for by a later call.
+    pub async fn drain(&self, within: std::time::Duration) -> bool {
+        self.tasks.close();
+        let done = tokio::time::timeout(within, self.tasks.wait())
+            .await
+            .is_ok();
+        self.tasks.reopen();
+        done
     }
 
     /// The built-in commands.
@@ -394,7 +419,7 @@ impl Router {
                 metrics::counter!(metrics_names::RULE_MATCHES).increment(1);
                 outcome.processed = true;
                 outcome.matched_rule = Some(rule.id);
-                rules::send_webhook(&self.http, rule, community, &event);
+                rules::send_webhook(&self.tasks, &self.http, rule, community, &event);
                 match rules::effect(rule, &event) {
                     RuleEffect::Block(replies) => {
                         outcome.replies = replies;

@@ -202,6 +202,7 @@ pub(crate) fn effect(rule: &StringRule, event: &Event) -> RuleEffect {
 
 /// POSTs a match to a rule's webhook, in the background: chat never waits for it.
 pub(crate) fn send_webhook(
+    tasks: &tokio_util::task::TaskTracker,
     client: &reqwest::Client,
     rule: &StringRule,
     community: CommunityId,
@@ -237,7 +238,7 @@ pub(crate) fn send_webhook(
         .timeout(WEBHOOK_TIMEOUT)
         .json(&body);
     let rule_id = rule.id;
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         match request.send().await {
             Ok(response) if response.status().is_success() => {}
             Ok(response) => {

@@ -53,6 +53,45 @@ async fn a_slow_handler_is_deferred_and_its_reply_follows() {
     assert_eq!(discord.sent_texts(), ["Pong!", "42"], "the reply followed");
 }
 
+/// A shutdown drains: replies still being produced after the answer window are delivered
+/// before `drain` returns, and a drain that runs out of time says so.
+#[tokio::test(start_paused = true)]
+async fn drain_waits_for_replies_that_follow_the_window() {
+    let discord = Arc::new(RecordingPlatform::new(PlatformKind::Discord).with_limits(
+        PlatformLimits {
+            answer_window: Some(Duration::from_secs(3)),
+            ..PlatformLimits::default()
+        },
+    ));
+    let router = Arc::new(
+        Router::builder()
+            .store(Arc::new(MemoryStore::new()))
+            .handler(command_fn(
+                CommandSpec::new("think"),
+                |_ctx: Context| async {
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                    "42"
+                },
+            ))
+            .platform(discord.clone())
+            .build()
+            .expect("valid wiring"),
+    );
+    let slow = router.dispatch(chat("!think")).await.expect("dispatched");
+    assert!(matches!(slow, Dispatched::Deferred { .. }), "{slow:?}");
+    assert!(
+        !router.drain(Duration::from_secs(1)).await,
+        "one second is not enough for the rest of ten"
+    );
+    assert!(discord.sent_texts().is_empty());
+    assert!(router.drain(Duration::from_secs(30)).await);
+    assert_eq!(
+        discord.sent_texts(),
+        ["42"],
+        "delivered before drain returned"
+    );
+}
+
 #[tokio::test]
 async fn a_handler_can_send_progress_before_its_answer() {
     let discord = Arc::new(RecordingPlatform::new(PlatformKind::Discord));

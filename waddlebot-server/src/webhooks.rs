@@ -52,8 +52,9 @@ fn dispatch_later(router: &Arc<Router>, events: Vec<Event>) {
     if events.is_empty() {
         return;
     }
-    let router = Arc::clone(router);
-    tokio::spawn(async move {
+    let worker = Arc::clone(router);
+    router.spawn(async move {
+        let router = worker;
         for event in events {
             let id = event.id.clone();
             match router.dispatch(event).await {
@@ -286,8 +287,8 @@ where
     F: FnOnce(Vec<Reply>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
-    let router = Arc::clone(router);
-    let mut task = tokio::spawn(async move { router.handle(event).await });
+    let worker = Arc::clone(router);
+    let mut task = router.spawn(async move { worker.handle(event).await });
     let replies = |handled: Result<waddlebot_router::Outcome, waddlebot_router::RouterError>| {
         handled
             .map(|outcome| outcome.replies)
@@ -300,7 +301,7 @@ where
         Ok(Ok(handled)) => Ok(Some(replies(handled))),
         Ok(Err(join)) => Err(Failure(StatusCode::INTERNAL_SERVER_ERROR, join.to_string())),
         Err(_slow) => {
-            tokio::spawn(async move {
+            router.spawn(async move {
                 match task.await {
                     Ok(handled) => later(replies(handled)).await,
                     Err(join) => tracing::error!(error = %join, "late answer task failed"),

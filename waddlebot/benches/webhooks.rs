@@ -4,8 +4,10 @@
 //! `cargo bench -p waddlebot --features twitch,slack,discord --bench webhooks`
 
 use std::collections::HashMap;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant, UNIX_EPOCH};
+use waddlebot::platforms::irc::IrcMessage;
 
 use ed25519_dalek::{Signer, SigningKey};
 use waddlebot::platforms::discord::{DiscordVerifier, parse_interaction};
@@ -113,5 +115,15 @@ fn main() {
     });
     measure("discord: interaction → event", n, || {
         black_box(parse_interaction(body.as_bytes()).expect("parsed"));
+    });
+
+    // Twitch IRC: a real chat line (Twitch's documented example) parsed, then mapped.
+    let line = "@badge-info=;badges=broadcaster/1;client-nonce=459e3142897c7a22b7d275178f2259e0;color=#0000FF;display-name=lovingt3s;emote-only=1;emotes=62835:0-10;first-msg=0;flags=;id=885196de-cb67-427a-baa8-82f9b0fcd05f;mod=0;room-id=713936733;subscriber=0;tmi-sent-ts=1643904084794;turbo=0;user-id=713936733;user-type= :lovingt3s!lovingt3s@lovingt3s.tmi.twitch.tv PRIVMSG #lovingt3s :bleedPurple";
+    measure("twitch irc: chat line → IrcMessage", n, || {
+        black_box(line.parse::<IrcMessage>().expect("parsed"));
+    });
+    let parsed: IrcMessage = line.parse().expect("parsed");
+    measure("twitch irc: IrcMessage → event", n, || {
+        black_box(waddlebot::platforms::irc::event_from_line(&parsed).expect("an event"));
     });
 }

@@ -28,6 +28,21 @@ impl Drop for Scratch {
     }
 }
 
+impl Scratch {
+    /// Drops the schema now, while the store still points at it: the database "goes away".
+    #[allow(dead_code)] // Not every test file that shares this module pulls the plug.
+    pub(crate) async fn pull_the_plug(&self) {
+        let pool = sqlx::PgPool::connect(&self.url)
+            .await
+            .expect("PostgreSQL reachable");
+        let drop = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
+        sqlx::query(sqlx::AssertSqlSafe(drop))
+            .execute(&pool)
+            .await
+            .expect("schema dropped");
+    }
+}
+
 /// A fresh store in a fresh schema, or `None` when `WADDLEBOT_TEST_POSTGRES_URL` is unset.
 pub(crate) async fn fresh_pg() -> Option<(PgStore, Scratch)> {
     let url = std::env::var("WADDLEBOT_TEST_POSTGRES_URL").ok()?;

@@ -37,8 +37,16 @@ async fn slow(_ctx: Context) -> String {
 
 /// The built-in modules plus `!slow`, on a memory store, delivering to `platforms`.
 pub(crate) fn bot_router(platforms: Vec<Arc<dyn Platform>>) -> Arc<Router> {
+    bot_router_on(Arc::new(MemoryStore::new()), platforms)
+}
+
+/// The same bot on `store`.
+pub(crate) fn bot_router_on(
+    store: Arc<dyn waddlebot::Store>,
+    platforms: Vec<Arc<dyn Platform>>,
+) -> Arc<Router> {
     let mut builder = Router::builder()
-        .store(Arc::new(MemoryStore::new()))
+        .store(store)
         .handler(command_fn(CommandSpec::new("slow"), slow));
     for module in waddlebot_modules::default_modules() {
         builder = builder.handler_arc(module);
