@@ -19,6 +19,8 @@ pub mod discord;
 pub mod irc;
 #[cfg(feature = "slack")]
 pub mod slack;
+#[cfg(any(feature = "twitch-ws", feature = "discord-gateway"))]
+mod socket;
 #[cfg(feature = "twitch")]
 pub mod twitch;
 

@@ -579,40 +579,22 @@ impl TwitchPlatform {
 
     /// Every channel the bot moderates, following Helix's pagination.
     async fn moderated_channels(&self, bot: &str) -> Result<HashSet<String>, PlatformError> {
-        let mut channels = HashSet::new();
-        let mut cursor: Option<String> = None;
-        // 100 per page; 50 pages is 5000 channels, far more than any bot moderates.
-        for _ in 0..50 {
+        let items = all_pages(|cursor| {
             let mut query = vec![("user_id", bot.to_owned()), ("first", "100".to_owned())];
-            if let Some(after) = cursor.take() {
+            if let Some(after) = cursor {
                 query.push(("after", after));
             }
-            let page = self
-                .helix(
-                    self.request(reqwest::Method::GET, "moderation/channels")
-                        .query(&query),
-                )
-                .await?;
-            for channel in page
-                .get("data")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(id) = channel.get("broadcaster_id").and_then(Value::as_str) {
-                    channels.insert(id.to_owned());
-                }
-            }
-            cursor = page
-                .pointer("/pagination/cursor")
-                .and_then(Value::as_str)
-                .filter(|c| !c.is_empty())
-                .map(str::to_owned);
-            if cursor.is_none() {
-                break;
-            }
-        }
-        Ok(channels)
+            self.helix(
+                self.request(reqwest::Method::GET, "moderation/channels")
+                    .query(&query),
+            )
+        })
+        .await?;
+        Ok(items
+            .iter()
+            .filter_map(|channel| channel.get("broadcaster_id").and_then(Value::as_str))
+            .map(str::to_owned)
+            .collect())
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -796,6 +778,33 @@ impl TwitchPlatform {
         };
         self.helix(request).await.map(|_| ())
     }
+}
+
+/// Every item of a paginated Helix list: `page(cursor)` fetches one page (`None` for the first);
+/// the `data` arrays are joined until a page names no further cursor (at most 50 pages, far
+/// more than any bot's lists).
+pub(crate) async fn all_pages<F, Fut>(mut page: F) -> Result<Vec<Value>, PlatformError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<Value, PlatformError>>,
+{
+    let mut items = Vec::new();
+    let mut cursor = None;
+    for _ in 0..50 {
+        let answer = page(cursor.take()).await?;
+        if let Some(Value::Array(data)) = answer.get("data") {
+            items.extend(data.iter().cloned());
+        }
+        cursor = answer
+            .pointer("/pagination/cursor")
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    Ok(items)
 }
 
 /// The announcement colour nearest an embed colour (`primary` when it has none).

@@ -31,6 +31,7 @@ use crate::event::{Event, Sender};
 use crate::id::EventId;
 use crate::permission::PermissionLevel;
 use crate::platform::PlatformKind;
+use crate::platforms::socket::{Backoff, Socket, pause_unless_closed, wait_for_status};
 
 /// `GUILDS | GUILD_MESSAGES | DIRECT_MESSAGES | MESSAGE_CONTENT`.
 pub const DEFAULT_INTENTS: u64 = 1 | (1 << 9) | (1 << 12) | (1 << 15);
@@ -102,9 +103,7 @@ impl DiscordGateway {
 
     /// Waits until the status satisfies `done`, and returns it.
     pub async fn wait_for(&self, done: impl Fn(&GatewayStatus) -> bool) -> GatewayStatus {
-        let mut status = self.status.clone();
-        let result = status.wait_for(|s| done(s)).await.map(|s| s.clone());
-        result.unwrap_or(GatewayStatus::Stopped)
+        wait_for_status(&self.status, done, GatewayStatus::Stopped).await
     }
 }
 
@@ -132,9 +131,6 @@ enum Ended {
     Stopped,
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 struct Connection {
     discord: Arc<DiscordPlatform>,
     config: GatewayConfig,
@@ -152,7 +148,8 @@ fn with_query(url: &str) -> String {
 
 impl Connection {
     async fn run(mut self) {
-        let mut failures = 0u32;
+        // The first reconnection is at once (Discord expects a prompt resume), then backing off.
+        let mut backoff = Backoff::new(Duration::ZERO);
         loop {
             self.status.send_replace(GatewayStatus::Connecting);
             let url = match (&self.session, &self.config.url) {
@@ -171,7 +168,7 @@ impl Connection {
                 Err(err) => Ended::Resume(format!("cannot connect: {err}")),
             };
             if matches!(*self.status.borrow(), GatewayStatus::Connected(_)) {
-                failures = 0;
+                backoff.reset();
             }
             let pause = match ended {
                 Ended::Stopped => {
@@ -184,15 +181,8 @@ impl Connection {
                     return;
                 }
                 Ended::Resume(why) => {
-                    failures += 1;
                     tracing::info!(reason = %why, resumable = self.session.is_some(), "gateway connection lost; reconnecting");
-                    // At once the first time, then backing off.
-                    let backoff = Duration::from_millis(250) * 2u32.pow(failures.min(8));
-                    if failures == 1 {
-                        Duration::ZERO
-                    } else {
-                        backoff.min(Duration::from_secs(60))
-                    }
+                    backoff.next_pause()
                 }
                 Ended::Fresh(why, pause) => {
                     tracing::info!(reason = %why, "gateway session ended; identifying afresh");
@@ -201,12 +191,9 @@ impl Connection {
                     pause
                 }
             };
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                () = self.events.closed() => {
-                    self.status.send_replace(GatewayStatus::Stopped);
-                    return;
-                }
+            if !pause_unless_closed(pause, &self.events).await {
+                self.status.send_replace(GatewayStatus::Stopped);
+                return;
             }
         }
     }

@@ -26,6 +26,7 @@ use super::{IrcMessage, TwitchLine, twitch_line};
 use crate::PermissionLevel;
 use crate::event::{Badge, Event};
 use crate::platform::{Outbound, Pacing, Platform, PlatformError, PlatformKind, PlatformLimits};
+use crate::platforms::socket::{Backoff, Socket, pause_unless_closed, wait_for_status};
 use crate::platforms::twitch::{
     CHAT_QUOTA, DUPLICATE_WINDOW, ELEVATED_CHAT_QUOTA, MAX_MESSAGE_LEN, NON_CHAT_ID_PREFIX,
     level_from_badges,
@@ -198,9 +199,7 @@ impl TwitchIrc {
 
     /// Waits until the status satisfies `done` (connected, failed...), and returns it.
     pub async fn wait_for(&self, done: impl Fn(&IrcStatus) -> bool) -> IrcStatus {
-        let mut status = self.status.clone();
-        let result = status.wait_for(|s| done(s)).await.map(|s| s.clone());
-        result.unwrap_or(IrcStatus::Stopped)
+        wait_for_status(&self.status, done, IrcStatus::Stopped).await
     }
 
     /// The channel login for a broadcaster id (or a login given directly).
@@ -280,9 +279,6 @@ impl Platform for TwitchIrc {
     }
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 struct Connection {
     config: IrcConfig,
     events: mpsc::Sender<Event>,
@@ -293,29 +289,28 @@ struct Connection {
 
 impl Connection {
     async fn run(mut self) {
-        let mut backoff = Duration::from_secs(1);
+        let mut backoff = Backoff::new(Duration::from_secs(1));
         loop {
             self.status.send_replace(IrcStatus::Connecting);
             let ended = match tokio_tungstenite::connect_async(self.config.url.as_str()).await {
                 Ok((socket, _)) => self.session(socket).await,
                 Err(err) => Ended::Failed(format!("cannot connect: {err}")),
             };
+            if matches!(*self.status.borrow(), IrcStatus::Connected) {
+                backoff.reset();
+            }
             match ended {
                 Ended::Reconnect => {
                     tracing::info!("Twitch asked for a reconnect; connecting again");
-                    backoff = Duration::from_secs(1);
+                    backoff.reset();
                 }
                 Ended::Failed(why) => {
-                    let pause = backoff + Duration::from_millis(fastrand::u64(0..500));
+                    let pause = backoff.next_pause();
                     tracing::warn!(reason = %why, ?pause, "Twitch IRC connection lost; connecting again");
-                    tokio::select! {
-                        () = tokio::time::sleep(pause) => {}
-                        () = self.events.closed() => {
-                            self.status.send_replace(IrcStatus::Stopped);
-                            return;
-                        }
+                    if !pause_unless_closed(pause, &self.events).await {
+                        self.status.send_replace(IrcStatus::Stopped);
+                        return;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(60));
                 }
                 Ended::LoginFailed(why) => {
                     tracing::error!(reason = %why, "Twitch refused the IRC login; check TWITCH_BOT_NICK and TWITCH_BOT_TOKEN");

@@ -25,6 +25,7 @@ use super::{TwitchPlatform, channel_subscriptions, events_from_notification};
 use crate::event::Event;
 use crate::platform::PlatformError;
 use crate::platforms::SeenIds;
+use crate::platforms::socket::{Backoff, Socket, pause_unless_closed, wait_for_status};
 
 /// Twitch's EventSub WebSocket endpoint.
 pub const DEFAULT_EVENTSUB_WS_URL: &str = "wss://eventsub.wss.twitch.tv/ws";
@@ -87,14 +88,9 @@ impl EventSubSocket {
         &self,
         done: impl Fn(&EventSubSocketStatus) -> bool,
     ) -> EventSubSocketStatus {
-        let mut status = self.status.clone();
-        let result = status.wait_for(|s| done(s)).await.map(|s| s.clone());
-        result.unwrap_or(EventSubSocketStatus::Stopped)
+        wait_for_status(&self.status, done, EventSubSocketStatus::Stopped).await
     }
 }
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 struct Session {
     twitch: Arc<TwitchPlatform>,
@@ -124,29 +120,28 @@ enum Ended {
 
 impl Session {
     async fn run(self) {
-        let mut backoff = Duration::from_secs(1);
+        let mut backoff = Backoff::new(Duration::from_secs(1));
         loop {
             self.status.send_replace(EventSubSocketStatus::Connecting);
             let ended = match tokio_tungstenite::connect_async(self.url.as_str()).await {
                 Ok((socket, _)) => self.connected(socket).await,
                 Err(err) => Ended::Failed(format!("cannot connect: {err}")),
             };
+            if matches!(*self.status.borrow(), EventSubSocketStatus::Connected(_)) {
+                backoff.reset();
+            }
             match ended {
                 Ended::Stopped => {
                     self.status.send_replace(EventSubSocketStatus::Stopped);
                     return;
                 }
                 Ended::Failed(why) => {
-                    let pause = backoff + Duration::from_millis(fastrand::u64(0..500));
+                    let pause = backoff.next_pause();
                     tracing::warn!(reason = %why, ?pause, "EventSub socket lost; connecting again");
-                    tokio::select! {
-                        () = tokio::time::sleep(pause) => {}
-                        () = self.events.closed() => {
-                            self.status.send_replace(EventSubSocketStatus::Stopped);
-                            return;
-                        }
+                    if !pause_unless_closed(pause, &self.events).await {
+                        self.status.send_replace(EventSubSocketStatus::Stopped);
+                        return;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(60));
                 }
             }
         }

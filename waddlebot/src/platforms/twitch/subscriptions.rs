@@ -184,35 +184,18 @@ impl EventSubApi {
 
     /// Every subscription of this application, following pagination.
     pub async fn list(&self) -> Result<Vec<EventSubSubscription>, PlatformError> {
-        let mut all = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let page = self
-                .call(|token| {
-                    let request =
-                        self.request(reqwest::Method::GET, "eventsub/subscriptions", token);
-                    match &cursor {
-                        Some(after) => request.query(&[("after", after)]),
-                        None => request,
-                    }
-                })
-                .await?;
-            let data = page
-                .get("data")
-                .cloned()
-                .unwrap_or(Value::Array(Vec::new()));
-            let subscriptions: Vec<EventSubSubscription> = serde_json::from_value(data)
-                .map_err(|err| PlatformError::Rejected(format!("Helix subscriptions: {err}")))?;
-            all.extend(subscriptions);
-            cursor = page
-                .pointer("/pagination/cursor")
-                .and_then(Value::as_str)
-                .filter(|c| !c.is_empty())
-                .map(str::to_owned);
-            if cursor.is_none() {
-                return Ok(all);
-            }
-        }
+        let items = super::all_pages(|cursor| {
+            self.call(move |token| {
+                let request = self.request(reqwest::Method::GET, "eventsub/subscriptions", token);
+                match &cursor {
+                    Some(after) => request.query(&[("after", after)]),
+                    None => request,
+                }
+            })
+        })
+        .await?;
+        serde_json::from_value(Value::Array(items))
+            .map_err(|err| PlatformError::Rejected(format!("Helix subscriptions: {err}")))
     }
 
     /// Deletes one subscription.
