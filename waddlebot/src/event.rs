@@ -302,6 +302,24 @@ pub enum ModerationAction {
         /// The message's platform id.
         message_id: String,
     },
+    /// A role given to a member (Discord roles).
+    AddRole {
+        /// The member.
+        user_id: String,
+        /// The role's platform id.
+        role_id: String,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// A role taken from a member.
+    RemoveRole {
+        /// The member.
+        user_id: String,
+        /// The role's platform id.
+        role_id: String,
+        /// Why.
+        reason: Option<String>,
+    },
 }
 
 #[cfg(test)]

@@ -609,3 +609,38 @@ async fn commands_are_written_only_when_discord_has_different_ones() {
         CommandSync::Updated(2)
     );
 }
+
+#[tokio::test]
+async fn roles_are_given_and_taken_with_the_reason_in_the_audit_log() {
+    let server = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(path("/guilds/G1/members/U7/roles/R-vip"))
+        .and(header("X-Audit-Log-Reason", "top chatter"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/guilds/G1/members/U7/roles/R-vip"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let discord = platform(&server);
+    discord
+        .send(outbound(Reply::Moderate(ModerationAction::AddRole {
+            user_id: "U7".to_owned(),
+            role_id: "R-vip".to_owned(),
+            reason: Some("top chatter".to_owned()),
+        })))
+        .await
+        .expect("given");
+    discord
+        .send(outbound(Reply::Moderate(ModerationAction::RemoveRole {
+            user_id: "U7".to_owned(),
+            role_id: "R-vip".to_owned(),
+            reason: None,
+        })))
+        .await
+        .expect("taken");
+}

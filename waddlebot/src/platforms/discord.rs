@@ -544,6 +544,25 @@ impl DiscordPlatform {
                     &format!("/channels/{}/messages/{message_id}", outbound.channel_id),
                 ),
             ),
+            ModerationAction::AddRole {
+                user_id, role_id, ..
+            }
+            | ModerationAction::RemoveRole {
+                user_id, role_id, ..
+            } => {
+                let method = if matches!(action, ModerationAction::AddRole { .. }) {
+                    reqwest::Method::PUT
+                } else {
+                    reqwest::Method::DELETE
+                };
+                (
+                    format!("member-role:{guild}"),
+                    self.request(
+                        method,
+                        &format!("/guilds/{guild}/members/{user_id}/roles/{role_id}"),
+                    ),
+                )
+            }
             ModerationAction::Warn { user_id, reason } => {
                 let text = format!(
                     "You have been warned{}",
@@ -564,6 +583,14 @@ impl DiscordPlatform {
                 ..
             }
             | ModerationAction::Ban {
+                reason: Some(reason),
+                ..
+            }
+            | ModerationAction::AddRole {
+                reason: Some(reason),
+                ..
+            }
+            | ModerationAction::RemoveRole {
                 reason: Some(reason),
                 ..
             } => request.header("X-Audit-Log-Reason", reason.as_str()),

@@ -775,6 +775,11 @@ impl TwitchPlatform {
                     "Twitch has no kick; use a timeout".to_owned(),
                 ));
             }
+            other => {
+                return Err(PlatformError::Unsupported(format!(
+                    "Twitch chat cannot carry out {other:?}"
+                )));
+            }
         };
         self.helix(request).await.map(|_| ())
     }
