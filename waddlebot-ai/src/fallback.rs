@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use waddlebot::{AiError, AiProvider, ChatRequest, ChatResponse, ModelInfo};
+use waddlebot::{AiError, AiProvider, ChatRequest, ChatResponse, ChatStream, ModelInfo};
 
 /// An [`AiProvider`] that asks each of its providers in turn and returns the first answer. When
 /// all fail, the last provider's error is returned (each failure is logged).
@@ -61,6 +61,22 @@ impl AiProvider for FallbackChain {
         for provider in &self.providers {
             match provider.chat(request.clone()).await {
                 Ok(response) => return Ok(response),
+                Err(err) => {
+                    tracing::warn!(provider = provider.name(), error = %err, "AI provider failed; trying the next");
+                    last = Some(err);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| AiError::NotConfigured("no AI provider in the chain".into())))
+    }
+
+    /// The first provider that starts a stream streams it; one failing mid-stream is not
+    /// replaced (part of its answer is already out).
+    async fn chat_stream(&self, request: ChatRequest) -> Result<ChatStream, AiError> {
+        let mut last = None;
+        for provider in &self.providers {
+            match provider.chat_stream(request.clone()).await {
+                Ok(stream) => return Ok(stream),
                 Err(err) => {
                     tracing::warn!(provider = provider.name(), error = %err, "AI provider failed; trying the next");
                     last = Some(err);

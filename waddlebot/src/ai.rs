@@ -98,6 +98,39 @@ pub struct ChatResponse {
     pub usage: Option<Usage>,
 }
 
+/// One piece of a streamed answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatChunk {
+    /// The next piece of the answer's text (may be empty, e.g. in the closing chunk).
+    pub content: String,
+    /// The model answering, when the provider says.
+    pub model: Option<String>,
+    /// Why the answer ended (`stop`, `length`), on the last content chunk.
+    pub finish_reason: Option<String>,
+    /// Token counts, usually on the last chunk.
+    pub usage: Option<Usage>,
+}
+
+/// A streamed answer: chunks as the provider produces them, then the end of the stream. An
+/// error part-way (a provider failing mid-answer) is an `Err` item.
+pub type ChatStream =
+    std::pin::Pin<Box<dyn futures_core::Stream<Item = Result<ChatChunk, AiError>> + Send>>;
+
+/// A stream of these chunks, already known.
+pub fn stream_of(chunks: Vec<Result<ChatChunk, AiError>>) -> ChatStream {
+    struct Ready(std::collections::VecDeque<Result<ChatChunk, AiError>>);
+    impl futures_core::Stream for Ready {
+        type Item = Result<ChatChunk, AiError>;
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
+            std::task::Poll::Ready(self.0.pop_front())
+        }
+    }
+    Box::pin(Ready(chunks.into()))
+}
+
 /// A model a provider offers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelInfo {
@@ -161,6 +194,18 @@ pub trait AiProvider: Send + Sync {
 
     /// Answers a conversation.
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, AiError>;
+
+    /// Answers a conversation piece by piece. Defaults to the whole [`chat`](Self::chat)
+    /// answer as one chunk; providers that can stream override it.
+    async fn chat_stream(&self, request: ChatRequest) -> Result<ChatStream, AiError> {
+        let answer = self.chat(request).await?;
+        Ok(stream_of(vec![Ok(ChatChunk {
+            content: answer.content,
+            model: Some(answer.model),
+            finish_reason: Some("stop".to_owned()),
+            usage: answer.usage,
+        })]))
+    }
 
     /// The models on offer. Defaults to none listed.
     async fn models(&self) -> Result<Vec<ModelInfo>, AiError> {

@@ -53,7 +53,10 @@ pub mod template;
 #[cfg(feature = "test-util")]
 pub mod testing;
 
-pub use ai::{AiError, AiProvider, ChatMessage, ChatRequest, ChatResponse, ModelInfo, Role};
+pub use ai::{
+    AiError, AiProvider, ChatChunk, ChatMessage, ChatRequest, ChatResponse, ChatStream, ModelInfo,
+    Role, Usage,
+};
 pub use args::Args;
 pub use async_trait::async_trait;
 pub use command::{
