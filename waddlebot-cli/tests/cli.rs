@@ -690,3 +690,50 @@ async fn discord_commands_are_registered_once() {
         stdout(&second)
     );
 }
+
+/// `!ai` from the terminal: off without a provider (saying what to set), answered through an
+/// Ollama stand-in when `AI_PROVIDER=ollama`, and a misconfiguration refused at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ai_answers_through_the_configured_provider() {
+    use serde_json::json;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let ollama = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/chat"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "model": "llama3.2", "message": {"role": "assistant", "content": "Penguins **waddle**."},
+            "done": true, "done_reason": "stop"
+        })))
+        .expect(1)
+        .mount(&ollama)
+        .await;
+    let sandbox = Sandbox::new();
+    let run = |env: &[(&str, &str)]| {
+        let mut command = sandbox.command();
+        command.args(["run", "!ai", "how do penguins walk?"]);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command.output().expect("the binary runs")
+    };
+
+    let off = tokio::task::block_in_place(|| run(&[]));
+    assert!(off.status.success(), "{}", stderr(&off));
+    assert!(stdout(&off).contains("AI_PROVIDER"), "{}", stdout(&off));
+
+    let uri = ollama.uri();
+    let on =
+        tokio::task::block_in_place(|| run(&[("AI_PROVIDER", "ollama"), ("OLLAMA_HOST", &uri)]));
+    assert!(on.status.success(), "{}", stderr(&on));
+    assert_eq!(stdout(&on).trim(), "🤖 Penguins waddle.");
+
+    let wrong = tokio::task::block_in_place(|| run(&[("AI_PROVIDER", "gemini")]));
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(
+        stderr(&wrong).contains("unknown provider 'gemini'"),
+        "{}",
+        stderr(&wrong)
+    );
+}

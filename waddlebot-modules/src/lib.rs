@@ -6,16 +6,22 @@
 //! | module | commands |
 //! |---|---|
 //! | [`CustomCommands`] | `!command add|edit|remove|show` (moderators) |
+//! | [`AiChat`] | `!ai` / `!ask`, and answers to greetings, questions, mentions and channel events (needs an AI provider; registered by the embedder with [`AiChat::listener`]) |
 //!
 //! ```
 //! let modules = waddlebot_modules::default_modules();
 //! assert!(modules.iter().any(|m| m.specs().iter().any(|s| s.name == "command")));
 //! ```
 
+mod ai_chat;
 mod custom_commands;
 
 use std::sync::Arc;
 
+pub use ai_chat::{
+    AI_MODULE, AiChat, AiChatSettings, AiListener, DEFAULT_SYSTEM_PROMPT, NOT_CONFIGURED, Trigger,
+    chat_trigger, clean_answer, fallback_reply,
+};
 pub use custom_commands::{CustomCommands, MAX_NAME_LEN, MAX_RESPONSE_LEN};
 use waddlebot::CommandHandler;
 

@@ -29,6 +29,9 @@ pub enum StartError {
     /// The Redis URL cannot be used.
     #[error("cannot use Redis: {0}")]
     Redis(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The AI provider cannot be set up (an unreadable CA file...).
+    #[error("cannot set up the AI provider: {0}")]
+    Ai(#[source] waddlebot::AiError),
     /// The listen address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -117,6 +120,12 @@ pub async fn build_router(
     for module in waddlebot_modules::default_modules() {
         builder = builder.handler_arc(module);
     }
+    let provider = match &config.ai {
+        Some(settings) => Some(settings.build().map_err(StartError::Ai)?),
+        None => None,
+    };
+    let ai = waddlebot_modules::AiChat::new(provider, config.ai_chat.clone());
+    builder = builder.handler(ai.clone()).event_handler(ai.listener());
     for platform in platforms {
         builder = builder.platform(platform);
     }

@@ -19,7 +19,7 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
 pub const DEFAULT_CONFIG_FILE: &str = "waddlebot.toml";
 
 /// Everything the server and CLI are configured with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Where data lives (`sqlite://waddlebot.db`, `sqlite::memory:`).
     pub database_url: String,
@@ -47,6 +47,12 @@ pub struct Config {
     pub router: RouterConfig,
     /// The chat platforms that are on, with their secrets (redacted in `Debug`).
     pub platforms: crate::platforms::PlatformSettings,
+    /// The AI providers (`AI_PROVIDER` and the `OLLAMA_*`, `WADDLEAI_*`, `OPENAI_*`
+    /// settings); `None`: AI is off and `!ai` says what to set.
+    pub ai: Option<waddlebot_ai::AiSettings>,
+    /// The AI chat module (`SYSTEM_PROMPT`, `QUESTION_TRIGGERS`, `RESPONSE_PREFIX`,
+    /// `CONTEXT_HISTORY_LIMIT`, `MAX_CONCURRENT_REQUESTS`).
+    pub ai_chat: waddlebot_modules::AiChatSettings,
 }
 
 impl Default for Config {
@@ -64,6 +70,8 @@ impl Default for Config {
             redis_prefix: "waddlebot:".to_owned(),
             router: RouterConfig::default(),
             platforms: crate::platforms::PlatformSettings::default(),
+            ai: None,
+            ai_chat: waddlebot_modules::AiChatSettings::default(),
         }
     }
 }
@@ -129,6 +137,57 @@ struct FileConfig {
     rate_limit_per_minute: Option<u32>,
     community_rate_limit_per_minute: Option<u32>,
     cooldown_exempt_level: Option<String>,
+}
+
+impl Config {
+    /// The AI chat module's settings from the environment.
+    fn read_ai_chat(&mut self, get: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let chat = &mut self.ai_chat;
+        if let Some(prompt) = get("SYSTEM_PROMPT") {
+            chat.system_prompt = prompt;
+        }
+        if let Some(triggers) = get("QUESTION_TRIGGERS") {
+            chat.question_triggers = triggers
+                .split(',')
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+                .collect();
+        }
+        if let Some(prefix) = get("RESPONSE_PREFIX") {
+            chat.response_prefix = prefix;
+        }
+        if let Some(name) = get("WADDLEBOT_BOT_NAME").or_else(|| get("TWITCH_BOT_NICK")) {
+            chat.bot_name = name.trim().trim_start_matches('@').to_owned();
+        }
+        let count = |key: &str,
+                     range: std::ops::RangeInclusive<usize>|
+         -> Result<Option<usize>, ConfigError> {
+            get(key)
+                .map(|value| match value.trim().parse::<usize>() {
+                    Ok(n) if range.contains(&n) => Ok(n),
+                    _ => Err(invalid(
+                        key,
+                        &value,
+                        format!(
+                            "expected a whole number from {} to {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    )),
+                })
+                .transpose()
+        };
+        if let Some(n) = count("CONTEXT_HISTORY_LIMIT", 0..=50)? {
+            chat.context_messages = n;
+        }
+        if let Some(n) = count("MAX_CONCURRENT_REQUESTS", 1..=1000)? {
+            chat.max_concurrent = n;
+        }
+        if let Some(n) = count("AI_CHANNEL_REQUESTS_PER_MINUTE", 1..=600)? {
+            chat.channel_per_minute = n;
+        }
+        Ok(())
+    }
 }
 
 impl Config {
@@ -317,6 +376,12 @@ impl Config {
             self.set_redis_url("REDIS_HOST", &format!("redis://{auth}{host}:{port}/{db}"))?;
         }
         self.platforms = crate::platforms::PlatformSettings::from_env(get)?;
+        self.ai = waddlebot_ai::AiSettings::from_env(get).map_err(|err| ConfigError::Invalid {
+            key: err.key,
+            value: err.value,
+            reason: err.reason,
+        })?;
+        self.read_ai_chat(&get)?;
         if let Some(prefix) = get("REDIS_PREFIX") {
             self.redis_prefix = prefix;
         }
