@@ -18,7 +18,8 @@ use crate::http::{
 pub struct OpenAiConfig {
     /// The name in logs and chains (`waddleai`, `openai`).
     pub name: String,
-    /// The server, with or without `/v1` (`WADDLEAI_BASE_URL`, `OPENAI_BASE_URL`).
+    /// The server (`WADDLEAI_BASE_URL`, `OPENAI_BASE_URL`): a bare address gets `/v1`, an
+    /// address with a path is used as it is.
     pub base_url: String,
     /// The bearer key (`WADDLEAI_API_KEY`, a `wa-…` key; `OPENAI_API_KEY`).
     pub api_key: Option<String>,
@@ -56,8 +57,13 @@ impl OpenAi {
     /// A client for this server. Fails only when the TLS settings cannot be used.
     pub fn new(config: OpenAiConfig) -> Result<Self, AiError> {
         let client = config.http.client()?;
+        // A bare server address gets OpenAI's `/v1`; an address with a path is used as it is
+        // (`https://api.openai.com/v1`, `http://bot:8000/api/v1/ai`), as OpenAI's libraries do.
         let base = config.base_url.trim_end_matches('/');
-        let api = if base.ends_with("/v1") {
+        let has_path = base
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.contains('/'));
+        let api = if has_path {
             base.to_owned()
         } else {
             format!("{base}/v1")

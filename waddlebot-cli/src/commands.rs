@@ -13,7 +13,8 @@ use waddlebot::store::dump::{self, Dump};
 use waddlebot::{ConsolePlatform, PermissionLevel, Platform};
 use waddlebot_router::{Dispatched, Router, UMBRELLA_SLASH_COMMAND};
 use waddlebot_server::{
-    AppState, Config, StartError, app, build_router, migrate, open_store, serve, shutdown_signal,
+    AppState, Config, StartError, ai_provider, app, build_router, build_router_with_ai, migrate,
+    open_store, serve, shutdown_signal,
 };
 
 use crate::cli::Speaker;
@@ -143,7 +144,15 @@ pub(crate) async fn serve_http(config: &Config) -> anyhow::Result<()> {
     for line in config.platforms.summary() {
         tracing::info!("{line}");
     }
-    let router = build_router(config, platforms).await?;
+    let ai = ai_provider(config)?;
+    match &ai {
+        Some(provider) => tracing::info!(
+            provider = provider.name(),
+            "AI on (POST /api/v1/ai/chat/completions, !ai)"
+        ),
+        None => tracing::info!("AI off (set AI_PROVIDER to turn !ai and /api/v1/ai on)"),
+    }
+    let router = build_router_with_ai(config, platforms, ai.clone()).await?;
     if let (Some((_, discord)), Some(settings)) = (&webhooks.discord, &config.platforms.discord) {
         let discord = Arc::clone(discord);
         let scope = settings.command_scope();
@@ -172,7 +181,9 @@ pub(crate) async fn serve_http(config: &Config) -> anyhow::Result<()> {
     let router = Arc::new(router);
     serve(
         listener,
-        app(AppState::new(Arc::clone(&router), config.max_body_bytes).with_webhooks(webhooks)),
+        app(AppState::new(Arc::clone(&router), config.max_body_bytes)
+            .with_webhooks(webhooks)
+            .with_ai(ai)),
         shutdown_signal(),
     )
     .await;

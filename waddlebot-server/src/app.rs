@@ -21,7 +21,6 @@ use waddlebot_router::LateReplyError;
 use crate::wire::{InboundBatch, InboundEvent, LateResponse, MAX_BATCH};
 
 /// What every request handler shares.
-#[derive(Debug)]
 pub struct AppState {
     /// The engine.
     pub router: Arc<Router>,
@@ -29,7 +28,20 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// The verifiers of the platforms whose webhooks are on.
     pub webhooks: crate::platforms::Webhooks,
+    /// The AI provider behind `/api/v1/ai/*`, when one is configured.
+    pub ai: Option<Arc<dyn waddlebot::AiProvider>>,
     started: Instant,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("router", &self.router)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("webhooks", &self.webhooks)
+            .field("ai", &self.ai.as_ref().map(|p| p.name()))
+            .finish_non_exhaustive()
+    }
 }
 
 impl AppState {
@@ -39,8 +51,15 @@ impl AppState {
             router,
             max_body_bytes,
             webhooks: crate::platforms::Webhooks::default(),
+            ai: None,
             started: Instant::now(),
         }
+    }
+
+    /// The same state, answering `/api/v1/ai/*` through `provider`.
+    pub fn with_ai(mut self, provider: Option<Arc<dyn waddlebot::AiProvider>>) -> Self {
+        self.ai = provider;
+        self
     }
 
     /// The same state, taking platform webhooks; events from socket transports (Twitch IRC)
@@ -68,7 +87,12 @@ pub fn app(state: AppState) -> App {
 }
 
 /// The response body type.
-pub type ResponseBody = Full<Bytes>;
+pub type ResponseBody = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
+
+/// A whole body.
+pub(crate) fn full(bytes: impl Into<Bytes>) -> ResponseBody {
+    Full::new(bytes.into()).boxed_unsync()
+}
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -122,8 +146,8 @@ fn error(Failure(status, message): Failure) -> Response<ResponseBody> {
     )
 }
 
-fn json(status: StatusCode, value: &serde_json::Value) -> Response<ResponseBody> {
-    let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
+pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<ResponseBody> {
+    let mut response = Response::new(full(value.to_string()));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -144,6 +168,9 @@ const ROUTES: &[(&str, Method)] = &[
     ("/webhooks/slack/commands", Method::POST),
     ("/webhooks/slack/interactivity", Method::POST),
     ("/webhooks/discord/interactions", Method::POST),
+    ("/api/v1/ai/chat/completions", Method::POST),
+    ("/api/v1/ai/models", Method::GET),
+    ("/api/v1/ai/interaction", Method::POST),
 ];
 
 impl App {
@@ -173,6 +200,9 @@ impl App {
             (Method::POST, "/webhooks/discord/interactions") => {
                 self.discord_interaction(request).await
             }
+            (Method::POST, "/api/v1/ai/chat/completions") => self.ai_completions(request).await,
+            (Method::GET, "/api/v1/ai/models") => self.ai_models().await,
+            (Method::POST, "/api/v1/ai/interaction") => self.ai_interaction(request).await,
             _ => Err(self.no_route(&method, &path)),
         };
         let mut response = result.unwrap_or_else(error);
@@ -218,20 +248,32 @@ impl App {
         )
     }
 
+    /// `/healthz`: the store is required (503 without it); the AI provider, when configured,
+    /// is reported but optional (chat goes on without it, with canned replies).
     async fn healthz(&self) -> Response<ResponseBody> {
-        match self.state.router.store().ping().await {
-            Ok(()) => json(
-                StatusCode::OK,
-                &serde_json::json!({"status": "healthy", "checks": {"store": "ok"}}),
-            ),
-            Err(err) => {
-                tracing::error!(error = %err, "health check: store unavailable");
-                json(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &serde_json::json!({"status": "degraded", "checks": {"store": "unavailable"}}),
-                )
-            }
+        let store = self.state.router.store().ping().await;
+        if let Err(err) = &store {
+            tracing::error!(error = %err, "health check: store unavailable");
         }
+        let mut checks = serde_json::json!({
+            "store": if store.is_ok() { "ok" } else { "unavailable" },
+        });
+        if let Some(ai) = &self.state.ai {
+            let health = ai.health().await;
+            if let Err(err) = &health {
+                tracing::warn!(provider = ai.name(), error = %err, "health check: AI provider unavailable");
+            }
+            checks["ai"] = serde_json::json!(if health.is_ok() { "ok" } else { "unavailable" });
+        }
+        let (status, word) = if store.is_ok() {
+            (StatusCode::OK, "healthy")
+        } else {
+            (StatusCode::SERVICE_UNAVAILABLE, "degraded")
+        };
+        json(
+            status,
+            &serde_json::json!({"status": word, "checks": checks}),
+        )
     }
 
     /// Reads the whole body, refusing more than the limit with 413 (by `Content-Length` before
@@ -265,7 +307,10 @@ impl App {
         }
     }
 
-    async fn read_json<T: DeserializeOwned, B>(&self, request: Request<B>) -> Result<T, Failure>
+    pub(crate) async fn read_json<T: DeserializeOwned, B>(
+        &self,
+        request: Request<B>,
+    ) -> Result<T, Failure>
     where
         B: Body,
         B::Error: Into<BoxError>,

@@ -89,10 +89,30 @@ pub async fn migrate(config: &Config) -> Result<(usize, i64), StartError> {
     Ok((applied, SqliteStore::latest_schema_version()))
 }
 
-/// The standard bot: the configured store, every built-in module, and these platforms.
+/// The configured AI provider (each behind a circuit breaker, several in a fallback chain), or
+/// `None` when `AI_PROVIDER` is unset.
+pub fn ai_provider(config: &Config) -> Result<Option<Arc<dyn waddlebot::AiProvider>>, StartError> {
+    config
+        .ai
+        .as_ref()
+        .map(|settings| settings.build().map_err(StartError::Ai))
+        .transpose()
+}
+
+/// The standard bot: the configured store, every built-in module, the configured AI, and these
+/// platforms.
 pub async fn build_router(
     config: &Config,
     platforms: Vec<Arc<dyn Platform>>,
+) -> Result<Router, StartError> {
+    build_router_with_ai(config, platforms, ai_provider(config)?).await
+}
+
+/// [`build_router`] with an AI provider already built (to share it with the HTTP AI endpoints).
+pub async fn build_router_with_ai(
+    config: &Config,
+    platforms: Vec<Arc<dyn Platform>>,
+    ai: Option<Arc<dyn waddlebot::AiProvider>>,
 ) -> Result<Router, StartError> {
     let store = open_store(config).await?;
     let mut builder = Router::builder().store(store).config(config.router.clone());
@@ -120,11 +140,7 @@ pub async fn build_router(
     for module in waddlebot_modules::default_modules() {
         builder = builder.handler_arc(module);
     }
-    let provider = match &config.ai {
-        Some(settings) => Some(settings.build().map_err(StartError::Ai)?),
-        None => None,
-    };
-    let ai = waddlebot_modules::AiChat::new(provider, config.ai_chat.clone());
+    let ai = waddlebot_modules::AiChat::new(ai, config.ai_chat.clone());
     builder = builder.handler(ai.clone()).event_handler(ai.listener());
     for platform in platforms {
         builder = builder.platform(platform);

@@ -31,6 +31,7 @@
 //! # });
 //! ```
 
+mod ai_api;
 mod app;
 pub mod bootstrap;
 mod config;
@@ -40,7 +41,9 @@ mod webhooks;
 pub mod wire;
 
 pub use app::{App, AppState, ResponseBody, app};
-pub use bootstrap::{StartError, build_router, migrate, open_store};
+pub use bootstrap::{
+    StartError, ai_provider, build_router, build_router_with_ai, migrate, open_store,
+};
 pub use config::{
     Config, ConfigError, DEFAULT_BIND, DEFAULT_CONFIG_FILE, DEFAULT_DATABASE_URL, redact_url,
 };

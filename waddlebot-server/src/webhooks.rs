@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::Full;
 use hyper::body::Body;
 use waddlebot::platforms::WebhookError;
 use waddlebot::platforms::discord::{Interaction, interaction_response, parse_interaction};
@@ -22,13 +21,13 @@ use crate::app::{App, BoxError, Failure, ResponseBody};
 pub const TWITCH_REVOCATIONS: &str = "twitch_revocations";
 
 fn empty(status: StatusCode) -> Response<ResponseBody> {
-    let mut response = Response::new(Full::new(Bytes::new()));
+    let mut response = Response::new(crate::app::full(Bytes::new()));
     *response.status_mut() = status;
     response
 }
 
 fn plain_text(text: String) -> Response<ResponseBody> {
-    let mut response = Response::new(Full::new(Bytes::from(text)));
+    let mut response = Response::new(crate::app::full(text));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -150,12 +149,7 @@ impl App {
 const ANSWER_BUDGET: std::time::Duration = std::time::Duration::from_millis(2500);
 
 fn json_response(value: &serde_json::Value) -> Response<ResponseBody> {
-    let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    crate::app::json(StatusCode::OK, value)
 }
 
 /// A slash command's answer message: every text-like reply in one message, shown to the
