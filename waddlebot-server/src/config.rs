@@ -186,6 +186,19 @@ impl Config {
         if let Some(n) = count("AI_CHANNEL_REQUESTS_PER_MINUTE", 1..=600)? {
             chat.channel_per_minute = n;
         }
+        if let Some(choice) = get("AI_OVER_BUDGET") {
+            chat.refuse_over_budget = match choice.trim().to_ascii_lowercase().as_str() {
+                "refuse" => true,
+                "silent" => false,
+                _ => {
+                    return Err(invalid(
+                        "AI_OVER_BUDGET",
+                        &choice,
+                        "expected refuse or silent",
+                    ));
+                }
+            };
+        }
         Ok(())
     }
 }
@@ -639,6 +652,35 @@ mod tests {
             err.to_string().contains("ROUTER_COMMAND_CACHE_TTL"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn ai_settings_come_from_the_originals_variables() {
+        let config = Config::load(
+            Some(file("").path()),
+            env(&[
+                ("AI_PROVIDER", "ollama"),
+                ("OLLAMA_HOST", "gpu"),
+                ("SYSTEM_PROMPT", "Be a penguin."),
+                ("QUESTION_TRIGGERS", "?, how"),
+                ("CONTEXT_HISTORY_LIMIT", "3"),
+                ("AI_OVER_BUDGET", "silent"),
+                ("TWITCH_BOT_NICK", "@PenguBot"),
+            ]),
+        )
+        .expect("valid");
+        assert!(config.ai.is_some());
+        assert_eq!(config.ai_chat.system_prompt, "Be a penguin.");
+        assert_eq!(config.ai_chat.question_triggers, ["?", "how"]);
+        assert_eq!(config.ai_chat.context_messages, 3);
+        assert!(!config.ai_chat.refuse_over_budget);
+        assert_eq!(config.ai_chat.bot_name, "PenguBot");
+        let err = Config::load(
+            Some(file("").path()),
+            env(&[("CONTEXT_HISTORY_LIMIT", "500")]),
+        )
+        .expect_err("out of range");
+        assert!(err.to_string().contains("0 to 50"), "{err}");
     }
 
     #[test]
