@@ -140,8 +140,14 @@ pub async fn build_router_with_ai(
     for module in waddlebot_modules::default_modules() {
         builder = builder.handler_arc(module);
     }
+    // `!ai` is always there (without a provider it says what to set); the chat and event side
+    // listens only when there is a provider to answer.
+    let listens = ai.is_some();
     let ai = waddlebot_modules::AiChat::new(ai, config.ai_chat.clone());
-    builder = builder.handler(ai.clone()).event_handler(ai.listener());
+    builder = builder.handler(ai.clone());
+    if listens {
+        builder = builder.event_handler(ai.listener());
+    }
     for platform in platforms {
         builder = builder.platform(platform);
     }
