@@ -14,11 +14,11 @@ use async_trait::async_trait;
 use moka::sync::Cache;
 
 use crate::invalidation::{Invalidation, InvalidationBus};
-use waddlebot::store::RemoteModule;
 use waddlebot::store::{
     Alias, CommandSettings, CustomCommand, Document, Entity, EntityKey, Expect, ModuleInstall,
     Page, RoleGrant, StringRule,
 };
+use waddlebot::store::{ApiKey, RemoteModule};
 use waddlebot::{CommunityId, PlatformKind, Store, StoreError};
 
 fn hit(cache: &'static str) {
@@ -467,6 +467,35 @@ impl Store for CachedStore {
         community: CommunityId,
     ) -> Result<Vec<RemoteModule>, StoreError> {
         self.inner.list_remote_modules(community).await
+    }
+
+    // API keys are read on every authenticated request but must see a revocation at once:
+    // they are not cached.
+    async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        self.inner.create_api_key(key).await
+    }
+
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKey>, StoreError> {
+        self.inner.api_key(id).await
+    }
+
+    async fn list_api_keys(
+        &self,
+        community: Option<CommunityId>,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        self.inner.list_api_keys(community).await
+    }
+
+    async fn revoke_api_key(
+        &self,
+        id: &str,
+        at: std::time::SystemTime,
+    ) -> Result<bool, StoreError> {
+        self.inner.revoke_api_key(id, at).await
+    }
+
+    async fn touch_api_key(&self, id: &str, at: std::time::SystemTime) -> Result<(), StoreError> {
+        self.inner.touch_api_key(id, at).await
     }
 
     async fn delete_remote_module(

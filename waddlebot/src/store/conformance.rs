@@ -17,7 +17,7 @@ use super::{
     Alias, CommandSettings, CustomCommand, EntityKey, Expect, MatchType, ModuleInstall, Page,
     RoleGrant, RuleAction, Store, StoreError, StringRule,
 };
-use super::{RemoteKind, RemoteModule};
+use super::{ApiKey, RemoteKind, RemoteModule};
 use crate::id::CommunityId;
 use crate::permission::PermissionLevel;
 use crate::platform::PlatformKind;
@@ -88,6 +88,7 @@ macro_rules! store_conformance_tests {
             aliases_have_create_delete_semantics,
             string_rules_keep_their_action_and_count_matches,
             remote_modules_round_trip_every_field,
+            api_keys_round_trip_and_are_revoked_and_touched,
             role_grants_replace_and_are_scoped,
             module_installs_round_trip_their_config,
             command_settings_keep_every_override,
@@ -980,6 +981,65 @@ pub async fn string_rules_keep_their_action_and_count_matches(store: &dyn Store)
 }
 
 /// Remote modules keep every field; names are unique per community.
+/// API key records keep every field (times at the store's millisecond precision), list newest
+/// first and by community, and are revoked and touched in place.
+pub async fn api_keys_round_trip_and_are_revoked_and_touched(store: &dyn Store) {
+    let a = community(store, "a").await;
+    let now = super::now_millis();
+    let admin = ApiKey {
+        id: "k1admin".to_owned(),
+        hash: "ab".repeat(32),
+        name: "bootstrap admin".to_owned(),
+        role: "admin".to_owned(),
+        community_id: None,
+        created_at: now,
+        expires_at: None,
+        last_used_at: None,
+        revoked_at: None,
+    };
+    let collector = ApiKey {
+        id: "k2coll".to_owned(),
+        name: "twitch collector".to_owned(),
+        role: "collector".to_owned(),
+        community_id: Some(a),
+        created_at: now + std::time::Duration::from_secs(1),
+        expires_at: Some(now + std::time::Duration::from_secs(3600)),
+        ..admin.clone()
+    };
+    store.create_api_key(&admin).await.expect("created");
+    store.create_api_key(&collector).await.expect("created");
+    assert!(matches!(
+        store.create_api_key(&admin).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.api_key("k1admin").await.expect("read"),
+        Some(admin.clone())
+    );
+    assert_eq!(store.api_key("nope").await.expect("read"), None);
+    assert_eq!(
+        store.list_api_keys(None).await.expect("listed"),
+        [collector.clone(), admin.clone()],
+        "newest first"
+    );
+    assert_eq!(
+        store.list_api_keys(Some(a)).await.expect("listed"),
+        [collector.clone()]
+    );
+    let later = now + std::time::Duration::from_secs(60);
+    store.touch_api_key("k2coll", later).await.expect("touched");
+    assert!(
+        store
+            .revoke_api_key("k2coll", later)
+            .await
+            .expect("revoked")
+    );
+    assert!(!store.revoke_api_key("nope", later).await.expect("no-op"));
+    let revoked = store.api_key("k2coll").await.expect("read").expect("there");
+    assert_eq!(revoked.last_used_at, Some(later));
+    assert_eq!(revoked.revoked_at, Some(later));
+}
+
 pub async fn remote_modules_round_trip_every_field(store: &dyn Store) {
     let a = community(store, "a").await;
     let weather = RemoteModule {

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use super::RemoteModule;
 use super::{
-    Alias, CommandSettings, Community, CustomCommand, Document, Entity, EntityKey, Expect,
+    Alias, ApiKey, CommandSettings, Community, CustomCommand, Document, Entity, EntityKey, Expect,
     ModuleInstall, Page, RoleGrant, Store, StoreError, StringRule, check_key, from_millis,
     now_millis, parse_after_id, to_millis,
 };
@@ -38,6 +38,7 @@ struct Inner {
     settings: BTreeMap<(CommunityId, String), CommandSettings>,
     documents: HashMap<String, BTreeMap<String, (serde_json::Value, u64)>>,
     counters: HashMap<String, BTreeMap<String, i64>>,
+    api_keys: BTreeMap<String, ApiKey>,
 }
 
 impl MemoryStore {
@@ -329,6 +330,51 @@ impl Store for MemoryStore {
         {
             rule.match_count += 1;
             rule.last_matched = Some(super::from_millis(super::to_millis(at)));
+        }
+        Ok(())
+    }
+
+    async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        check_key("API key id", &key.id)?;
+        let mut inner = self.lock();
+        if inner.api_keys.contains_key(&key.id) {
+            return Err(StoreError::Conflict(format!("API key '{}' exists", key.id)));
+        }
+        inner.api_keys.insert(key.id.clone(), key.clone());
+        Ok(())
+    }
+
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKey>, StoreError> {
+        Ok(self.lock().api_keys.get(id).cloned())
+    }
+
+    async fn list_api_keys(
+        &self,
+        community: Option<CommunityId>,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        let mut keys: Vec<ApiKey> = self
+            .lock()
+            .api_keys
+            .values()
+            .filter(|k| community.is_none() || k.community_id == community)
+            .cloned()
+            .collect();
+        keys.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        Ok(keys)
+    }
+
+    async fn revoke_api_key(&self, id: &str, at: SystemTime) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
+            .api_keys
+            .get_mut(id)
+            .map(|key| key.revoked_at = Some(at))
+            .is_some())
+    }
+
+    async fn touch_api_key(&self, id: &str, at: SystemTime) -> Result<(), StoreError> {
+        if let Some(key) = self.lock().api_keys.get_mut(id) {
+            key.last_used_at = Some(at);
         }
         Ok(())
     }

@@ -223,6 +223,31 @@ pub enum RemoteKind {
     },
 }
 
+/// An API key's record. The key itself is never stored: only its SHA-256 (`hash`, hex). `id`
+/// is the key's public part (the characters after `wbot_` up to the secret), shown in lists
+/// and used to find the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    /// The public id.
+    pub id: String,
+    /// SHA-256 of the whole key, hex.
+    pub hash: String,
+    /// A label (`collector-twitch`, `alice's laptop`).
+    pub name: String,
+    /// What it may do (`admin`, `owner`, `community_admin`, `moderator`, `viewer`, `collector`).
+    pub role: String,
+    /// The community it is limited to; `None` for bot-wide keys.
+    pub community_id: Option<CommunityId>,
+    /// When it was made.
+    pub created_at: SystemTime,
+    /// When it stops working, if ever.
+    pub expires_at: Option<SystemTime>,
+    /// When it was last accepted.
+    pub last_used_at: Option<SystemTime>,
+    /// When it was revoked.
+    pub revoked_at: Option<SystemTime>,
+}
+
 /// A community's remote module: a `#command` (and/or event handler) that runs elsewhere.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteModule {
@@ -535,6 +560,26 @@ pub trait Store: Send + Sync {
         community: CommunityId,
         name: &str,
     ) -> Result<bool, StoreError>;
+
+    // --- API keys ---
+
+    /// Stores a new key record; a taken id is a conflict.
+    async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError>;
+
+    /// The key record with this public id.
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKey>, StoreError>;
+
+    /// Key records, newest first: all, or one community's.
+    async fn list_api_keys(
+        &self,
+        community: Option<CommunityId>,
+    ) -> Result<Vec<ApiKey>, StoreError>;
+
+    /// Marks a key revoked at `at`; `false` if there is no such key.
+    async fn revoke_api_key(&self, id: &str, at: SystemTime) -> Result<bool, StoreError>;
+
+    /// Records that a key was accepted at `at`.
+    async fn touch_api_key(&self, id: &str, at: SystemTime) -> Result<(), StoreError>;
 
     // --- role grants ---
 

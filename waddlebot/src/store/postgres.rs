@@ -13,22 +13,29 @@ use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 
-use super::RemoteModule;
 use super::{
     Alias, CommandSettings, Community, CustomCommand, Document, Entity, EntityKey, Expect,
     MatchType, ModuleInstall, Page, RoleGrant, Store, StoreError, StringRule, check_key,
     from_millis, now_millis, parse_after_id, redact_url, to_millis,
 };
+use super::{ApiKey, RemoteModule};
 use crate::id::{CommunityId, EntityId};
 use crate::permission::PermissionLevel;
 use crate::platform::PlatformKind;
 
 /// The migrations, embedded in the binary, oldest first.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "schema",
-    include_str!("../../migrations/postgres/0001_schema.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "schema",
+        include_str!("../../migrations/postgres/0001_schema.sql"),
+    ),
+    (
+        2,
+        "api_keys",
+        include_str!("../../migrations/postgres/0002_api_keys.sql"),
+    ),
+];
 
 /// Why a PostgreSQL store could not be opened. URLs in messages have their password redacted.
 #[derive(Debug, thiserror::Error)]

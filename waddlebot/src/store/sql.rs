@@ -226,6 +226,21 @@ fn rule_from_row(row: &DbRow) -> Result<StringRule, sqlx::Error> {
 const SELECT_RULE: &str = "SELECT id, community_id, pattern, match_type, case_sensitive, priority, \
      action, enabled, match_count, last_matched, created_by, created_at FROM string_rules";
 
+fn api_key_from_row(row: &DbRow) -> Result<ApiKey, sqlx::Error> {
+    let community: Option<i64> = row.try_get("community_id")?;
+    Ok(ApiKey {
+        id: row.try_get("id")?,
+        hash: row.try_get("hash")?,
+        name: row.try_get("name")?,
+        role: row.try_get("role")?,
+        community_id: community.map(CommunityId),
+        created_at: ts(row, "created_at")?,
+        expires_at: ts_opt(row, "expires_at")?,
+        last_used_at: ts_opt(row, "last_used_at")?,
+        revoked_at: ts_opt(row, "revoked_at")?,
+    })
+}
+
 fn remote_from_row(row: &DbRow) -> Result<RemoteModule, sqlx::Error> {
     let timeout: i64 = row.try_get("timeout_ms")?;
     Ok(RemoteModule {
@@ -688,6 +703,85 @@ impl Store for $store {
         .execute(&self.pool)
         .await
         .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        check_key("API key id", &key.id)?;
+        let inserted = sqlx::query(
+            "INSERT INTO api_keys (id, hash, name, role, community_id, created_at, expires_at, \
+             last_used_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&key.id)
+        .bind(&key.hash)
+        .bind(&key.name)
+        .bind(&key.role)
+        .bind(key.community_id.map(|c| c.0))
+        .bind(ts_arg(key.created_at))
+        .bind(key.expires_at.map(ts_arg))
+        .bind(key.last_used_at.map(ts_arg))
+        .bind(key.revoked_at.map(ts_arg))
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::Conflict(format!("API key '{}' exists", key.id)));
+        }
+        Ok(())
+    }
+
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKey>, StoreError> {
+        // From the primary: a key revoked a moment ago must not pass on a stale replica.
+        let row = sqlx::query(
+            "SELECT id, hash, name, role, community_id, created_at, expires_at, last_used_at, \
+             revoked_at FROM api_keys WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(api_key_from_row).transpose().map_err(backend)
+    }
+
+    async fn list_api_keys(
+        &self,
+        community: Option<CommunityId>,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, hash, name, role, community_id, created_at, expires_at, last_used_at, \
+             revoked_at FROM api_keys WHERE ($1 IS NULL OR community_id = $1) \
+             ORDER BY created_at DESC, id",
+        )
+        .bind(community.map(|c| c.0))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(api_key_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+    }
+
+    async fn revoke_api_key(&self, id: &str, at: SystemTime) -> Result<bool, StoreError> {
+        let revoked = sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(ts_arg(at))
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        Ok(revoked > 0)
+    }
+
+    async fn touch_api_key(&self, id: &str, at: SystemTime) -> Result<(), StoreError> {
+        sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(ts_arg(at))
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
         Ok(())
     }
 

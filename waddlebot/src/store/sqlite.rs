@@ -12,12 +12,12 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
-use super::RemoteModule;
 use super::{
     Alias, CommandSettings, Community, CustomCommand, Document, Entity, EntityKey, Expect,
     MatchType, ModuleInstall, Page, RoleGrant, Store, StoreError, StringRule, check_key,
     from_millis, now_millis, parse_after_id, to_millis,
 };
+use super::{ApiKey, RemoteModule};
 use crate::id::{CommunityId, EntityId};
 use crate::permission::PermissionLevel;
 use crate::platform::PlatformKind;
@@ -48,6 +48,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "remote_modules",
         include_str!("../../migrations/sqlite/0005_remote_modules.sql"),
+    ),
+    (
+        6,
+        "api_keys",
+        include_str!("../../migrations/sqlite/0006_api_keys.sql"),
     ),
 ];
 
