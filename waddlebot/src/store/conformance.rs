@@ -980,7 +980,6 @@ pub async fn string_rules_keep_their_action_and_count_matches(store: &dyn Store)
     assert_eq!(store.list_rules(a).await.expect("listed"), [warn]);
 }
 
-/// Remote modules keep every field; names are unique per community.
 /// API key records keep every field (times at the store's millisecond precision), list newest
 /// first and by community, and are revoked and touched in place.
 pub async fn api_keys_round_trip_and_are_revoked_and_touched(store: &dyn Store) {
@@ -1024,7 +1023,7 @@ pub async fn api_keys_round_trip_and_are_revoked_and_touched(store: &dyn Store) 
     );
     assert_eq!(
         store.list_api_keys(Some(a)).await.expect("listed"),
-        [collector.clone()]
+        std::slice::from_ref(&collector)
     );
     let later = now + std::time::Duration::from_secs(60);
     store.touch_api_key("k2coll", later).await.expect("touched");
@@ -1040,6 +1039,7 @@ pub async fn api_keys_round_trip_and_are_revoked_and_touched(store: &dyn Store) 
     assert_eq!(revoked.revoked_at, Some(later));
 }
 
+/// Remote modules keep every field; names are unique per community.
 pub async fn remote_modules_round_trip_every_field(store: &dyn Store) {
     let a = community(store, "a").await;
     let weather = RemoteModule {
