@@ -43,6 +43,9 @@ pub(crate) enum Command {
         /// Listen address (default 127.0.0.1:8000; MODULE_PORT changes the port).
         #[arg(long, value_name = "ADDR")]
         bind: Option<String>,
+        /// No authentication, for local experiments: refused unless listening on loopback.
+        #[arg(long)]
+        dev: bool,
     },
     /// Create or upgrade the database schema, then exit.
     Migrate,
@@ -69,6 +72,18 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: TwitchAction,
     },
+    /// Manage API keys (shown once when created; only their hash is stored).
+    Apikey {
+        /// What to do.
+        #[command(subcommand)]
+        action: ApikeyAction,
+    },
+    /// Bearer tokens for the HTTP API.
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        action: TokenAction,
+    },
     /// Register the bot's commands as Discord slash commands (globally, or in DISCORD_GUILD_ID
     /// or --guild); `serve` does this at start too. Nothing is written when Discord already
     /// has them.
@@ -76,6 +91,54 @@ pub(crate) enum Command {
         /// Register in this guild only (changes show at once).
         #[arg(long, value_name = "GUILD_ID")]
         guild: Option<String>,
+    },
+}
+
+/// `waddlebot apikey …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ApikeyAction {
+    /// Make a key and print it (once).
+    Create {
+        /// A label for it.
+        #[arg(long)]
+        name: String,
+        /// admin, owner, community_admin, moderator, viewer or collector.
+        #[arg(long, default_value = "admin")]
+        role: String,
+        /// The community a community role is limited to.
+        #[arg(long, value_name = "ID")]
+        community: Option<i64>,
+        /// Days until it expires (default: never).
+        #[arg(long, value_name = "DAYS")]
+        expires_days: Option<u64>,
+    },
+    /// List keys (id, name, role, community, created, expires, last used, revoked).
+    List,
+    /// Revoke keys by id.
+    Revoke {
+        /// Key ids, from `waddlebot apikey list`.
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+    },
+}
+
+/// `waddlebot token …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenAction {
+    /// Sign a bearer token with the server's secret and print it.
+    Issue {
+        /// Who it is for (the `sub` claim).
+        #[arg(long)]
+        subject: String,
+        /// admin, owner, community_admin, moderator, viewer or collector.
+        #[arg(long, default_value = "admin")]
+        role: String,
+        /// The community a community role is limited to.
+        #[arg(long, value_name = "ID")]
+        community: Option<i64>,
+        /// Hours it stays valid.
+        #[arg(long, default_value_t = 24)]
+        ttl_hours: u64,
     },
 }
 

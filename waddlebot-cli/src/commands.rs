@@ -13,8 +13,8 @@ use waddlebot::store::dump::{self, Dump};
 use waddlebot::{ConsolePlatform, PermissionLevel, Platform};
 use waddlebot_router::{Dispatched, Router, UMBRELLA_SLASH_COMMAND};
 use waddlebot_server::{
-    AppState, Config, StartError, ai_provider, app, build_router, build_router_with_ai, migrate,
-    open_store, serve, shutdown_signal,
+    AppState, Config, StartError, ai_provider, app, authenticator, build_router,
+    build_router_with_ai, migrate, open_store, serve, shutdown_signal,
 };
 
 use crate::cli::Speaker;
@@ -133,7 +133,13 @@ pub(crate) async fn discord_commands(config: &Config, guild: Option<String>) -> 
 }
 
 /// `waddlebot serve`: the HTTP server until SIGINT/SIGTERM.
-pub(crate) async fn serve_http(config: &Config) -> anyhow::Result<()> {
+pub(crate) async fn serve_http(config: &Config, dev: bool) -> anyhow::Result<()> {
+    if dev && !config.bind.ip().is_loopback() {
+        anyhow::bail!(
+            "--dev turns authentication off, so it only listens on loopback (127.0.0.1 or ::1), not {}",
+            config.bind
+        );
+    }
     let http = reqwest::Client::builder()
         .user_agent(concat!("WaddleBot/", env!("CARGO_PKG_VERSION")))
         .timeout(std::time::Duration::from_secs(15))
@@ -179,14 +185,22 @@ pub(crate) async fn serve_http(config: &Config) -> anyhow::Result<()> {
     println!("WaddleBot listening on http://{addr}");
     tracing::info!(%addr, "listening");
     let router = Arc::new(router);
-    serve(
-        listener,
-        app(AppState::new(Arc::clone(&router), config.max_body_bytes)
-            .with_webhooks(webhooks)
-            .with_ai(ai)),
-        shutdown_signal(),
-    )
-    .await;
+    let mut state = AppState::new(Arc::clone(&router), config.max_body_bytes)
+        .with_webhooks(webhooks)
+        .with_ai(ai);
+    if dev {
+        tracing::warn!("--dev: authentication is off; every route is open on {addr}");
+    } else {
+        let (auth, first_key) = authenticator(config, Arc::clone(router.store())).await?;
+        state = state.with_auth(auth);
+        if let Some(key) = first_key {
+            // Shown once, on stderr: only its hash is stored.
+            eprintln!(
+                "No API key existed, so an admin key was created. It is shown only now; keep it:\n\n    {key}\n\nUse it as `Authorization: Bearer {key}`. Manage keys with `waddlebot apikey`."
+            );
+        }
+    }
+    serve(listener, app(state), shutdown_signal()).await;
     // Replies still on their way (after a platform's answer window) are delivered first.
     if router.drain(SHUTDOWN_DRAIN).await {
         tracing::info!("background work finished");

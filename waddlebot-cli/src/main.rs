@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod keys;
 mod twitch;
 
 use std::process::ExitCode;
@@ -49,7 +50,7 @@ fn main() -> ExitCode {
             Command::Run { speaker, message } => {
                 commands::run(&config, speaker, &message.join(" ")).await
             }
-            Command::Serve { .. } => commands::serve_http(&config).await,
+            Command::Serve { dev, .. } => commands::serve_http(&config, *dev).await,
             Command::Migrate => commands::migrate_db(&config).await,
             Command::Export { community, output } => {
                 commands::export(
@@ -61,6 +62,8 @@ fn main() -> ExitCode {
             }
             Command::Import { file } => commands::import(&config, file).await,
             Command::Twitch { action } => twitch::run(&config, action).await,
+            Command::Apikey { action } => keys::apikey(&config, action).await,
+            Command::Token { action } => keys::token(&config, action),
             Command::DiscordCommands { guild } => {
                 commands::discord_commands(&config, guild.clone()).await
             }

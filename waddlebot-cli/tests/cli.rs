@@ -229,28 +229,52 @@ fn sigterm(child: &tokio::process::Child) {
     assert!(status.success());
 }
 
-#[tokio::test]
-async fn serve_answers_events_and_stops_cleanly_on_sigterm() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_authenticates_answers_events_and_stops_cleanly_on_sigterm() {
     let sandbox = Sandbox::new();
     let mut child = tokio::process::Command::from(sandbox.command())
         .args(["serve", "--bind", "127.0.0.1:0"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("server starts");
     let base = read_address(&mut child).await;
+    // The first start makes an admin key and shows it once, on stderr.
+    let mut errors = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let admin_key = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = errors.next_line().await.expect("readable") {
+            if let Some(key) = line.split_whitespace().find(|w| w.starts_with("wbot_")) {
+                return key.to_owned();
+            }
+        }
+        panic!("no admin key was shown");
+    })
+    .await
+    .expect("the key is shown at start");
+    // Keep draining stderr so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = errors.next_line().await {} });
+
     let client = reqwest::Client::new();
-    let response: serde_json::Value = client
-        .post(format!("{base}/router/events"))
-        .body(
-            serde_json::json!({
-                "platform": "discord", "server_id": "guild", "channel_id": "general",
-                "user_id": "1", "username": "alice", "message": "!ping"
-            })
-            .to_string(),
-        )
+    let event = serde_json::json!({
+        "platform": "discord", "server_id": "guild", "channel_id": "general",
+        "user_id": "1", "username": "alice", "message": "!ping"
+    })
+    .to_string();
+    let post = |credential: Option<String>| {
+        let request = client
+            .post(format!("{base}/router/events"))
+            .body(event.clone());
+        match credential {
+            Some(credential) => request.bearer_auth(credential),
+            None => request,
+        }
         .send()
+    };
+    let anonymous = post(None).await.expect("answered");
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
+    let response: serde_json::Value = post(Some(admin_key.clone()))
         .await
         .expect("answered")
         .json()
@@ -259,11 +283,61 @@ async fn serve_answers_events_and_stops_cleanly_on_sigterm() {
     assert_eq!(response["data"]["replies"][0]["text"], "Pong!");
     let bad = client
         .post(format!("{base}/router/events"))
+        .bearer_auth(&admin_key)
         .body("{")
         .send()
         .await
         .expect("answered");
     assert_eq!(bad.status(), 400);
+
+    // Tokens signed with the secret the server generated beside the database.
+    let token = |role: &str, extra: &[&str]| {
+        let mut args = vec!["token", "issue", "--subject", "ci", "--role", role];
+        args.extend_from_slice(extra);
+        let output = sandbox.run(&args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output).trim().to_owned()
+    };
+    let collector = token("collector", &[]);
+    assert_eq!(post(Some(collector)).await.expect("answered").status(), 200);
+    let viewer = token("viewer", &["--community", "1"]);
+    assert_eq!(
+        post(Some(viewer)).await.expect("answered").status(),
+        403,
+        "a viewer may not feed events"
+    );
+    let forged = format!("{}x", token("admin", &[]));
+    assert_eq!(post(Some(forged)).await.expect("answered").status(), 401);
+
+    // Keys are listed without their secret, and revoked keys stop working at once.
+    let list = sandbox.run(&["apikey", "list"]);
+    assert!(
+        stdout(&list).contains("bootstrap admin"),
+        "{}",
+        stdout(&list)
+    );
+    assert!(
+        !stdout(&list).contains(&admin_key),
+        "the key itself is never shown again"
+    );
+    let created = sandbox.run(&[
+        "apikey",
+        "create",
+        "--name",
+        "feeder",
+        "--role",
+        "collector",
+    ]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let feeder = stdout(&created).trim().to_owned();
+    assert_eq!(
+        post(Some(feeder.clone())).await.expect("answered").status(),
+        200
+    );
+    let id = &feeder["wbot_".len().."wbot_".len() + 16];
+    let revoked = sandbox.run(&["apikey", "revoke", id]);
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    assert_eq!(post(Some(feeder)).await.expect("answered").status(), 401);
 
     sigterm(&child);
     let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
@@ -271,6 +345,18 @@ async fn serve_answers_events_and_stops_cleanly_on_sigterm() {
         .expect("stops within the grace period")
         .expect("exit status");
     assert!(status.success(), "{status}");
+}
+
+#[test]
+fn dev_mode_is_loopback_only() {
+    let sandbox = Sandbox::new();
+    let output = sandbox.run(&["serve", "--dev", "--bind", "0.0.0.0:0"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("only listens on loopback"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]

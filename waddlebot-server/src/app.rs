@@ -18,6 +18,7 @@ use waddlebot_router::{Outcome, Router, RouterError};
 use waddlebot::{EntityId, SessionId};
 use waddlebot_router::LateReplyError;
 
+use crate::auth::{AuthError, Authenticator, Need};
 use crate::wire::{InboundBatch, InboundEvent, LateResponse, MAX_BATCH};
 
 /// What every request handler shares.
@@ -30,6 +31,8 @@ pub struct AppState {
     pub webhooks: crate::platforms::Webhooks,
     /// The AI provider behind `/api/v1/ai/*`, when one is configured.
     pub ai: Option<Arc<dyn waddlebot::AiProvider>>,
+    /// Credential checks; `None` leaves every route open (`serve --dev`, in-process tests).
+    pub auth: Option<crate::auth::Authenticator>,
     started: Instant,
 }
 
@@ -40,6 +43,7 @@ impl std::fmt::Debug for AppState {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("webhooks", &self.webhooks)
             .field("ai", &self.ai.as_ref().map(|p| p.name()))
+            .field("auth", &self.auth.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -52,8 +56,15 @@ impl AppState {
             max_body_bytes,
             webhooks: crate::platforms::Webhooks::default(),
             ai: None,
+            auth: None,
             started: Instant::now(),
         }
+    }
+
+    /// The same state, checking credentials on every route that needs them.
+    pub fn with_auth(mut self, auth: crate::auth::Authenticator) -> Self {
+        self.auth = Some(auth);
+        self
     }
 
     /// The same state, answering `/api/v1/ai/*` through `provider`.
@@ -119,8 +130,8 @@ pub(crate) struct Failure(pub(crate) StatusCode, pub(crate) String);
 fn allowed_methods(path: &str) -> Vec<&'static str> {
     ROUTES
         .iter()
-        .filter(|(route, _)| *route == path)
-        .map(|(_, method)| method.as_str())
+        .filter(|(route, _, _)| *route == path)
+        .map(|(_, method, _)| method.as_str())
         .collect()
 }
 
@@ -156,22 +167,53 @@ pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<Re
     response
 }
 
-/// The routes and the methods each takes, for 404/405 answers.
-const ROUTES: &[(&str, Method)] = &[
-    ("/health", Method::GET),
-    ("/healthz", Method::GET),
-    ("/router/events", Method::POST),
-    ("/router/events/batch", Method::POST),
-    ("/router/responses", Method::POST),
-    ("/webhooks/twitch/eventsub", Method::POST),
-    ("/webhooks/slack/events", Method::POST),
-    ("/webhooks/slack/commands", Method::POST),
-    ("/webhooks/slack/interactivity", Method::POST),
-    ("/webhooks/discord/interactions", Method::POST),
-    ("/api/v1/ai/chat/completions", Method::POST),
-    ("/api/v1/ai/models", Method::GET),
-    ("/api/v1/ai/interaction", Method::POST),
+/// Every route: its path, its method and what a caller needs (with authentication on). 404
+/// and 405 answers come from this table, and so does each route's credential check.
+pub const ROUTES: &[(&str, Method, Need)] = &[
+    ("/health", Method::GET, Need::Nothing),
+    ("/healthz", Method::GET, Need::Nothing),
+    ("/router/events", Method::POST, Need::Collector),
+    ("/router/events/batch", Method::POST, Need::Collector),
+    ("/router/responses", Method::POST, Need::Collector),
+    // Platform webhooks carry the platform's own signature, checked by the handler.
+    ("/webhooks/twitch/eventsub", Method::POST, Need::Nothing),
+    ("/webhooks/slack/events", Method::POST, Need::Nothing),
+    ("/webhooks/slack/commands", Method::POST, Need::Nothing),
+    ("/webhooks/slack/interactivity", Method::POST, Need::Nothing),
+    (
+        "/webhooks/discord/interactions",
+        Method::POST,
+        Need::Nothing,
+    ),
+    ("/api/v1/ai/chat/completions", Method::POST, Need::Anyone),
+    ("/api/v1/ai/models", Method::GET, Need::Anyone),
+    ("/api/v1/ai/interaction", Method::POST, Need::Collector),
 ];
+
+/// What the route needs, when it exists.
+fn need(method: &Method, path: &str) -> Option<Need> {
+    ROUTES
+        .iter()
+        .find(|(route, m, _)| *route == path && m == method)
+        .map(|(_, _, need)| *need)
+}
+
+/// A refused credential: 401 (with `WWW-Authenticate`), 403 or 503, as an error envelope.
+fn refusal(err: &AuthError, method: &Method, path: &str) -> Response<ResponseBody> {
+    let status = match err {
+        AuthError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        AuthError::Forbidden(_) => StatusCode::FORBIDDEN,
+        AuthError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    tracing::info!(category = "auth", %method, path, status = status.as_u16(), reason = %err, "request refused");
+    let mut response = error(Failure(status, err.to_string()));
+    if status == StatusCode::UNAUTHORIZED {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
+}
 
 impl App {
     pub(crate) fn state(&self) -> &AppState {
@@ -185,6 +227,17 @@ impl App {
     {
         let method = request.method().clone();
         let path = request.uri().path().trim_end_matches('/').to_owned();
+        if let (Some(auth), Some(need)) = (&self.state.auth, need(&method, &path))
+            && need != Need::Nothing
+        {
+            let checked = match auth.authenticate(request.headers()).await {
+                Ok(principal) => Authenticator::authorize(principal.as_ref(), need),
+                Err(err) => Err(err),
+            };
+            if let Err(err) = checked {
+                return refusal(&err, &method, &path);
+            }
+        }
         let result = match (method.clone(), path.as_str()) {
             (Method::GET, "/health") => Ok(self.health()),
             (Method::GET, "/healthz") => Ok(self.healthz().await),

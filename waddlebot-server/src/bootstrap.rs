@@ -32,6 +32,9 @@ pub enum StartError {
     /// The AI provider cannot be set up (an unreadable CA file...).
     #[error("cannot set up the AI provider: {0}")]
     Ai(#[source] waddlebot::AiError),
+    /// Authentication cannot be set up (the secret file cannot be read or written...).
+    #[error("cannot set up authentication: {0}")]
+    Auth(String),
     /// The listen address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -152,4 +155,104 @@ pub async fn build_router_with_ai(
         builder = builder.platform(platform);
     }
     Ok(builder.build()?)
+}
+
+/// Where the generated JWT secret lives: beside a SQLite database file, else in the working
+/// directory.
+pub fn jwt_secret_path(config: &Config) -> std::path::PathBuf {
+    const FILE: &str = "waddlebot.jwt-secret";
+    let url = config.database_url.as_str();
+    let file = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .map(|rest| rest.split('?').next().unwrap_or(rest))
+        .filter(|path| !path.is_empty() && !path.contains(":memory:"));
+    match file.and_then(|path| std::path::Path::new(path).parent()) {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(FILE),
+        _ => std::path::PathBuf::from(FILE),
+    }
+}
+
+/// The JWT settings: the configured secret, else the one kept beside the database, generated
+/// (file mode 0600) the first time when `create` is set. A known default is never used.
+pub fn jwt_settings(config: &Config, create: bool) -> Result<crate::auth::JwtSettings, StartError> {
+    let secret = match &config.jwt_secret {
+        Some(secret) => secret.0.clone().into_bytes(),
+        None => {
+            let path = jwt_secret_path(config);
+            match std::fs::read_to_string(&path) {
+                Ok(text) if text.trim().len() >= crate::auth::MIN_SECRET_BYTES => {
+                    text.trim().as_bytes().to_vec()
+                }
+                Ok(_) => {
+                    return Err(StartError::Auth(format!(
+                        "{} holds a secret shorter than {} bytes; delete it to generate a new one",
+                        path.display(),
+                        crate::auth::MIN_SECRET_BYTES
+                    )));
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound && create => {
+                    let secret = crate::auth::generate_secret().map_err(StartError::Auth)?;
+                    write_private(&path, &secret).map_err(|err| {
+                        StartError::Auth(format!("cannot write {}: {err}", path.display()))
+                    })?;
+                    tracing::info!(path = %path.display(), "generated the JWT signing secret");
+                    secret.into_bytes()
+                }
+                Err(err) => {
+                    return Err(StartError::Auth(format!(
+                        "no JWT secret: set WADDLEBOT_JWT_SECRET, or start `waddlebot serve` once to generate {} ({err})",
+                        path.display()
+                    )));
+                }
+            }
+        }
+    };
+    Ok(crate::auth::JwtSettings {
+        secret,
+        issuer: config.jwt_issuer.clone(),
+        audience: config.jwt_audience.clone(),
+    })
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
+/// The authenticator for `serve`: API keys from the store, tokens signed with the configured or
+/// generated secret. When the store holds no key at all, makes an admin key and returns it, to
+/// be shown once.
+pub async fn authenticator(
+    config: &Config,
+    store: Arc<dyn Store>,
+) -> Result<(crate::auth::Authenticator, Option<String>), StartError> {
+    let jwt = jwt_settings(config, true)?;
+    let auth =
+        crate::auth::Authenticator::new(Arc::clone(&store), Some(jwt)).map_err(StartError::Auth)?;
+    let existing = store
+        .list_api_keys(None)
+        .await
+        .map_err(|err| StartError::Auth(format!("cannot read the API keys: {err}")))?;
+    if !existing.is_empty() {
+        return Ok((auth, None));
+    }
+    let (key, record) =
+        crate::auth::new_api_key("bootstrap admin", crate::auth::Role::Admin, None, None)
+            .map_err(StartError::Auth)?;
+    store
+        .create_api_key(&record)
+        .await
+        .map_err(|err| StartError::Auth(format!("cannot store the first API key: {err}")))?;
+    Ok((auth, Some(key)))
 }

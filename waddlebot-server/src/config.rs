@@ -53,6 +53,23 @@ pub struct Config {
     /// The AI chat module (`SYSTEM_PROMPT`, `QUESTION_TRIGGERS`, `RESPONSE_PREFIX`,
     /// `CONTEXT_HISTORY_LIMIT`, `MAX_CONCURRENT_REQUESTS`).
     pub ai_chat: waddlebot_modules::AiChatSettings,
+    /// The HS256 secret for bearer tokens (`WADDLEBOT_JWT_SECRET`, at least 32 bytes); `None`:
+    /// `serve` generates one and keeps it beside the database.
+    pub jwt_secret: Option<Secret>,
+    /// The tokens' expected issuer (`WADDLEBOT_JWT_ISSUER`, default `waddlebot`).
+    pub jwt_issuer: String,
+    /// The tokens' expected audience (`WADDLEBOT_JWT_AUDIENCE`, default `waddlebot-api`).
+    pub jwt_audience: String,
+}
+
+/// A secret setting: compared and cloned like text, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
 }
 
 impl Default for Config {
@@ -72,6 +89,9 @@ impl Default for Config {
             platforms: crate::platforms::PlatformSettings::default(),
             ai: None,
             ai_chat: waddlebot_modules::AiChatSettings::default(),
+            jwt_secret: None,
+            jwt_issuer: "waddlebot".to_owned(),
+            jwt_audience: "waddlebot-api".to_owned(),
         }
     }
 }
@@ -395,6 +415,25 @@ impl Config {
             reason: err.reason,
         })?;
         self.read_ai_chat(&get)?;
+        if let Some(secret) = get("WADDLEBOT_JWT_SECRET") {
+            if secret.len() < crate::auth::MIN_SECRET_BYTES {
+                return Err(invalid(
+                    "WADDLEBOT_JWT_SECRET",
+                    "***",
+                    format!(
+                        "must be at least {} bytes (try: openssl rand -hex 32)",
+                        crate::auth::MIN_SECRET_BYTES
+                    ),
+                ));
+            }
+            self.jwt_secret = Some(Secret(secret));
+        }
+        if let Some(issuer) = get("WADDLEBOT_JWT_ISSUER") {
+            self.jwt_issuer = issuer;
+        }
+        if let Some(audience) = get("WADDLEBOT_JWT_AUDIENCE") {
+            self.jwt_audience = audience;
+        }
         if let Some(prefix) = get("REDIS_PREFIX") {
             self.redis_prefix = prefix;
         }

@@ -33,6 +33,7 @@
 
 mod ai_api;
 mod app;
+pub mod auth;
 pub mod bootstrap;
 mod config;
 pub mod platforms;
@@ -40,12 +41,14 @@ mod serve;
 mod webhooks;
 pub mod wire;
 
-pub use app::{App, AppState, ResponseBody, app};
+pub use app::{App, AppState, ROUTES, ResponseBody, app};
 pub use bootstrap::{
-    StartError, ai_provider, build_router, build_router_with_ai, migrate, open_store,
+    StartError, ai_provider, authenticator, build_router, build_router_with_ai, jwt_secret_path,
+    jwt_settings, migrate, open_store,
 };
 pub use config::{
-    Config, ConfigError, DEFAULT_BIND, DEFAULT_CONFIG_FILE, DEFAULT_DATABASE_URL, redact_url,
+    Config, ConfigError, DEFAULT_BIND, DEFAULT_CONFIG_FILE, DEFAULT_DATABASE_URL, Secret,
+    redact_url,
 };
 pub use serve::{HEADER_READ_TIMEOUT, SHUTDOWN_GRACE, serve, shutdown_signal};
 pub use webhooks::TWITCH_REVOCATIONS;

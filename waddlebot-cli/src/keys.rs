@@ -1,0 +1,117 @@
+//! `waddlebot apikey create|list|revoke` and `waddlebot token issue`.
+
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use waddlebot::CommunityId;
+use waddlebot_server::Config;
+use waddlebot_server::auth::{Role, issue_token, new_api_key};
+
+use crate::cli::{ApikeyAction, TokenAction};
+
+fn role(text: &str) -> anyhow::Result<Role> {
+    text.parse().map_err(|err: String| anyhow::anyhow!(err))
+}
+
+fn date(time: Option<SystemTime>) -> String {
+    time.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .and_then(|d| {
+            time::OffsetDateTime::from_unix_timestamp(i64::try_from(d.as_secs()).ok()?).ok()
+        })
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+pub(crate) async fn apikey(config: &Config, action: &ApikeyAction) -> anyhow::Result<()> {
+    let store = waddlebot_server::open_store(config).await?;
+    match action {
+        ApikeyAction::Create {
+            name,
+            role: wanted,
+            community,
+            expires_days,
+        } => {
+            let community = community.map(CommunityId);
+            if let Some(id) = community {
+                store
+                    .community(id)
+                    .await
+                    .context("cannot read the store")?
+                    .with_context(|| format!("there is no community {}", id.0))?;
+            }
+            let ttl = expires_days.map(|days| Duration::from_secs(days * 86_400));
+            let (key, record) =
+                new_api_key(name, role(wanted)?, community, ttl).map_err(anyhow::Error::msg)?;
+            store
+                .create_api_key(&record)
+                .await
+                .context("cannot store the key")?;
+            eprintln!(
+                "created key {} ({}); it is shown only now:",
+                record.id, record.role
+            );
+            println!("{key}");
+        }
+        ApikeyAction::List => {
+            for key in store
+                .list_api_keys(None)
+                .await
+                .context("cannot read the keys")?
+            {
+                println!(
+                    "{}\t{}\t{}\t{}\tcreated {}\texpires {}\tlast used {}\t{}",
+                    key.id,
+                    key.name,
+                    key.role,
+                    key.community_id
+                        .map_or_else(|| "-".to_owned(), |c| c.0.to_string()),
+                    date(Some(key.created_at)),
+                    date(key.expires_at),
+                    date(key.last_used_at),
+                    if key.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    },
+                );
+            }
+        }
+        ApikeyAction::Revoke { ids } => {
+            for id in ids {
+                if store
+                    .revoke_api_key(id, SystemTime::now())
+                    .await
+                    .context("cannot revoke")?
+                {
+                    println!("revoked {id}");
+                } else {
+                    anyhow::bail!("there is no key {id}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn token(config: &Config, action: &TokenAction) -> anyhow::Result<()> {
+    let TokenAction::Issue {
+        subject,
+        role: wanted,
+        community,
+        ttl_hours,
+    } = action;
+    let settings = waddlebot_server::jwt_settings(config, false)?;
+    let token = issue_token(
+        &settings,
+        subject,
+        role(wanted)?,
+        community.map(CommunityId),
+        Duration::from_secs(ttl_hours.saturating_mul(3600)),
+    )
+    .map_err(anyhow::Error::msg)?;
+    println!("{token}");
+    Ok(())
+}

@@ -1,0 +1,401 @@
+//! Who is calling, and may they: API keys and JWT bearer tokens, roles, and the check each
+//! route makes.
+//!
+//! - **API keys** look like `wbot_<16 hex id><64 hex secret>` (32 random bytes of secret). Only
+//!   the key's SHA-256 is stored; the id finds the record and the hashes are compared in
+//!   constant time. Keys can expire and be revoked; each use is recorded.
+//! - **JWTs**: HS256 only (the algorithm is pinned, so `alg: none` and algorithm confusion are
+//!   refused), with a secret of at least 32 bytes; `exp`, `nbf`, `iss` and `aud` are checked.
+//!   Claims: `sub`, `role`, and `community` for community roles.
+//! - **Roles**: `admin` (the whole bot), `owner`, `community_admin`, `moderator`, `viewer` (one
+//!   community each) and `collector` (a service feeding events in).
+//!
+//! Credentials come in `Authorization: Bearer <key or token>` or `X-API-Key: <key>`.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::HeaderMap;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+use subtle::ConstantTimeEq;
+use waddlebot::store::ApiKey;
+use waddlebot::{CommunityId, Store};
+
+/// Every API key starts with this.
+pub const KEY_PREFIX: &str = "wbot_";
+const ID_HEX: usize = 16;
+const SECRET_BYTES: usize = 32;
+
+/// What a credential may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A service that feeds events in (collectors, platform bridges).
+    Collector,
+    /// Reads one community.
+    Viewer,
+    /// Moderates one community.
+    Moderator,
+    /// Administers one community.
+    CommunityAdmin,
+    /// Owns one community.
+    Owner,
+    /// The whole bot.
+    Admin,
+}
+
+impl Role {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Collector => "collector",
+            Self::Viewer => "viewer",
+            Self::Moderator => "moderator",
+            Self::CommunityAdmin => "community_admin",
+            Self::Owner => "owner",
+            Self::Admin => "admin",
+        }
+    }
+
+    /// Whether the role belongs to one community (and so needs one).
+    pub fn is_community_role(self) -> bool {
+        matches!(
+            self,
+            Self::Viewer | Self::Moderator | Self::CommunityAdmin | Self::Owner
+        )
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.trim().to_ascii_lowercase().as_str() {
+            "collector" => Self::Collector,
+            "viewer" => Self::Viewer,
+            "moderator" => Self::Moderator,
+            "community_admin" => Self::CommunityAdmin,
+            "owner" => Self::Owner,
+            "admin" => Self::Admin,
+            other => {
+                return Err(format!(
+                    "unknown role '{other}' (admin, owner, community_admin, moderator, viewer, collector)"
+                ));
+            }
+        })
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Who (the key's name, the token's `sub`).
+    pub subject: String,
+    /// What they may do.
+    pub role: Role,
+    /// The community a community role is limited to.
+    pub community: Option<CommunityId>,
+}
+
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Anyone, without credentials.
+    Nothing,
+    /// Any valid credential.
+    Anyone,
+    /// A service feeding events (a collector), or an admin.
+    Collector,
+    /// A bot-wide admin.
+    Admin,
+}
+
+/// Why a request is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No credential, or one that is not valid (401).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// A valid credential without the right (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The key store failed (503).
+    #[error("cannot check the credential right now: {0}")]
+    Unavailable(String),
+}
+
+/// JWT settings.
+#[derive(Clone)]
+pub struct JwtSettings {
+    /// The HS256 secret (at least 32 bytes).
+    pub secret: Vec<u8>,
+    /// The expected `iss`.
+    pub issuer: String,
+    /// The expected `aud`.
+    pub audience: String,
+}
+
+impl std::fmt::Debug for JwtSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtSettings")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The shortest HS256 secret accepted.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    community: Option<i64>,
+    iss: String,
+    aud: String,
+    exp: u64,
+    nbf: u64,
+    iat: u64,
+}
+
+fn unix(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Checks credentials. Cheap to clone.
+#[derive(Clone)]
+pub struct Authenticator {
+    store: Arc<dyn Store>,
+    jwt: Option<(JwtSettings, DecodingKey, Validation)>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("jwt", &self.jwt.as_ref().map(|(s, _, _)| s))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// Keys from `store`; JWTs too when `jwt` is given (its secret must be 32 bytes or more).
+    pub fn new(store: Arc<dyn Store>, jwt: Option<JwtSettings>) -> Result<Self, String> {
+        let jwt = match jwt {
+            None => None,
+            Some(settings) => {
+                if settings.secret.len() < MIN_SECRET_BYTES {
+                    return Err(format!(
+                        "the JWT secret must be at least {MIN_SECRET_BYTES} bytes"
+                    ));
+                }
+                let mut validation = Validation::new(Algorithm::HS256);
+                validation.set_issuer(&[&settings.issuer]);
+                validation.set_audience(&[&settings.audience]);
+                validation.validate_nbf = true;
+                validation.leeway = 30;
+                validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+                let key = DecodingKey::from_secret(&settings.secret);
+                Some((settings, key, validation))
+            }
+        };
+        Ok(Self { store, jwt })
+    }
+
+    /// Who the request's credential names; `None` when there is none.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Principal>, AuthError> {
+        let bearer = headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim);
+        let api_key = headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim);
+        let Some(credential) = bearer.or(api_key) else {
+            return Ok(None);
+        };
+        if credential.starts_with(KEY_PREFIX) {
+            return self.api_key(credential).await.map(Some);
+        }
+        self.token(credential).map(Some)
+    }
+
+    async fn api_key(&self, key: &str) -> Result<Principal, AuthError> {
+        let refused = || AuthError::Unauthenticated("invalid API key".to_owned());
+        let body = &key[KEY_PREFIX.len()..];
+        let id = body.get(..ID_HEX).ok_or_else(refused)?;
+        let record = self
+            .store
+            .api_key(id)
+            .await
+            .map_err(|err| AuthError::Unavailable(err.to_string()))?
+            .ok_or_else(refused)?;
+        let presented = hex::encode(sha2::Sha256::digest(key.as_bytes()));
+        if !bool::from(presented.as_bytes().ct_eq(record.hash.as_bytes())) {
+            return Err(refused());
+        }
+        let now = SystemTime::now();
+        if record.revoked_at.is_some() {
+            return Err(AuthError::Unauthenticated(
+                "this API key was revoked".to_owned(),
+            ));
+        }
+        if record.expires_at.is_some_and(|at| at <= now) {
+            return Err(AuthError::Unauthenticated(
+                "this API key has expired".to_owned(),
+            ));
+        }
+        let role: Role = record.role.parse().map_err(|_| refused())?;
+        if let Err(err) = self.store.touch_api_key(&record.id, now).await {
+            tracing::warn!(key = %record.id, error = %err, "cannot record the API key's use");
+        }
+        Ok(Principal {
+            subject: format!("key:{} ({})", record.id, record.name),
+            role,
+            community: record.community_id,
+        })
+    }
+
+    fn token(&self, token: &str) -> Result<Principal, AuthError> {
+        let Some((_, key, validation)) = &self.jwt else {
+            return Err(AuthError::Unauthenticated(
+                "bearer tokens are not accepted here; use an API key".to_owned(),
+            ));
+        };
+        let data = jsonwebtoken::decode::<Claims>(token, key, validation)
+            .map_err(|err| AuthError::Unauthenticated(format!("invalid bearer token: {err}")))?;
+        let claims = data.claims;
+        if claims.role.is_community_role() && claims.community.is_none() {
+            return Err(AuthError::Unauthenticated(format!(
+                "a {} token must name its community",
+                claims.role
+            )));
+        }
+        Ok(Principal {
+            subject: claims.sub,
+            role: claims.role,
+            community: claims.community.map(CommunityId),
+        })
+    }
+
+    /// Checks `principal` has what the route `need`s.
+    pub fn authorize(principal: Option<&Principal>, need: Need) -> Result<(), AuthError> {
+        let who = match (need, principal) {
+            (Need::Nothing, _) => return Ok(()),
+            (_, None) => {
+                return Err(AuthError::Unauthenticated(
+                    "this route needs a credential: Authorization: Bearer <API key or token>"
+                        .to_owned(),
+                ));
+            }
+            (_, Some(who)) => who,
+        };
+        let allowed = match need {
+            Need::Nothing | Need::Anyone => true,
+            Need::Collector => {
+                who.role == Role::Admin || (who.role == Role::Collector && who.community.is_none())
+            }
+            Need::Admin => who.role == Role::Admin && who.community.is_none(),
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(AuthError::Forbidden(format!(
+                "a {} credential may not do this",
+                who.role
+            )))
+        }
+    }
+}
+
+/// A new API key and the record to store for it. The key is shown once; only its hash is kept.
+pub fn new_api_key(
+    name: &str,
+    role: Role,
+    community: Option<CommunityId>,
+    expires_in: Option<Duration>,
+) -> Result<(String, ApiKey), String> {
+    if role.is_community_role() && community.is_none() {
+        return Err(format!("a {role} key needs a community"));
+    }
+    if !role.is_community_role() && community.is_some() && role != Role::Collector {
+        return Err(format!(
+            "an {role} key is for the whole bot, not one community"
+        ));
+    }
+    let mut bytes = [0u8; ID_HEX / 2 + SECRET_BYTES];
+    getrandom::fill(&mut bytes).map_err(|err| format!("no randomness available: {err}"))?;
+    let id = hex::encode(&bytes[..ID_HEX / 2]);
+    let key = format!("{KEY_PREFIX}{id}{}", hex::encode(&bytes[ID_HEX / 2..]));
+    let now = SystemTime::now();
+    let record = ApiKey {
+        id,
+        hash: hex::encode(sha2::Sha256::digest(key.as_bytes())),
+        name: name.to_owned(),
+        role: role.as_str().to_owned(),
+        community_id: community,
+        created_at: now,
+        expires_at: expires_in.map(|ttl| now + ttl),
+        last_used_at: None,
+        revoked_at: None,
+    };
+    Ok((key, record))
+}
+
+/// A signed token for `subject` with `role` (and `community` for community roles), valid for
+/// `ttl`.
+pub fn issue_token(
+    settings: &JwtSettings,
+    subject: &str,
+    role: Role,
+    community: Option<CommunityId>,
+    ttl: Duration,
+) -> Result<String, String> {
+    if settings.secret.len() < MIN_SECRET_BYTES {
+        return Err(format!(
+            "the JWT secret must be at least {MIN_SECRET_BYTES} bytes"
+        ));
+    }
+    if role.is_community_role() && community.is_none() {
+        return Err(format!("a {role} token needs a community"));
+    }
+    let now = SystemTime::now();
+    let claims = Claims {
+        sub: subject.to_owned(),
+        role,
+        community: community.map(|c| c.0),
+        iss: settings.issuer.clone(),
+        aud: settings.audience.clone(),
+        exp: unix(now + ttl),
+        nbf: unix(now),
+        iat: unix(now),
+    };
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(&settings.secret),
+    )
+    .map_err(|err| format!("cannot sign the token: {err}"))
+}
+
+/// A fresh random HS256 secret, hex (64 bytes of randomness).
+pub fn generate_secret() -> Result<String, String> {
+    let mut bytes = [0u8; 64];
+    getrandom::fill(&mut bytes).map_err(|err| format!("no randomness available: {err}"))?;
+    Ok(hex::encode(bytes))
+}
