@@ -267,3 +267,116 @@ async fn an_interaction_is_answered_by_the_ai_module() {
     .expect("answered");
     assert_eq!(unknown.status(), 400);
 }
+
+#[tokio::test]
+async fn admins_read_the_settings_without_secrets_and_replace_the_provider_live() {
+    let first = ollama_stand_in().await;
+    let second = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "c", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "From OpenAI."}, "finish_reason": "stop"}]
+        })))
+        .mount(&second)
+        .await;
+    let settings = waddlebot_ai::AiSettings::from_env(|key| match key {
+        "AI_PROVIDER" => Some("ollama".to_owned()),
+        "OLLAMA_HOST" => Some(first.uri()),
+        _ => None,
+    })
+    .expect("valid");
+    let provider = settings.as_ref().map(|s| s.build().expect("built"));
+    let chat = AiChat::new(None, AiChatSettings::default());
+    let router = Router::builder()
+        .store(Arc::new(MemoryStore::new()))
+        .handler(chat)
+        .build()
+        .expect("router");
+    let bot = serve_on_loopback(
+        AppState::new(Arc::new(router), 1 << 20)
+            .with_ai(provider)
+            .with_ai_settings(settings),
+    )
+    .await;
+    let url = |route: &str| format!("http://{}{route}", bot.addr);
+    let client = reqwest::Client::new();
+
+    let config: Value = client
+        .get(url("/api/v1/ai/config"))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        config["data"]["settings"]["providers"][0]["provider"],
+        "ollama"
+    );
+    assert_eq!(
+        config["data"]["settings"]["providers"][0]["base_url"],
+        first.uri()
+    );
+
+    let put = |settings: Value| {
+        client
+            .put(url("/api/v1/ai/config"))
+            .json(&json!({"settings": settings}))
+            .send()
+    };
+    let switched: Value = put(json!({
+        "AI_PROVIDER": "openai", "OPENAI_API_KEY": "sk-very-secret", "OPENAI_BASE_URL": second.uri()
+    }))
+    .await
+    .expect("answered")
+    .json()
+    .await
+    .expect("json");
+    let text = switched.to_string();
+    assert!(
+        !text.contains("sk-very-secret"),
+        "secrets are never returned: {text}"
+    );
+    assert_eq!(
+        switched["data"]["settings"]["providers"][0]["api_key_set"],
+        true
+    );
+    let answer: Value = post(
+        &bot,
+        "/api/v1/ai/chat/completions",
+        json!({"messages": [{"role": "user", "content": "Hi"}]}),
+    )
+    .send()
+    .await
+    .expect("answered")
+    .json()
+    .await
+    .expect("json");
+    assert_eq!(
+        answer["choices"][0]["message"]["content"], "From OpenAI.",
+        "the new provider answers"
+    );
+
+    let typo = put(json!({"AI_PROVIDR": "ollama"}))
+        .await
+        .expect("answered");
+    assert_eq!(typo.status(), 400);
+    assert!(typo.text().await.expect("body").contains("AI_PROVIDR"));
+    let invalid = put(json!({"AI_PROVIDER": "openai"}))
+        .await
+        .expect("answered");
+    assert_eq!(invalid.status(), 400, "openai without a key");
+
+    let off = put(json!({})).await.expect("answered");
+    assert_eq!(off.status(), 200);
+    let refused = post(
+        &bot,
+        "/api/v1/ai/chat/completions",
+        json!({"messages": [{"role": "user", "content": "Hi"}]}),
+    )
+    .send()
+    .await
+    .expect("answered");
+    assert_eq!(refused.status(), 503, "AI is off now");
+}

@@ -127,6 +127,57 @@ impl AiSettings {
     }
 }
 
+/// Every variable [`AiSettings::from_env`] reads.
+pub const SETTING_NAMES: &[&str] = &[
+    "AI_PROVIDER",
+    "AI_TEMPERATURE",
+    "AI_MAX_TOKENS",
+    "OLLAMA_HOST",
+    "OLLAMA_PORT",
+    "OLLAMA_USE_TLS",
+    "OLLAMA_CERT_PATH",
+    "OLLAMA_VERIFY_SSL",
+    "OLLAMA_MODEL",
+    "OLLAMA_TEMPERATURE",
+    "OLLAMA_MAX_TOKENS",
+    "OLLAMA_TIMEOUT",
+    "WADDLEAI_BASE_URL",
+    "WADDLEAI_API_KEY",
+    "WADDLEAI_MODEL",
+    "WADDLEAI_TEMPERATURE",
+    "WADDLEAI_MAX_TOKENS",
+    "WADDLEAI_TIMEOUT",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_MODEL",
+    "OPENAI_TIMEOUT",
+];
+
+impl AiSettings {
+    /// The settings without their secrets, for an admin to read back: each provider's address,
+    /// model, sampling, timeout and whether a key or CA is set.
+    pub fn describe(&self) -> serde_json::Value {
+        let providers: Vec<serde_json::Value> = self
+            .providers
+            .iter()
+            .map(|provider| match provider {
+                ProviderSettings::Ollama(c) => serde_json::json!({
+                    "provider": "ollama", "base_url": c.base_url, "model": c.model,
+                    "temperature": c.temperature, "max_tokens": c.max_tokens,
+                    "timeout_secs": c.http.timeout.as_secs(), "extra_ca": c.http.extra_ca.is_some(),
+                    "verify_tls": c.http.verify_tls,
+                }),
+                ProviderSettings::OpenAi(c) => serde_json::json!({
+                    "provider": c.name, "base_url": c.base_url, "model": c.model,
+                    "temperature": c.temperature, "max_tokens": c.max_tokens,
+                    "timeout_secs": c.http.timeout.as_secs(), "api_key_set": c.api_key.is_some(),
+                }),
+            })
+            .collect();
+        serde_json::json!({ "providers": providers })
+    }
+}
+
 fn parse_temperature(key: &str, value: &str) -> Result<f32, AiConfigError> {
     match value.trim().parse::<f32>() {
         Ok(t) if (0.0..=2.0).contains(&t) => Ok(t),

@@ -36,7 +36,7 @@ mod openai;
 mod record;
 
 pub use breaker::{BreakerSettings, CircuitBreaker};
-pub use config::{AiConfigError, AiSettings, HOW_TO_CONFIGURE, ProviderSettings};
+pub use config::{AiConfigError, AiSettings, HOW_TO_CONFIGURE, ProviderSettings, SETTING_NAMES};
 pub use fallback::FallbackChain;
 pub use http::HttpSettings;
 pub use ollama::{Ollama, OllamaConfig};

@@ -158,6 +158,7 @@ pub(crate) async fn serve_http(config: &Config, dev: bool) -> anyhow::Result<()>
         ),
         None => tracing::info!("AI off (set AI_PROVIDER to turn !ai and /api/v1/ai on)"),
     }
+    let ai = waddlebot::AiSlot::new(ai);
     let router = build_router_with_ai(config, platforms, ai.clone()).await?;
     if let (Some((_, discord)), Some(settings)) = (&webhooks.discord, &config.platforms.discord) {
         let discord = Arc::clone(discord);
@@ -187,7 +188,8 @@ pub(crate) async fn serve_http(config: &Config, dev: bool) -> anyhow::Result<()>
     let router = Arc::new(router);
     let mut state = AppState::new(Arc::clone(&router), config.max_body_bytes)
         .with_webhooks(webhooks)
-        .with_ai(ai);
+        .with_ai(ai)
+        .with_ai_settings(config.ai.clone());
     if dev {
         tracing::warn!("--dev: authentication is off; every route is open on {addr}");
     } else {

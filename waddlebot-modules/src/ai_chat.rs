@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde::Deserialize;
 use waddlebot::{
-    AiProvider, ChatMessage, ChatRequest, CommandError, CommandHandler, CommandSpec, Context,
-    EntityId, EventHandler, EventKind, Reply, Subscription,
+    AiProvider, AiSlot, ChatMessage, ChatRequest, CommandError, CommandHandler, CommandSpec,
+    Context, EntityId, EventHandler, EventKind, Reply, Subscription,
 };
 
 /// The module's name (installs, config).
@@ -215,7 +215,7 @@ pub fn fallback_reply(trigger: Trigger, event: Option<&EventKind>) -> &'static s
 }
 
 struct Inner {
-    provider: Option<Arc<dyn AiProvider>>,
+    provider: AiSlot,
     settings: AiChatSettings,
     /// Recent chat per channel: (speaker, text), oldest first.
     history: Mutex<HashMap<EntityId, VecDeque<(String, String)>>>,
@@ -237,7 +237,7 @@ pub struct AiChat {
 impl std::fmt::Debug for AiChat {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AiChat")
-            .field("provider", &self.inner.provider.as_ref().map(|p| p.name()))
+            .field("provider", &self.inner.provider)
             .finish_non_exhaustive()
     }
 }
@@ -248,6 +248,12 @@ pub const NOT_CONFIGURED: &str = "AI is not set up on this bot. The bot's owner 
 impl AiChat {
     /// The module answering through `provider` (`None`: AI not configured).
     pub fn new(provider: Option<Arc<dyn AiProvider>>, settings: AiChatSettings) -> Self {
+        Self::with_slot(AiSlot::new(provider), settings)
+    }
+
+    /// The module answering through whatever provider `slot` holds at each request, so the
+    /// provider can be changed while the bot runs.
+    pub fn with_slot(provider: AiSlot, settings: AiChatSettings) -> Self {
         let running = tokio::sync::Semaphore::new(settings.max_concurrent.max(1));
         Self {
             inner: Arc::new(Inner {
@@ -366,7 +372,7 @@ impl AiChat {
         trigger: Trigger,
         text: &str,
     ) -> Option<Result<String, String>> {
-        let provider = self.inner.provider.as_ref()?;
+        let provider = self.inner.provider.get()?;
         if !self.take_channel_budget(ctx.entity) {
             return None;
         }
@@ -412,7 +418,7 @@ impl CommandHandler for AiChat {
         if question.trim().is_empty() {
             return Err(ctx.usage_error());
         }
-        if self.inner.provider.is_none() {
+        if self.inner.provider.get().is_none() {
             return Ok(vec![Reply::text(NOT_CONFIGURED)]);
         }
         match self.answer(&ctx, Trigger::Command, question.trim()).await {
@@ -491,7 +497,8 @@ impl EventHandler for AiListener {
                 chat_trigger(&event.text, &settings.bot_name, &settings.question_triggers);
             let answer = match trigger {
                 Some(trigger)
-                    if ai.inner.provider.is_some() && ai.community(&ctx).await.respond_to_chat =>
+                    if ai.inner.provider.get().is_some()
+                        && ai.community(&ctx).await.respond_to_chat =>
                 {
                     ai.answer(&ctx, trigger, &event.text)
                         .await
@@ -509,7 +516,7 @@ impl EventHandler for AiListener {
         }
         let community = ai.community(&ctx).await;
         let kind_name = event.kind.name();
-        if ai.inner.provider.is_none()
+        if ai.inner.provider.get().is_none()
             || !community.respond_to_events
             || !community.event_types.iter().any(|t| t == kind_name)
         {

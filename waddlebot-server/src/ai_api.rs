@@ -172,10 +172,8 @@ fn sse_event(value: &Value) -> Bytes {
 }
 
 impl App {
-    fn ai(
-        &self,
-    ) -> Result<&std::sync::Arc<dyn waddlebot::AiProvider>, Box<Response<ResponseBody>>> {
-        self.state().ai.as_ref().ok_or_else(|| {
+    fn ai(&self) -> Result<std::sync::Arc<dyn waddlebot::AiProvider>, Box<Response<ResponseBody>>> {
+        self.state().ai.get().ok_or_else(|| {
             Box::new(openai_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &format!(
@@ -197,7 +195,7 @@ impl App {
         B::Error: Into<BoxError>,
     {
         let provider = match self.ai() {
-            Ok(provider) => std::sync::Arc::clone(provider),
+            Ok(provider) => provider,
             Err(response) => return Ok(*response),
         };
         let incoming: CompletionRequest = match self.read_json(request).await {
@@ -321,6 +319,73 @@ impl App {
             ),
             Err(err) => ai_failure(&err),
         })
+    }
+
+    /// `GET /api/v1/ai/config` (admins): the settings in force, secrets left out.
+    pub(crate) fn ai_config(&self) -> Response<ResponseBody> {
+        let settings = self
+            .state()
+            .ai_settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let data = match settings {
+            Some(settings) => json!({"enabled": true, "settings": settings.describe()}),
+            None => json!({"enabled": false, "how_to_enable": waddlebot_ai::HOW_TO_CONFIGURE}),
+        };
+        json(StatusCode::OK, &json!({"status": "success", "data": data}))
+    }
+
+    /// `PUT /api/v1/ai/config` (admins): `{"settings": {"AI_PROVIDER": "ollama", "OLLAMA_HOST":
+    /// "gpu", …}}` with the environment's names, checked as at start; the new provider answers
+    /// from the next request. Without `AI_PROVIDER`, AI is turned off.
+    pub(crate) async fn put_ai_config<B>(
+        &self,
+        request: Request<B>,
+    ) -> Result<Response<ResponseBody>, Failure>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Put {
+            settings: std::collections::BTreeMap<String, String>,
+        }
+        let put: Put = self.read_json(request).await?;
+        if let Some(unknown) = put
+            .settings
+            .keys()
+            .find(|k| !waddlebot_ai::SETTING_NAMES.contains(&k.as_str()))
+        {
+            return Err(Failure(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "unknown AI setting '{unknown}' (known: {})",
+                    waddlebot_ai::SETTING_NAMES.join(", ")
+                ),
+            ));
+        }
+        let settings = waddlebot_ai::AiSettings::from_env(|key| put.settings.get(key).cloned())
+            .map_err(|err| Failure(StatusCode::BAD_REQUEST, err.to_string()))?;
+        let provider = settings
+            .as_ref()
+            .map(waddlebot_ai::AiSettings::build)
+            .transpose()
+            .map_err(|err| Failure(StatusCode::BAD_REQUEST, err.to_string()))?;
+        tracing::info!(
+            category = "audit",
+            action = "ai.config.update",
+            providers = provider.as_ref().map_or("off", |p| p.name()),
+            "AI settings replaced"
+        );
+        self.state().ai.set(provider);
+        *self
+            .state()
+            .ai_settings
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = settings;
+        Ok(self.ai_config())
     }
 
     /// `POST /api/v1/ai/interaction`: a chat message or channel event, answered by the AI

@@ -29,8 +29,10 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// The verifiers of the platforms whose webhooks are on.
     pub webhooks: crate::platforms::Webhooks,
-    /// The AI provider behind `/api/v1/ai/*`, when one is configured.
-    pub ai: Option<Arc<dyn waddlebot::AiProvider>>,
+    /// The AI provider behind `/api/v1/ai/*` (shared with the AI chat module).
+    pub ai: waddlebot::AiSlot,
+    /// The AI settings in force, for `GET /api/v1/ai/config`.
+    pub ai_settings: std::sync::RwLock<Option<waddlebot_ai::AiSettings>>,
     /// Credential checks; `None` leaves every route open (`serve --dev`, in-process tests).
     pub auth: Option<crate::auth::Authenticator>,
     started: Instant,
@@ -42,7 +44,7 @@ impl std::fmt::Debug for AppState {
             .field("router", &self.router)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("webhooks", &self.webhooks)
-            .field("ai", &self.ai.as_ref().map(|p| p.name()))
+            .field("ai", &self.ai)
             .field("auth", &self.auth.is_some())
             .finish_non_exhaustive()
     }
@@ -55,7 +57,8 @@ impl AppState {
             router,
             max_body_bytes,
             webhooks: crate::platforms::Webhooks::default(),
-            ai: None,
+            ai: waddlebot::AiSlot::default(),
+            ai_settings: std::sync::RwLock::new(None),
             auth: None,
             started: Instant::now(),
         }
@@ -67,9 +70,16 @@ impl AppState {
         self
     }
 
-    /// The same state, answering `/api/v1/ai/*` through `provider`.
-    pub fn with_ai(mut self, provider: Option<Arc<dyn waddlebot::AiProvider>>) -> Self {
-        self.ai = provider;
+    /// The same state, answering `/api/v1/ai/*` through the provider in `slot`.
+    pub fn with_ai(mut self, slot: impl Into<waddlebot::AiSlot>) -> Self {
+        self.ai = slot.into();
+        self
+    }
+
+    /// The same state, reporting `settings` (those the provider was built from) at
+    /// `GET /api/v1/ai/config`.
+    pub fn with_ai_settings(self, settings: Option<waddlebot_ai::AiSettings>) -> Self {
+        *self.ai_settings.write().unwrap_or_else(|p| p.into_inner()) = settings;
         self
     }
 
@@ -188,6 +198,8 @@ pub const ROUTES: &[(&str, Method, Need)] = &[
     ("/api/v1/ai/chat/completions", Method::POST, Need::Anyone),
     ("/api/v1/ai/models", Method::GET, Need::Anyone),
     ("/api/v1/ai/interaction", Method::POST, Need::Collector),
+    ("/api/v1/ai/config", Method::GET, Need::Admin),
+    ("/api/v1/ai/config", Method::PUT, Need::Admin),
 ];
 
 /// What the route needs, when it exists.
@@ -256,6 +268,8 @@ impl App {
             (Method::POST, "/api/v1/ai/chat/completions") => self.ai_completions(request).await,
             (Method::GET, "/api/v1/ai/models") => self.ai_models().await,
             (Method::POST, "/api/v1/ai/interaction") => self.ai_interaction(request).await,
+            (Method::GET, "/api/v1/ai/config") => Ok(self.ai_config()),
+            (Method::PUT, "/api/v1/ai/config") => self.put_ai_config(request).await,
             _ => Err(self.no_route(&method, &path)),
         };
         let mut response = result.unwrap_or_else(error);
@@ -311,7 +325,7 @@ impl App {
         let mut checks = serde_json::json!({
             "store": if store.is_ok() { "ok" } else { "unavailable" },
         });
-        if let Some(ai) = &self.state.ai {
+        if let Some(ai) = self.state.ai.get() {
             let health = ai.health().await;
             if let Err(err) = &health {
                 tracing::warn!(provider = ai.name(), error = %err, "health check: AI provider unavailable");

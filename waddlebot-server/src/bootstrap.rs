@@ -108,14 +108,20 @@ pub async fn build_router(
     config: &Config,
     platforms: Vec<Arc<dyn Platform>>,
 ) -> Result<Router, StartError> {
-    build_router_with_ai(config, platforms, ai_provider(config)?).await
+    build_router_with_ai(
+        config,
+        platforms,
+        waddlebot::AiSlot::new(ai_provider(config)?),
+    )
+    .await
 }
 
-/// [`build_router`] with an AI provider already built (to share it with the HTTP AI endpoints).
+/// [`build_router`] answering AI through `ai`, a slot shared with the HTTP AI endpoints (whose
+/// `PUT /api/v1/ai/config` replaces the provider in it).
 pub async fn build_router_with_ai(
     config: &Config,
     platforms: Vec<Arc<dyn Platform>>,
-    ai: Option<Arc<dyn waddlebot::AiProvider>>,
+    ai: waddlebot::AiSlot,
 ) -> Result<Router, StartError> {
     let store = open_store(config).await?;
     let mut builder = Router::builder().store(store).config(config.router.clone());
@@ -144,9 +150,9 @@ pub async fn build_router_with_ai(
         builder = builder.handler_arc(module);
     }
     // `!ai` is always there (without a provider it says what to set); the chat and event side
-    // listens only when there is a provider to answer.
-    let listens = ai.is_some();
-    let ai = waddlebot_modules::AiChat::new(ai, config.ai_chat.clone());
+    // listens only when there is a provider at start (one set later answers `!ai` and the API).
+    let listens = ai.get().is_some();
+    let ai = waddlebot_modules::AiChat::with_slot(ai, config.ai_chat.clone());
     builder = builder.handler(ai.clone());
     if listens {
         builder = builder.event_handler(ai.listener());

@@ -217,3 +217,39 @@ pub trait AiProvider: Send + Sync {
         self.models().await.map(|_| ())
     }
 }
+
+/// The AI provider in use, replaceable while the bot runs (an admin changing the AI settings):
+/// everyone holding a clone sees the change at their next request.
+#[derive(Clone, Default)]
+pub struct AiSlot(std::sync::Arc<std::sync::RwLock<Option<std::sync::Arc<dyn AiProvider>>>>);
+
+impl AiSlot {
+    /// A slot holding `provider` (`None`: AI off).
+    pub fn new(provider: Option<std::sync::Arc<dyn AiProvider>>) -> Self {
+        Self(std::sync::Arc::new(std::sync::RwLock::new(provider)))
+    }
+
+    /// The provider now.
+    pub fn get(&self) -> Option<std::sync::Arc<dyn AiProvider>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Puts another provider in (or `None` to turn AI off).
+    pub fn set(&self, provider: Option<std::sync::Arc<dyn AiProvider>>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = provider;
+    }
+}
+
+impl std::fmt::Debug for AiSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("AiSlot")
+            .field(&self.get().map(|p| p.name().to_owned()))
+            .finish()
+    }
+}
+
+impl From<Option<std::sync::Arc<dyn AiProvider>>> for AiSlot {
+    fn from(provider: Option<std::sync::Arc<dyn AiProvider>>) -> Self {
+        Self::new(provider)
+    }
+}

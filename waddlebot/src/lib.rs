@@ -54,8 +54,8 @@ pub mod template;
 pub mod testing;
 
 pub use ai::{
-    AiError, AiProvider, ChatChunk, ChatMessage, ChatRequest, ChatResponse, ChatStream, ModelInfo,
-    Role, Usage,
+    AiError, AiProvider, AiSlot, ChatChunk, ChatMessage, ChatRequest, ChatResponse, ChatStream,
+    ModelInfo, Role, Usage,
 };
 pub use args::Args;
 pub use async_trait::async_trait;
