@@ -491,7 +491,8 @@ async fn an_older_database_is_upgraded_only_when_asked() {
         .execute(store.pool())
         .await
         .expect("deleted");
-        sqlx::query("DROP TABLE remote_modules")
+        // The table the newest migration (6, api_keys) creates.
+        sqlx::query("DROP TABLE api_keys")
             .execute(store.pool())
             .await
             .expect("dropped");
