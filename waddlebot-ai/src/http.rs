@@ -73,6 +73,34 @@ pub(crate) fn transport(err: &reqwest::Error, timeout: Duration) -> AiError {
     }
 }
 
+/// Sends `request`; a transport failure or a non-success status is the matching error.
+pub(crate) async fn send(
+    request: reqwest::RequestBuilder,
+    timeout: Duration,
+) -> Result<reqwest::Response, AiError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|err| transport(&err, timeout))?;
+    if !response.status().is_success() {
+        return Err(status_error(response).await);
+    }
+    Ok(response)
+}
+
+/// A GET answered with JSON (a model list), within `timeout`.
+pub(crate) async fn get_json(
+    request: reqwest::RequestBuilder,
+    timeout: Duration,
+    what: &str,
+) -> Result<serde_json::Value, AiError> {
+    send(request.timeout(timeout), timeout)
+        .await?
+        .json()
+        .await
+        .map_err(|err| AiError::Unavailable(format!("{what}: {err}")))
+}
+
 /// A non-success answer as an [`AiError`]: 401/403 auth, 429 rate limited (with
 /// `Retry-After`), other 4xx a bad request, 5xx unavailable; the message from the body's
 /// `error` (a string for Ollama, `{message}` for OpenAI) when there is one.

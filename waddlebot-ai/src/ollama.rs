@@ -8,7 +8,7 @@ use waddlebot::{
     AiError, AiProvider, ChatChunk, ChatRequest, ChatResponse, ChatStream, ModelInfo, Usage,
 };
 
-use crate::http::{HttpSettings, expect_content_type, lines, status_error, transport};
+use crate::http::{HttpSettings, expect_content_type, get_json, lines, send, transport};
 
 /// How to reach an Ollama server.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,11 +82,7 @@ impl Ollama {
         if !stream {
             call = call.timeout(timeout);
         }
-        let response = call.send().await.map_err(|err| transport(&err, timeout))?;
-        if !response.status().is_success() {
-            return Err(status_error(response).await);
-        }
-        Ok(response)
+        send(call, timeout).await
     }
 }
 
@@ -172,21 +168,13 @@ impl AiProvider for Ollama {
     }
 
     async fn models(&self) -> Result<Vec<ModelInfo>, AiError> {
-        let timeout = self.config.http.timeout;
-        let response = self
-            .client
-            .get(format!("{}/api/tags", self.config.base_url))
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|err| transport(&err, timeout))?;
-        if !response.status().is_success() {
-            return Err(status_error(response).await);
-        }
-        let body: Value = response
-            .json()
-            .await
-            .map_err(|err| AiError::Unavailable(format!("Ollama's model list: {err}")))?;
+        let body = get_json(
+            self.client
+                .get(format!("{}/api/tags", self.config.base_url)),
+            self.config.http.timeout,
+            "Ollama's model list",
+        )
+        .await?;
         Ok(body
             .get("models")
             .and_then(Value::as_array)

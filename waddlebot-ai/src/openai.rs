@@ -9,9 +9,7 @@ use waddlebot::{
     AiError, AiProvider, ChatChunk, ChatRequest, ChatResponse, ChatStream, ModelInfo, Usage,
 };
 
-use crate::http::{
-    HttpSettings, error_message, expect_content_type, lines, status_error, transport,
-};
+use crate::http::{HttpSettings, error_message, expect_content_type, get_json, lines, send};
 
 /// How to reach an OpenAI-compatible server.
 #[derive(Clone, PartialEq)]
@@ -105,11 +103,7 @@ impl OpenAi {
         if !stream {
             call = call.timeout(timeout);
         }
-        let response = call.send().await.map_err(|err| transport(&err, timeout))?;
-        if !response.status().is_success() {
-            return Err(status_error(response).await);
-        }
-        Ok(response)
+        send(call, timeout).await
     }
 }
 
@@ -244,20 +238,12 @@ impl AiProvider for OpenAi {
     }
 
     async fn models(&self) -> Result<Vec<ModelInfo>, AiError> {
-        let timeout = self.config.http.timeout;
-        let response = self
-            .request(reqwest::Method::GET, "models")
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|err| transport(&err, timeout))?;
-        if !response.status().is_success() {
-            return Err(status_error(response).await);
-        }
-        let body: Value = response
-            .json()
-            .await
-            .map_err(|err| AiError::Unavailable(format!("the model list: {err}")))?;
+        let body = get_json(
+            self.request(reqwest::Method::GET, "models"),
+            self.config.http.timeout,
+            "the model list",
+        )
+        .await?;
         Ok(body
             .get("data")
             .and_then(Value::as_array)

@@ -97,19 +97,20 @@ impl Default for CommunityAi {
             system_prompt: None,
             respond_to_chat: true,
             respond_to_events: true,
-            event_types: [
-                "follow",
-                "subscription",
-                "raid",
-                "cheer",
-                "donation",
-                "boost",
-            ]
-            .map(str::to_owned)
-            .to_vec(),
+            event_types: EVENT_KINDS.map(str::to_owned).to_vec(),
         }
     }
 }
+
+/// The channel events the AI can thank for (event kind names).
+const EVENT_KINDS: [&str; 6] = [
+    "follow",
+    "subscription",
+    "raid",
+    "cheer",
+    "donation",
+    "boost",
+];
 
 /// Why the AI is asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -473,18 +474,9 @@ fn event_line(user: &str, kind: &EventKind) -> Option<String> {
 #[async_trait]
 impl EventHandler for AiListener {
     fn subscription(&self) -> Subscription {
-        Subscription::new(
-            AI_MODULE,
-            &[
-                "chat_message",
-                "follow",
-                "subscription",
-                "raid",
-                "cheer",
-                "donation",
-                "boost",
-            ],
-        )
+        let mut kinds = vec!["chat_message"];
+        kinds.extend(EVENT_KINDS);
+        Subscription::new(AI_MODULE, &kinds)
     }
 
     async fn on_event(&self, ctx: Context) -> Result<Vec<Reply>, CommandError> {
