@@ -339,6 +339,34 @@ async fn serve_authenticates_answers_events_and_stops_cleanly_on_sigterm() {
     assert!(revoked.status.success(), "{}", stderr(&revoked));
     assert_eq!(post(Some(feeder)).await.expect("answered").status(), 401);
 
+    // Prometheus metrics (for a collector or admin), and a request id on every answer.
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .bearer_auth(&admin_key)
+        .header("X-Request-ID", "trace-me-42")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(metrics.headers()["x-request-id"], "trace-me-42");
+    let text = metrics.text().await.expect("text");
+    assert!(
+        text.contains(
+            r#"waddlebot_http_requests_total{method="POST",route="/router/events",status="200"}"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains("waddlebot_events_total"), "{text}");
+    let anonymous = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(anonymous.status(), 401);
+    assert!(
+        anonymous.headers().contains_key("x-request-id"),
+        "generated when absent"
+    );
+
     sigterm(&child);
     let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
         .await

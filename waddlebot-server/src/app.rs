@@ -35,6 +35,8 @@ pub struct AppState {
     pub ai_settings: std::sync::RwLock<Option<waddlebot_ai::AiSettings>>,
     /// Credential checks; `None` leaves every route open (`serve --dev`, in-process tests).
     pub auth: Option<crate::auth::Authenticator>,
+    /// Renders `/metrics`, when the program installed a Prometheus recorder.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     started: Instant,
 }
 
@@ -60,8 +62,15 @@ impl AppState {
             ai: waddlebot::AiSlot::default(),
             ai_settings: std::sync::RwLock::new(None),
             auth: None,
+            metrics: None,
             started: Instant::now(),
         }
+    }
+
+    /// The same state, serving `/metrics` from `handle`.
+    pub fn with_metrics(mut self, handle: metrics_exporter_prometheus::PrometheusHandle) -> Self {
+        self.metrics = Some(handle);
+        self
     }
 
     /// The same state, checking credentials on every route that needs them.
@@ -129,8 +138,51 @@ where
 
     fn call(&self, request: Request<B>) -> Self::Future {
         let app = self.clone();
-        Box::pin(async move { Ok(app.route(request).await) })
+        Box::pin(async move {
+            use tracing::Instrument;
+            let id = request_id(request.headers());
+            let method = request.method().clone();
+            let route = route_label(request.uri().path());
+            let started = Instant::now();
+            let span = tracing::info_span!("request", request_id = %id, %method, route);
+            let mut response = app.route(request).instrument(span).await;
+            if let Ok(value) = HeaderValue::from_str(&id) {
+                response.headers_mut().insert("x-request-id", value);
+            }
+            let status = response.status().as_u16().to_string();
+            metrics::counter!(HTTP_REQUESTS, "method" => method.to_string(), "route" => route, "status" => status)
+                .increment(1);
+            metrics::histogram!(HTTP_SECONDS, "route" => route)
+                .record(started.elapsed().as_secs_f64());
+            Ok(response)
+        })
     }
+}
+
+/// HTTP requests, by `method`, `route` and `status`.
+pub const HTTP_REQUESTS: &str = "waddlebot_http_requests_total";
+/// Seconds to answer an HTTP request, by `route`.
+pub const HTTP_SECONDS: &str = "waddlebot_http_request_duration_seconds";
+
+/// The request's id: the caller's `X-Request-ID` when it is a sane one (1–128 visible ASCII
+/// characters), else a new one. It is in every log line of the request and in the response.
+fn request_id(headers: &http::HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
+}
+
+/// The route a path belongs to, for metric labels: one of the route table's paths, or `other`
+/// (so scanners probing random paths cannot grow the label set).
+fn route_label(path: &str) -> &'static str {
+    let path = path.trim_end_matches('/');
+    ROUTES
+        .iter()
+        .find(|(route, _, _)| *route == path)
+        .map_or("other", |(route, _, _)| route)
 }
 
 /// A failed request: status and the message for the error envelope.
@@ -200,6 +252,7 @@ pub const ROUTES: &[(&str, Method, Need)] = &[
     ("/api/v1/ai/interaction", Method::POST, Need::Collector),
     ("/api/v1/ai/config", Method::GET, Need::Admin),
     ("/api/v1/ai/config", Method::PUT, Need::Admin),
+    ("/metrics", Method::GET, Need::Collector),
 ];
 
 /// What the route needs, when it exists.
@@ -269,6 +322,7 @@ impl App {
             (Method::GET, "/api/v1/ai/models") => self.ai_models().await,
             (Method::POST, "/api/v1/ai/interaction") => self.ai_interaction(request).await,
             (Method::GET, "/api/v1/ai/config") => Ok(self.ai_config()),
+            (Method::GET, "/metrics") => self.metrics(),
             (Method::PUT, "/api/v1/ai/config") => self.put_ai_config(request).await,
             _ => Err(self.no_route(&method, &path)),
         };
@@ -301,6 +355,22 @@ impl App {
                 ),
             )
         }
+    }
+
+    /// `GET /metrics`: Prometheus text, when the program installed a recorder.
+    fn metrics(&self) -> Result<Response<ResponseBody>, Failure> {
+        let handle = self.state.metrics.as_ref().ok_or_else(|| {
+            Failure(
+                StatusCode::NOT_FOUND,
+                "metrics are not collected by this program".to_owned(),
+            )
+        })?;
+        let mut response = Response::new(full(handle.render()));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        Ok(response)
     }
 
     fn health(&self) -> Response<ResponseBody> {

@@ -41,7 +41,7 @@ mod serve;
 mod webhooks;
 pub mod wire;
 
-pub use app::{App, AppState, ROUTES, ResponseBody, app};
+pub use app::{App, AppState, HTTP_REQUESTS, HTTP_SECONDS, ROUTES, ResponseBody, app};
 pub use bootstrap::{
     StartError, ai_provider, authenticator, build_router, build_router_with_ai, jwt_secret_path,
     jwt_settings, migrate, open_store,
