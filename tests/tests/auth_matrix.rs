@@ -112,6 +112,7 @@ async fn every_route_refuses_or_admits_every_credential_as_its_need_says() {
         base64url(claims(now + 600, "waddlebot-api").to_string().as_bytes())
     );
     let a = Some(CommunityId(1));
+    let b = Some(CommunityId(2));
     let credentials: Vec<(&str, Option<String>)> = vec![
         ("none", None),
         ("expired token", Some(expired)),
@@ -121,6 +122,7 @@ async fn every_route_refuses_or_admits_every_credential_as_its_need_says() {
         ("revoked key", Some(revoked_key)),
         ("unknown key", Some(format!("wbot_{}", "0".repeat(80)))),
         ("viewer of A", Some(token(Role::Viewer, a))),
+        ("owner of B", Some(token(Role::Owner, b))),
         ("moderator of A", Some(token(Role::Moderator, a))),
         ("owner of A", Some(token(Role::Owner, a))),
         ("collector token", Some(token(Role::Collector, None))),
@@ -144,6 +146,13 @@ async fn every_route_refuses_or_admits_every_credential_as_its_need_says() {
     let mut checked = 0;
     for (path, method, need) in ROUTES {
         for (name, credential) in &credentials {
+            // Paths name community A (id 1).
+            let role_in_a = match *name {
+                "viewer of A" => Some(Role::Viewer),
+                "moderator of A" => Some(Role::Moderator),
+                "owner of A" => Some(Role::Owner),
+                _ => None,
+            };
             let expected = match need {
                 Need::Nothing => Expect::Through,
                 _ if !valid(name) => Expect::Unauthenticated,
@@ -152,13 +161,18 @@ async fn every_route_refuses_or_admits_every_credential_as_its_need_says() {
                     Expect::Through
                 }
                 Need::Admin if name.starts_with("admin") => Expect::Through,
+                Need::Community(_) if name.starts_with("admin") => Expect::Through,
+                Need::Community(min) if role_in_a.is_some_and(|role| role >= *min) => {
+                    Expect::Through
+                }
                 _ => Expect::Forbidden,
             };
+            let path = path.replace("{id}", "1").replace("{name}", "hello");
             let mut request = client.request(
                 reqwest::Method::from_bytes(method.as_str().as_bytes()).expect("method"),
                 format!("http://{}{path}", bot.addr),
             );
-            if *method == Method::POST {
+            if *method == Method::POST || *method == Method::PUT {
                 request = request.body("{}");
             }
             if let Some(credential) = credential {

@@ -106,25 +106,68 @@ impl CommandHandler for CustomCommands {
     }
 }
 
-fn valid_name(ctx: &Context, raw: &str) -> Result<String, CommandError> {
+/// Why a name cannot be a custom command's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameError {
+    /// Too long, empty, or characters other than letters, digits, `-` and `_`.
+    Invalid,
+    /// A built-in command has it.
+    BuiltIn,
+}
+
+impl NameError {
+    /// The explanation, showing `name` with `prefix` (`!`, or nothing outside chat).
+    pub fn explain(&self, raw: &str, prefix: &str) -> String {
+        match self {
+            Self::Invalid => format!(
+                "'{raw}' is not a valid command name: use up to {MAX_NAME_LEN} letters, digits, '-' or '_'."
+            ),
+            Self::BuiltIn => format!(
+                "{prefix}{} is a built-in command and cannot be replaced.",
+                normalize_command_name(raw)
+            ),
+        }
+    }
+}
+
+/// A command name as it will be stored (prefix removed, lower case), or why it cannot be one.
+pub fn check_command_name(
+    raw: &str,
+    catalog: &waddlebot::CommandCatalog,
+) -> Result<String, NameError> {
     let name = normalize_command_name(raw);
-    let p = &ctx.prefix;
     if name.is_empty()
         || name.chars().count() > MAX_NAME_LEN
         || !name
             .chars()
             .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
     {
-        return Err(CommandError::invalid(format!(
-            "'{raw}' is not a valid command name: use up to {MAX_NAME_LEN} letters, digits, '-' or '_'."
-        )));
+        return Err(NameError::Invalid);
     }
-    if ctx.catalog.find(&name).is_some() {
-        return Err(CommandError::invalid(format!(
-            "{p}{name} is a built-in command and cannot be replaced."
-        )));
+    if catalog.find(&name).is_some() {
+        return Err(NameError::BuiltIn);
     }
     Ok(name)
+}
+
+/// Why a response cannot be saved: empty, too long, or a template error.
+pub fn check_response(response: &str) -> Result<(), String> {
+    if response.trim().is_empty() {
+        return Err("The response is empty.".to_owned());
+    }
+    if response.chars().count() > MAX_RESPONSE_LEN {
+        return Err(format!(
+            "That response is too long: at most {MAX_RESPONSE_LEN} characters."
+        ));
+    }
+    Template::parse(response)
+        .map(|_| ())
+        .map_err(|err| format!("That response has a template error: {err}."))
+}
+
+fn valid_name(ctx: &Context, raw: &str) -> Result<String, CommandError> {
+    check_command_name(raw, &ctx.catalog)
+        .map_err(|why| CommandError::invalid(why.explain(raw, &ctx.prefix)))
 }
 
 fn valid_response(ctx: &Context) -> Result<String, CommandError> {
@@ -132,13 +175,6 @@ fn valid_response(ctx: &Context) -> Result<String, CommandError> {
     if response.is_empty() {
         return Err(ctx.usage_error());
     }
-    if response.chars().count() > MAX_RESPONSE_LEN {
-        return Err(CommandError::invalid(format!(
-            "That response is too long: at most {MAX_RESPONSE_LEN} characters."
-        )));
-    }
-    Template::parse(response).map_err(|err| {
-        CommandError::invalid(format!("That response has a template error: {err}."))
-    })?;
+    check_response(response).map_err(CommandError::invalid)?;
     Ok(response.to_owned())
 }

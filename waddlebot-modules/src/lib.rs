@@ -22,7 +22,9 @@ pub use ai_chat::{
     AI_MODULE, AiChat, AiChatSettings, AiListener, DEFAULT_SYSTEM_PROMPT, NOT_CONFIGURED, Trigger,
     chat_trigger, clean_answer, fallback_reply,
 };
-pub use custom_commands::{CustomCommands, MAX_NAME_LEN, MAX_RESPONSE_LEN};
+pub use custom_commands::{
+    CustomCommands, MAX_NAME_LEN, MAX_RESPONSE_LEN, NameError, check_command_name, check_response,
+};
 use waddlebot::CommandHandler;
 
 /// Every built-in module, ready to register with a router.

@@ -18,7 +18,7 @@ use waddlebot_router::{Outcome, Router, RouterError};
 use waddlebot::{EntityId, SessionId};
 use waddlebot_router::LateReplyError;
 
-use crate::auth::{AuthError, Authenticator, Need};
+use crate::auth::{AuthError, Authenticator, Need, Role};
 use crate::wire::{InboundBatch, InboundEvent, LateResponse, MAX_BATCH};
 
 /// What every request handler shares.
@@ -181,7 +181,7 @@ fn route_label(path: &str) -> &'static str {
     let path = path.trim_end_matches('/');
     ROUTES
         .iter()
-        .find(|(route, _, _)| *route == path)
+        .find(|(route, _, _)| match_pattern(route, path).is_some())
         .map_or("other", |(route, _, _)| route)
 }
 
@@ -192,7 +192,7 @@ pub(crate) struct Failure(pub(crate) StatusCode, pub(crate) String);
 fn allowed_methods(path: &str) -> Vec<&'static str> {
     ROUTES
         .iter()
-        .filter(|(route, _, _)| *route == path)
+        .filter(|(route, _, _)| match_pattern(route, path).is_some())
         .map(|(_, method, _)| method.as_str())
         .collect()
 }
@@ -253,14 +253,66 @@ pub const ROUTES: &[(&str, Method, Need)] = &[
     ("/api/v1/ai/config", Method::GET, Need::Admin),
     ("/api/v1/ai/config", Method::PUT, Need::Admin),
     ("/metrics", Method::GET, Need::Collector),
+    ("/api/v1/communities", Method::GET, Need::Anyone),
+    (
+        "/api/v1/communities/{id}/commands",
+        Method::GET,
+        Need::Community(Role::Viewer),
+    ),
+    (
+        "/api/v1/communities/{id}/commands",
+        Method::POST,
+        Need::Community(Role::CommunityAdmin),
+    ),
+    (
+        "/api/v1/communities/{id}/commands/{name}",
+        Method::GET,
+        Need::Community(Role::Viewer),
+    ),
+    (
+        "/api/v1/communities/{id}/commands/{name}",
+        Method::PUT,
+        Need::Community(Role::CommunityAdmin),
+    ),
+    (
+        "/api/v1/communities/{id}/commands/{name}",
+        Method::DELETE,
+        Need::Community(Role::CommunityAdmin),
+    ),
 ];
 
-/// What the route needs, when it exists.
-fn need(method: &Method, path: &str) -> Option<Need> {
-    ROUTES
-        .iter()
-        .find(|(route, m, _)| *route == path && m == method)
-        .map(|(_, _, need)| *need)
+/// A path's `{placeholder}` values, by placeholder name.
+pub(crate) type Params = Vec<(&'static str, String)>;
+
+/// The values of a pattern's `{placeholders}` in `path`, when the path fits the pattern.
+pub(crate) fn match_pattern(pattern: &'static str, path: &str) -> Option<Params> {
+    let mut params = Vec::new();
+    let mut wanted = pattern.split('/');
+    let mut given = path.split('/');
+    loop {
+        match (wanted.next(), given.next()) {
+            (None, None) => return Some(params),
+            (Some(want), Some(got)) => {
+                match want.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
+                    Some(name) if !got.is_empty() => params.push((name, got.to_owned())),
+                    Some(_) => return None,
+                    None if want == got => {}
+                    None => return None,
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// The route entry for `method` and `path`: its pattern, need and placeholder values.
+fn find_route(method: &Method, path: &str) -> Option<(&'static str, Need, Params)> {
+    ROUTES.iter().find_map(|(pattern, m, need)| {
+        if m != method {
+            return None;
+        }
+        match_pattern(pattern, path).map(|params| (*pattern, *need, params))
+    })
 }
 
 /// A refused credential: 401 (with `WWW-Authenticate`), 403 or 503, as an error envelope.
@@ -292,16 +344,40 @@ impl App {
     {
         let method = request.method().clone();
         let path = request.uri().path().trim_end_matches('/').to_owned();
-        if let (Some(auth), Some(need)) = (&self.state.auth, need(&method, &path))
-            && need != Need::Nothing
+        let found = find_route(&method, &path);
+        let community = found
+            .as_ref()
+            .and_then(|(_, _, params)| params.iter().find(|(name, _)| *name == "id"))
+            .map(|(_, id)| id.parse::<i64>().map(waddlebot::CommunityId));
+        if let Some(Err(_)) = community {
+            return error(Failure(
+                StatusCode::NOT_FOUND,
+                format!("no route for {path}"),
+            ));
+        }
+        let community = community.and_then(Result::ok);
+        let mut principal = None;
+        if let (Some(auth), Some((_, need, _))) = (&self.state.auth, &found)
+            && *need != Need::Nothing
         {
             let checked = match auth.authenticate(request.headers()).await {
-                Ok(principal) => Authenticator::authorize(principal.as_ref(), need),
+                Ok(who) => {
+                    principal = who;
+                    Authenticator::authorize(principal.as_ref(), *need, community)
+                }
                 Err(err) => Err(err),
             };
             if let Err(err) = checked {
                 return refusal(&err, &method, &path);
             }
+        }
+        if let Some((pattern, _, params)) = &found
+            && pattern.starts_with("/api/v1/communities")
+        {
+            let result = self
+                .admin(request, pattern, params, principal.as_ref())
+                .await;
+            return result.unwrap_or_else(error);
         }
         let result = match (method.clone(), path.as_str()) {
             (Method::GET, "/health") => Ok(self.health()),

@@ -117,6 +117,9 @@ pub enum Need {
     Collector,
     /// A bot-wide admin.
     Admin,
+    /// At least this role in the community the path names (`/communities/{id}/…`); a bot-wide
+    /// admin always passes.
+    Community(Role),
 }
 
 /// Why a request is refused.
@@ -293,8 +296,14 @@ impl Authenticator {
         })
     }
 
-    /// Checks `principal` has what the route `need`s.
-    pub fn authorize(principal: Option<&Principal>, need: Need) -> Result<(), AuthError> {
+    /// Checks `principal` has what the route `need`s; `community` is the one the path names.
+    /// Another community's credential is refused before anything is looked up, so it cannot
+    /// learn whether that community's objects exist.
+    pub fn authorize(
+        principal: Option<&Principal>,
+        need: Need,
+        community: Option<CommunityId>,
+    ) -> Result<(), AuthError> {
         let who = match (need, principal) {
             (Need::Nothing, _) => return Ok(()),
             (_, None) => {
@@ -311,6 +320,13 @@ impl Authenticator {
                 who.role == Role::Admin || (who.role == Role::Collector && who.community.is_none())
             }
             Need::Admin => who.role == Role::Admin && who.community.is_none(),
+            Need::Community(min) => {
+                (who.role == Role::Admin && who.community.is_none())
+                    || (who.role.is_community_role()
+                        && who.role >= min
+                        && who.community.is_some()
+                        && who.community == community)
+            }
         };
         if allowed {
             Ok(())

@@ -31,6 +31,7 @@
 //! # });
 //! ```
 
+mod admin_api;
 mod ai_api;
 mod app;
 pub mod auth;

@@ -1,0 +1,301 @@
+//! The admin API through the real server on loopback, with authentication on: custom commands
+//! created, read, changed and deleted per community (and heard in chat at once), the checks a
+//! community owner, a viewer and another community's owner meet, pagination, and bad input.
+
+// Only the server half of the shared helpers is used here.
+#[allow(dead_code)]
+mod loopback;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Value, json};
+use waddlebot::store::MemoryStore;
+use waddlebot::{CommunityId, Event, PlatformKind, Store};
+use waddlebot_router::Router;
+use waddlebot_server::AppState;
+use waddlebot_server::auth::{Authenticator, JwtSettings, Role, issue_token};
+
+fn settings() -> JwtSettings {
+    JwtSettings {
+        secret: b"an-hs256-secret-of-at-least-32-bytes!!".to_vec(),
+        issuer: "waddlebot".to_owned(),
+        audience: "waddlebot-api".to_owned(),
+    }
+}
+
+fn token(role: Role, community: Option<i64>) -> String {
+    issue_token(
+        &settings(),
+        "tester",
+        role,
+        community.map(CommunityId),
+        Duration::from_secs(600),
+    )
+    .expect("token")
+}
+
+struct Bot {
+    base: String,
+    router: Arc<Router>,
+    _server: loopback::Loopback,
+}
+
+async fn start() -> Bot {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    store
+        .create_community("pond", SystemTime::now())
+        .await
+        .expect("A");
+    store
+        .create_community("lake", SystemTime::now())
+        .await
+        .expect("B");
+    let mut builder = Router::builder().store(Arc::clone(&store));
+    for module in waddlebot_modules::default_modules() {
+        builder = builder.handler_arc(module);
+    }
+    let router = Arc::new(builder.build().expect("router"));
+    let auth = Authenticator::new(Arc::clone(&store), Some(settings())).expect("auth");
+    let server =
+        loopback::serve_on_loopback(AppState::new(Arc::clone(&router), 1 << 20).with_auth(auth))
+            .await;
+    // Chat in community A's channel ties the channel to it.
+    store
+        .assign_entity(
+            &waddlebot::store::EntityKey {
+                platform: PlatformKind::Twitch,
+                server_id: "pond".to_owned(),
+                channel_id: "pond".to_owned(),
+            },
+            CommunityId(1),
+        )
+        .await
+        .expect("assigned");
+    Bot {
+        base: format!("http://{}/api/v1", server.addr),
+        router,
+        _server: server,
+    }
+}
+
+async fn call(
+    method: reqwest::Method,
+    url: String,
+    credential: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(credential);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("answered");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn chat(bot: &Bot, text: &str) -> Vec<String> {
+    let event = Event::chat(PlatformKind::Twitch, "pond", "pond", "alice", text);
+    bot.router
+        .handle(event)
+        .await
+        .expect("handled")
+        .replies
+        .iter()
+        .map(|r| r.to_plain_text())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_community_owner_manages_commands_and_chat_hears_them_at_once() {
+    let bot = start().await;
+    let owner = token(Role::Owner, Some(1));
+    let commands = format!("{}/communities/1/commands", bot.base);
+    let (status, body) = call(
+        reqwest::Method::POST,
+        commands.clone(),
+        &owner,
+        Some(json!({"name": "!hello", "response": "Hi {user}!"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["data"]["name"], "hello");
+    assert_eq!(chat(&bot, "!hello").await, ["Hi alice!"]);
+
+    let one = format!("{commands}/hello");
+    let (status, body) = call(
+        reqwest::Method::PUT,
+        one.clone(),
+        &owner,
+        Some(json!({"response": "Welcome, {user}."})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        chat(&bot, "!hello").await,
+        ["Welcome, alice."],
+        "no stale cache"
+    );
+
+    let viewer = token(Role::Viewer, Some(1));
+    let (status, body) = call(reqwest::Method::GET, one.clone(), &viewer, None).await;
+    assert_eq!(
+        (status, body["data"]["response"].clone()),
+        (200, json!("Welcome, {user}."))
+    );
+    let (status, _) = call(reqwest::Method::DELETE, one.clone(), &viewer, None).await;
+    assert_eq!(status, 403, "a viewer reads but does not change");
+
+    let (status, _) = call(reqwest::Method::DELETE, one.clone(), &owner, None).await;
+    assert_eq!(status, 200);
+    let (status, _) = call(reqwest::Method::DELETE, one, &owner, None).await;
+    assert_eq!(status, 404);
+    assert!(chat(&bot, "!hello").await[0].contains("Unknown command"));
+}
+
+#[tokio::test]
+async fn another_communitys_owner_learns_nothing() {
+    let bot = start().await;
+    let owner_a = token(Role::Owner, Some(1));
+    let owner_b = token(Role::Owner, Some(2));
+    let commands = format!("{}/communities/1/commands", bot.base);
+    call(
+        reqwest::Method::POST,
+        commands.clone(),
+        &owner_a,
+        Some(json!({"name": "secret", "response": "hush"})),
+    )
+    .await;
+    for path in ["/secret", "/missing", ""] {
+        let (status, body) = call(
+            reqwest::Method::GET,
+            format!("{commands}{path}"),
+            &owner_b,
+            None,
+        )
+        .await;
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(!body.to_string().contains("hush"));
+    }
+    let (status, _) = call(
+        reqwest::Method::GET,
+        format!("{}/communities/99/commands", bot.base),
+        &owner_b,
+        None,
+    )
+    .await;
+    assert_eq!(
+        status, 403,
+        "whether community 99 exists is not told either"
+    );
+
+    let (_, mine) = call(
+        reqwest::Method::GET,
+        format!("{}/communities", bot.base),
+        &owner_b,
+        None,
+    )
+    .await;
+    assert_eq!(mine["data"]["items"], json!([{"id": 2, "name": "lake"}]));
+    let admin = token(Role::Admin, None);
+    let (_, all) = call(
+        reqwest::Method::GET,
+        format!("{}/communities", bot.base),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(all["data"]["items"].as_array().map(Vec::len), Some(2));
+    let (status, _) = call(
+        reqwest::Method::GET,
+        format!("{}/communities/99/commands", bot.base),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "an admin may learn it does not exist");
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_the_reason_and_lists_are_paged() {
+    let bot = start().await;
+    let owner = token(Role::Owner, Some(1));
+    let commands = format!("{}/communities/1/commands", bot.base);
+    let post = |body: Value| call(reqwest::Method::POST, commands.clone(), &owner, Some(body));
+    let cases = [
+        (json!({"name": "ping", "response": "x"}), 400, "built-in"),
+        (
+            json!({"name": "bad name!", "response": "x"}),
+            400,
+            "not a valid command name",
+        ),
+        (
+            json!({"name": "oops", "response": "Hi {usr}"}),
+            400,
+            "template",
+        ),
+        (
+            json!({"name": "oops", "response": "x", "extra": 1}),
+            400,
+            "extra",
+        ),
+    ];
+    for (body, status, words) in cases {
+        let (got, answer) = post(body.clone()).await;
+        assert_eq!(got, status, "{body}: {answer}");
+        assert!(
+            answer["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(words)),
+            "{answer}"
+        );
+    }
+    for name in ["a", "b", "c"] {
+        assert_eq!(post(json!({"name": name, "response": "x"})).await.0, 201);
+    }
+    assert_eq!(post(json!({"name": "a", "response": "y"})).await.0, 409);
+    let (status, page) = call(
+        reqwest::Method::GET,
+        format!("{commands}?limit=2&offset=1"),
+        &owner,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = page["data"]["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["b", "c"]);
+    assert_eq!(page["data"]["total"], 3);
+    for query in ["limit=0", "limit=101", "offset=-1", "limit=ten"] {
+        let (status, _) = call(
+            reqwest::Method::GET,
+            format!("{commands}?{query}"),
+            &owner,
+            None,
+        )
+        .await;
+        assert_eq!(status, 400, "{query}");
+    }
+    let (status, _) = call(
+        reqwest::Method::GET,
+        format!("{}/communities/abc/commands", bot.base),
+        &owner,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let patch = reqwest::Client::new()
+        .patch(format!("{commands}/a"))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(patch.status(), 405);
+    assert_eq!(patch.headers()["allow"], "GET, PUT, DELETE");
+}
