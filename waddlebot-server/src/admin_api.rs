@@ -102,6 +102,19 @@ struct ChangedCommand {
     response: String,
 }
 
+/// The community's command `name`, or 404.
+async fn existing_command(
+    store: &dyn waddlebot::Store,
+    community: CommunityId,
+    name: &str,
+) -> Result<CustomCommand, Failure> {
+    store
+        .custom_command(community, name)
+        .await
+        .map_err(store_failure)?
+        .ok_or_else(|| Failure(StatusCode::NOT_FOUND, format!("no command {name}")))
+}
+
 fn audit(principal: Option<&Principal>, community: CommunityId, action: &str, target: &str) {
     tracing::info!(
         category = "audit",
@@ -205,13 +218,7 @@ impl App {
                 let store = self.state().router.store();
                 match method {
                     Method::GET => {
-                        let command = store
-                            .custom_command(id, &name)
-                            .await
-                            .map_err(store_failure)?
-                            .ok_or_else(|| {
-                                Failure(StatusCode::NOT_FOUND, format!("no command {name}"))
-                            })?;
+                        let command = existing_command(store.as_ref(), id, &name).await?;
                         Ok(success(StatusCode::OK, command_json(&command)))
                     }
                     Method::PUT => {
@@ -223,13 +230,7 @@ impl App {
                             .await
                             .map_err(store_failure)?;
                         audit(principal, id, "command.update", &name);
-                        let command = store
-                            .custom_command(id, &name)
-                            .await
-                            .map_err(store_failure)?
-                            .ok_or_else(|| {
-                                Failure(StatusCode::NOT_FOUND, format!("no command {name}"))
-                            })?;
+                        let command = existing_command(store.as_ref(), id, &name).await?;
                         Ok(success(StatusCode::OK, command_json(&command)))
                     }
                     Method::DELETE => {
