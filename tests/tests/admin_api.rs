@@ -299,3 +299,59 @@ async fn bad_input_is_refused_with_the_reason_and_lists_are_paged() {
     assert_eq!(patch.status(), 405);
     assert_eq!(patch.headers()["allow"], "GET, PUT, DELETE");
 }
+
+#[tokio::test]
+async fn moderators_manage_aliases_checked_like_chat() {
+    let bot = start().await;
+    let moderator = token(Role::Moderator, Some(1));
+    let aliases = format!("{}/communities/1/aliases", bot.base);
+    let post = |body: Value| {
+        call(
+            reqwest::Method::POST,
+            aliases.clone(),
+            &moderator,
+            Some(body),
+        )
+    };
+    let (status, body) = post(json!({"name": "p", "target": "!ping"})).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["data"]["target"], "!ping");
+    assert_eq!(
+        chat(&bot, "!p").await,
+        ["Pong!"],
+        "the alias runs in chat at once"
+    );
+
+    let (status, body) = post(json!({"name": "help", "target": "!ping"})).await;
+    assert_eq!(status, 400, "a built-in cannot be shadowed: {body}");
+    assert_eq!(post(json!({"name": "p", "target": "!help"})).await.0, 409);
+    let viewer = token(Role::Viewer, Some(1));
+    let (status, _) = call(
+        reqwest::Method::POST,
+        aliases.clone(),
+        &viewer,
+        Some(json!({"name": "q", "target": "!ping"})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, list) = call(reqwest::Method::GET, aliases.clone(), &viewer, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["data"]["items"][0]["name"], "p");
+
+    let (status, _) = call(
+        reqwest::Method::DELETE,
+        format!("{aliases}/p"),
+        &moderator,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = call(
+        reqwest::Method::DELETE,
+        format!("{aliases}/p"),
+        &moderator,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+}

@@ -1,4 +1,4 @@
-//! The admin API under `/api/v1` (first resources: communities and their custom commands).
+//! The admin API under `/api/v1` (so far: communities, their custom commands and aliases).
 //! Credentials and the community check happen in [`App::route`] from the route table before
 //! any of this runs; here the handlers also narrow lists to what the caller may see.
 //!
@@ -13,6 +13,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use waddlebot::store::{CustomCommand, Page};
 use waddlebot::{CommunityId, StoreError};
+
+use waddlebot_router::alias::CreateAliasError;
 
 use crate::app::{App, BoxError, Failure, ResponseBody, json};
 use crate::auth::Principal;
@@ -100,6 +102,21 @@ struct NewCommand {
 #[serde(deny_unknown_fields)]
 struct ChangedCommand {
     response: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAlias {
+    name: String,
+    target: String,
+}
+
+fn alias_json(alias: &waddlebot::store::Alias) -> Value {
+    json!({
+        "name": alias.name,
+        "target": alias.target,
+        "created_by": alias.created_by,
+    })
 }
 
 /// The community's command `name`, or 404.
@@ -252,6 +269,65 @@ impl App {
                         "use GET, PUT or DELETE".to_owned(),
                     )),
                 }
+            }
+            ("/api/v1/communities/{id}/aliases", Method::GET, Some(id)) => {
+                self.known_community(id).await?;
+                let (limit, offset) = paging(query.as_deref())?;
+                let aliases = self
+                    .state()
+                    .router
+                    .store()
+                    .list_aliases(id)
+                    .await
+                    .map_err(store_failure)?;
+                let items: Vec<Value> = aliases
+                    .iter()
+                    .skip(offset)
+                    .take(limit)
+                    .map(alias_json)
+                    .collect();
+                Ok(success(
+                    StatusCode::OK,
+                    page_of(&items, limit, offset, aliases.len()),
+                ))
+            }
+            ("/api/v1/communities/{id}/aliases", Method::POST, Some(id)) => {
+                self.known_community(id).await?;
+                let new: NewAlias = self.read_json(request).await?;
+                let by = principal.map_or_else(|| "api".to_owned(), |p| p.subject.clone());
+                let alias = self
+                    .state()
+                    .router
+                    .create_alias(id, &new.name, &new.target, &by)
+                    .await
+                    .map_err(|err| match err {
+                        CreateAliasError::Invalid(why) => {
+                            Failure(StatusCode::BAD_REQUEST, why.to_string())
+                        }
+                        CreateAliasError::Exists(name) => Failure(
+                            StatusCode::CONFLICT,
+                            format!("{name} is already an alias or a custom command"),
+                        ),
+                        other => Failure(StatusCode::SERVICE_UNAVAILABLE, other.to_string()),
+                    })?;
+                audit(principal, id, "alias.create", &alias.name);
+                Ok(success(StatusCode::CREATED, alias_json(&alias)))
+            }
+            ("/api/v1/communities/{id}/aliases/{name}", Method::DELETE, Some(id)) => {
+                self.known_community(id).await?;
+                let name = waddlebot::normalize_command_name(param("name"));
+                if !self
+                    .state()
+                    .router
+                    .store()
+                    .delete_alias(id, &name)
+                    .await
+                    .map_err(store_failure)?
+                {
+                    return Err(Failure(StatusCode::NOT_FOUND, format!("no alias {name}")));
+                }
+                audit(principal, id, "alias.delete", &name);
+                Ok(success(StatusCode::OK, json!({"deleted": name})))
             }
             _ => Err(Failure(StatusCode::NOT_FOUND, "no such route".to_owned())),
         }

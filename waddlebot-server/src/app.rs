@@ -279,6 +279,21 @@ pub const ROUTES: &[(&str, Method, Need)] = &[
         Method::DELETE,
         Need::Community(Role::CommunityAdmin),
     ),
+    (
+        "/api/v1/communities/{id}/aliases",
+        Method::GET,
+        Need::Community(Role::Viewer),
+    ),
+    (
+        "/api/v1/communities/{id}/aliases",
+        Method::POST,
+        Need::Community(Role::Moderator),
+    ),
+    (
+        "/api/v1/communities/{id}/aliases/{name}",
+        Method::DELETE,
+        Need::Community(Role::Moderator),
+    ),
 ];
 
 /// A path's `{placeholder}` values, by placeholder name.
