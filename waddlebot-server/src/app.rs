@@ -253,6 +253,7 @@ pub const ROUTES: &[(&str, Method, Need)] = &[
     ("/api/v1/ai/config", Method::GET, Need::Admin),
     ("/api/v1/ai/config", Method::PUT, Need::Admin),
     ("/metrics", Method::GET, Need::Collector),
+    ("/openapi.json", Method::GET, Need::Nothing),
     ("/api/v1/communities", Method::GET, Need::Anyone),
     (
         "/api/v1/communities/{id}/commands",
@@ -414,6 +415,7 @@ impl App {
             (Method::POST, "/api/v1/ai/interaction") => self.ai_interaction(request).await,
             (Method::GET, "/api/v1/ai/config") => Ok(self.ai_config()),
             (Method::GET, "/metrics") => self.metrics(),
+            (Method::GET, "/openapi.json") => Ok(json(StatusCode::OK, &crate::openapi::document())),
             (Method::PUT, "/api/v1/ai/config") => self.put_ai_config(request).await,
             _ => Err(self.no_route(&method, &path)),
         };

@@ -37,6 +37,7 @@ mod app;
 pub mod auth;
 pub mod bootstrap;
 mod config;
+pub mod openapi;
 pub mod platforms;
 mod serve;
 mod webhooks;
