@@ -355,3 +355,86 @@ async fn moderators_manage_aliases_checked_like_chat() {
     .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn every_change_is_in_the_audit_log_of_its_community() {
+    let bot = start().await;
+    let owner = token(Role::Owner, Some(1));
+    let commands = format!("{}/communities/1/commands", bot.base);
+    call(
+        reqwest::Method::POST,
+        commands.clone(),
+        &owner,
+        Some(json!({"name": "hello", "response": "Hi"})),
+    )
+    .await;
+    call(
+        reqwest::Method::PUT,
+        format!("{commands}/hello"),
+        &owner,
+        Some(json!({"response": "Hello!"})),
+    )
+    .await;
+    call(
+        reqwest::Method::DELETE,
+        format!("{commands}/hello"),
+        &owner,
+        None,
+    )
+    .await;
+
+    let (status, log) = call(
+        reqwest::Method::GET,
+        format!("{}/communities/1/audit", bot.base),
+        &owner,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{log}");
+    let items = log["data"]["items"].as_array().expect("items");
+    let actions: Vec<&str> = items.iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(
+        actions,
+        ["command.delete", "command.update", "command.create"]
+    );
+    assert_eq!(
+        items[1]["detail"],
+        json!({"before": "Hi", "after": "Hello!"})
+    );
+    assert!(
+        items[0]["actor"]
+            .as_str()
+            .is_some_and(|a| a.contains("tester"))
+    );
+
+    let moderator = token(Role::Moderator, Some(1));
+    let (status, _) = call(
+        reqwest::Method::GET,
+        format!("{}/communities/1/audit", bot.base),
+        &moderator,
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "the audit log is for community admins and up");
+    let (status, _) = call(
+        reqwest::Method::GET,
+        format!("{}/communities/1/audit", bot.base),
+        &token(Role::Owner, Some(2)),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, bot_wide) = call(
+        reqwest::Method::GET,
+        format!("{}/audit", bot.base),
+        &token(Role::Admin, None),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        bot_wide["data"]["items"],
+        json!([]),
+        "no bot-wide change yet"
+    );
+}

@@ -519,8 +519,8 @@ async fn an_older_database_is_upgraded_only_when_asked() {
         .execute(store.pool())
         .await
         .expect("deleted");
-        // The table the newest migration (6, api_keys) creates.
-        sqlx::query("DROP TABLE api_keys")
+        // The table the newest migration (7, audit_log) creates.
+        sqlx::query("DROP TABLE audit_log")
             .execute(store.pool())
             .await
             .expect("dropped");

@@ -18,7 +18,7 @@ use waddlebot::store::{
     Alias, CommandSettings, CustomCommand, Document, Entity, EntityKey, Expect, ModuleInstall,
     Page, RoleGrant, StringRule,
 };
-use waddlebot::store::{ApiKey, RemoteModule};
+use waddlebot::store::{ApiKey, AuditEntry, RemoteModule};
 use waddlebot::{CommunityId, PlatformKind, Store, StoreError};
 
 fn hit(cache: &'static str) {
@@ -467,6 +467,19 @@ impl Store for CachedStore {
         community: CommunityId,
     ) -> Result<Vec<RemoteModule>, StoreError> {
         self.inner.list_remote_modules(community).await
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<i64, StoreError> {
+        self.inner.append_audit(entry).await
+    }
+
+    async fn list_audit(
+        &self,
+        community: Option<CommunityId>,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        self.inner.list_audit(community, limit, offset).await
     }
 
     // API keys are read on every authenticated request but must see a revocation at once:

@@ -132,15 +132,43 @@ async fn existing_command(
         .ok_or_else(|| Failure(StatusCode::NOT_FOUND, format!("no command {name}")))
 }
 
-fn audit(principal: Option<&Principal>, community: CommunityId, action: &str, target: &str) {
-    tracing::info!(
-        category = "audit",
-        actor = principal.map_or("dev (no authentication)", |p| p.subject.as_str()),
-        community = community.0,
-        action,
-        target,
-        "admin change"
-    );
+impl App {
+    /// Records an admin change: a structured log line (category `audit`) and a row in the
+    /// store's audit log. A failure to write the row is logged, not returned: the change itself
+    /// was made.
+    pub(crate) async fn audit(
+        &self,
+        principal: Option<&Principal>,
+        community: Option<CommunityId>,
+        action: &str,
+        target: &str,
+        detail: Value,
+    ) {
+        let actor = principal.map_or_else(
+            || "dev (no authentication)".to_owned(),
+            |p| p.subject.clone(),
+        );
+        tracing::info!(
+            category = "audit",
+            actor = %actor,
+            community = community.map(|c| c.0),
+            action,
+            target,
+            "admin change"
+        );
+        let entry = waddlebot::store::AuditEntry {
+            id: 0,
+            community_id: community,
+            actor,
+            action: action.to_owned(),
+            target: target.to_owned(),
+            detail,
+            at: SystemTime::now(),
+        };
+        if let Err(err) = self.state().router.store().append_audit(&entry).await {
+            tracing::error!(error = %err, action, "cannot write the audit log");
+        }
+    }
 }
 
 impl App {
@@ -226,7 +254,14 @@ impl App {
                     .create_custom_command(&command)
                     .await
                     .map_err(store_failure)?;
-                audit(principal, id, "command.create", &name);
+                self.audit(
+                    principal,
+                    Some(id),
+                    "command.create",
+                    &name,
+                    json!({"response": command.response}),
+                )
+                .await;
                 Ok(success(StatusCode::CREATED, command_json(&command)))
             }
             ("/api/v1/communities/{id}/commands/{name}", method, Some(id)) => {
@@ -242,11 +277,19 @@ impl App {
                         let changed: ChangedCommand = self.read_json(request).await?;
                         waddlebot_modules::check_response(&changed.response)
                             .map_err(|why| Failure(StatusCode::BAD_REQUEST, why))?;
+                        let before = existing_command(store.as_ref(), id, &name).await?;
                         store
                             .update_custom_command(id, &name, changed.response.trim())
                             .await
                             .map_err(store_failure)?;
-                        audit(principal, id, "command.update", &name);
+                        self.audit(
+                            principal,
+                            Some(id),
+                            "command.update",
+                            &name,
+                            json!({"before": before.response, "after": changed.response.trim()}),
+                        )
+                        .await;
                         let command = existing_command(store.as_ref(), id, &name).await?;
                         Ok(success(StatusCode::OK, command_json(&command)))
                     }
@@ -261,7 +304,8 @@ impl App {
                                 format!("no command {name}"),
                             ));
                         }
-                        audit(principal, id, "command.delete", &name);
+                        self.audit(principal, Some(id), "command.delete", &name, json!({}))
+                            .await;
                         Ok(success(StatusCode::OK, json!({"deleted": name})))
                     }
                     _ => Err(Failure(
@@ -310,7 +354,14 @@ impl App {
                         ),
                         other => Failure(StatusCode::SERVICE_UNAVAILABLE, other.to_string()),
                     })?;
-                audit(principal, id, "alias.create", &alias.name);
+                self.audit(
+                    principal,
+                    Some(id),
+                    "alias.create",
+                    &alias.name,
+                    json!({"target": alias.target}),
+                )
+                .await;
                 Ok(success(StatusCode::CREATED, alias_json(&alias)))
             }
             ("/api/v1/communities/{id}/aliases/{name}", Method::DELETE, Some(id)) => {
@@ -326,11 +377,47 @@ impl App {
                 {
                     return Err(Failure(StatusCode::NOT_FOUND, format!("no alias {name}")));
                 }
-                audit(principal, id, "alias.delete", &name);
+                self.audit(principal, Some(id), "alias.delete", &name, json!({}))
+                    .await;
                 Ok(success(StatusCode::OK, json!({"deleted": name})))
             }
+            ("/api/v1/communities/{id}/audit", Method::GET, Some(id)) => {
+                self.known_community(id).await?;
+                self.audit_page(Some(id), query.as_deref()).await
+            }
+            ("/api/v1/audit", Method::GET, _) => self.audit_page(None, query.as_deref()).await,
             _ => Err(Failure(StatusCode::NOT_FOUND, "no such route".to_owned())),
         }
+    }
+
+    /// A page of a community's (or the bot-wide) audit log, newest first.
+    async fn audit_page(
+        &self,
+        community: Option<CommunityId>,
+        query: Option<&str>,
+    ) -> Result<Response<ResponseBody>, Failure> {
+        let (limit, offset) = paging(query)?;
+        let entries = self
+            .state()
+            .router
+            .store()
+            .list_audit(community, limit, offset)
+            .await
+            .map_err(store_failure)?;
+        let items: Vec<Value> = entries
+            .iter()
+            .map(|e| {
+                json!({
+                    "id": e.id, "actor": e.actor, "action": e.action, "target": e.target,
+                    "detail": e.detail,
+                    "at_ms": e.at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis()),
+                })
+            })
+            .collect();
+        Ok(success(
+            StatusCode::OK,
+            json!({"items": items, "limit": limit, "offset": offset}),
+        ))
     }
 
     /// 404 unless the community exists (asked only after the caller was found allowed there).

@@ -342,6 +342,7 @@ impl App {
     pub(crate) async fn put_ai_config<B>(
         &self,
         request: Request<B>,
+        principal: Option<&crate::auth::Principal>,
     ) -> Result<Response<ResponseBody>, Failure>
     where
         B: Body,
@@ -373,12 +374,15 @@ impl App {
             .map(waddlebot_ai::AiSettings::build)
             .transpose()
             .map_err(|err| Failure(StatusCode::BAD_REQUEST, err.to_string()))?;
-        tracing::info!(
-            category = "audit",
-            action = "ai.config.update",
-            providers = provider.as_ref().map_or("off", |p| p.name()),
-            "AI settings replaced"
-        );
+        let providers = provider.as_ref().map_or("off", |p| p.name()).to_owned();
+        self.audit(
+            principal,
+            None,
+            "ai.config.update",
+            "ai",
+            json!({"providers": providers}),
+        )
+        .await;
         self.state().ai.set(provider);
         *self
             .state()

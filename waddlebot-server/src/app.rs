@@ -295,6 +295,12 @@ pub const ROUTES: &[(&str, Method, Need)] = &[
         Method::DELETE,
         Need::Community(Role::Moderator),
     ),
+    (
+        "/api/v1/communities/{id}/audit",
+        Method::GET,
+        Need::Community(Role::CommunityAdmin),
+    ),
+    ("/api/v1/audit", Method::GET, Need::Admin),
 ];
 
 /// A path's `{placeholder}` values, by placeholder name.
@@ -388,7 +394,7 @@ impl App {
             }
         }
         if let Some((pattern, _, params)) = &found
-            && pattern.starts_with("/api/v1/communities")
+            && (pattern.starts_with("/api/v1/communities") || *pattern == "/api/v1/audit")
         {
             let result = self
                 .admin(request, pattern, params, principal.as_ref())
@@ -416,7 +422,9 @@ impl App {
             (Method::GET, "/api/v1/ai/config") => Ok(self.ai_config()),
             (Method::GET, "/metrics") => self.metrics(),
             (Method::GET, "/openapi.json") => Ok(json(StatusCode::OK, &crate::openapi::document())),
-            (Method::PUT, "/api/v1/ai/config") => self.put_ai_config(request).await,
+            (Method::PUT, "/api/v1/ai/config") => {
+                self.put_ai_config(request, principal.as_ref()).await
+            }
             _ => Err(self.no_route(&method, &path)),
         };
         let mut response = result.unwrap_or_else(error);

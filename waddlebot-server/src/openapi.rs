@@ -293,6 +293,22 @@ fn docs() -> Vec<Doc> {
             "200",
             None,
         ),
+        doc(
+            "/api/v1/communities/{id}/audit",
+            Method::GET,
+            "admin",
+            "A community's audit log, newest first",
+            "200",
+            None,
+        ),
+        doc(
+            "/api/v1/audit",
+            Method::GET,
+            "admin",
+            "The bot-wide audit log (AI settings...), newest first",
+            "200",
+            None,
+        ),
     ]
 }
 
@@ -312,9 +328,9 @@ fn parameters(path: &str) -> Vec<Value> {
         );
     }
     if !path.contains("{name}")
-        && (path.ends_with("/commands")
-            || path.ends_with("/aliases")
-            || path.ends_with("/communities"))
+        && ["/commands", "/aliases", "/communities", "/audit"]
+            .iter()
+            .any(|end| path.ends_with(end))
     {
         list.push(json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}}));
         list.push(json!({"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}}));

@@ -17,7 +17,7 @@ use super::{
     Alias, CommandSettings, CustomCommand, EntityKey, Expect, MatchType, ModuleInstall, Page,
     RoleGrant, RuleAction, Store, StoreError, StringRule,
 };
-use super::{ApiKey, RemoteKind, RemoteModule};
+use super::{ApiKey, AuditEntry, RemoteKind, RemoteModule};
 use crate::id::CommunityId;
 use crate::permission::PermissionLevel;
 use crate::platform::PlatformKind;
@@ -89,6 +89,7 @@ macro_rules! store_conformance_tests {
             string_rules_keep_their_action_and_count_matches,
             remote_modules_round_trip_every_field,
             api_keys_round_trip_and_are_revoked_and_touched,
+            audit_entries_list_newest_first_per_community,
             role_grants_replace_and_are_scoped,
             module_installs_round_trip_their_config,
             command_settings_keep_every_override,
@@ -978,6 +979,51 @@ pub async fn string_rules_keep_their_action_and_count_matches(store: &dyn Store)
     assert!(!store.delete_rule(b, block.id).await.expect("not b's"));
     assert!(store.delete_rule(a, block.id).await.expect("deleted"));
     assert_eq!(store.list_rules(a).await.expect("listed"), [warn]);
+}
+
+/// Audit entries get increasing ids, keep every field, and list newest first, per community or
+/// bot-wide, paged.
+pub async fn audit_entries_list_newest_first_per_community(store: &dyn Store) {
+    let a = community(store, "a").await;
+    let at = super::now_millis();
+    let entry = |community, action: &str| AuditEntry {
+        id: 0,
+        community_id: community,
+        actor: "key:k1 (admin)".to_owned(),
+        action: action.to_owned(),
+        target: "hello".to_owned(),
+        detail: serde_json::json!({"response": "Hi {user}!"}),
+        at,
+    };
+    let first = store
+        .append_audit(&entry(Some(a), "command.create"))
+        .await
+        .expect("appended");
+    let second = store
+        .append_audit(&entry(Some(a), "command.update"))
+        .await
+        .expect("appended");
+    store
+        .append_audit(&entry(None, "ai.config.update"))
+        .await
+        .expect("appended");
+    assert!(second > first);
+    let listed = store.list_audit(Some(a), 10, 0).await.expect("listed");
+    let actions: Vec<&str> = listed.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["command.update", "command.create"]);
+    assert_eq!(
+        listed[1],
+        AuditEntry {
+            id: first,
+            ..entry(Some(a), "command.create")
+        }
+    );
+    let paged = store.list_audit(Some(a), 1, 1).await.expect("listed");
+    assert_eq!(paged.len(), 1);
+    assert_eq!(paged[0].id, first);
+    let global = store.list_audit(None, 10, 0).await.expect("listed");
+    assert_eq!(global.len(), 1);
+    assert_eq!(global[0].action, "ai.config.update");
 }
 
 /// API key records keep every field (times at the store's millisecond precision), list newest

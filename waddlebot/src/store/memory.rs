@@ -7,12 +7,12 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use super::RemoteModule;
 use super::{
     Alias, ApiKey, CommandSettings, Community, CustomCommand, Document, Entity, EntityKey, Expect,
     ModuleInstall, Page, RoleGrant, Store, StoreError, StringRule, check_key, from_millis,
     now_millis, parse_after_id, to_millis,
 };
+use super::{AuditEntry, RemoteModule};
 use crate::id::{CommunityId, EntityId};
 use crate::platform::PlatformKind;
 
@@ -39,6 +39,7 @@ struct Inner {
     documents: HashMap<String, BTreeMap<String, (serde_json::Value, u64)>>,
     counters: HashMap<String, BTreeMap<String, i64>>,
     api_keys: BTreeMap<String, ApiKey>,
+    audit: Vec<AuditEntry>,
 }
 
 impl MemoryStore {
@@ -332,6 +333,35 @@ impl Store for MemoryStore {
             rule.last_matched = Some(super::from_millis(super::to_millis(at)));
         }
         Ok(())
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<i64, StoreError> {
+        let mut inner = self.lock();
+        let id = i64::try_from(inner.audit.len()).unwrap_or(i64::MAX) + 1;
+        inner.audit.push(AuditEntry {
+            id,
+            at: from_millis(to_millis(entry.at)),
+            ..entry.clone()
+        });
+        Ok(id)
+    }
+
+    async fn list_audit(
+        &self,
+        community: Option<CommunityId>,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        Ok(self
+            .lock()
+            .audit
+            .iter()
+            .rev()
+            .filter(|e| e.community_id == community)
+            .skip(offset)
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {

@@ -248,6 +248,25 @@ pub struct ApiKey {
     pub revoked_at: Option<SystemTime>,
 }
 
+/// One admin change, kept in the audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Its id, in the order entries were written (set by the store).
+    pub id: i64,
+    /// The community changed; `None` for bot-wide changes.
+    pub community_id: Option<CommunityId>,
+    /// Who made it (a key's or token's subject).
+    pub actor: String,
+    /// What was done (`command.create`, `alias.delete`, `ai.config.update`...).
+    pub action: String,
+    /// What it was done to (a command's name...).
+    pub target: String,
+    /// Details (before and after, when there are any).
+    pub detail: serde_json::Value,
+    /// When.
+    pub at: SystemTime,
+}
+
 /// A community's remote module: a `#command` (and/or event handler) that runs elsewhere.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteModule {
@@ -580,6 +599,20 @@ pub trait Store: Send + Sync {
 
     /// Records that a key was accepted at `at`.
     async fn touch_api_key(&self, id: &str, at: SystemTime) -> Result<(), StoreError>;
+
+    // --- audit log ---
+
+    /// Appends an entry (its `id` is ignored) and returns the id it got.
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<i64, StoreError>;
+
+    /// A community's entries (or the bot-wide ones for `None`), newest first, `limit` of them
+    /// after skipping `offset`.
+    async fn list_audit(
+        &self,
+        community: Option<CommunityId>,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
 
     // --- role grants ---
 

@@ -18,7 +18,7 @@ use super::{
     MatchType, ModuleInstall, Page, RoleGrant, Store, StoreError, StringRule, check_key,
     from_millis, now_millis, parse_after_id, redact_url, to_millis,
 };
-use super::{ApiKey, RemoteModule};
+use super::{ApiKey, AuditEntry, RemoteModule};
 use crate::id::{CommunityId, EntityId};
 use crate::permission::PermissionLevel;
 use crate::platform::PlatformKind;
@@ -34,6 +34,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "api_keys",
         include_str!("../../migrations/postgres/0002_api_keys.sql"),
+    ),
+    (
+        3,
+        "audit_log",
+        include_str!("../../migrations/postgres/0003_audit_log.sql"),
     ),
 ];
 

@@ -706,6 +706,56 @@ impl Store for $store {
         Ok(())
     }
 
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<i64, StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO audit_log (community_id, actor, action, target, detail, at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(entry.community_id.map(|c| c.0))
+        .bind(&entry.actor)
+        .bind(&entry.action)
+        .bind(&entry.target)
+        .bind(json_arg(&entry.detail)?)
+        .bind(ts_arg(entry.at))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(id)
+    }
+
+    async fn list_audit(
+        &self,
+        community: Option<CommunityId>,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, community_id, actor, action, target, detail, at FROM audit_log \
+             WHERE community_id IS NOT DISTINCT FROM $1 ORDER BY id DESC LIMIT $2 OFFSET $3",
+        )
+        .bind(community.map(|c| c.0))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        .fetch_all(self.reader())
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|row| {
+                let community: Option<i64> = row.try_get("community_id")?;
+                Ok(AuditEntry {
+                    id: row.try_get("id")?,
+                    community_id: community.map(CommunityId),
+                    actor: row.try_get("actor")?,
+                    action: row.try_get("action")?,
+                    target: row.try_get("target")?,
+                    detail: json_col(row, "detail")?,
+                    at: ts(row, "at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(backend)
+    }
+
     async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
         check_key("API key id", &key.id)?;
         let inserted = sqlx::query(

@@ -17,7 +17,7 @@ use super::{
     MatchType, ModuleInstall, Page, RoleGrant, Store, StoreError, StringRule, check_key,
     from_millis, now_millis, parse_after_id, to_millis,
 };
-use super::{ApiKey, RemoteModule};
+use super::{ApiKey, AuditEntry, RemoteModule};
 use crate::id::{CommunityId, EntityId};
 use crate::permission::PermissionLevel;
 use crate::platform::PlatformKind;
@@ -53,6 +53,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "api_keys",
         include_str!("../../migrations/sqlite/0006_api_keys.sql"),
+    ),
+    (
+        7,
+        "audit_log",
+        include_str!("../../migrations/sqlite/0007_audit_log.sql"),
     ),
 ];
 
