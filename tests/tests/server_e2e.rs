@@ -475,3 +475,58 @@ async fn a_lost_database_gets_503_with_retry_after_and_the_server_recovers() {
     server.stop().await;
     sql(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
 }
+
+/// `/healthz` reports Redis (optional: the limits fall back to the process) and turns 503 only
+/// when a required dependency is down.
+#[tokio::test]
+async fn healthz_reports_redis_and_fails_only_on_required_dependencies() {
+    use std::sync::Arc;
+    use waddlebot_server::{AppState, HealthCheck, Probe, redis_check};
+
+    let start = |state: AppState| async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bound");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(waddlebot_server::serve(
+            listener,
+            waddlebot_server::app(state),
+            std::future::pending(),
+        ));
+        format!("http://{addr}/healthz")
+    };
+    let state = || {
+        let router = waddlebot_router::Router::builder()
+            .store(Arc::new(waddlebot::store::MemoryStore::new()))
+            .build()
+            .expect("router");
+        AppState::new(Arc::new(router), 1 << 20)
+    };
+    let get = |url: String| async move {
+        let response = reqwest::get(url).await.expect("answered");
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().await.expect("json"))
+    };
+
+    let dead =
+        start(state().with_check(redis_check("redis://127.0.0.1:1/").expect("valid URL"))).await;
+    let (status, body) = get(dead).await;
+    assert_eq!(status, 200, "Redis is optional: {body}");
+    assert_eq!(body["checks"]["redis"], "unavailable");
+
+    if let Ok(url) = std::env::var("WADDLEBOT_TEST_REDIS_URL") {
+        let live = start(state().with_check(redis_check(&url).expect("valid URL"))).await;
+        assert_eq!(get(live).await.1["checks"]["redis"], "ok");
+    }
+
+    let failing: Probe = Arc::new(|| Box::pin(async { Err("down".to_owned()) }));
+    let required = start(state().with_check(HealthCheck {
+        name: "queue",
+        required: true,
+        probe: failing,
+    }))
+    .await;
+    let (status, body) = get(required).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["status"], "degraded");
+}

@@ -190,6 +190,9 @@ pub(crate) async fn serve_http(config: &Config, dev: bool) -> anyhow::Result<()>
         .with_webhooks(webhooks)
         .with_ai(ai)
         .with_ai_settings(config.ai.clone());
+    if let Some(url) = &config.redis_url {
+        state = state.with_check(waddlebot_server::redis_check(url)?);
+    }
     match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
         Ok(handle) => state = state.with_metrics(handle),
         Err(err) => tracing::warn!(error = %err, "metrics are off: cannot install the recorder"),

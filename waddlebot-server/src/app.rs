@@ -21,6 +21,22 @@ use waddlebot_router::LateReplyError;
 use crate::auth::{AuthError, Authenticator, Need, Role};
 use crate::wire::{InboundBatch, InboundEvent, LateResponse, MAX_BATCH};
 
+/// A readiness probe for `/healthz`: `Ok` when the dependency answers.
+pub type Probe =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+
+/// A named dependency `/healthz` checks. A required one that fails makes the answer 503; an
+/// optional one is reported.
+#[derive(Clone)]
+pub struct HealthCheck {
+    /// Its name in the answer (`redis`).
+    pub name: &'static str,
+    /// Whether the server cannot work without it.
+    pub required: bool,
+    /// The check.
+    pub probe: Probe,
+}
+
 /// What every request handler shares.
 pub struct AppState {
     /// The engine.
@@ -37,6 +53,8 @@ pub struct AppState {
     pub auth: Option<crate::auth::Authenticator>,
     /// Renders `/metrics`, when the program installed a Prometheus recorder.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// More dependencies `/healthz` checks (Redis...).
+    pub checks: Vec<HealthCheck>,
     started: Instant,
 }
 
@@ -63,8 +81,15 @@ impl AppState {
             ai_settings: std::sync::RwLock::new(None),
             auth: None,
             metrics: None,
+            checks: Vec::new(),
             started: Instant::now(),
         }
+    }
+
+    /// The same state, with one more dependency for `/healthz` to check.
+    pub fn with_check(mut self, check: HealthCheck) -> Self {
+        self.checks.push(check);
+        self
     }
 
     /// The same state, serving `/metrics` from `handle`.
@@ -158,6 +183,9 @@ where
         })
     }
 }
+
+/// How long `/healthz` waits for one dependency.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// HTTP requests, by `method`, `route` and `status`.
 pub const HTTP_REQUESTS: &str = "waddlebot_http_requests_total";
@@ -487,7 +515,8 @@ impl App {
     }
 
     /// `/healthz`: the store is required (503 without it); the AI provider, when configured,
-    /// is reported but optional (chat goes on without it, with canned replies).
+    /// is reported but optional (chat goes on without it, with canned replies); so are the
+    /// added checks, each required or not.
     async fn healthz(&self) -> Response<ResponseBody> {
         let store = self.state.router.store().ping().await;
         if let Err(err) = &store {
@@ -503,10 +532,23 @@ impl App {
             }
             checks["ai"] = serde_json::json!(if health.is_ok() { "ok" } else { "unavailable" });
         }
-        let (status, word) = if store.is_ok() {
-            (StatusCode::OK, "healthy")
-        } else {
+        let mut required_down = store.is_err();
+        for check in &self.state.checks {
+            let result = match tokio::time::timeout(PROBE_TIMEOUT, (check.probe)()).await {
+                Ok(result) => result,
+                Err(_) => Err(format!("no answer within {PROBE_TIMEOUT:?}")),
+            };
+            if let Err(err) = &result {
+                tracing::warn!(check = check.name, error = %err, "health check: unavailable");
+                required_down |= check.required;
+            }
+            checks[check.name] =
+                serde_json::json!(if result.is_ok() { "ok" } else { "unavailable" });
+        }
+        let (status, word) = if required_down {
             (StatusCode::SERVICE_UNAVAILABLE, "degraded")
+        } else {
+            (StatusCode::OK, "healthy")
         };
         json(
             status,

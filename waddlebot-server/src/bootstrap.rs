@@ -262,3 +262,28 @@ pub async fn authenticator(
         .map_err(|err| StartError::Auth(format!("cannot store the first API key: {err}")))?;
     Ok((auth, Some(key)))
 }
+
+/// A `/healthz` probe for the Redis at `url` (a PING). Redis is optional: without it limits,
+/// cooldowns and sessions fall back to this process.
+pub fn redis_check(url: &str) -> Result<crate::app::HealthCheck, StartError> {
+    let client = redis::Client::open(url).map_err(|err| StartError::Redis(Box::new(err)))?;
+    let probe: crate::app::Probe = Arc::new(move || {
+        let client = client.clone();
+        Box::pin(async move {
+            let mut connection = client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(|err| err.to_string())?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut connection)
+                .await
+                .map(|_| ())
+                .map_err(|err| err.to_string())
+        })
+    });
+    Ok(crate::app::HealthCheck {
+        name: "redis",
+        required: false,
+        probe,
+    })
+}

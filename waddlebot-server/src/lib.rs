@@ -43,10 +43,12 @@ mod serve;
 mod webhooks;
 pub mod wire;
 
-pub use app::{App, AppState, HTTP_REQUESTS, HTTP_SECONDS, ROUTES, ResponseBody, app};
+pub use app::{
+    App, AppState, HTTP_REQUESTS, HTTP_SECONDS, HealthCheck, Probe, ROUTES, ResponseBody, app,
+};
 pub use bootstrap::{
     StartError, ai_provider, authenticator, build_router, build_router_with_ai, jwt_secret_path,
-    jwt_settings, migrate, open_store,
+    jwt_settings, migrate, open_store, redis_check,
 };
 pub use config::{
     Config, ConfigError, DEFAULT_BIND, DEFAULT_CONFIG_FILE, DEFAULT_DATABASE_URL, Secret,
