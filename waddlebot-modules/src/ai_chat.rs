@@ -370,6 +370,7 @@ impl AiChat {
     async fn answer(
         &self,
         ctx: &Context,
+        community: &CommunityAi,
         trigger: Trigger,
         text: &str,
     ) -> Option<Result<String, String>> {
@@ -378,8 +379,7 @@ impl AiChat {
             return None;
         }
         let _slot = self.inner.running.try_acquire().ok()?;
-        let community = self.community(ctx).await;
-        let request = self.prompt(ctx, &community, trigger, text);
+        let request = self.prompt(ctx, community, trigger, text);
         let settings = &self.inner.settings;
         let result = match tokio::time::timeout(settings.timeout, provider.chat(request)).await {
             Ok(Ok(answer)) => Ok(clean_answer(&answer.content, settings.max_len)),
@@ -422,7 +422,11 @@ impl CommandHandler for AiChat {
         if self.inner.provider.get().is_none() {
             return Ok(vec![Reply::text(NOT_CONFIGURED)]);
         }
-        match self.answer(&ctx, Trigger::Command, question.trim()).await {
+        let community = self.community(&ctx).await;
+        match self
+            .answer(&ctx, &community, Trigger::Command, question.trim())
+            .await
+        {
             Some(Ok(answer)) => Ok(vec![self.reply(&answer)]),
             Some(Err(_)) => Ok(vec![self.reply(fallback_reply(Trigger::Command, None))]),
             None if self.inner.settings.refuse_over_budget => Ok(vec![Reply::text(
@@ -487,17 +491,16 @@ impl EventHandler for AiListener {
         if event.kind == EventKind::ChatMessage {
             let trigger =
                 chat_trigger(&event.text, &settings.bot_name, &settings.question_triggers);
-            let answer = match trigger {
-                Some(trigger)
-                    if ai.inner.provider.get().is_some()
-                        && ai.community(&ctx).await.respond_to_chat =>
-                {
-                    ai.answer(&ctx, trigger, &event.text)
+            let mut answer = None;
+            if let Some(trigger) = trigger {
+                let community = ai.community(&ctx).await;
+                if community.respond_to_chat {
+                    answer = ai
+                        .answer(&ctx, &community, trigger, &event.text)
                         .await
-                        .map(|a| (trigger, a))
+                        .map(|a| (trigger, a));
                 }
-                _ => None,
-            };
+            }
             // Remembered after the prompt was built, so the message is not its own context.
             ai.remember(ctx.entity, &user, &event.text);
             return Ok(match answer {
@@ -508,20 +511,19 @@ impl EventHandler for AiListener {
         }
         let community = ai.community(&ctx).await;
         let kind_name = event.kind.name();
-        if ai.inner.provider.get().is_none()
-            || !community.respond_to_events
-            || !community.event_types.iter().any(|t| t == kind_name)
-        {
+        if !community.respond_to_events || !community.event_types.iter().any(|t| t == kind_name) {
             return Ok(Vec::new());
         }
         let Some(line) = event_line(&user, &event.kind) else {
             return Ok(Vec::new());
         };
-        Ok(match ai.answer(&ctx, Trigger::Event, &line).await {
-            Some(Ok(text)) => vec![ai.reply(&text)],
-            Some(Err(_)) => vec![ai.reply(fallback_reply(Trigger::Event, Some(&event.kind)))],
-            None => Vec::new(),
-        })
+        Ok(
+            match ai.answer(&ctx, &community, Trigger::Event, &line).await {
+                Some(Ok(text)) => vec![ai.reply(&text)],
+                Some(Err(_)) => vec![ai.reply(fallback_reply(Trigger::Event, Some(&event.kind)))],
+                None => Vec::new(),
+            },
+        )
     }
 }
 

@@ -163,3 +163,58 @@ async fn the_prompt_carries_the_system_prompt_platform_and_recent_chat() {
         "{text:?}"
     );
 }
+
+#[tokio::test]
+async fn a_community_sets_its_own_prompt_and_turns_chat_and_events_off() {
+    let model = Arc::new(ScriptedAi::new(["Noot noot."]));
+    let transcript = bot(Some(model.clone()), AiChatSettings::default());
+    let community = transcript.community().await;
+    transcript
+        .router()
+        .store()
+        .put_module_install(&waddlebot::store::ModuleInstall {
+            community_id: community,
+            module: "ai".to_owned(),
+            enabled: true,
+            config: serde_json::json!({
+                "system_prompt": "You are a penguin.",
+                "respond_to_chat": false,
+                "event_types": ["raid"],
+            }),
+            updated_by: "owner".to_owned(),
+            updated_at: std::time::SystemTime::now(),
+        })
+        .await
+        .expect("installed");
+    transcript
+        .play(
+            r#"
+            // Chat triggers are off here: a greeting and a question get no answer.
+            bob: hi everyone
+            carol: anyone there?
+            alice: !ai hello
+            < 🤖 Noot noot.
+            "#,
+        )
+        .await;
+    let follow = Event::new(
+        PlatformKind::Twitch,
+        "pond",
+        "pond",
+        Sender::new("dana"),
+        EventKind::Follow,
+        "",
+    );
+    let outcome = transcript.router().handle(follow).await.expect("handled");
+    assert!(
+        outcome.replies.is_empty(),
+        "follows are not in this community's event types"
+    );
+    let requests = model.requests();
+    assert_eq!(requests.len(), 1, "only !ai asked the model");
+    assert!(
+        requests[0].messages[0]
+            .content
+            .starts_with("You are a penguin.")
+    );
+}

@@ -167,10 +167,15 @@ where
             use tracing::Instrument;
             let id = request_id(request.headers());
             let method = request.method().clone();
-            let route = route_label(request.uri().path());
+            let path = request.uri().path().trim_end_matches('/').to_owned();
+            // Looked up once: the handler, the credential check and the metrics use it.
+            let found = find_route(&method, &path);
+            let route = found
+                .as_ref()
+                .map_or_else(|| route_label(&path), |(pattern, _, _)| *pattern);
             let started = Instant::now();
             let span = tracing::info_span!("request", request_id = %id, %method, route);
-            let mut response = app.route(request).instrument(span).await;
+            let mut response = app.route(request, path, found).instrument(span).await;
             if let Ok(value) = HeaderValue::from_str(&id) {
                 response.headers_mut().insert("x-request-id", value);
             }
@@ -203,10 +208,10 @@ fn request_id(headers: &http::HeaderMap) -> String {
         .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
 }
 
-/// The route a path belongs to, for metric labels: one of the route table's paths, or `other`
-/// (so scanners probing random paths cannot grow the label set).
+/// The route a path that matched no route with its method belongs to, for metric labels: one
+/// of the route table's paths (a 405), or `other` (so scanners probing random paths cannot grow
+/// the label set).
 fn route_label(path: &str) -> &'static str {
-    let path = path.trim_end_matches('/');
     ROUTES
         .iter()
         .find(|(route, _, _)| match_pattern(route, path).is_some())
@@ -387,14 +392,17 @@ impl App {
         &self.state
     }
 
-    async fn route<B>(&self, request: Request<B>) -> Response<ResponseBody>
+    async fn route<B>(
+        &self,
+        request: Request<B>,
+        path: String,
+        found: Option<(&'static str, Need, Params)>,
+    ) -> Response<ResponseBody>
     where
         B: Body,
         B::Error: Into<BoxError>,
     {
         let method = request.method().clone();
-        let path = request.uri().path().trim_end_matches('/').to_owned();
-        let found = find_route(&method, &path);
         let community = found
             .as_ref()
             .and_then(|(_, _, params)| params.iter().find(|(name, _)| *name == "id"))

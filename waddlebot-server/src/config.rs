@@ -129,6 +129,15 @@ pub enum ConfigError {
     },
 }
 
+/// A yes/no setting: `true`, `1`, `yes`, `on` or their opposites, case ignored.
+pub(crate) fn parse_flag(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(invalid(key, value, "expected true or false")),
+    }
+}
+
 fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_owned(),
@@ -374,17 +383,7 @@ impl Config {
             self.log_level = level.to_lowercase();
         }
         if let Some(value) = get("WADDLEBOT_MIGRATE") {
-            self.migrate_on_start = match value.trim().to_lowercase().as_str() {
-                "1" | "true" | "yes" | "on" => true,
-                "0" | "false" | "no" | "off" => false,
-                _ => {
-                    return Err(invalid(
-                        "WADDLEBOT_MIGRATE",
-                        &value,
-                        "expected true or false",
-                    ));
-                }
-            };
+            self.migrate_on_start = parse_flag("WADDLEBOT_MIGRATE", &value)?;
         }
         if let Some(format) = get("LOG_FORMAT") {
             self.log_json = match format.to_lowercase().as_str() {

@@ -18,7 +18,7 @@ use waddlebot::platforms::twitch::{
 };
 use waddlebot::{Event, Platform};
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, parse_flag};
 
 /// Twitch settings: `TWITCH_CLIENT_ID` and `TWITCH_BOT_TOKEN` (required together) for Helix;
 /// `EVENTSUB_SECRET` turns the webhook route on; `TWITCH_CLIENT_SECRET` (app tokens),
@@ -183,102 +183,7 @@ impl PlatformSettings {
     /// Reads the environment (`get` looks a variable up; empty values count as unset).
     pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |key: &str| get(key).filter(|value| !value.trim().is_empty());
-        let channels = match get("TWITCH_CHANNELS") {
-            None => None,
-            Some(list) => Some(channel_list(&list)?),
-        };
-        let websocket = match get("TWITCH_EVENTSUB_WEBSOCKET") {
-            None => false,
-            Some(value) => parse_flag("TWITCH_EVENTSUB_WEBSOCKET", &value)?,
-        };
-        // The bot token serves IRC too: alone with IRC's channels it does not ask for Helix.
-        let helix_wanted = get("EVENTSUB_SECRET").is_some()
-            || get("TWITCH_CLIENT_ID").is_some()
-            || websocket
-            || channels.is_none();
-        let helix = if helix_wanted {
-            let keys = ["TWITCH_CLIENT_ID", "TWITCH_BOT_TOKEN"];
-            match required(&get, "Twitch", keys)? {
-                Some(values) => Some(values),
-                None if get("EVENTSUB_SECRET").is_some() || websocket => {
-                    return Err(ConfigError::Invalid {
-                        key: keys.join(", "),
-                        value: String::new(),
-                        reason: "not set, but other Twitch settings are; set all of them or none"
-                            .to_owned(),
-                    });
-                }
-                None => None,
-            }
-        } else {
-            None
-        };
-        let twitch = match helix {
-            None => None,
-            Some([client_id, bot_token]) => {
-                let eventsub_secret = get("EVENTSUB_SECRET");
-                if let Some(Err(err)) = eventsub_secret.clone().map(EventSubVerifier::new) {
-                    return Err(ConfigError::Invalid {
-                        key: "EVENTSUB_SECRET".to_owned(),
-                        value: "***".to_owned(),
-                        reason: err.to_string(),
-                    });
-                }
-                Some(TwitchSettings {
-                    eventsub_secret,
-                    client_id,
-                    client_secret: get("TWITCH_CLIENT_SECRET"),
-                    bot_token,
-                    refresh_token: get("TWITCH_BOT_REFRESH_TOKEN"),
-                    callback_url: get("EVENTSUB_CALLBACK_URL"),
-                    api_url: get("TWITCH_API_URL").unwrap_or_else(|| TWITCH_API.to_owned()),
-                    auth_url: get("TWITCH_AUTH_URL").unwrap_or_else(|| TWITCH_AUTH.to_owned()),
-                    eventsub_websocket: None,
-                })
-            }
-        };
-        let mut twitch = twitch;
-        let mut twitch_irc = None;
-        match (channels, websocket) {
-            (None, true) => {
-                return Err(ConfigError::Invalid {
-                    key: "TWITCH_CHANNELS".to_owned(),
-                    value: String::new(),
-                    reason: "not set, but TWITCH_EVENTSUB_WEBSOCKET is: name the channels to subscribe to".to_owned(),
-                });
-            }
-            (None, false) => {}
-            (Some(channels), true) => {
-                if get("TWITCH_BOT_NICK").is_some() {
-                    return Err(ConfigError::Invalid {
-                        key: "TWITCH_BOT_NICK".to_owned(),
-                        value: String::new(),
-                        reason: "chat comes over EventSub (TWITCH_EVENTSUB_WEBSOCKET) or over IRC (TWITCH_BOT_NICK), not both".to_owned(),
-                    });
-                }
-                if let Some(twitch) = twitch.as_mut() {
-                    twitch.eventsub_websocket = Some(EventSubWebSocket {
-                        channels,
-                        url: get("TWITCH_EVENTSUB_WS_URL")
-                            .unwrap_or_else(|| DEFAULT_EVENTSUB_WS_URL.to_owned()),
-                    });
-                }
-            }
-            (Some(channels), false) => {
-                let [_, login, token] = required(
-                    &get,
-                    "Twitch IRC",
-                    ["TWITCH_CHANNELS", "TWITCH_BOT_NICK", "TWITCH_BOT_TOKEN"],
-                )?
-                .unwrap_or_default();
-                twitch_irc = Some(TwitchIrcSettings {
-                    channels,
-                    login,
-                    token,
-                    url: get("TWITCH_IRC_URL").unwrap_or_else(|| DEFAULT_IRC_URL.to_owned()),
-                });
-            }
-        }
+        let (twitch, twitch_irc) = twitch_from_env(&get)?;
         let slack = required(&get, "Slack", ["SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN"])?.map(
             |[signing_secret, bot_token]| SlackSettings {
                 signing_secret,
@@ -363,6 +268,101 @@ impl PlatformSettings {
     }
 }
 
+/// Twitch's settings: Helix (for replies, and EventSub over webhooks or a WebSocket) and chat
+/// over IRC. Chat comes in over one of EventSub (`TWITCH_EVENTSUB_WEBSOCKET` or webhooks) or IRC
+/// (`TWITCH_BOT_NICK`), both needing `TWITCH_CHANNELS` for the sockets.
+fn twitch_from_env(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<(Option<TwitchSettings>, Option<TwitchIrcSettings>), ConfigError> {
+    let invalid = |key: &str, reason: &str| ConfigError::Invalid {
+        key: key.to_owned(),
+        value: String::new(),
+        reason: reason.to_owned(),
+    };
+    let channels = get("TWITCH_CHANNELS")
+        .map(|list| channel_list(&list))
+        .transpose()?;
+    let websocket = get("TWITCH_EVENTSUB_WEBSOCKET")
+        .map(|value| parse_flag("TWITCH_EVENTSUB_WEBSOCKET", &value))
+        .transpose()?
+        .unwrap_or(false);
+    let (eventsub_websocket, irc_channels) = match (channels, websocket) {
+        (None, true) => {
+            return Err(invalid(
+                "TWITCH_CHANNELS",
+                "not set, but TWITCH_EVENTSUB_WEBSOCKET is: name the channels to subscribe to",
+            ));
+        }
+        (Some(_), true) if get("TWITCH_BOT_NICK").is_some() => {
+            return Err(invalid(
+                "TWITCH_BOT_NICK",
+                "chat comes over EventSub (TWITCH_EVENTSUB_WEBSOCKET) or over IRC (TWITCH_BOT_NICK), not both",
+            ));
+        }
+        (Some(channels), true) => (
+            Some(EventSubWebSocket {
+                channels,
+                url: get("TWITCH_EVENTSUB_WS_URL")
+                    .unwrap_or_else(|| DEFAULT_EVENTSUB_WS_URL.to_owned()),
+            }),
+            None,
+        ),
+        (channels, false) => (None, channels),
+    };
+    // The bot token serves IRC too: alone with IRC's channels it does not ask for Helix.
+    let eventsub_secret = get("EVENTSUB_SECRET");
+    let needs_helix = eventsub_secret.is_some() || eventsub_websocket.is_some();
+    let helix_wanted = needs_helix || get("TWITCH_CLIENT_ID").is_some() || irc_channels.is_none();
+    let keys = ["TWITCH_CLIENT_ID", "TWITCH_BOT_TOKEN"];
+    let helix = if helix_wanted {
+        required(get, "Twitch", keys)?
+    } else {
+        None
+    };
+    if helix.is_none() && needs_helix {
+        return Err(invalid(
+            &keys.join(", "),
+            "not set, but other Twitch settings are; set all of them or none",
+        ));
+    }
+    if let Some(Err(err)) = eventsub_secret.clone().map(EventSubVerifier::new) {
+        return Err(ConfigError::Invalid {
+            key: "EVENTSUB_SECRET".to_owned(),
+            value: "***".to_owned(),
+            reason: err.to_string(),
+        });
+    }
+    let twitch = helix.map(|[client_id, bot_token]| TwitchSettings {
+        eventsub_secret,
+        eventsub_websocket,
+        client_id,
+        client_secret: get("TWITCH_CLIENT_SECRET"),
+        bot_token,
+        refresh_token: get("TWITCH_BOT_REFRESH_TOKEN"),
+        callback_url: get("EVENTSUB_CALLBACK_URL"),
+        api_url: get("TWITCH_API_URL").unwrap_or_else(|| TWITCH_API.to_owned()),
+        auth_url: get("TWITCH_AUTH_URL").unwrap_or_else(|| TWITCH_AUTH.to_owned()),
+    });
+    let irc = match irc_channels {
+        None => None,
+        Some(channels) => {
+            let [_, login, token] = required(
+                get,
+                "Twitch IRC",
+                ["TWITCH_CHANNELS", "TWITCH_BOT_NICK", "TWITCH_BOT_TOKEN"],
+            )?
+            .unwrap_or_default();
+            Some(TwitchIrcSettings {
+                channels,
+                login,
+                token,
+                url: get("TWITCH_IRC_URL").unwrap_or_else(|| DEFAULT_IRC_URL.to_owned()),
+            })
+        }
+    };
+    Ok((twitch, irc))
+}
+
 /// Comma-separated Twitch logins, `#` and case ignored.
 fn channel_list(list: &str) -> Result<Vec<String>, ConfigError> {
     let channels: Vec<String> = list
@@ -381,18 +381,6 @@ fn channel_list(list: &str) -> Result<Vec<String>, ConfigError> {
         });
     }
     Ok(channels)
-}
-
-fn parse_flag(key: &str, value: &str) -> Result<bool, ConfigError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(ConfigError::Invalid {
-            key: key.to_owned(),
-            value: value.to_owned(),
-            reason: "expected true or false".to_owned(),
-        }),
-    }
 }
 
 /// All of `keys`, or none of them; some is an error naming the missing ones.
