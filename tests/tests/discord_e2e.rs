@@ -8,7 +8,7 @@ mod loopback;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::{Signer, SigningKey};
-use loopback::{Loopback, bot_router, bot_router_on, serve_on_loopback};
+use loopback::{Loopback, bot_router, bot_router_on, received_json, serve_on_loopback};
 use serde_json::{Value, json};
 use waddlebot_server::AppState;
 use waddlebot_server::platforms::PlatformSettings;
@@ -137,22 +137,18 @@ async fn a_slow_command_is_deferred_then_followed_up() {
         answer.json::<Value>().await.expect("json"),
         json!({"type": 5})
     );
-    for _ in 0..200 {
-        let edits: Vec<Value> = rest
-            .received_requests()
-            .await
-            .expect("recorded")
-            .iter()
-            .filter(|r| r.url.path() == "/webhooks/app-1/TOKEN-1/messages/@original")
-            .map(|r| serde_json::from_slice(&r.body).expect("json"))
-            .collect();
-        if let Some(edit) = edits.first() {
-            assert_eq!(edit, &json!({"content": "Finally done."}));
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the deferred answer never came");
+    let edits = received_json(
+        &rest,
+        "/webhooks/app-1/TOKEN-1/messages/@original",
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        edits.first(),
+        Some(&json!({"content": "Finally done."})),
+        "the deferred answer came"
+    );
 }
 
 #[tokio::test]
@@ -249,21 +245,8 @@ async fn a_prefix_command_over_the_gateway_is_answered_in_the_channel() {
         ws.send(send(payload)).await.expect("sent");
     }
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let body: Value = loop {
-        let requests = rest.received_requests().await.expect("recorded");
-        if let Some(request) = requests
-            .iter()
-            .find(|r| r.url.path() == "/channels/C1/messages")
-        {
-            break serde_json::from_slice(&request.body).expect("json");
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no reply reached Discord"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let sent = received_json(&rest, "/channels/C1/messages", 1, Duration::from_secs(10)).await;
+    let body = sent.first().expect("a reply reached Discord").clone();
     assert_eq!(
         body,
         json!({"content": "Pong!", "message_reference": {"message_id": "M1", "fail_if_not_exists": false}})

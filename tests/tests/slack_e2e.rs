@@ -7,7 +7,7 @@ mod loopback;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{KeyInit, Mac};
-use loopback::{Loopback, bot_router, serve_on_loopback};
+use loopback::{Loopback, bot_router, received_json, serve_on_loopback};
 use serde_json::{Value, json};
 use waddlebot_server::AppState;
 use waddlebot_server::platforms::PlatformSettings;
@@ -71,25 +71,6 @@ async fn mock_web_api(slack: &MockServer) {
         .await;
 }
 
-/// Bodies the stand-in received on `route`, waiting up to `wait` for `count` of them.
-async fn received(slack: &MockServer, route: &str, count: usize, wait: Duration) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let bodies: Vec<Value> = slack
-            .received_requests()
-            .await
-            .expect("recorded")
-            .iter()
-            .filter(|r| r.url.path() == route)
-            .map(|r| serde_json::from_slice(&r.body).expect("json"))
-            .collect();
-        if bodies.len() >= count || tokio::time::Instant::now() > deadline {
-            return bodies;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_chat_command_is_answered_in_the_channel_once() {
     let slack = MockServer::start().await;
@@ -101,7 +82,7 @@ async fn a_chat_command_is_answered_in_the_channel_once() {
         .await
         .expect("answered");
     assert_eq!(answer.status(), 200);
-    let posted = received(&slack, "/chat.postMessage", 1, Duration::from_secs(5)).await;
+    let posted = received_json(&slack, "/chat.postMessage", 1, Duration::from_secs(5)).await;
     assert_eq!(posted, [json!({"channel": "C1", "text": "Pong!"})]);
 
     let retry = signed(&bot, "events", message_event("Ev1", "!ping"), SECRET)
@@ -113,7 +94,7 @@ async fn a_chat_command_is_answered_in_the_channel_once() {
     assert_eq!(retry.status(), 200, "a retry is acknowledged");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        received(&slack, "/chat.postMessage", 2, Duration::ZERO)
+        received_json(&slack, "/chat.postMessage", 2, Duration::ZERO)
             .await
             .len(),
         1,
@@ -189,12 +170,12 @@ async fn slash_commands_answer_at_once_or_through_the_response_url() {
         "acknowledged before the command finished"
     );
     assert!(
-        received(&slack, "/response", 1, Duration::ZERO)
+        received_json(&slack, "/response", 1, Duration::ZERO)
             .await
             .is_empty(),
         "the answer comes later"
     );
-    let later = received(&slack, "/response", 1, Duration::from_secs(10)).await;
+    let later = received_json(&slack, "/response", 1, Duration::from_secs(10)).await;
     assert_eq!(
         later,
         [json!({"response_type": "in_channel", "text": "Finally done."})]
@@ -277,7 +258,7 @@ async fn replies_to_one_channel_go_out_about_one_per_second() {
             .expect("answered");
         assert_eq!(answer.status(), 200, "acknowledged at once");
     }
-    let posted = received(&slack, "/chat.postMessage", 3, Duration::from_secs(10)).await;
+    let posted = received_json(&slack, "/chat.postMessage", 3, Duration::from_secs(10)).await;
     assert_eq!(posted.len(), 3, "every reply is delivered, none dropped");
     let times = arrivals.0.lock().expect("not poisoned").clone();
     for pair in times.windows(2) {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{KeyInit, Mac};
-use loopback::{Loopback, bot_router, serve_on_loopback};
+use loopback::{Loopback, bot_router, received_json, serve_on_loopback};
 use serde_json::{Value, json};
 use waddlebot_server::platforms::PlatformSettings;
 use waddlebot_server::{AppState, Config, TWITCH_REVOCATIONS, build_router};
@@ -124,21 +124,7 @@ async fn mock_helix(helix: &MockServer) {
 
 /// The chat messages Helix received, waiting up to 5 s for `count` of them.
 async fn sent_messages(helix: &MockServer, count: usize) -> Vec<Value> {
-    for _ in 0..100 {
-        let sent: Vec<Value> = helix
-            .received_requests()
-            .await
-            .expect("recorded")
-            .iter()
-            .filter(|r| r.url.path() == "/helix/chat/messages")
-            .map(|r| serde_json::from_slice(&r.body).expect("json"))
-            .collect();
-        if sent.len() >= count {
-            return sent;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("Helix did not receive {count} messages");
+    received_json(helix, "/helix/chat/messages", count, Duration::from_secs(5)).await
 }
 
 #[tokio::test]

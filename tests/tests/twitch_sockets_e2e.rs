@@ -121,7 +121,7 @@ fn irc_settings_need_the_nick_and_token_and_plain_logins() {
 
 #[tokio::test]
 async fn a_viewer_is_answered_over_eventsub_websocket_and_helix() {
-    use serde_json::{Value, json};
+    use serde_json::json;
     use wiremock::matchers::{method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -201,21 +201,11 @@ async fn a_viewer_is_answered_over_eventsub_websocket_and_helix() {
         .await
         .expect("sent");
 
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let sent: Value = loop {
-        let requests = helix.received_requests().await.expect("recorded");
-        if let Some(request) = requests
-            .iter()
-            .find(|r| r.url.path() == "/helix/chat/messages")
-        {
-            break serde_json::from_slice(&request.body).expect("json");
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no reply reached Helix"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let sent = loopback::received_json(&helix, "/helix/chat/messages", 1, WAIT)
+        .await
+        .first()
+        .expect("a reply reached Helix")
+        .clone();
     assert_eq!(
         sent,
         json!({"broadcaster_id": "1337", "sender_id": "999", "message": "Pong!",

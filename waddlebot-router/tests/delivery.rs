@@ -16,8 +16,8 @@ fn chat(text: &str) -> Event {
     Event::chat(PlatformKind::Discord, "guild", "general", "alice", text)
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_slow_handler_is_deferred_and_its_reply_follows() {
+/// A Discord-like platform (3 s answer window) and a router whose `!think` takes 10 s.
+fn thinking_bot() -> (Arc<RecordingPlatform>, Arc<Router>) {
     let discord = Arc::new(RecordingPlatform::new(PlatformKind::Discord).with_limits(
         PlatformLimits {
             answer_window: Some(Duration::from_secs(3)),
@@ -38,6 +38,12 @@ async fn a_slow_handler_is_deferred_and_its_reply_follows() {
             .build()
             .expect("valid wiring"),
     );
+    (discord, router)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_handler_is_deferred_and_its_reply_follows() {
+    let (discord, router) = thinking_bot();
     let fast = router.dispatch(chat("!ping")).await.expect("dispatched");
     assert!(matches!(fast, Dispatched::Delivered(_)));
     assert_eq!(discord.sent_texts(), ["Pong!"]);
@@ -57,26 +63,7 @@ async fn a_slow_handler_is_deferred_and_its_reply_follows() {
 /// before `drain` returns, and a drain that runs out of time says so.
 #[tokio::test(start_paused = true)]
 async fn drain_waits_for_replies_that_follow_the_window() {
-    let discord = Arc::new(RecordingPlatform::new(PlatformKind::Discord).with_limits(
-        PlatformLimits {
-            answer_window: Some(Duration::from_secs(3)),
-            ..PlatformLimits::default()
-        },
-    ));
-    let router = Arc::new(
-        Router::builder()
-            .store(Arc::new(MemoryStore::new()))
-            .handler(command_fn(
-                CommandSpec::new("think"),
-                |_ctx: Context| async {
-                    tokio::time::sleep(Duration::from_secs(10)).await;
-                    "42"
-                },
-            ))
-            .platform(discord.clone())
-            .build()
-            .expect("valid wiring"),
-    );
+    let (discord, router) = thinking_bot();
     let slow = router.dispatch(chat("!think")).await.expect("dispatched");
     assert!(matches!(slow, Dispatched::Deferred { .. }), "{slow:?}");
     assert!(

@@ -56,3 +56,27 @@ pub(crate) fn bot_router_on(
     }
     Arc::new(builder.build().expect("router"))
 }
+
+/// The JSON bodies a stand-in received on `path`, waiting up to `wait` for `count` of them.
+pub(crate) async fn received_json(
+    server: &wiremock::MockServer,
+    path: &str,
+    count: usize,
+    wait: Duration,
+) -> Vec<serde_json::Value> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let bodies: Vec<serde_json::Value> = server
+            .received_requests()
+            .await
+            .expect("recorded")
+            .iter()
+            .filter(|r| r.url.path() == path)
+            .map(|r| serde_json::from_slice(&r.body).expect("json"))
+            .collect();
+        if bodies.len() >= count || tokio::time::Instant::now() > deadline {
+            return bodies;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
