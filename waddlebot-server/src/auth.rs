@@ -471,4 +471,40 @@ mod tests {
             Err(AuthError::Unauthenticated(_))
         ));
     }
+
+    #[test]
+    fn roles_and_communities_must_agree_and_secrets_be_long() {
+        let one = Some(CommunityId(1));
+        assert!(
+            new_api_key("x", Role::Owner, None, None).is_err(),
+            "an owner of what?"
+        );
+        assert!(
+            new_api_key("x", Role::Admin, one, None).is_err(),
+            "admins are bot-wide"
+        );
+        assert!(new_api_key("x", Role::Viewer, one, None).is_ok());
+        let (key, record) = new_api_key("x", Role::Collector, None, None).expect("key");
+        assert!(key.starts_with(KEY_PREFIX) && key.len() == KEY_PREFIX.len() + 16 + 64);
+        assert_ne!(record.hash, key, "only the hash is kept");
+
+        let short = JwtSettings {
+            secret: b"too short".to_vec(),
+            issuer: "i".to_owned(),
+            audience: "a".to_owned(),
+        };
+        assert!(issue_token(&short, "s", Role::Admin, None, Duration::from_secs(60)).is_err());
+        let store: Arc<dyn Store> = Arc::new(waddlebot::store::MemoryStore::new());
+        assert!(Authenticator::new(store, Some(short)).is_err());
+        let long = JwtSettings {
+            secret: vec![7; MIN_SECRET_BYTES],
+            issuer: "i".to_owned(),
+            audience: "a".to_owned(),
+        };
+        assert!(
+            issue_token(&long, "s", Role::Moderator, None, Duration::from_secs(60)).is_err(),
+            "a community role needs its community"
+        );
+        assert_eq!(generate_secret().expect("random").len(), 128);
+    }
 }
