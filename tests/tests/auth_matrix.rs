@@ -20,11 +20,7 @@ use waddlebot_server::{AppState, ROUTES};
 const SECRET: &[u8] = b"an-hs256-secret-of-at-least-32-bytes!!";
 
 fn settings() -> JwtSettings {
-    JwtSettings {
-        secret: SECRET.to_vec(),
-        issuer: "waddlebot".to_owned(),
-        audience: "waddlebot-api".to_owned(),
-    }
+    JwtSettings::hs256(SECRET, "waddlebot", "waddlebot-api")
 }
 
 fn base64url(bytes: &[u8]) -> String {
@@ -167,12 +163,21 @@ async fn every_route_refuses_or_admits_every_credential_as_its_need_says() {
                 }
                 _ => Expect::Forbidden,
             };
-            let path = path.replace("{id}", "1").replace("{name}", "hello");
+            // Community A's id, any other placeholder a name.
+            let path = path
+                .split('/')
+                .map(|segment| match segment {
+                    "{id}" => "1",
+                    s if s.starts_with('{') => "hello",
+                    s => s,
+                })
+                .collect::<Vec<_>>()
+                .join("/");
             let mut request = client.request(
                 reqwest::Method::from_bytes(method.as_str().as_bytes()).expect("method"),
                 format!("http://{}{path}", bot.addr),
             );
-            if *method == Method::POST || *method == Method::PUT {
+            if [Method::POST, Method::PUT, Method::PATCH].contains(method) {
                 request = request.body("{}");
             }
             if let Some(credential) = credential {

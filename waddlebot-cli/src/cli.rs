@@ -139,6 +139,14 @@ pub(crate) enum TokenAction {
         /// Hours it stays valid.
         #[arg(long, default_value_t = 24)]
         ttl_hours: u64,
+        /// Sign RS256 with this private key (PEM) instead of the HS256 secret; for a server
+        /// configured with WADDLEBOT_JWT_PUBLIC_KEYS.
+        #[arg(long, value_name = "PEM")]
+        rsa_key: Option<std::path::PathBuf>,
+        /// The key id the server knows the public half by (its file name without extension);
+        /// defaults to the private key's file name without `.key.pem`/`.pem`.
+        #[arg(long, requires = "rsa_key")]
+        kid: Option<String>,
     },
 }
 

@@ -185,8 +185,15 @@ pub(crate) async fn serve_http(config: &Config, dev: bool) -> anyhow::Result<()>
     // Printed on stdout so scripts (and tests using port 0) learn the address.
     println!("WaddleBot listening on http://{addr}");
     tracing::info!(%addr, "listening");
+    tracing::info!(
+        store = %waddlebot_server::redact_url(&config.database_url),
+        redis = %config.redis_url.as_deref().map_or_else(|| "off (limits kept in this process)".to_owned(), waddlebot_server::redact_url),
+        auth = if dev { "off (--dev)" } else if config.jwt_public_keys.is_empty() { "API keys + HS256 tokens" } else { "API keys + RS256 tokens" },
+        "in use"
+    );
     let router = Arc::new(router);
     let mut state = AppState::new(Arc::clone(&router), config.max_body_bytes)
+        .with_http(config.http.clone())
         .with_webhooks(webhooks)
         .with_ai(ai)
         .with_ai_settings(config.ai.clone());

@@ -5,7 +5,9 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use waddlebot::CommunityId;
 use waddlebot_server::Config;
-use waddlebot_server::auth::{Role, issue_token, new_api_key};
+use waddlebot_server::auth::{
+    JwtSettings, Role, Signing, issue_signed_token, issue_token, new_api_key,
+};
 
 use crate::cli::{ApikeyAction, TokenAction};
 
@@ -102,15 +104,45 @@ pub(crate) fn token(config: &Config, action: &TokenAction) -> anyhow::Result<()>
         role: wanted,
         community,
         ttl_hours,
+        rsa_key,
+        kid,
     } = action;
-    let settings = waddlebot_server::jwt_settings(config, false)?;
-    let token = issue_token(
-        &settings,
-        subject,
-        role(wanted)?,
-        community.map(CommunityId),
-        Duration::from_secs(ttl_hours.saturating_mul(3600)),
-    )
+    let ttl = Duration::from_secs(ttl_hours.saturating_mul(3600));
+    let token = match rsa_key {
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            let kid = kid.clone().unwrap_or_else(|| {
+                name.trim_end_matches(".pem")
+                    .trim_end_matches(".key")
+                    .to_owned()
+            });
+            let settings = JwtSettings {
+                secret: Vec::new(),
+                issuer: config.jwt_issuer.clone(),
+                audience: config.jwt_audience.clone(),
+                rsa_public_keys: Vec::new(),
+            };
+            let signing = Signing::Rs256 {
+                private_pem: &pem,
+                kid: &kid,
+            };
+            issue_signed_token(&settings, signing, subject, role(wanted)?, community.map(CommunityId), ttl)
+        }
+        None => {
+            if !config.jwt_public_keys.is_empty() {
+                anyhow::bail!(
+                    "this server takes RS256 tokens (WADDLEBOT_JWT_PUBLIC_KEYS is set): sign with --rsa-key <private key PEM>"
+                );
+            }
+            let settings = waddlebot_server::jwt_settings(config, false)?;
+            issue_token(&settings, subject, role(wanted)?, community.map(CommunityId), ttl)
+        }
+    }
     .map_err(anyhow::Error::msg)?;
     println!("{token}");
     Ok(())

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use cli::{Cli, Command};
 use tracing_subscriber::EnvFilter;
+use waddlebot_server::LogFormat;
 
 // mimalloc: the router allocates many small strings per event; it measured ~10% faster than
 // the system allocator on the router bench (docs/PERFORMANCE.md).
@@ -32,10 +33,12 @@ fn main() -> ExitCode {
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if config.log_json {
-        logs.json().init();
-    } else {
-        logs.init();
+    match config.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Aaa => logs
+            .event_format(waddlebot_server::logging::AaaFormat)
+            .init(),
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -52,7 +52,8 @@ pub use builtin::Builtins;
 pub use delivery::{Delivery, Dispatched, LateReplyError};
 pub use parse::{Invocation, Prefixes, command_line};
 pub use router::{
-    BuildError, Outcome, Router, RouterBuilder, RouterConfig, RouterError, UMBRELLA_SLASH_COMMAND,
+    BuildError, ModuleInfo, Outcome, Router, RouterBuilder, RouterConfig, RouterError,
+    UMBRELLA_SLASH_COMMAND,
 };
 #[cfg(feature = "test-util")]
 pub mod testing;

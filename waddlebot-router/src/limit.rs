@@ -158,6 +158,27 @@ impl MemoryLimiter {
         Verdict::Allowed
     }
 
+    /// How many uses `limit` has left in its window now, and how long until its oldest use
+    /// leaves the window (zero when unused): what `X-RateLimit-Remaining` and
+    /// `X-RateLimit-Reset` report.
+    pub fn remaining(&self, limit: &Limit) -> (u32, Duration) {
+        let now = self.clock.now_millis();
+        let window_ms = millis(limit.window);
+        let state = self.lock();
+        let live: Vec<u64> = state.windows.get(&limit.key).map_or_else(Vec::new, |w| {
+            w.hits
+                .iter()
+                .copied()
+                .filter(|&t| t.saturating_add(window_ms) > now)
+                .collect()
+        });
+        let used = u32::try_from(live.len()).unwrap_or(u32::MAX);
+        let reset = live.first().map_or(Duration::ZERO, |&oldest| {
+            Duration::from_millis(oldest.saturating_add(window_ms).saturating_sub(now))
+        });
+        (limit.max.max(1).saturating_sub(used), reset)
+    }
+
     /// Records one use against each limit without checking: the fallback mirrors what Redis
     /// allowed, so if Redis goes away this process still remembers its own recent uses.
     pub fn record(&self, limits: &[Limit]) {

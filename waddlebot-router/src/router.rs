@@ -197,6 +197,17 @@ fn slash_invocation(name: &str, text: &str) -> Option<Invocation> {
     })
 }
 
+/// A module a router knows, from [`Router::modules`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ModuleInfo {
+    /// Its name (`core`, `custom_commands`, `quotes`...).
+    pub name: String,
+    /// Off in a community until installed there; core modules are on until turned off.
+    pub optional: bool,
+    /// The commands it answers, without prefix.
+    pub commands: Vec<String>,
+}
+
 /// Where a command name led.
 enum Target<'a> {
     Builtin(usize, &'a waddlebot::CommandSpec),
@@ -235,6 +246,31 @@ impl Router {
     /// The built-in commands.
     pub fn catalog(&self) -> &Arc<CommandCatalog> {
         &self.catalog
+    }
+
+    /// The modules this router knows (those of its handlers' commands, `core` and
+    /// `custom_commands`), sorted by name, each with its commands and whether it is optional
+    /// (off in a community until installed there).
+    pub fn modules(&self) -> Vec<ModuleInfo> {
+        let mut modules: std::collections::BTreeMap<&str, Vec<String>> = [
+            ("core", Vec::new()),
+            (waddlebot::store::CUSTOM_COMMANDS_MODULE, Vec::new()),
+        ]
+        .into();
+        for spec in self.catalog.specs() {
+            modules
+                .entry(spec.module.as_str())
+                .or_default()
+                .push(spec.name.clone());
+        }
+        modules
+            .into_iter()
+            .map(|(name, commands)| ModuleInfo {
+                optional: self.policy.optional_modules.contains(name),
+                name: name.to_owned(),
+                commands,
+            })
+            .collect()
     }
 
     pub(crate) fn subscribers(&self) -> &[Subscriber] {

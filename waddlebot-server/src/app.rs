@@ -55,6 +55,11 @@ pub struct AppState {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// More dependencies `/healthz` checks (Redis...).
     pub checks: Vec<HealthCheck>,
+    /// Serializes read-modify-write admin changes to one object.
+    pub(crate) write_locks: crate::admin_api::WriteLocks,
+    /// Deadlines, CORS, the admin rate limit.
+    pub http: crate::hygiene::HttpPolicy,
+    admin_limiter: crate::hygiene::AdminLimiter,
     started: Instant,
 }
 
@@ -82,8 +87,17 @@ impl AppState {
             auth: None,
             metrics: None,
             checks: Vec::new(),
+            write_locks: crate::admin_api::WriteLocks::default(),
+            http: crate::hygiene::HttpPolicy::default(),
+            admin_limiter: crate::hygiene::AdminLimiter::default(),
             started: Instant::now(),
         }
+    }
+
+    /// The same state, with these HTTP limits and policies.
+    pub fn with_http(mut self, policy: crate::hygiene::HttpPolicy) -> Self {
+        self.http = policy;
+        self
     }
 
     /// The same state, with one more dependency for `/healthz` to check.
@@ -132,12 +146,26 @@ impl AppState {
 #[derive(Debug, Clone)]
 pub struct App {
     state: Arc<AppState>,
+    /// The connection's remote address, when served on a socket.
+    peer: Option<std::net::IpAddr>,
 }
 
 /// Builds the application.
 pub fn app(state: AppState) -> App {
     App {
         state: Arc::new(state),
+        peer: None,
+    }
+}
+
+impl App {
+    /// The application for one connection from `peer` (the admin rate limit counts clients
+    /// without a credential by address).
+    pub fn for_peer(&self, peer: std::net::IpAddr) -> Self {
+        Self {
+            state: Arc::clone(&self.state),
+            peer: Some(peer),
+        }
     }
 }
 
@@ -175,7 +203,7 @@ where
                 .map_or_else(|| route_label(&path), |(pattern, _, _)| *pattern);
             let started = Instant::now();
             let span = tracing::info_span!("request", request_id = %id, %method, route);
-            let mut response = app.route(request, path, found).instrument(span).await;
+            let mut response = app.respond(request, path, found).instrument(span).await;
             if let Ok(value) = HeaderValue::from_str(&id) {
                 response.headers_mut().insert("x-request-id", value);
             }
@@ -218,6 +246,57 @@ fn route_label(path: &str) -> &'static str {
         .map_or("other", |(route, _, _)| route)
 }
 
+/// 415 unless a request's declared `Content-Type` is JSON (`application/json`, or any
+/// `+json` type). A request that declares none is read as JSON.
+pub(crate) fn check_json_content_type(headers: &http::HeaderMap) -> Result<(), Failure> {
+    let Some(declared) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let essence = declared
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json" || essence.ends_with("+json") {
+        Ok(())
+    } else {
+        Err(Failure(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "the body must be JSON (Content-Type: application/json), not {}",
+                if essence.is_empty() {
+                    "an unreadable type"
+                } else {
+                    &essence
+                }
+            ),
+        ))
+    }
+}
+
+/// Parses a JSON body, naming where it is wrong (`invalid request: commands[0].name: …`).
+pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Failure> {
+    if body.is_empty() {
+        return Err(Failure::bad_request("request body must be a JSON object"));
+    }
+    let deserializer = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let message = if inner.is_syntax() || inner.is_eof() {
+            format!("request body must be valid JSON: {inner}")
+        } else if path == "." {
+            format!("invalid request: {inner}")
+        } else {
+            format!("invalid request: {path}: {inner}")
+        };
+        Failure::bad_request(message)
+    })
+}
+
 /// A failed request: status and the message for the error envelope.
 pub(crate) struct Failure(pub(crate) StatusCode, pub(crate) String);
 
@@ -231,7 +310,7 @@ fn allowed_methods(path: &str) -> Vec<&'static str> {
 }
 
 impl Failure {
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self(StatusCode::BAD_REQUEST, message.into())
     }
 }
@@ -334,6 +413,106 @@ pub const ROUTES: &[(&str, Method, Need)] = &[
         Need::Community(Role::CommunityAdmin),
     ),
     ("/api/v1/audit", Method::GET, Need::Admin),
+    ("/api/v1/communities", Method::POST, Need::Admin),
+    (
+        "/api/v1/communities/{id}",
+        Method::GET,
+        Need::Community(Role::Viewer),
+    ),
+    (
+        "/api/v1/communities/{id}/entities",
+        Method::GET,
+        Need::Community(Role::Viewer),
+    ),
+    // Taking a channel's chat (perhaps from another community) is for bot admins only.
+    (
+        "/api/v1/communities/{id}/entities",
+        Method::PUT,
+        Need::Community(Role::Admin),
+    ),
+    (
+        "/api/v1/communities/{id}/modules",
+        Method::GET,
+        Need::Community(Role::Viewer),
+    ),
+    (
+        "/api/v1/communities/{id}/modules/{name}",
+        Method::PATCH,
+        Need::Community(Role::CommunityAdmin),
+    ),
+    (
+        "/api/v1/communities/{id}/grants",
+        Method::GET,
+        Need::Community(Role::Moderator),
+    ),
+    (
+        "/api/v1/communities/{id}/grants/{platform}/{user}",
+        Method::PUT,
+        Need::Community(Role::CommunityAdmin),
+    ),
+    (
+        "/api/v1/communities/{id}/grants/{platform}/{user}",
+        Method::DELETE,
+        Need::Community(Role::CommunityAdmin),
+    ),
+    (
+        "/api/v1/communities/{id}/rules",
+        Method::GET,
+        Need::Community(Role::Moderator),
+    ),
+    (
+        "/api/v1/communities/{id}/rules",
+        Method::POST,
+        Need::Community(Role::Moderator),
+    ),
+    (
+        "/api/v1/communities/{id}/rules/{rule}",
+        Method::DELETE,
+        Need::Community(Role::Moderator),
+    ),
+    (
+        "/api/v1/communities/{id}/remote-modules",
+        Method::GET,
+        Need::Community(Role::CommunityAdmin),
+    ),
+    (
+        "/api/v1/communities/{id}/remote-modules",
+        Method::POST,
+        Need::Community(Role::CommunityAdmin),
+    ),
+    (
+        "/api/v1/communities/{id}/remote-modules/{name}",
+        Method::DELETE,
+        Need::Community(Role::CommunityAdmin),
+    ),
+    (
+        "/api/v1/communities/{id}/overlay",
+        Method::GET,
+        Need::Community(Role::CommunityAdmin),
+    ),
+    (
+        "/api/v1/communities/{id}/overlay/rotate",
+        Method::POST,
+        Need::Community(Role::CommunityAdmin),
+    ),
+    (
+        "/api/v1/communities/{id}/api-keys",
+        Method::GET,
+        Need::Community(Role::CommunityAdmin),
+    ),
+    (
+        "/api/v1/communities/{id}/api-keys",
+        Method::POST,
+        Need::Community(Role::CommunityAdmin),
+    ),
+    (
+        "/api/v1/communities/{id}/api-keys/{key}",
+        Method::DELETE,
+        Need::Community(Role::CommunityAdmin),
+    ),
+    ("/api/v1/api-keys", Method::GET, Need::Admin),
+    ("/api/v1/api-keys", Method::POST, Need::Admin),
+    ("/api/v1/api-keys/{key}", Method::DELETE, Need::Admin),
 ];
 
 /// A path's `{placeholder}` values, by placeholder name.
@@ -392,6 +571,96 @@ impl App {
         &self.state
     }
 
+    /// The request through the server's policies (CORS, URI length, admin rate limit,
+    /// deadline, security headers) around its route.
+    async fn respond<B>(
+        &self,
+        request: Request<B>,
+        path: String,
+        found: Option<(&'static str, Need, Params)>,
+    ) -> Response<ResponseBody>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        use crate::hygiene;
+        let policy = &self.state.http;
+        let origin = hygiene::allowed_origin(policy, request.headers()).cloned();
+        if let Some(origin) = &origin
+            && hygiene::is_preflight(request.method(), request.headers())
+        {
+            let methods = allowed_methods(&path);
+            if !methods.is_empty() {
+                return hygiene::preflight(origin, &methods);
+            }
+        }
+        let target_len = request
+            .uri()
+            .path_and_query()
+            .map_or(0, |t| t.as_str().len());
+        let mut standing = None;
+        let mut response = if target_len > policy.max_uri_bytes {
+            error(Failure(
+                StatusCode::URI_TOO_LONG,
+                format!(
+                    "the request target is longer than {} bytes",
+                    policy.max_uri_bytes
+                ),
+            ))
+        } else {
+            if path.starts_with("/api/v1/") && policy.admin_rate_per_minute > 0 {
+                let client = hygiene::client_key(request.headers(), self.peer);
+                standing = Some(
+                    self.state
+                        .admin_limiter
+                        .check(&client, policy.admin_rate_per_minute),
+                );
+            }
+            match standing.as_ref().and_then(hygiene::Standing::refused) {
+                Some(wait) => {
+                    tracing::info!(
+                        category = "authz",
+                        path,
+                        result = "rate_limited",
+                        "request refused"
+                    );
+                    error(Failure(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        format!(
+                            "too many requests; try again in {} s",
+                            wait.as_millis().div_ceil(1000).max(1)
+                        ),
+                    ))
+                }
+                None => {
+                    let deadline = policy.request_timeout;
+                    match tokio::time::timeout(deadline, self.route(request, path, found)).await {
+                        Ok(response) => response,
+                        Err(_) => {
+                            tracing::warn!(?deadline, "request timed out");
+                            let mut response = error(Failure(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                format!("the request took longer than {deadline:?}; try again"),
+                            ));
+                            response
+                                .headers_mut()
+                                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                            response
+                        }
+                    }
+                }
+            }
+        };
+        if let Some(standing) = standing {
+            standing.annotate(response.headers_mut());
+        }
+        if let Some(origin) = &origin {
+            hygiene::allow_origin(response.headers_mut(), origin);
+        }
+        hygiene::secure(response.headers_mut());
+        response
+    }
+
     async fn route<B>(
         &self,
         request: Request<B>,
@@ -430,7 +699,9 @@ impl App {
             }
         }
         if let Some((pattern, _, params)) = &found
-            && (pattern.starts_with("/api/v1/communities") || *pattern == "/api/v1/audit")
+            && ["/api/v1/communities", "/api/v1/audit", "/api/v1/api-keys"]
+                .iter()
+                .any(|prefix| pattern.starts_with(prefix))
         {
             let result = self
                 .admin(request, pattern, params, principal.as_ref())
@@ -595,6 +866,8 @@ impl App {
         }
     }
 
+    /// Reads a JSON body: 415 when the request says it is something else, 413 when too large,
+    /// 400 when malformed (naming where).
     pub(crate) async fn read_json<T: DeserializeOwned, B>(
         &self,
         request: Request<B>,
@@ -603,25 +876,10 @@ impl App {
         B: Body,
         B::Error: Into<BoxError>,
     {
+        check_json_content_type(request.headers())?;
         let body = self.read_body(request).await?;
-        if body.is_empty() {
-            return Err(Failure::bad_request("request body must be a JSON object"));
-        }
-        let deserializer = &mut serde_json::Deserializer::from_slice(&body);
-        serde_path_to_error::deserialize(deserializer).map_err(|err| {
-            let path = err.path().to_string();
-            let inner = err.into_inner();
-            let message = if inner.is_syntax() || inner.is_eof() {
-                format!("request body must be valid JSON: {inner}")
-            } else if path == "." {
-                format!("invalid request: {inner}")
-            } else {
-                format!("invalid request: {path}: {inner}")
-            };
-            Failure::bad_request(message)
-        })
+        parse_json(&body)
     }
-
     async fn post_event<B>(&self, request: Request<B>) -> Result<Response<ResponseBody>, Failure>
     where
         B: Body,

@@ -138,15 +138,44 @@ pub enum AuthError {
     Unavailable(String),
 }
 
-/// JWT settings.
+/// JWT settings: HS256 with a shared secret, or RS256 with public keys (when any are given,
+/// only RS256 is accepted). Either way the algorithm is pinned.
 #[derive(Clone)]
 pub struct JwtSettings {
-    /// The HS256 secret (at least 32 bytes).
+    /// The HS256 secret (at least 32 bytes); unused in RS256 mode.
     pub secret: Vec<u8>,
     /// The expected `iss`.
     pub issuer: String,
     /// The expected `aud`.
     pub audience: String,
+    /// RS256 public keys; non-empty turns HS256 off.
+    pub rsa_public_keys: Vec<RsaPublicKey>,
+}
+
+impl JwtSettings {
+    /// HS256 settings.
+    pub fn hs256(
+        secret: impl Into<Vec<u8>>,
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+    ) -> Self {
+        Self {
+            secret: secret.into(),
+            issuer: issuer.into(),
+            audience: audience.into(),
+            rsa_public_keys: Vec::new(),
+        }
+    }
+}
+
+/// An RS256 public key that signs tokens, by key id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RsaPublicKey {
+    /// The `kid` tokens signed with its private half carry (by convention the PEM file's
+    /// name without extension).
+    pub kid: String,
+    /// The key, PEM (`-----BEGIN PUBLIC KEY-----` or `BEGIN RSA PUBLIC KEY`).
+    pub pem: Vec<u8>,
 }
 
 impl std::fmt::Debug for JwtSettings {
@@ -154,6 +183,14 @@ impl std::fmt::Debug for JwtSettings {
         f.debug_struct("JwtSettings")
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
+            .field(
+                "rsa_key_ids",
+                &self
+                    .rsa_public_keys
+                    .iter()
+                    .map(|k| &k.kid)
+                    .collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -178,40 +215,72 @@ fn unix(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// Verifies bearer tokens: one pinned algorithm and its keys.
+#[derive(Clone)]
+struct TokenCheck {
+    settings: JwtSettings,
+    /// `(kid, key)`: one unnamed key for HS256, the named public keys for RS256.
+    keys: Vec<(Option<String>, DecodingKey)>,
+    validation: Validation,
+}
+
 /// Checks credentials. Cheap to clone.
 #[derive(Clone)]
 pub struct Authenticator {
     store: Arc<dyn Store>,
-    jwt: Option<(JwtSettings, DecodingKey, Validation)>,
+    jwt: Option<Arc<TokenCheck>>,
 }
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticator")
-            .field("jwt", &self.jwt.as_ref().map(|(s, _, _)| s))
+            .field("jwt", &self.jwt.as_ref().map(|c| &c.settings))
             .finish_non_exhaustive()
     }
 }
 
 impl Authenticator {
-    /// Keys from `store`; JWTs too when `jwt` is given (its secret must be 32 bytes or more).
+    /// Keys from `store`; JWTs too when `jwt` is given: RS256 when it has public keys (each
+    /// must parse), else HS256 (its secret must be 32 bytes or more).
     pub fn new(store: Arc<dyn Store>, jwt: Option<JwtSettings>) -> Result<Self, String> {
         let jwt = match jwt {
             None => None,
             Some(settings) => {
-                if settings.secret.len() < MIN_SECRET_BYTES {
-                    return Err(format!(
-                        "the JWT secret must be at least {MIN_SECRET_BYTES} bytes"
-                    ));
-                }
-                let mut validation = Validation::new(Algorithm::HS256);
+                let (algorithm, keys) = if settings.rsa_public_keys.is_empty() {
+                    if settings.secret.len() < MIN_SECRET_BYTES {
+                        return Err(format!(
+                            "the JWT secret must be at least {MIN_SECRET_BYTES} bytes"
+                        ));
+                    }
+                    (
+                        Algorithm::HS256,
+                        vec![(None, DecodingKey::from_secret(&settings.secret))],
+                    )
+                } else {
+                    let keys = settings
+                        .rsa_public_keys
+                        .iter()
+                        .map(|key| {
+                            DecodingKey::from_rsa_pem(&key.pem)
+                                .map(|decoding| (Some(key.kid.clone()), decoding))
+                                .map_err(|err| {
+                                    format!("RS256 key {} is not an RSA public key: {err}", key.kid)
+                                })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    (Algorithm::RS256, keys)
+                };
+                let mut validation = Validation::new(algorithm);
                 validation.set_issuer(&[&settings.issuer]);
                 validation.set_audience(&[&settings.audience]);
                 validation.validate_nbf = true;
                 validation.leeway = 30;
                 validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
-                let key = DecodingKey::from_secret(&settings.secret);
-                Some((settings, key, validation))
+                Some(Arc::new(TokenCheck {
+                    settings,
+                    keys,
+                    validation,
+                }))
             }
         };
         Ok(Self { store, jwt })
@@ -282,14 +351,44 @@ impl Authenticator {
     }
 
     fn token(&self, token: &str) -> Result<Principal, AuthError> {
-        let Some((_, key, validation)) = &self.jwt else {
+        let Some(check) = &self.jwt else {
             return Err(AuthError::Unauthenticated(
                 "bearer tokens are not accepted here; use an API key".to_owned(),
             ));
         };
-        let data = jsonwebtoken::decode::<Claims>(token, key, validation)
-            .map_err(|err| AuthError::Unauthenticated(format!("invalid bearer token: {err}")))?;
-        let claims = data.claims;
+        let invalid = |err: &dyn std::fmt::Display| {
+            AuthError::Unauthenticated(format!("invalid bearer token: {err}"))
+        };
+        let header = jsonwebtoken::decode_header(token).map_err(|err| invalid(&err))?;
+        // A token naming a key is checked with that key only; one naming none, with each.
+        let candidates: Vec<&DecodingKey> = match &header.kid {
+            Some(kid) if check.keys.iter().any(|(k, _)| k.is_some()) => check
+                .keys
+                .iter()
+                .filter(|(k, _)| k.as_deref() == Some(kid.as_str()))
+                .map(|(_, key)| key)
+                .collect(),
+            _ => check.keys.iter().map(|(_, key)| key).collect(),
+        };
+        if candidates.is_empty() {
+            return Err(invalid(&"signed with an unknown key id"));
+        }
+        let mut last = None;
+        let mut claims = None;
+        for key in candidates {
+            match jsonwebtoken::decode::<Claims>(token, key, &check.validation) {
+                Ok(data) => {
+                    claims = Some(data.claims);
+                    break;
+                }
+                Err(err) => last = Some(err),
+            }
+        }
+        let claims = match (claims, last) {
+            (Some(claims), _) => claims,
+            (None, Some(err)) => return Err(invalid(&err)),
+            (None, None) => return Err(invalid(&"no key to check it with")),
+        };
         if claims.role.is_community_role() && claims.community.is_none() {
             return Err(AuthError::Unauthenticated(format!(
                 "a {} token must name its community",
@@ -380,8 +479,22 @@ pub fn new_api_key(
     Ok((key, record))
 }
 
-/// A signed token for `subject` with `role` (and `community` for community roles), valid for
-/// `ttl`.
+/// How to sign a token: the HS256 secret of the settings, or an RS256 private key.
+#[derive(Debug, Clone, Copy)]
+pub enum Signing<'a> {
+    /// With `JwtSettings::secret`.
+    Hs256,
+    /// With this private key (PEM), naming `kid` in the header.
+    Rs256 {
+        /// The private key, PEM.
+        private_pem: &'a [u8],
+        /// The key id the server knows its public half by.
+        kid: &'a str,
+    },
+}
+
+/// A signed HS256 token for `subject` with `role` (and `community` for community roles),
+/// valid for `ttl`.
 pub fn issue_token(
     settings: &JwtSettings,
     subject: &str,
@@ -389,14 +502,42 @@ pub fn issue_token(
     community: Option<CommunityId>,
     ttl: Duration,
 ) -> Result<String, String> {
-    if settings.secret.len() < MIN_SECRET_BYTES {
-        return Err(format!(
-            "the JWT secret must be at least {MIN_SECRET_BYTES} bytes"
-        ));
-    }
+    issue_signed_token(settings, Signing::Hs256, subject, role, community, ttl)
+}
+
+/// A token signed as `signing` says, for `subject` with `role` (and `community` for community
+/// roles), valid for `ttl`.
+pub fn issue_signed_token(
+    settings: &JwtSettings,
+    signing: Signing<'_>,
+    subject: &str,
+    role: Role,
+    community: Option<CommunityId>,
+    ttl: Duration,
+) -> Result<String, String> {
     if role.is_community_role() && community.is_none() {
         return Err(format!("a {role} token needs a community"));
     }
+    let (header, key) = match signing {
+        Signing::Hs256 => {
+            if settings.secret.len() < MIN_SECRET_BYTES {
+                return Err(format!(
+                    "the JWT secret must be at least {MIN_SECRET_BYTES} bytes"
+                ));
+            }
+            (
+                Header::new(Algorithm::HS256),
+                EncodingKey::from_secret(&settings.secret),
+            )
+        }
+        Signing::Rs256 { private_pem, kid } => {
+            let mut header = Header::new(Algorithm::RS256);
+            header.kid = Some(kid.to_owned());
+            let key = EncodingKey::from_rsa_pem(private_pem)
+                .map_err(|err| format!("not an RSA private key: {err}"))?;
+            (header, key)
+        }
+    };
     let now = SystemTime::now();
     let claims = Claims {
         sub: subject.to_owned(),
@@ -408,12 +549,8 @@ pub fn issue_token(
         nbf: unix(now),
         iat: unix(now),
     };
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(&settings.secret),
-    )
-    .map_err(|err| format!("cannot sign the token: {err}"))
+    jsonwebtoken::encode(&header, &claims, &key)
+        .map_err(|err| format!("cannot sign the token: {err}"))
 }
 
 /// A fresh random HS256 secret, hex (64 bytes of randomness).
@@ -488,19 +625,11 @@ mod tests {
         assert!(key.starts_with(KEY_PREFIX) && key.len() == KEY_PREFIX.len() + 16 + 64);
         assert_ne!(record.hash, key, "only the hash is kept");
 
-        let short = JwtSettings {
-            secret: b"too short".to_vec(),
-            issuer: "i".to_owned(),
-            audience: "a".to_owned(),
-        };
+        let short = JwtSettings::hs256(b"too short".to_vec(), "i", "a");
         assert!(issue_token(&short, "s", Role::Admin, None, Duration::from_secs(60)).is_err());
         let store: Arc<dyn Store> = Arc::new(waddlebot::store::MemoryStore::new());
         assert!(Authenticator::new(store, Some(short)).is_err());
-        let long = JwtSettings {
-            secret: vec![7; MIN_SECRET_BYTES],
-            issuer: "i".to_owned(),
-            audience: "a".to_owned(),
-        };
+        let long = JwtSettings::hs256(vec![7; MIN_SECRET_BYTES], "i", "a");
         assert!(
             issue_token(&long, "s", Role::Moderator, None, Duration::from_secs(60)).is_err(),
             "a community role needs its community"

@@ -182,6 +182,32 @@ pub fn jwt_secret_path(config: &Config) -> std::path::PathBuf {
 /// The JWT settings: the configured secret, else the one kept beside the database, generated
 /// (file mode 0600) the first time when `create` is set. A known default is never used.
 pub fn jwt_settings(config: &Config, create: bool) -> Result<crate::auth::JwtSettings, StartError> {
+    if !config.jwt_public_keys.is_empty() {
+        let keys = config
+            .jwt_public_keys
+            .iter()
+            .map(|path| {
+                let pem = std::fs::read(path).map_err(|err| {
+                    StartError::Auth(format!(
+                        "cannot read the RS256 public key {}: {err}",
+                        path.display()
+                    ))
+                })?;
+                let kid = path
+                    .file_stem()
+                    .and_then(|stem| stem.to_str())
+                    .map(|stem| stem.trim_end_matches(".pub").to_owned())
+                    .unwrap_or_default();
+                Ok(crate::auth::RsaPublicKey { kid, pem })
+            })
+            .collect::<Result<Vec<_>, StartError>>()?;
+        return Ok(crate::auth::JwtSettings {
+            secret: Vec::new(),
+            issuer: config.jwt_issuer.clone(),
+            audience: config.jwt_audience.clone(),
+            rsa_public_keys: keys,
+        });
+    }
     let secret = match &config.jwt_secret {
         Some(secret) => secret.0.clone().into_bytes(),
         None => {
@@ -214,11 +240,11 @@ pub fn jwt_settings(config: &Config, create: bool) -> Result<crate::auth::JwtSet
             }
         }
     };
-    Ok(crate::auth::JwtSettings {
+    Ok(crate::auth::JwtSettings::hs256(
         secret,
-        issuer: config.jwt_issuer.clone(),
-        audience: config.jwt_audience.clone(),
-    })
+        config.jwt_issuer.clone(),
+        config.jwt_audience.clone(),
+    ))
 }
 
 /// Writes a file only its owner can read.

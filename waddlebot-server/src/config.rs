@@ -33,8 +33,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Log filter (`info`, `waddlebot_router=debug`...).
     pub log_level: String,
-    /// Log one JSON object per line instead of text.
-    pub log_json: bool,
+    /// How log lines look (`LOG_FORMAT`: `text`, `json` or `aaa`).
+    pub log_format: LogFormat,
     /// Migrate an older database forward on start (`--migrate`, `WADDLEBOT_MIGRATE`); a new
     /// database is always created, a newer one always refused.
     pub migrate_on_start: bool,
@@ -60,6 +60,38 @@ pub struct Config {
     pub jwt_issuer: String,
     /// The tokens' expected audience (`WADDLEBOT_JWT_AUDIENCE`, default `waddlebot-api`).
     pub jwt_audience: String,
+    /// RS256 public keys (PEM files, `WADDLEBOT_JWT_PUBLIC_KEYS`, comma-separated); when any
+    /// are given, tokens must be RS256 signed by one of them (key id = file name without
+    /// extension) and HS256 is off.
+    pub jwt_public_keys: Vec<PathBuf>,
+    /// Request deadline, admin rate limit, CORS, URI limit (`WADDLEBOT_REQUEST_TIMEOUT`,
+    /// `WADDLEBOT_ADMIN_RATE_LIMIT`, `WADDLEBOT_CORS_ORIGINS`).
+    pub http: crate::hygiene::HttpPolicy,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable text (`LOG_FORMAT=text`).
+    Text,
+    /// One JSON object per line (`LOG_FORMAT=json`).
+    Json,
+    /// The original system's AAA line: `[ts] LEVEL module:version TYPE community=.. user=..
+    /// action=.. result=.. time=..ms` (`LOG_FORMAT=aaa`).
+    Aaa,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "text" | "pretty" | "human" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            "aaa" | "line" => Ok(Self::Aaa),
+            _ => Err("expected text, json or aaa".to_owned()),
+        }
+    }
 }
 
 /// A secret setting: compared and cloned like text, never printed.
@@ -81,7 +113,7 @@ impl Default for Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
             max_body_bytes: 2 * 1024 * 1024,
             log_level: "info".to_owned(),
-            log_json: false,
+            log_format: LogFormat::Text,
             migrate_on_start: false,
             redis_url: None,
             redis_prefix: "waddlebot:".to_owned(),
@@ -92,6 +124,8 @@ impl Default for Config {
             jwt_secret: None,
             jwt_issuer: "waddlebot".to_owned(),
             jwt_audience: "waddlebot-api".to_owned(),
+            jwt_public_keys: Vec::new(),
+            http: crate::hygiene::HttpPolicy::default(),
         }
     }
 }
@@ -155,6 +189,10 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     log_level: Option<String>,
     log_json: Option<bool>,
+    log_format: Option<String>,
+    admin_rate_limit_per_minute: Option<u32>,
+    cors_origins: Option<Vec<String>>,
+    http_request_timeout_secs: Option<u64>,
     migrate_on_start: Option<bool>,
     command_prefixes: Option<Vec<String>>,
     remote_prefix: Option<String>,
@@ -281,7 +319,25 @@ impl Config {
             self.log_level = level;
         }
         if let Some(json) = file.log_json {
-            self.log_json = json;
+            self.log_format = if json {
+                LogFormat::Json
+            } else {
+                LogFormat::Text
+            };
+        }
+        if let Some(format) = file.log_format {
+            self.log_format = format
+                .parse()
+                .map_err(|reason: String| invalid("log_format", &format, reason))?;
+        }
+        if let Some(max) = file.admin_rate_limit_per_minute {
+            self.http.admin_rate_per_minute = max;
+        }
+        if let Some(origins) = file.cors_origins {
+            self.set_cors_origins("cors_origins", origins)?;
+        }
+        if let Some(secs) = file.http_request_timeout_secs {
+            self.http.request_timeout = positive_secs("http_request_timeout_secs", secs)?;
         }
         if let Some(migrate) = file.migrate_on_start {
             self.migrate_on_start = migrate;
@@ -386,11 +442,40 @@ impl Config {
             self.migrate_on_start = parse_flag("WADDLEBOT_MIGRATE", &value)?;
         }
         if let Some(format) = get("LOG_FORMAT") {
-            self.log_json = match format.to_lowercase().as_str() {
-                "json" => true,
-                "text" | "pretty" => false,
-                _ => return Err(invalid("LOG_FORMAT", &format, "expected 'text' or 'json'")),
-            };
+            self.log_format = format
+                .parse()
+                .map_err(|reason: String| invalid("LOG_FORMAT", &format, reason))?;
+        }
+        if let Some(value) = get("WADDLEBOT_ADMIN_RATE_LIMIT") {
+            self.http.admin_rate_per_minute = value.trim().parse().map_err(|_| {
+                invalid(
+                    "WADDLEBOT_ADMIN_RATE_LIMIT",
+                    &value,
+                    "expected requests per minute per client, 0 for none",
+                )
+            })?;
+        }
+        if let Some(value) = get("WADDLEBOT_CORS_ORIGINS") {
+            let origins = value.split(',').map(|o| o.trim().to_owned()).collect();
+            self.set_cors_origins("WADDLEBOT_CORS_ORIGINS", origins)?;
+        }
+        if let Some(value) = get("WADDLEBOT_REQUEST_TIMEOUT") {
+            let secs: u64 = value.trim().parse().map_err(|_| {
+                invalid(
+                    "WADDLEBOT_REQUEST_TIMEOUT",
+                    &value,
+                    "expected a whole number of seconds",
+                )
+            })?;
+            self.http.request_timeout = positive_secs("WADDLEBOT_REQUEST_TIMEOUT", secs)?;
+        }
+        if let Some(value) = get("WADDLEBOT_JWT_PUBLIC_KEYS") {
+            self.jwt_public_keys = value
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+                .collect();
         }
         if let Some(prefixes) = get("WADDLEBOT_COMMAND_PREFIXES") {
             let list = prefixes.split(',').map(|p| p.trim().to_owned()).collect();
@@ -489,6 +574,29 @@ impl Config {
                 *slot = positive_secs(key, secs)?;
             }
         }
+        Ok(())
+    }
+
+    /// Sets the origins browsers may call the API from: `*`, or `scheme://host[:port]` each.
+    pub fn set_cors_origins(&mut self, key: &str, origins: Vec<String>) -> Result<(), ConfigError> {
+        let origins: Vec<String> = origins.into_iter().filter(|o| !o.is_empty()).collect();
+        for origin in &origins {
+            let usable = origin == "*"
+                || url::Url::parse(origin).is_ok_and(|url| {
+                    matches!(url.scheme(), "http" | "https")
+                        && url.host().is_some()
+                        && url.path() == "/"
+                        && !origin.ends_with('/')
+                });
+            if !usable {
+                return Err(invalid(
+                    key,
+                    origin,
+                    "expected * or an origin like https://dash.example.com (no path)",
+                ));
+            }
+        }
+        self.http.cors_origins = origins;
         Ok(())
     }
 

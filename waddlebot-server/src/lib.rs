@@ -37,7 +37,10 @@ mod app;
 pub mod auth;
 pub mod bootstrap;
 mod config;
+mod hygiene;
+pub mod logging;
 pub mod openapi;
+pub mod overlay_keys;
 pub mod platforms;
 mod serve;
 mod webhooks;
@@ -51,8 +54,9 @@ pub use bootstrap::{
     jwt_settings, migrate, open_store, redis_check,
 };
 pub use config::{
-    Config, ConfigError, DEFAULT_BIND, DEFAULT_CONFIG_FILE, DEFAULT_DATABASE_URL, Secret,
-    redact_url,
+    Config, ConfigError, DEFAULT_BIND, DEFAULT_CONFIG_FILE, DEFAULT_DATABASE_URL, LogFormat,
+    Secret, redact_url,
 };
-pub use serve::{HEADER_READ_TIMEOUT, SHUTDOWN_GRACE, serve, shutdown_signal};
+pub use hygiene::HttpPolicy;
+pub use serve::{HEADER_READ_TIMEOUT, MAX_HEADER_BYTES, SHUTDOWN_GRACE, serve, shutdown_signal};
 pub use webhooks::TWITCH_REVOCATIONS;

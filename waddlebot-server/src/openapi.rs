@@ -17,6 +17,16 @@ struct Doc {
     body: Option<Value>,
     /// The success status.
     ok: &'static str,
+    /// For lists: the filters taken besides `limit` and `offset`.
+    filters: Option<&'static [&'static str]>,
+}
+
+impl Doc {
+    /// Marks the route a paged list taking `filters`.
+    fn list(mut self, filters: &'static [&'static str]) -> Self {
+        self.filters = Some(filters);
+        self
+    }
 }
 
 fn doc(
@@ -34,6 +44,7 @@ fn doc(
         tag,
         body,
         ok,
+        filters: None,
     }
 }
 
@@ -61,6 +72,15 @@ fn docs() -> Vec<Doc> {
             "max_tokens": {"type": "integer", "minimum": 1, "maximum": 4096},
             "stream": {"type": "boolean"},
             "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}},
+        }),
+    );
+    let key_body = object(
+        &["name", "role"],
+        json!({
+            "name": text,
+            "role": {"type": "string", "enum": ["admin", "owner", "community_admin", "moderator", "viewer", "collector"]},
+            "community_id": {"type": "integer"},
+            "expires_in_days": {"type": "integer", "minimum": 1, "maximum": 3650},
         }),
     );
     vec![
@@ -218,23 +238,61 @@ fn docs() -> Vec<Doc> {
         doc(
             "/api/v1/communities",
             Method::GET,
-            "admin",
+            "communities",
             "The communities the caller may see",
             "200",
             None,
+        )
+        .list(&["q"]),
+        doc(
+            "/api/v1/communities",
+            Method::POST,
+            "communities",
+            "Create a community (bot admins)",
+            "201",
+            Some(object(&["name"], json!({"name": text}))),
+        ),
+        doc(
+            "/api/v1/communities/{id}",
+            Method::GET,
+            "communities",
+            "One community",
+            "200",
+            None,
+        ),
+        doc(
+            "/api/v1/communities/{id}/entities",
+            Method::GET,
+            "communities",
+            "The channels whose chat the community gets",
+            "200",
+            None,
+        )
+        .list(&["platform", "server_id"]),
+        doc(
+            "/api/v1/communities/{id}/entities",
+            Method::PUT,
+            "communities",
+            "Give a channel's chat to the community (bot admins; it may move from another)",
+            "200",
+            Some(object(
+                &["platform", "server_id", "channel_id"],
+                json!({"platform": text, "server_id": text, "channel_id": text}),
+            )),
         ),
         doc(
             "/api/v1/communities/{id}/commands",
             Method::GET,
-            "admin",
+            "commands",
             "A community's custom commands",
             "200",
             None,
-        ),
+        )
+        .list(&["q"]),
         doc(
             "/api/v1/communities/{id}/commands",
             Method::POST,
-            "admin",
+            "commands",
             "Create a custom command",
             "201",
             Some(object(
@@ -245,7 +303,7 @@ fn docs() -> Vec<Doc> {
         doc(
             "/api/v1/communities/{id}/commands/{name}",
             Method::GET,
-            "admin",
+            "commands",
             "One custom command",
             "200",
             None,
@@ -253,7 +311,7 @@ fn docs() -> Vec<Doc> {
         doc(
             "/api/v1/communities/{id}/commands/{name}",
             Method::PUT,
-            "admin",
+            "commands",
             "Change a custom command's response",
             "200",
             Some(object(&["response"], json!({"response": text}))),
@@ -261,7 +319,7 @@ fn docs() -> Vec<Doc> {
         doc(
             "/api/v1/communities/{id}/commands/{name}",
             Method::DELETE,
-            "admin",
+            "commands",
             "Delete a custom command",
             "200",
             None,
@@ -269,15 +327,16 @@ fn docs() -> Vec<Doc> {
         doc(
             "/api/v1/communities/{id}/aliases",
             Method::GET,
-            "admin",
+            "commands",
             "A community's aliases",
             "200",
             None,
-        ),
+        )
+        .list(&["q"]),
         doc(
             "/api/v1/communities/{id}/aliases",
             Method::POST,
-            "admin",
+            "commands",
             "Create an alias",
             "201",
             Some(object(
@@ -288,27 +347,218 @@ fn docs() -> Vec<Doc> {
         doc(
             "/api/v1/communities/{id}/aliases/{name}",
             Method::DELETE,
-            "admin",
+            "commands",
             "Delete an alias",
+            "200",
+            None,
+        ),
+        doc(
+            "/api/v1/communities/{id}/modules",
+            Method::GET,
+            "modules",
+            "The modules and whether each is on here, with its settings",
+            "200",
+            None,
+        )
+        .list(&["q", "enabled"]),
+        doc(
+            "/api/v1/communities/{id}/modules/{name}",
+            Method::PATCH,
+            "modules",
+            "Install, turn on or off, or change a module's settings (config is a JSON merge patch)",
+            "200",
+            Some(object(
+                &[],
+                json!({"enabled": {"type": "boolean"}, "config": {"type": "object"}}),
+            )),
+        ),
+        doc(
+            "/api/v1/communities/{id}/grants",
+            Method::GET,
+            "roles",
+            "Levels granted to users on top of their platform badges",
+            "200",
+            None,
+        )
+        .list(&["platform", "level"]),
+        doc(
+            "/api/v1/communities/{id}/grants/{platform}/{user}",
+            Method::PUT,
+            "roles",
+            "Grant a user a level (above moderator: owners only)",
+            "200",
+            Some(object(
+                &["level"],
+                json!({"level": {"type": "string", "enum": waddlebot::PermissionLevel::ALL.map(|l| l.as_str())}}),
+            )),
+        ),
+        doc(
+            "/api/v1/communities/{id}/grants/{platform}/{user}",
+            Method::DELETE,
+            "roles",
+            "Take a granted level back",
+            "200",
+            None,
+        ),
+        doc(
+            "/api/v1/communities/{id}/rules",
+            Method::GET,
+            "rules",
+            "String-match rules, with match counts",
+            "200",
+            None,
+        )
+        .list(&["enabled", "match_type"]),
+        doc(
+            "/api/v1/communities/{id}/rules",
+            Method::POST,
+            "rules",
+            "Add a string-match rule (regexes are checked here)",
+            "201",
+            Some(object(
+                &["pattern", "match_type", "action"],
+                json!({
+                    "pattern": text,
+                    "match_type": {"type": "string", "enum": ["exact", "contains", "word", "regex"]},
+                    "case_sensitive": {"type": "boolean"},
+                    "priority": {"type": "integer"},
+                    "enabled": {"type": "boolean"},
+                    "action": object(&["type"], json!({
+                        "type": {"type": "string", "enum": ["warn", "block", "command", "webhook"]},
+                        "message": text, "timeout_secs": {"type": "integer"}, "command": text, "url": text,
+                    })),
+                }),
+            )),
+        ),
+        doc(
+            "/api/v1/communities/{id}/rules/{rule}",
+            Method::DELETE,
+            "rules",
+            "Remove a rule",
+            "200",
+            None,
+        ),
+        doc(
+            "/api/v1/communities/{id}/remote-modules",
+            Method::GET,
+            "remote modules",
+            "Remote modules, with their health (never their secrets)",
+            "200",
+            None,
+        )
+        .list(&["q", "enabled"]),
+        doc(
+            "/api/v1/communities/{id}/remote-modules",
+            Method::POST,
+            "remote modules",
+            "Register a remote module; the answer shows its signing secret once",
+            "201",
+            Some(object(
+                &["name", "url"],
+                json!({
+                    "name": text, "url": text, "secret": text,
+                    "commands": {"type": "array", "items": text},
+                    "events": {"type": "array", "items": text},
+                    "timeout_ms": {"type": "integer", "minimum": 1, "maximum": 30000},
+                    "kind": {"type": "object"}, "enabled": {"type": "boolean"},
+                }),
+            )),
+        ),
+        doc(
+            "/api/v1/communities/{id}/remote-modules/{name}",
+            Method::DELETE,
+            "remote modules",
+            "Remove a remote module",
+            "200",
+            None,
+        ),
+        doc(
+            "/api/v1/communities/{id}/overlay",
+            Method::GET,
+            "overlay",
+            "The overlay key and the browser-source URLs",
+            "200",
+            None,
+        ),
+        doc(
+            "/api/v1/communities/{id}/overlay/rotate",
+            Method::POST,
+            "overlay",
+            "A new overlay key; the old one works for grace_secs more (default 600)",
+            "200",
+            Some(object(
+                &[],
+                json!({"grace_secs": {"type": "integer", "minimum": 0, "maximum": 86400}}),
+            )),
+        ),
+        doc(
+            "/api/v1/communities/{id}/api-keys",
+            Method::GET,
+            "api keys",
+            "The community's API keys (never the keys themselves)",
+            "200",
+            None,
+        )
+        .list(&["q", "role", "revoked"]),
+        doc(
+            "/api/v1/communities/{id}/api-keys",
+            Method::POST,
+            "api keys",
+            "A new key for the community, shown once (at most the caller's role)",
+            "201",
+            Some(key_body.clone()),
+        ),
+        doc(
+            "/api/v1/communities/{id}/api-keys/{key}",
+            Method::DELETE,
+            "api keys",
+            "Revoke one of the community's keys",
+            "200",
+            None,
+        ),
+        doc(
+            "/api/v1/api-keys",
+            Method::GET,
+            "api keys",
+            "Every API key (bot admins)",
+            "200",
+            None,
+        )
+        .list(&["q", "role", "revoked"]),
+        doc(
+            "/api/v1/api-keys",
+            Method::POST,
+            "api keys",
+            "A new key of any role, shown once (bot admins)",
+            "201",
+            Some(key_body),
+        ),
+        doc(
+            "/api/v1/api-keys/{key}",
+            Method::DELETE,
+            "api keys",
+            "Revoke a key (bot admins)",
             "200",
             None,
         ),
         doc(
             "/api/v1/communities/{id}/audit",
             Method::GET,
-            "admin",
+            "audit",
             "A community's audit log, newest first",
             "200",
             None,
-        ),
+        )
+        .list(&["action", "actor"]),
         doc(
             "/api/v1/audit",
             Method::GET,
-            "admin",
-            "The bot-wide audit log (AI settings...), newest first",
+            "audit",
+            "The whole audit log, newest first",
             "200",
             None,
-        ),
+        )
+        .list(&["action", "actor"]),
     ]
 }
 
@@ -317,25 +567,67 @@ pub fn described_routes() -> Vec<(&'static str, Method)> {
     docs().into_iter().map(|d| (d.path, d.method)).collect()
 }
 
-fn parameters(path: &str) -> Vec<Value> {
-    let mut list = Vec::new();
-    if path.contains("{id}") {
-        list.push(json!({"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}, "description": "The community"}));
-    }
-    if path.contains("{name}") {
-        list.push(
-            json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}),
-        );
-    }
-    if !path.contains("{name}")
-        && ["/commands", "/aliases", "/communities", "/audit"]
-            .iter()
-            .any(|end| path.ends_with(end))
-    {
+/// The path's `{placeholders}`, then paging and filters for lists.
+fn parameters(route: &Doc) -> Vec<Value> {
+    let mut list: Vec<Value> = route
+        .path
+        .split('/')
+        .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| match name {
+            "id" => json!({"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}, "description": "The community"}),
+            "rule" => json!({"name": "rule", "in": "path", "required": true, "schema": {"type": "integer"}}),
+            other => json!({"name": other, "in": "path", "required": true, "schema": {"type": "string"}}),
+        })
+        .collect();
+    if let Some(filters) = route.filters {
         list.push(json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}}));
-        list.push(json!({"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}}));
+        list.push(json!({"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 100_000, "default": 0}}));
+        for filter in filters {
+            let description = if *filter == "q" {
+                "Part of the name (case-insensitive)"
+            } else if *filter == "action" {
+                "The start of the action (command.)"
+            } else {
+                "Equal to this field"
+            };
+            list.push(json!({"name": filter, "in": "query", "schema": {"type": "string"}, "description": description}));
+        }
     }
     list
+}
+
+/// What a route answers: the envelope, and the errors it can give.
+fn responses(route: &Doc) -> Value {
+    let error = json!({"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    let described = |text: &str| {
+        let mut answer = error.clone();
+        answer["description"] = json!(text);
+        answer
+    };
+    // The OpenAI-compatible routes, webhooks and plain-text routes answer in their own shapes.
+    let enveloped = route.path.starts_with("/router/")
+        || (route.path.starts_with("/api/v1/")
+            && !route.path.starts_with("/api/v1/ai/chat")
+            && route.path != "/api/v1/ai/models");
+    let mut out = json!({
+        route.ok: if enveloped {
+            json!({"description": "Success", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Success"}}}})
+        } else {
+            json!({"description": "Success"})
+        },
+        "400": described("Invalid request (the message says what and where)"),
+        "401": described("No valid credential"),
+        "403": described("The credential may not do this"),
+        "404": described("Not found"),
+    });
+    if route.body.is_some() {
+        out["413"] = described("The body is larger than the limit");
+        out["415"] = described("The body is not JSON");
+    }
+    if route.path.starts_with("/api/v1/") {
+        out["429"] = described("Too many admin requests; see Retry-After and X-RateLimit-*");
+    }
+    out
 }
 
 /// The whole document.
@@ -349,14 +641,8 @@ pub fn document() -> Value {
         let mut operation = json!({
             "summary": route.summary,
             "tags": [route.tag],
-            "parameters": parameters(route.path),
-            "responses": {
-                route.ok: {"description": "Success"},
-                "400": {"description": "Invalid request"},
-                "401": {"description": "No valid credential"},
-                "403": {"description": "The credential may not do this"},
-                "404": {"description": "Not found"},
-            },
+            "parameters": parameters(&route),
+            "responses": responses(&route),
         });
         let security = match need {
             Need::Nothing => json!([]),
@@ -383,8 +669,12 @@ pub fn document() -> Value {
             "description": "The WaddleBot reference server: router API, platform webhooks, AI and admin API. Answers use {\"status\":\"success\",\"data\":…} or {\"status\":\"error\",\"message\":…} (the AI completion routes use OpenAI's shapes).",
         },
         "components": {
+            "schemas": {
+                "Success": {"type": "object", "required": ["status", "data"], "properties": {"status": {"const": "success"}, "data": {}}},
+                "Error": {"type": "object", "required": ["status", "message"], "properties": {"status": {"const": "error"}, "message": {"type": "string"}}},
+            },
             "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "An API key (wbot_…) or an HS256 token"}
+                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "An API key (wbot_…) or a JWT (HS256 or RS256, as configured)"}
             }
         },
         "paths": paths,

@@ -12,6 +12,9 @@ use crate::app::App;
 
 /// How long open connections get to finish after shutdown is asked for.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// The most header bytes a request may send (HTTP/1 read buffer, HTTP/2 header list); more
+/// gets 431 (HTTP/1) or a stream reset (HTTP/2).
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// How long a client may take to send its request headers (slow-loris guard).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -22,7 +25,11 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES);
+    builder
+        .http2()
+        .max_header_list_size(MAX_HEADER_BYTES as u32);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -37,7 +44,8 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
                         continue;
                     }
                 };
-                let connection = builder.serve_connection(TokioIo::new(stream), app.clone());
+                let connection =
+                    builder.serve_connection(TokioIo::new(stream), app.for_peer(peer.ip()));
                 let connection = graceful.watch(connection.into_owned());
                 tokio::spawn(async move {
                     if let Err(err) = connection.await {

@@ -1,0 +1,219 @@
+//! What every request goes through besides its handler: URI length, a deadline, CORS, the
+//! admin API's per-client rate limit and security headers.
+
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
+use sha2::Digest;
+use waddlebot_router::limit::{Limit, MemoryLimiter, Verdict};
+
+use crate::app::ResponseBody;
+
+/// The HTTP limits and policies of a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpPolicy {
+    /// How long a handler may take to start its answer (503 after).
+    pub request_timeout: Duration,
+    /// Admin API requests per client per minute; 0 turns the limit off.
+    pub admin_rate_per_minute: u32,
+    /// Origins browsers may call the API from (`https://dash.example`, or `*`); empty: none.
+    pub cors_origins: Vec<String>,
+    /// Longest request target (path and query), in bytes; longer gets 414.
+    pub max_uri_bytes: usize,
+}
+
+impl Default for HttpPolicy {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(60),
+            admin_rate_per_minute: 300,
+            cors_origins: Vec::new(),
+            max_uri_bytes: 8 * 1024,
+        }
+    }
+}
+
+/// The admin API's limiter: one sliding minute per client.
+#[derive(Debug, Default)]
+pub(crate) struct AdminLimiter(MemoryLimiter);
+
+/// A client's standing after a request was counted.
+pub(crate) struct Standing {
+    limit: u32,
+    remaining: u32,
+    reset: Duration,
+    /// Set when the request was refused.
+    retry_after: Option<Duration>,
+}
+
+impl AdminLimiter {
+    /// Counts a request of `client` against `per_minute`.
+    pub(crate) fn check(&self, client: &str, per_minute: u32) -> Standing {
+        let limit = Limit {
+            key: client.to_owned(),
+            max: per_minute,
+            window: Duration::from_secs(60),
+        };
+        let retry_after = match self.0.acquire_now(std::slice::from_ref(&limit)) {
+            Verdict::Allowed => None,
+            Verdict::Refused { retry_after, .. } => Some(retry_after),
+        };
+        let (remaining, reset) = self.0.remaining(&limit);
+        Standing {
+            limit: per_minute,
+            remaining,
+            reset,
+            retry_after,
+        }
+    }
+}
+
+impl Standing {
+    /// Whether the request must be refused with 429.
+    pub(crate) fn refused(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// `X-RateLimit-Limit`, `-Remaining`, `-Reset` (seconds), and `Retry-After` on a refusal.
+    pub(crate) fn annotate(&self, headers: &mut HeaderMap) {
+        let secs = |d: Duration| d.as_millis().div_ceil(1000).to_string();
+        let mut set = |name: &'static str, value: String| {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(name, value);
+            }
+        };
+        set("x-ratelimit-limit", self.limit.to_string());
+        set("x-ratelimit-remaining", self.remaining.to_string());
+        set("x-ratelimit-reset", secs(self.reset));
+        if let Some(wait) = self.retry_after {
+            set(
+                "retry-after",
+                wait.as_millis().div_ceil(1000).max(1).to_string(),
+            );
+        }
+    }
+}
+
+/// Who a request is counted as: its credential (hashed, never kept) when it has one, else the
+/// connection's address.
+pub(crate) fn client_key(headers: &HeaderMap, peer: Option<std::net::IpAddr>) -> String {
+    let credential = headers
+        .get(header::AUTHORIZATION)
+        .or_else(|| headers.get("x-api-key"));
+    match credential {
+        Some(value) => format!(
+            "cred:{}",
+            hex::encode(&sha2::Sha256::digest(value.as_bytes())[..12])
+        ),
+        None => format!(
+            "ip:{}",
+            peer.map_or_else(|| "local".to_owned(), |ip| ip.to_string())
+        ),
+    }
+}
+
+/// The request's `Origin` when the policy lets browsers call from it.
+pub(crate) fn allowed_origin<'a>(
+    policy: &HttpPolicy,
+    headers: &'a HeaderMap,
+) -> Option<&'a HeaderValue> {
+    let origin = headers.get(header::ORIGIN)?;
+    let text = origin.to_str().ok()?;
+    policy
+        .cors_origins
+        .iter()
+        .any(|allowed| allowed == "*" || allowed.eq_ignore_ascii_case(text))
+        .then_some(origin)
+}
+
+/// Whether a request is a CORS preflight.
+pub(crate) fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
+    method == Method::OPTIONS && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+/// The answer to a preflight from an allowed origin for a path taking `methods`.
+pub(crate) fn preflight(origin: &HeaderValue, methods: &[&str]) -> Response<ResponseBody> {
+    let mut response = Response::new(crate::app::full(""));
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    let headers = response.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    if let Ok(methods) = HeaderValue::from_str(&methods.join(", ")) {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, methods);
+    }
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type, x-api-key, x-request-id"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    response
+}
+
+/// CORS headers on an answer to an allowed origin.
+pub(crate) fn allow_origin(headers: &mut HeaderMap, origin: &HeaderValue) {
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(
+            "x-request-id, retry-after, x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset",
+        ),
+    );
+    headers.append(header::VARY, HeaderValue::from_static("Origin"));
+}
+
+/// Headers every answer gets, and those HTML pages get: no MIME sniffing anywhere; on pages a
+/// strict content policy, no framing by other sites and no referrer (overlay URLs carry keys).
+pub(crate) fn secure(headers: &mut HeaderMap) {
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    let html = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if html {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' https: data:; media-src 'self' https:; \
+                 style-src 'self' 'unsafe-inline'; script-src 'self'; connect-src 'self'; \
+                 frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            ),
+        );
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_gets_its_limit_then_429_with_the_wait() {
+        let limiter = AdminLimiter::default();
+        for left in (0..3).rev() {
+            let standing = limiter.check("cred:a", 3);
+            assert!(standing.refused().is_none());
+            assert_eq!(standing.remaining, left);
+        }
+        let refused = limiter.check("cred:a", 3);
+        let wait = refused.refused().expect("the fourth is refused");
+        assert!(wait > Duration::from_secs(55) && wait <= Duration::from_secs(60));
+        let mut headers = HeaderMap::new();
+        refused.annotate(&mut headers);
+        assert_eq!(headers["x-ratelimit-remaining"], "0");
+        assert_eq!(headers["retry-after"], "60");
+        assert!(
+            limiter.check("cred:b", 3).refused().is_none(),
+            "clients are counted apart"
+        );
+    }
+}
