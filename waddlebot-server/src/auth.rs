@@ -30,6 +30,21 @@ const ID_HEX: usize = 16;
 const SECRET_BYTES: usize = 32;
 /// How precisely a key's last use is recorded.
 const LAST_USE_EVERY: Duration = Duration::from_secs(60);
+/// How long a verified key is trusted without asking the store again. A revocation through
+/// this server's admin API counts at once ([`Authenticator::forget`]); one made elsewhere (the
+/// CLI, another process) within this long.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
+/// Most verified keys remembered; beyond, the memory starts over.
+const KEY_CACHE_MAX: usize = 10_000;
+
+/// A key the store confirmed a moment ago.
+#[derive(Clone)]
+struct VerifiedKey {
+    id: String,
+    principal: Principal,
+    expires_at: Option<SystemTime>,
+    checked: std::time::Instant,
+}
 
 /// What a credential may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -229,6 +244,9 @@ struct TokenCheck {
 pub struct Authenticator {
     store: Arc<dyn Store>,
     jwt: Option<Arc<TokenCheck>>,
+    /// Verified keys by the SHA-256 of the presented key (a collector sends every event with
+    /// its key: without this, one store read per event).
+    verified: Arc<std::sync::Mutex<std::collections::HashMap<String, VerifiedKey>>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -283,7 +301,19 @@ impl Authenticator {
                 }))
             }
         };
-        Ok(Self { store, jwt })
+        Ok(Self {
+            store,
+            jwt,
+            verified: Arc::default(),
+        })
+    }
+
+    /// Stops trusting the key with public id `id` at once (after its revocation).
+    pub fn forget(&self, id: &str) {
+        self.verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, key| key.id != id);
     }
 
     /// Who the request's credential names; `None` when there is none.
@@ -310,6 +340,45 @@ impl Authenticator {
     }
 
     async fn api_key(&self, key: &str) -> Result<Principal, AuthError> {
+        let presented = hex::encode(sha2::Sha256::digest(key.as_bytes()));
+        let now = SystemTime::now();
+        let remembered = self
+            .verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&presented)
+            .filter(|known| {
+                known.checked.elapsed() < KEY_CACHE_TTL
+                    && known.expires_at.is_none_or(|at| at > now)
+            })
+            .map(|known| known.principal.clone());
+        if let Some(principal) = remembered {
+            return Ok(principal);
+        }
+        let (principal, id, expires_at) = self.api_key_from_store(key, &presented, now).await?;
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= KEY_CACHE_MAX {
+            verified.clear();
+        }
+        verified.insert(
+            presented,
+            VerifiedKey {
+                id,
+                principal: principal.clone(),
+                expires_at,
+                checked: std::time::Instant::now(),
+            },
+        );
+        Ok(principal)
+    }
+
+    /// Checks a key against its record: the principal, the key's id and its expiry.
+    async fn api_key_from_store(
+        &self,
+        key: &str,
+        presented: &str,
+        now: SystemTime,
+    ) -> Result<(Principal, String, Option<SystemTime>), AuthError> {
         let refused = || AuthError::Unauthenticated("invalid API key".to_owned());
         let body = &key[KEY_PREFIX.len()..];
         let id = body.get(..ID_HEX).ok_or_else(refused)?;
@@ -319,11 +388,9 @@ impl Authenticator {
             .await
             .map_err(|err| AuthError::Unavailable(err.to_string()))?
             .ok_or_else(refused)?;
-        let presented = hex::encode(sha2::Sha256::digest(key.as_bytes()));
         if !bool::from(presented.as_bytes().ct_eq(record.hash.as_bytes())) {
             return Err(refused());
         }
-        let now = SystemTime::now();
         if record.revoked_at.is_some() {
             return Err(AuthError::Unauthenticated(
                 "this API key was revoked".to_owned(),
@@ -343,11 +410,12 @@ impl Authenticator {
         if stale && let Err(err) = self.store.touch_api_key(&record.id, now).await {
             tracing::warn!(key = %record.id, error = %err, "cannot record the API key's use");
         }
-        Ok(Principal {
+        let principal = Principal {
             subject: format!("key:{} ({})", record.id, record.name),
             role,
             community: record.community_id,
-        })
+        };
+        Ok((principal, record.id, record.expires_at))
     }
 
     fn token(&self, token: &str) -> Result<Principal, AuthError> {

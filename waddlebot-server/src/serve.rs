@@ -44,6 +44,10 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
                         continue;
                     }
                 };
+                // Answers go out at once, not held back by Nagle's algorithm.
+                if let Err(err) = stream.set_nodelay(true) {
+                    tracing::debug!(%peer, error = %err, "cannot set TCP_NODELAY");
+                }
                 let connection =
                     builder.serve_connection(TokioIo::new(stream), app.for_peer(peer.ip()));
                 let connection = graceful.watch(connection.into_owned());

@@ -215,6 +215,9 @@ pub(super) async fn revoke_key(call: &Call<'_>) -> Answer {
         .revoke_api_key(id, SystemTime::now())
         .await
         .map_err(store_failure)?;
+    if let Some(auth) = &call.app.state().auth {
+        auth.forget(id);
+    }
     call.app
         .audit(
             call.principal,

@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use waddlebot::{CommunityId, Store, StoreError};
 
-use crate::app::{App, BoxError, Failure, Params, ResponseBody, json};
+use crate::app::{App, BoxError, Failure, Params, ResponseBody};
 use crate::auth::{Principal, Role};
 
 /// The largest `offset` honoured.
@@ -39,7 +39,7 @@ pub(crate) fn millis(time: SystemTime) -> u64 {
 }
 
 fn success(status: StatusCode, data: Value) -> Response<ResponseBody> {
-    json(status, &json!({"status": "success", "data": data}))
+    crate::app::success(status, &data)
 }
 
 fn store_failure(err: StoreError) -> Failure {
