@@ -537,7 +537,7 @@ async fn api_keys_over_http_hand_out_no_more_than_the_caller_has() {
         assert_eq!(status, expected, "{body}: {answer}");
     }
     let (_, list) = get(&bot, &format!("{path}?role=moderator"), &community_admin).await;
-    assert_eq!(names(&list, "id"), [id.clone()]);
+    assert_eq!(names(&list, "id"), std::slice::from_ref(&id));
     assert!(
         !list.to_string().contains(&key),
         "the key itself is never listed"

@@ -216,7 +216,10 @@ pub(crate) async fn serve_http(config: &Config, dev: bool) -> anyhow::Result<()>
             );
         }
     }
+    // Reminders and other scheduled messages: checked every second, delivered on time.
+    let scheduler = router.start_scheduler(std::time::Duration::from_secs(1));
     serve(listener, app(state), shutdown_signal()).await;
+    scheduler.stop().await;
     // Replies still on their way (after a platform's answer window) are delivered first.
     if router.drain(SHUTDOWN_DRAIN).await {
         tracing::info!("background work finished");

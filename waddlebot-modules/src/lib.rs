@@ -6,6 +6,9 @@
 //! | module | commands |
 //! |---|---|
 //! | [`CustomCommands`] | `!command add|edit|remove|show` (moderators) |
+//! | [`Aliases`] | `!alias add|remove|list` (managing: moderators) |
+//! | [`Quotes`] | `!quote [id]`, `!quote add|search|delete|up|down` (adding and deleting: moderators) |
+//! | [`Reminders`] | `!remind <text> in <5m|2h|1d|3w> [daily|weekly]`, `!remind list|cancel` (delivered by the router's scheduler) |
 //! | [`AiChat`] | `!ai` / `!ask`, and answers to greetings, questions, mentions and channel events (needs an AI provider; registered by the embedder with [`AiChat::listener`]) |
 //!
 //! ```
@@ -14,7 +17,10 @@
 //! ```
 
 mod ai_chat;
+mod aliases;
 mod custom_commands;
+mod quotes;
+mod reminders;
 
 use std::sync::Arc;
 
@@ -22,12 +28,22 @@ pub use ai_chat::{
     AI_MODULE, AiChat, AiChatSettings, AiListener, DEFAULT_SYSTEM_PROMPT, NOT_CONFIGURED, Trigger,
     chat_trigger, clean_answer, fallback_reply,
 };
+pub use aliases::{ALIAS_MODULE, Aliases};
 pub use custom_commands::{
     CustomCommands, MAX_NAME_LEN, MAX_RESPONSE_LEN, NameError, check_command_name, check_response,
+};
+pub use quotes::{MAX_AUTHOR_LEN, MAX_QUOTE_LEN, QUOTES_MODULE, Quote, Quotes};
+pub use reminders::{
+    MAX_AHEAD, MAX_PER_USER, MAX_REMINDER_LEN, REMINDERS_MODULE, Reminders, parse_delay,
 };
 use waddlebot::CommandHandler;
 
 /// Every built-in module, ready to register with a router.
 pub fn default_modules() -> Vec<Arc<dyn CommandHandler>> {
-    vec![Arc::new(CustomCommands)]
+    vec![
+        Arc::new(CustomCommands),
+        Arc::new(Aliases),
+        Arc::new(Quotes),
+        Arc::new(Reminders),
+    ]
 }

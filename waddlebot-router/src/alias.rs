@@ -6,145 +6,15 @@
 //! are appended (`!q` → `!quote search` makes `!q penguins` run `!quote search penguins`).
 //! Aliases may point at aliases, at most [`MAX_DEPTH`] deep; a loop is refused with the chain.
 
-use std::fmt;
-
 use waddlebot::store::{Entity, community_namespace};
 
 use crate::cache::CommunityView;
-use waddlebot::template::{Template, TemplateError, Var, Vars};
-use waddlebot::{
-    Args, CommandCatalog, CommunityId, Event, StoreError, normalize_command_name, reserved,
-};
+use waddlebot::template::{Template, Var, Vars};
+use waddlebot::{Args, CommunityId, Event, StoreError};
 
 use crate::parse::{Invocation, Prefixes};
 
-/// The longest chain of aliases followed for one message.
-pub const MAX_DEPTH: usize = 5;
-
-/// Longest alias name.
-pub const MAX_NAME_LEN: usize = 32;
-
-/// Why an alias cannot be created or followed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum AliasError {
-    /// The name has characters or a length that cannot be typed as a command.
-    #[error(
-        "'{0}' is not a valid alias name: use up to {MAX_NAME_LEN} letters, digits, '-' or '_'"
-    )]
-    BadName(String),
-    /// The name is a built-in command.
-    #[error("!{0} is a built-in command and cannot be an alias")]
-    BuiltIn(String),
-    /// The name is a platform's own command.
-    #[error("!{name} is a platform command on {platforms} and cannot be an alias")]
-    Reserved {
-        /// The name.
-        name: String,
-        /// Where it is reserved.
-        platforms: String,
-    },
-    /// The target is empty or not a command.
-    #[error("an alias must point at a command, like !quote search {{args}}")]
-    EmptyTarget,
-    /// The target template is broken.
-    #[error("the alias target has a template error: {0}")]
-    Template(#[from] TemplateError),
-    /// `{count}` has no meaning in an alias.
-    #[error("{{count}} cannot be used in an alias")]
-    CountInAlias,
-    /// Following the alias comes back to where it started.
-    #[error("alias loop: {}", Chain(.0))]
-    Cycle(Vec<String>),
-    /// More than [`MAX_DEPTH`] aliases in a row.
-    #[error("alias chain deeper than {MAX_DEPTH}: {}", Chain(.0))]
-    TooDeep(Vec<String>),
-}
-
-/// Displays `["a", "b"]` as `!a → !b`.
-struct Chain<'a>(&'a [String]);
-
-impl fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<String> = self.0.iter().map(|n| format!("!{n}")).collect();
-        f.write_str(&names.join(" → "))
-    }
-}
-
-/// Why [`Router::create_alias`](crate::Router::create_alias) refused.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CreateAliasError {
-    /// The name or target is unusable.
-    #[error(transparent)]
-    Invalid(#[from] AliasError),
-    /// The community already has an alias or custom command of that name.
-    #[error("!{0} already exists")]
-    Exists(String),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] waddlebot::StoreError),
-}
-
-/// Checks an alias before it is stored: a usable name that shadows neither a built-in nor a
-/// platform command, and a target that is a valid command line. Returns the normalised name and
-/// target (a target typed without a prefix gets `!`).
-pub fn validate(
-    name: &str,
-    target: &str,
-    catalog: &CommandCatalog,
-) -> Result<(String, String), AliasError> {
-    let name = normalize_command_name(name);
-    if name.is_empty()
-        || name.chars().count() > MAX_NAME_LEN
-        || !name
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
-    {
-        return Err(AliasError::BadName(name));
-    }
-    if catalog.find(&name).is_some() {
-        return Err(AliasError::BuiltIn(name));
-    }
-    let platforms = reserved::conflicting_platforms(&name);
-    if !platforms.is_empty() {
-        let platforms: Vec<String> = platforms.iter().map(ToString::to_string).collect();
-        return Err(AliasError::Reserved {
-            name,
-            platforms: platforms.join(", "),
-        });
-    }
-    let target = strip_quotes(target.trim());
-    if target.is_empty() || target == "!" || target == "#" {
-        return Err(AliasError::EmptyTarget);
-    }
-    let target = if target.starts_with(['!', '#']) {
-        target.to_owned()
-    } else {
-        format!("!{target}")
-    };
-    if Template::parse(&target)?.uses(Var::Count) {
-        return Err(AliasError::CountInAlias);
-    }
-    let first = target.split_whitespace().next().unwrap_or_default();
-    if normalize_command_name(first) == name {
-        return Err(AliasError::Cycle(vec![name.clone(), name]));
-    }
-    Ok((name, target))
-}
-
-/// `"text"` or `'text'` → `text`, as the original's `!alias add` did.
-fn strip_quotes(text: &str) -> &str {
-    for quote in ['"', '\''] {
-        if let Some(inner) = text
-            .strip_prefix(quote)
-            .and_then(|rest| rest.strip_suffix(quote))
-        {
-            return inner;
-        }
-    }
-    text
-}
+pub use waddlebot::alias::{AliasError, CreateAliasError, MAX_DEPTH, MAX_NAME_LEN, validate};
 
 /// The command line an alias runs for these arguments.
 pub fn expand(
@@ -229,7 +99,8 @@ impl crate::Router {
     }
 
     /// Creates an alias in a community after checking it: a usable name shadowing no built-in,
-    /// platform command, custom command or other alias, and a valid target.
+    /// platform command, custom command or other alias, and a valid target
+    /// ([`waddlebot::alias::create`], as `!alias add` does).
     pub async fn create_alias(
         &self,
         community: CommunityId,
@@ -237,29 +108,23 @@ impl crate::Router {
         target: &str,
         created_by: &str,
     ) -> Result<waddlebot::store::Alias, CreateAliasError> {
-        let (name, target) = validate(name, target, &self.catalog)?;
-        if self.store.custom_command(community, &name).await?.is_some() {
-            return Err(CreateAliasError::Exists(name));
-        }
-        let alias = waddlebot::store::Alias {
-            community_id: community,
+        waddlebot::alias::create(
+            self.store.as_ref(),
+            &self.catalog,
+            community,
             name,
             target,
-            created_by: created_by.to_owned(),
-            created_at: self.clock.now(),
-        };
-        match self.store.create_alias(&alias).await {
-            Ok(()) => Ok(alias),
-            Err(StoreError::Conflict(_)) => Err(CreateAliasError::Exists(alias.name)),
-            Err(err) => Err(err.into()),
-        }
+            created_by,
+            self.clock.now(),
+        )
+        .await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use waddlebot::CommandSpec;
+    use waddlebot::{CommandCatalog, CommandSpec};
 
     fn catalog() -> CommandCatalog {
         CommandCatalog::new(vec![CommandSpec::new("ping"), CommandSpec::new("quote")])

@@ -149,7 +149,8 @@ impl Router {
             Args::parse(&event.text),
             Arc::clone(self.store()),
             Arc::clone(self.catalog()),
-        );
+        )
+        .with_clock(Arc::clone(self.clock()));
         let ctx = match self.sink_for(&event) {
             Some(sink) => ctx.with_sink(sink),
             None => ctx,

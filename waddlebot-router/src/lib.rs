@@ -46,6 +46,7 @@ pub mod policy;
 pub mod remote;
 mod router;
 pub mod rules;
+pub mod scheduler;
 pub mod session;
 
 pub use builtin::Builtins;

@@ -24,3 +24,5 @@ pub const REMOTE_CALLS: &str = "waddlebot_remote_calls_total";
 pub const OUTBOUND_WAITS: &str = "waddlebot_outbound_waits_total";
 /// Outbound messages tried again after the platform answered 429, by `platform`.
 pub const OUTBOUND_RETRIES: &str = "waddlebot_outbound_retries_total";
+/// Scheduled messages handled, by `outcome` (`delivered`, `retried`, `given_up`).
+pub const SCHEDULED: &str = "waddlebot_scheduled_total";

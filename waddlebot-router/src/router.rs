@@ -566,7 +566,8 @@ impl Router {
                     Arc::clone(&self.store),
                     Arc::clone(&self.catalog),
                 )
-                .with_prefix(prefix.clone());
+                .with_prefix(prefix.clone())
+                .with_clock(Arc::clone(&self.clock));
                 let ctx = match self.sink_for(&event) {
                     Some(sink) => ctx.with_sink(sink),
                     None => ctx,

@@ -200,6 +200,8 @@ pub struct Context {
     pub catalog: Arc<CommandCatalog>,
     /// Where [`send`](Self::send) delivers, when the router can deliver.
     pub sink: Option<Arc<dyn ReplySink>>,
+    /// The clock the router runs on (tests move it); read it through [`now`](Self::now).
+    pub clock: Arc<dyn crate::clock::Clock>,
 }
 
 impl Context {
@@ -223,7 +225,20 @@ impl Context {
             store,
             catalog,
             sink: None,
+            clock: Arc::new(crate::clock::SystemClock),
         }
+    }
+
+    /// Reads time from `clock` (the router passes its own).
+    pub fn with_clock(mut self, clock: Arc<dyn crate::clock::Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The current time on the router's clock: what modules use for "now" (reminders,
+    /// timestamps), so tests on a manual clock see consistent times.
+    pub fn now(&self) -> std::time::SystemTime {
+        self.clock.now()
     }
 
     /// Lets [`send`](Self::send) deliver through `sink`.

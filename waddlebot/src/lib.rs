@@ -37,6 +37,7 @@
 //! With no features the crate compiles serde, thiserror, async-trait and tracing and little else.
 
 pub mod ai;
+pub mod alias;
 mod args;
 pub mod clock;
 mod command;
@@ -48,6 +49,7 @@ mod platform;
 pub mod platforms;
 mod reply;
 pub mod reserved;
+pub mod schedule;
 pub mod store;
 pub mod template;
 #[cfg(feature = "test-util")]

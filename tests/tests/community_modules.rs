@@ -1,0 +1,362 @@
+//! The community modules (aliases, quotes, reminders) as chat users meet them: a transcript
+//! per module through a real router, on SQLite and, when `WADDLEBOT_TEST_POSTGRES_URL` is set,
+//! on PostgreSQL; and the reminder scheduler on a paused clock, across a restart.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use waddlebot::clock::ManualClock;
+use waddlebot::store::SqliteStore;
+use waddlebot::testing::RecordingPlatform;
+use waddlebot::{Event, PermissionLevel, PlatformKind, Store};
+use waddlebot_modules::{Aliases, CustomCommands, Quotes, Reminders};
+use waddlebot_router::Router;
+use waddlebot_router::testing::Transcript;
+
+/// The stores every transcript runs on: SQLite, and PostgreSQL when configured. The scratch
+/// guard keeps the PostgreSQL schema until the test ends.
+async fn stores() -> Vec<(&'static str, Arc<dyn Store>, Option<common::Scratch>)> {
+    let sqlite = SqliteStore::open("sqlite::memory:").await.expect("sqlite");
+    let mut stores: Vec<(&'static str, Arc<dyn Store>, Option<common::Scratch>)> =
+        vec![("sqlite", Arc::new(sqlite), None)];
+    if let Some((pg, scratch)) = common::fresh_pg().await {
+        stores.push(("postgres", Arc::new(pg), Some(scratch)));
+    }
+    stores
+}
+
+fn bot(store: Arc<dyn Store>) -> Transcript {
+    Transcript::new(
+        Router::builder()
+            .store(store)
+            .handler(CustomCommands)
+            .handler(Aliases)
+            .handler(Quotes)
+            .handler(Reminders),
+    )
+    .expect("router")
+}
+
+const ALIAS_SCRIPT: &str = r#"
+    alice: !alias list
+    < No aliases configured.
+    alice: !alias add p !ping
+    < You need to be moderator or higher to use !alias.
+    mod@moderator: !alias
+    <~ Usage: !alias add <name>
+    mod@moderator: !alias add p
+    <~ Usage: !alias add <name>
+    mod@moderator: !alias add p !ping
+    < Alias !p → !ping added.
+    alice: !p
+    < Pong!
+    mod@moderator: !alias add p !help
+    < Alias 'p' already exists (or a custom command has that name). Use '!alias remove p' first.
+    mod@moderator: !alias add help !ping
+    <~ built-in command
+    mod@moderator: !alias add bad! !ping
+    <~ not a valid alias name
+    mod@moderator: !alias add pp "!ping"
+    < Alias !pp → !ping added.
+    mod@moderator: !alias add q !quote search
+    < Alias !q → !quote search added.
+    mod@moderator: !quote add "Penguins waddle" Pingu
+    < Quote #1 added.
+    alice: !q waddle
+    < #1: "Penguins waddle" — Pingu (score +0)
+    mod@moderator: !alias add loop1 !loop2
+    < Alias !loop1 → !loop2 added.
+    mod@moderator: !alias add loop2 !loop1
+    < Alias !loop2 → !loop1 added.
+    alice: !loop1
+    <~ alias loop: !loop1 → !loop2 → !loop1
+    alice: !alias list
+    < Aliases: !loop1 → !loop2 (1×) | !loop2 → !loop1 (0×) | !p → !ping (1×) | !pp → !ping (0×) | !q → !quote search (1×)
+    mod@moderator: !alias remove p
+    < Alias !p removed.
+    mod@moderator: !alias rm p
+    < Alias 'p' not found.
+    mod@moderator: !alias frob x
+    < Unknown subcommand: frob. Use: add, remove, list
+    alice: !p
+    <~ Unknown command
+"#;
+
+#[tokio::test]
+async fn the_alias_transcript() {
+    for (name, store, _scratch) in stores().await {
+        eprintln!("store: {name}");
+        bot(store).play(ALIAS_SCRIPT).await;
+    }
+}
+
+const QUOTE_SCRIPT: &str = r#"
+    alice: !quote
+    < No quotes yet. Add one with !quote add "text" [author].
+    alice: !quote add "I like fish"
+    < You need to be moderator or higher to use !quote.
+    mod@moderator: !quote add
+    <~ Usage: !quote
+    mod@moderator: !quote add "I like fish" Pingu
+    < Quote #1 added.
+    mod@moderator: !quote add "Noot noot"
+    < Quote #2 added.
+    alice: !quote 1
+    < #1: "I like fish" — Pingu (score +0)
+    alice: !quote #2
+    < #2: "Noot noot" (score +0)
+    alice: !quote 9
+    < No quote #9.
+    alice: !quote search FISH
+    < #1: "I like fish" — Pingu (score +0)
+    alice: !quote search pingu
+    < #1: "I like fish" — Pingu (score +0)
+    alice: !quote search walrus
+    < No quote matches "walrus".
+    alice: !quote search
+    <~ Usage: !quote
+    alice: !quote up 1
+    < Voted up #1: score +1.
+    alice: !quote up 1
+    < You already voted up #1 (score +1).
+    bob: !quote down 1
+    < Voted down #1: score +0.
+    alice: !quote down 1
+    < Voted down #1: score -2.
+    alice: !quote up 9
+    < No quote #9.
+    alice: !quote up
+    <~ Usage: !quote
+    alice: !quote delete 1
+    < You need to be moderator or higher to use !quote.
+    mod@moderator: !quote delete 1
+    < Quote #1 deleted.
+    mod@moderator: !quote delete 1
+    < No quote #1.
+    alice: !quote
+    < #2: "Noot noot" (score +0)
+    alice: !quote what is this
+    <~ Usage: !quote
+"#;
+
+#[tokio::test]
+async fn the_quote_transcript() {
+    for (name, store, _scratch) in stores().await {
+        eprintln!("store: {name}");
+        let transcript = bot(store);
+        transcript.play(QUOTE_SCRIPT).await;
+        let long = format!("!quote add \"{}\"", "a".repeat(501));
+        let replies = transcript
+            .say("mod", PermissionLevel::Moderator, &long)
+            .await;
+        assert_eq!(replies, ["That quote is too long: at most 500 characters."]);
+    }
+}
+
+const REMINDER_SCRIPT: &str = r#"
+    alice: !remind
+    <~ Usage: !remind <text> in
+    alice: !remind stretch
+    <~ Usage: !remind <text> in
+    alice: !remind stretch in 10
+    < Time string must end with a unit (m/h/d/w), like 10m or 2h.
+    alice: !remind stretch in tenm
+    < 'tenm' is not a time: use a number and a unit, like 10m or 2h.
+    alice: !remind stretch in 0m
+    < The time must be at least 1m.
+    alice: !remind stretch in 60w
+    < Reminders can be set at most 52 weeks ahead.
+    alice: !remind in 5m
+    <~ Usage: !remind <text> in
+    alice: !remind list
+    < No reminders pending.
+    alice: !remind stretch in 2h
+    < Okay @alice, I'll remind you in 2h: stretch (#1)
+    alice: !remind "drink water" in 30m daily
+    < Okay @alice, I'll remind you in 30m (daily): drink water (#2)
+    bob: !remind feed the cat in 1d
+    < Okay @bob, I'll remind you in 1d: feed the cat (#3)
+    alice: !remind list
+    < Reminders: #2 in 30m: drink water | #1 in 2h: stretch
+    ~ wait 10m
+    alice: !remind list
+    < Reminders: #2 in 20m: drink water | #1 in 1h 50m: stretch
+    alice: !remind cancel 3
+    < Reminder #3 is not yours.
+    alice: !remind cancel 9
+    < No reminder #9.
+    alice: !remind cancel x
+    <~ Usage: !remind
+    alice: !remind cancel #1
+    < Reminder #1 cancelled.
+    mod@moderator: !remind list
+    < Reminders: #2 in 20m: drink water | #3 in 23h 50m: feed the cat
+    mod@moderator: !remind cancel 3
+    < Reminder #3 cancelled.
+"#;
+
+#[tokio::test]
+async fn the_reminder_transcript() {
+    for (name, store, _scratch) in stores().await {
+        eprintln!("store: {name}");
+        let transcript = bot(store);
+        transcript.play(REMINDER_SCRIPT).await;
+        let long = format!("!remind {} in 5m", "a".repeat(301));
+        assert_eq!(
+            transcript
+                .say("alice", PermissionLevel::Everyone, &long)
+                .await,
+            ["That reminder is too long: at most 300 characters."]
+        );
+    }
+}
+
+/// A bot on `store` whose router reads `clock` and delivers to `twitch`.
+fn scheduled_bot(
+    store: Arc<dyn Store>,
+    clock: Arc<ManualClock>,
+    twitch: Arc<RecordingPlatform>,
+) -> Arc<Router> {
+    Arc::new(
+        Router::builder()
+            .store(store)
+            .clock(clock)
+            .platform(twitch)
+            .handler(Reminders)
+            .build()
+            .expect("router"),
+    )
+}
+
+async fn say(router: &Router, user: &str, text: &str) -> Vec<String> {
+    let event = Event::chat(PlatformKind::Twitch, "pond", "pond", user, text);
+    router
+        .handle(event)
+        .await
+        .expect("handled")
+        .replies
+        .iter()
+        .map(|r| r.to_plain_text())
+        .collect()
+}
+
+/// The scheduler checks every 10 ms of real time; the bot's clock moves only when the test
+/// says. So "not yet" is checked by letting the scheduler run many rounds.
+const POLL: Duration = Duration::from_millis(10);
+
+async fn rounds() {
+    tokio::time::sleep(POLL * 20).await;
+}
+
+/// Waits (up to 10 s) until `twitch` has sent `count` messages.
+async fn delivered(twitch: &RecordingPlatform, count: usize) -> Vec<String> {
+    let waited = tokio::time::timeout(Duration::from_secs(10), async {
+        while twitch.sent_texts().len() < count {
+            tokio::time::sleep(POLL).await;
+        }
+    })
+    .await;
+    assert!(
+        waited.is_ok(),
+        "{count} deliveries expected, got {:?}",
+        twitch.sent_texts()
+    );
+    twitch.sent_texts()
+}
+
+#[tokio::test]
+async fn reminders_arrive_on_time_repeat_and_survive_a_restart_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}", dir.path().join("bot.db").display());
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.expect("opened"));
+    let clock = Arc::new(ManualClock::new());
+    let twitch = Arc::new(RecordingPlatform::new(PlatformKind::Twitch));
+    let router = scheduled_bot(Arc::clone(&store), Arc::clone(&clock), Arc::clone(&twitch));
+    let scheduler = router.start_scheduler(POLL);
+
+    say(&router, "alice", "!remind stretch in 5m").await;
+    say(&router, "alice", "!remind drink water in 10m daily").await;
+    clock.advance(Duration::from_secs(4 * 60 + 59));
+    rounds().await;
+    assert!(twitch.sent_texts().is_empty(), "nothing before its time");
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        delivered(&twitch, 1).await,
+        ["⏰ @alice, reminder: stretch"]
+    );
+    let sent = twitch.sent();
+    assert_eq!(
+        (sent[0].server_id.as_str(), sent[0].channel_id.as_str()),
+        ("pond", "pond"),
+        "to the channel it was asked in"
+    );
+
+    clock.advance(Duration::from_secs(5 * 60));
+    let texts = delivered(&twitch, 2).await;
+    assert_eq!(texts[1], "⏰ @alice, reminder (daily): drink water");
+    rounds().await;
+    assert_eq!(twitch.sent_texts().len(), 2, "each once");
+
+    // The process stops; a day and an hour pass; a new one starts on the same database.
+    scheduler.stop().await;
+    drop(router);
+    clock.advance(Duration::from_secs(25 * 3600));
+    let twitch = Arc::new(RecordingPlatform::new(PlatformKind::Twitch));
+    let router = scheduled_bot(Arc::clone(&store), Arc::clone(&clock), Arc::clone(&twitch));
+    let scheduler = router.start_scheduler(POLL);
+    assert_eq!(
+        delivered(&twitch, 1).await,
+        ["⏰ @alice, reminder (daily): drink water"],
+        "the missed daily reminder is delivered at start"
+    );
+    clock.advance(Duration::from_secs(3600));
+    rounds().await;
+    assert_eq!(
+        twitch.sent_texts().len(),
+        1,
+        "once, and not again before its next day"
+    );
+    let listed = say(&router, "alice", "!remind list").await;
+    assert_eq!(listed, ["Reminders: #2 in 22h: drink water"]);
+    scheduler.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_reminder_is_tried_again_and_then_given_up() {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open("sqlite::memory:").await.expect("db"));
+    let clock = Arc::new(ManualClock::new());
+    let twitch = Arc::new(RecordingPlatform::new(PlatformKind::Twitch));
+    let router = scheduled_bot(Arc::clone(&store), Arc::clone(&clock), Arc::clone(&twitch));
+    // Asked on Discord, where this process has no platform to deliver with.
+    let event = Event::chat(
+        PlatformKind::Discord,
+        "guild",
+        "general",
+        "alice",
+        "!remind ping in 1m",
+    );
+    router.handle(event).await.expect("handled");
+    let scheduler = router.start_scheduler(POLL);
+    let pending = || async {
+        waddlebot::schedule::due(store.as_ref(), u64::MAX, 10)
+            .await
+            .expect("read")
+    };
+    for attempt in 1..waddlebot_router::scheduler::MAX_ATTEMPTS {
+        clock.advance(Duration::from_secs(61));
+        rounds().await;
+        let left = pending().await;
+        assert_eq!(left.len(), 1, "kept for another try");
+        assert_eq!(left[0].attempts, attempt);
+    }
+    clock.advance(Duration::from_secs(61));
+    rounds().await;
+    assert!(
+        pending().await.is_empty(),
+        "given up after the last attempt"
+    );
+    assert!(twitch.sent_texts().is_empty());
+    scheduler.stop().await;
+}
