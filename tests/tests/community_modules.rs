@@ -11,7 +11,7 @@ use waddlebot::clock::ManualClock;
 use waddlebot::store::SqliteStore;
 use waddlebot::testing::RecordingPlatform;
 use waddlebot::{Event, PermissionLevel, PlatformKind, Store};
-use waddlebot_modules::{Aliases, CustomCommands, Quotes, Reminders};
+use waddlebot_modules::{Aliases, CustomCommands, Memories, Quotes, Reminders};
 use waddlebot_router::Router;
 use waddlebot_router::testing::Transcript;
 
@@ -34,6 +34,7 @@ fn bot(store: Arc<dyn Store>) -> Transcript {
             .handler(CustomCommands)
             .handler(Aliases)
             .handler(Quotes)
+            .handler(Memories)
             .handler(Reminders),
     )
     .expect("router")
@@ -152,6 +153,73 @@ async fn the_quote_transcript() {
             .say("mod", PermissionLevel::Moderator, &long)
             .await;
         assert_eq!(replies, ["That quote is too long: at most 500 characters."]);
+    }
+}
+
+const MEMORIES_SCRIPT: &str = r#"
+    alice: !memories list
+    < No memories yet.
+    alice: !memories add url "Docs" https://docs.example
+    < You need to be moderator or higher to use !memories.
+    mod@moderator: !memories add url "Docs"
+    <~ Usage: !memories add url
+    mod@moderator: !memories add url "Docs" ftp://files.example
+    < 'ftp://files.example' is not a web address: use one starting with http:// or https://.
+    mod@moderator: !memories add url "Docs" docs.example
+    < 'docs.example' is not a web address: use one starting with http:// or https://.
+    mod@moderator: !memories add url "Pond wiki" https://pond.example/wiki the penguin wiki
+    < Bookmark #1 added: Pond wiki
+    mod@moderator: !memories add note "Schedule" "Streams on Tuesdays" #Schedule plans schedule
+    < Note #2 added: Schedule
+    mod@moderator: !memories add note "Tags" "Too many" a b c d e f
+    < A note can have at most 5 tags.
+    mod@moderator: !memories add song "x" y
+    <~ Usage: !memories add url
+    alice: !memories list
+    < #1 🔗 Pond wiki | #2 📝 Schedule
+    alice: !memories list note
+    < #2 📝 Schedule
+    alice: !memories list videos
+    <~ Usage: !memories
+    alice: !memory get 1
+    < #1 Pond wiki: https://pond.example/wiki — the penguin wiki (visited 1×)
+    bob: !memories get #1
+    < #1 Pond wiki: https://pond.example/wiki — the penguin wiki (visited 2×)
+    alice: !memories get 2
+    < #2 Schedule: Streams on Tuesdays [tags: schedule, plans]
+    alice: !memories get 7
+    < No memory #7.
+    alice: !memories get
+    <~ Usage: !memories
+    alice: !memories search PLANS
+    < #2 📝 Schedule
+    alice: !memories search penguin wiki
+    < #1 🔗 Pond wiki
+    alice: !memories search walrus
+    < No memory matches "walrus".
+    alice: !memories delete 1
+    < You need to be moderator or higher to use !memories.
+    mod@moderator: !memories delete 1
+    < Memory #1 deleted.
+    mod@moderator: !memories delete 1
+    < No memory #1.
+    alice: !memories list url
+    < No memories yet.
+"#;
+
+#[tokio::test]
+async fn the_memories_transcript() {
+    for (name, store, _scratch) in stores().await {
+        eprintln!("store: {name}");
+        let transcript = bot(store);
+        transcript.play(MEMORIES_SCRIPT).await;
+        let long = format!("!memories add note \"T\" \"{}\"", "n".repeat(1001));
+        assert_eq!(
+            transcript
+                .say("mod", PermissionLevel::Moderator, &long)
+                .await,
+            ["That note is too long: at most 1000 characters."]
+        );
     }
 }
 

@@ -8,6 +8,7 @@
 //! | [`CustomCommands`] | `!command add|edit|remove|show` (moderators) |
 //! | [`Aliases`] | `!alias add|remove|list` (managing: moderators) |
 //! | [`Quotes`] | `!quote [id]`, `!quote add|search|delete|up|down` (adding and deleting: moderators) |
+//! | [`Memories`] | `!memories add url|note`, `list`, `get`, `search`, `delete` (adding and deleting: moderators) |
 //! | [`Reminders`] | `!remind <text> in <5m|2h|1d|3w> [daily|weekly]`, `!remind list|cancel` (delivered by the router's scheduler) |
 //! | [`AiChat`] | `!ai` / `!ask`, and answers to greetings, questions, mentions and channel events (needs an AI provider; registered by the embedder with [`AiChat::listener`]) |
 //!
@@ -19,6 +20,7 @@
 mod ai_chat;
 mod aliases;
 mod custom_commands;
+mod memories;
 mod quotes;
 mod reminders;
 
@@ -32,6 +34,10 @@ pub use aliases::{ALIAS_MODULE, Aliases};
 pub use custom_commands::{
     CustomCommands, MAX_NAME_LEN, MAX_RESPONSE_LEN, NameError, check_command_name, check_response,
 };
+pub use memories::{
+    MAX_DESCRIPTION_LEN, MAX_NOTE_LEN, MAX_TAG_LEN, MAX_TAGS, MAX_TITLE_LEN, MAX_URL_LEN,
+    MEMORIES_MODULE, Memories, Memory, MemoryKind,
+};
 pub use quotes::{MAX_AUTHOR_LEN, MAX_QUOTE_LEN, QUOTES_MODULE, Quote, Quotes};
 pub use reminders::{
     MAX_AHEAD, MAX_PER_USER, MAX_REMINDER_LEN, REMINDERS_MODULE, Reminders, parse_delay,
@@ -44,6 +50,7 @@ pub fn default_modules() -> Vec<Arc<dyn CommandHandler>> {
         Arc::new(CustomCommands),
         Arc::new(Aliases),
         Arc::new(Quotes),
+        Arc::new(Memories),
         Arc::new(Reminders),
     ]
 }
