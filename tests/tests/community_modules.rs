@@ -11,7 +11,7 @@ use waddlebot::clock::ManualClock;
 use waddlebot::store::SqliteStore;
 use waddlebot::testing::RecordingPlatform;
 use waddlebot::{Event, PermissionLevel, PlatformKind, Store};
-use waddlebot_modules::{Aliases, CustomCommands, Memories, Quotes, Reminders};
+use waddlebot_modules::{Aliases, CustomCommands, Inventory, Memories, Quotes, Reminders};
 use waddlebot_router::Router;
 use waddlebot_router::testing::Transcript;
 
@@ -35,6 +35,7 @@ fn bot(store: Arc<dyn Store>) -> Transcript {
             .handler(Aliases)
             .handler(Quotes)
             .handler(Memories)
+            .handler(Inventory)
             .handler(Reminders),
     )
     .expect("router")
@@ -220,6 +221,97 @@ async fn the_memories_transcript() {
                 .await,
             ["That note is too long: at most 1000 characters."]
         );
+    }
+}
+
+const INVENTORY_SCRIPT: &str = r#"
+    alice: !inventory list
+    < No items.
+    alice: !inventory add mic "USB microphone"
+    < You need to be moderator or higher to use !inventory.
+    mod@moderator: !inventory add
+    <~ Usage: !inventory add <name>
+    mod@moderator: !inventory add mic
+    <~ Usage: !inventory add <name>
+    mod@moderator: !inventory add "big mic" "too many words"
+    < Item names are 1 to 50 letters, digits, '-' or '_'.
+    mod@moderator: !inventory add mic "USB microphone" audio gear
+    < Added mic.
+    mod@moderator: !inventory add MIC "Another one"
+    < Item 'MIC' already exists.
+    mod@moderator: !inventory add cable "XLR cable" audio audio
+    < Duplicate label: audio.
+    mod@moderator: !inventory add cable "XLR cable" a b c d e f
+    < Maximum 5 labels allowed per item.
+    mod@moderator: !inventory add cable "XLR cable" audio qty:3
+    < Added cable ×3.
+    mod@moderator: !inventory add lamp "Ring light" qty:0
+    < The quantity must be a whole number from 1 to 10000.
+    mod@moderator: !inventory checkout mic @Bob
+    < mic checked out to bob.
+    mod@moderator: !inventory checkout mic carol
+    < mic is already checked out (by bob).
+    mod@moderator: !inventory checkout drum carol
+    < Item 'drum' not found.
+    mod@moderator: !inventory checkout cable carol 2
+    < 2 of cable checked out to carol; 1 left.
+    mod@moderator: !inventory checkout cable dave 2
+    < Only 1 of cable available.
+    mod@moderator: !inventory checkout cable dave
+    < 1 of cable checked out to dave; 0 left.
+    alice: !inventory status cable
+    < cable: XLR cable — 0 of 3 available (out: carol ×2, dave ×1) [labels: audio]
+    alice: !inventory list checkedout
+    < cable (0/3 available) | mic (out: bob)
+    alice: !inventory list available
+    < No items.
+    alice: !inventory list lost
+    <~ Usage: !inventory
+    mod@moderator: !inventory checkin cable
+    < Several people have cable: carol ×2, dave ×1. Say whose: checkin cable <user>.
+    mod@moderator: !inventory checkin cable carol 3
+    < carol has only 2 of cable.
+    mod@moderator: !inventory checkin cable carol 1
+    < 1 of cable checked in from carol; 1 available.
+    mod@moderator: !inventory checkin cable erin
+    < erin has no cable.
+    mod@moderator: !inventory checkin mic
+    < mic checked in.
+    mod@moderator: !inventory checkin mic
+    < mic is not checked out.
+    mod@moderator: !inventory delete cable
+    < cable is checked out by carol ×1, dave ×1; check it in first.
+    mod@moderator: !inventory labels mic add streaming
+    < mic labels: audio, gear, streaming
+    mod@moderator: !inventory labels mic add gear
+    < Duplicate label: gear.
+    mod@moderator: !inventory labels mic drop gear
+    < Invalid action: use add or remove.
+    mod@moderator: !inventory labels mic remove video
+    < mic has no label video.
+    alice: !inventory search STREAMING
+    < mic (available)
+    alice: !inventory search xlr
+    < cable (1/3 available)
+    alice: !inventory search tuba
+    < No item matches "tuba".
+    alice: !inventory stats
+    < Inventory: 2 items (4 units); checked out: 2 units of 1 items; available: 2 units.
+    alice: !inventory history mic
+    < mic: label add streaming by mod | checkin 1 from bob by mod | checkout 1 to bob by mod | add quantity 1 by mod
+    mod@moderator: !inventory delete mic
+    < Deleted mic.
+    alice: !inventory status mic
+    < Item 'mic' not found.
+    alice: !inv frobnicate
+    <~ Usage: !inventory
+"#;
+
+#[tokio::test]
+async fn the_inventory_transcript() {
+    for (name, store, _scratch) in stores().await {
+        eprintln!("store: {name}");
+        bot(store).play(INVENTORY_SCRIPT).await;
     }
 }
 

@@ -9,6 +9,7 @@
 //! | [`Aliases`] | `!alias add|remove|list` (managing: moderators) |
 //! | [`Quotes`] | `!quote [id]`, `!quote add|search|delete|up|down` (adding and deleting: moderators) |
 //! | [`Memories`] | `!memories add url|note`, `list`, `get`, `search`, `delete` (adding and deleting: moderators) |
+//! | [`Inventory`] | `!inventory add|checkout|checkin|delete|labels` (moderators), `list|search|status|stats|history` (everyone) |
 //! | [`Reminders`] | `!remind <text> in <5m|2h|1d|3w> [daily|weekly]`, `!remind list|cancel` (delivered by the router's scheduler) |
 //! | [`AiChat`] | `!ai` / `!ask`, and answers to greetings, questions, mentions and channel events (needs an AI provider; registered by the embedder with [`AiChat::listener`]) |
 //!
@@ -20,6 +21,7 @@
 mod ai_chat;
 mod aliases;
 mod custom_commands;
+mod inventory;
 mod memories;
 mod quotes;
 mod reminders;
@@ -33,6 +35,10 @@ pub use ai_chat::{
 pub use aliases::{ALIAS_MODULE, Aliases};
 pub use custom_commands::{
     CustomCommands, MAX_NAME_LEN, MAX_RESPONSE_LEN, NameError, check_command_name, check_response,
+};
+pub use inventory::{
+    INVENTORY_MODULE, Inventory, Item, MAX_ITEM_DESCRIPTION_LEN, MAX_ITEM_NAME_LEN, MAX_LABEL_LEN,
+    MAX_LABELS_PER_ITEM, MAX_QUANTITY,
 };
 pub use memories::{
     MAX_DESCRIPTION_LEN, MAX_NOTE_LEN, MAX_TAG_LEN, MAX_TAGS, MAX_TITLE_LEN, MAX_URL_LEN,
@@ -51,6 +57,7 @@ pub fn default_modules() -> Vec<Arc<dyn CommandHandler>> {
         Arc::new(Aliases),
         Arc::new(Quotes),
         Arc::new(Memories),
+        Arc::new(Inventory),
         Arc::new(Reminders),
     ]
 }
