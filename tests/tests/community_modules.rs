@@ -11,7 +11,7 @@ use waddlebot::clock::ManualClock;
 use waddlebot::store::SqliteStore;
 use waddlebot::testing::RecordingPlatform;
 use waddlebot::{Event, PermissionLevel, PlatformKind, Store};
-use waddlebot_modules::{Aliases, CustomCommands, Inventory, Memories, Quotes, Reminders};
+use waddlebot_modules::{Aliases, CustomCommands, Inventory, Labels, Memories, Quotes, Reminders};
 use waddlebot_router::Router;
 use waddlebot_router::testing::Transcript;
 
@@ -36,6 +36,7 @@ fn bot(store: Arc<dyn Store>) -> Transcript {
             .handler(Quotes)
             .handler(Memories)
             .handler(Inventory)
+            .handler(Labels)
             .handler(Reminders),
     )
     .expect("router")
@@ -312,6 +313,79 @@ async fn the_inventory_transcript() {
     for (name, store, _scratch) in stores().await {
         eprintln!("store: {name}");
         bot(store).play(INVENTORY_SCRIPT).await;
+    }
+}
+
+const LABEL_SCRIPT: &str = r#"
+    alice: !label list user @bob
+    < user bob has no labels.
+    alice: !label add user bob vip-guest
+    < You need to be moderator or higher to use !label.
+    mod@moderator: !label add
+    <~ Usage: !label add <type>
+    mod@moderator: !label add user bob
+    <~ Usage: !label add <type>
+    mod@moderator: !label add planet mars red
+    < Unknown label type 'planet': use user, item, event, command, memory, alias, module, community.
+    mod@moderator: !label add user @Bob event-autoapprove
+    < Labelled user bob event-autoapprove.
+    mod@moderator: !label add user bob event-autoapprove
+    < That user already has the label event-autoapprove.
+    mod@moderator: !label add user bob bad!label
+    < Label names are 1 to 50 letters, digits, '-' or '_'.
+    mod@moderator: !label add user bob guest for 2h
+    < Labelled user bob guest for 2h.
+    mod@moderator: !label add user bob trial for ever
+    < 'ever' is not a time: use a number and a unit, like 10m or 2h.
+    mod@moderator: !label add user bob trial in 2h
+    <~ Usage: !label
+    alice: !label list user bob
+    < user bob: event-autoapprove, guest
+    ~ wait 3h
+    alice: !labels list user bob
+    < user bob: event-autoapprove
+    mod@moderator: !label add user bob a
+    < Labelled user bob a.
+    mod@moderator: !label add user bob b
+    < Labelled user bob b.
+    mod@moderator: !label add user bob c
+    < Labelled user bob c.
+    mod@moderator: !label add user bob d
+    < Labelled user bob d.
+    mod@moderator: !label add user bob e
+    < user can have maximum 5 labels.
+    mod@moderator: !label add item mic a
+    < Labelled item mic a.
+    mod@moderator: !label remove user bob a
+    < Removed a from user bob.
+    mod@moderator: !label remove user bob a
+    < user bob has no label a.
+    mod@moderator: !label frob user bob a
+    <~ Usage: !label
+"#;
+
+#[tokio::test]
+async fn the_label_transcript() {
+    for (name, store, _scratch) in stores().await {
+        eprintln!("store: {name}");
+        let transcript = bot(store);
+        transcript.play(LABEL_SCRIPT).await;
+        // Other modules read labels; users are named per platform.
+        let community = transcript.community().await;
+        let now = transcript.router().clock().now();
+        let store = transcript.router().store().as_ref();
+        let bob = waddlebot_modules::target_key("user", &PlatformKind::Twitch, "@BOB");
+        assert!(
+            waddlebot_modules::has_label(store, community, &bob, "event-autoapprove", now)
+                .await
+                .expect("read")
+        );
+        let discord_bob = waddlebot_modules::target_key("user", &PlatformKind::Discord, "bob");
+        assert!(
+            !waddlebot_modules::has_label(store, community, &discord_bob, "event-autoapprove", now)
+                .await
+                .expect("read")
+        );
     }
 }
 

@@ -10,6 +10,7 @@
 //! | [`Quotes`] | `!quote [id]`, `!quote add|search|delete|up|down` (adding and deleting: moderators) |
 //! | [`Memories`] | `!memories add url|note`, `list`, `get`, `search`, `delete` (adding and deleting: moderators) |
 //! | [`Inventory`] | `!inventory add|checkout|checkin|delete|labels` (moderators), `list|search|status|stats|history` (everyone) |
+//! | [`Labels`] | `!label add|remove` (moderators), `!label list`: labels on users, items, events, commands, memories, optionally expiring |
 //! | [`Reminders`] | `!remind <text> in <5m|2h|1d|3w> [daily|weekly]`, `!remind list|cancel` (delivered by the router's scheduler) |
 //! | [`AiChat`] | `!ai` / `!ask`, and answers to greetings, questions, mentions and channel events (needs an AI provider; registered by the embedder with [`AiChat::listener`]) |
 //!
@@ -22,6 +23,7 @@ mod ai_chat;
 mod aliases;
 mod custom_commands;
 mod inventory;
+mod labels;
 mod memories;
 mod quotes;
 mod reminders;
@@ -39,6 +41,10 @@ pub use custom_commands::{
 pub use inventory::{
     INVENTORY_MODULE, Inventory, Item, MAX_ITEM_DESCRIPTION_LEN, MAX_ITEM_NAME_LEN, MAX_LABEL_LEN,
     MAX_LABELS_PER_ITEM, MAX_QUANTITY,
+};
+pub use labels::{
+    EVENT_AUTOAPPROVE, LABEL_TYPES, LABELS_MODULE, Label, Labels, MAX_LABEL_NAME_LEN, has_label,
+    label_limit, labels_of, target_key,
 };
 pub use memories::{
     MAX_DESCRIPTION_LEN, MAX_NOTE_LEN, MAX_TAG_LEN, MAX_TAGS, MAX_TITLE_LEN, MAX_URL_LEN,
@@ -58,6 +64,7 @@ pub fn default_modules() -> Vec<Arc<dyn CommandHandler>> {
         Arc::new(Quotes),
         Arc::new(Memories),
         Arc::new(Inventory),
+        Arc::new(Labels),
         Arc::new(Reminders),
     ]
 }

@@ -57,7 +57,7 @@ pub fn parse_delay(spec: &str) -> Result<Duration, String> {
 }
 
 /// `2h 5m`, `3d 4h`, `45s` (the two largest units).
-fn human(duration: Duration) -> String {
+pub(crate) fn human(duration: Duration) -> String {
     let secs = duration.as_secs();
     let parts = [
         (secs / (7 * DAY), "w"),
