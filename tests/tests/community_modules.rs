@@ -11,7 +11,9 @@ use waddlebot::clock::ManualClock;
 use waddlebot::store::SqliteStore;
 use waddlebot::testing::RecordingPlatform;
 use waddlebot::{Event, PermissionLevel, PlatformKind, Store};
-use waddlebot_modules::{Aliases, CustomCommands, Inventory, Labels, Memories, Quotes, Reminders};
+use waddlebot_modules::{
+    Aliases, Calendar, CustomCommands, Inventory, Labels, Memories, Quotes, Reminders,
+};
 use waddlebot_router::Router;
 use waddlebot_router::testing::Transcript;
 
@@ -37,6 +39,7 @@ fn bot(store: Arc<dyn Store>) -> Transcript {
             .handler(Memories)
             .handler(Inventory)
             .handler(Labels)
+            .handler(Calendar)
             .handler(Reminders),
     )
     .expect("router")
@@ -385,6 +388,142 @@ async fn the_label_transcript() {
             !waddlebot_modules::has_label(store, community, &discord_bob, "event-autoapprove", now)
                 .await
                 .expect("read")
+        );
+    }
+}
+
+const CALENDAR_SCRIPT: &str = r#"
+    alice: !event list
+    < No upcoming events.
+    alice: !event add "Movie night" "2026-01-10 20:00"
+    < You need to be moderator or higher to use !event.
+    mod@moderator: !event add "Movie night"
+    <~ Usage: !event add
+    mod@moderator: !event add "Mo" "2026-01-10 20:00"
+    < The title must be 3 to 255 characters.
+    mod@moderator: !event add "Movie night" "10.01.2026 20:00"
+    < '10.01.2026 20:00' is not a date and time: use YYYY-MM-DD HH:MM (24-hour), like 2026-12-24 18:30.
+    mod@moderator: !event add "Movie night" "2025-12-31 20:00"
+    < 2025-12-31 20:00 Europe/Berlin is in the past.
+    mod@moderator: !event add "Movie night" "2026-01-10 20:00" "We watch Happy Feet" "Discord stage" 0
+    < The most attendees must be a whole number from 1.
+    mod@moderator: !event add "Movie night" "2026-01-10 20:00" "We watch Happy Feet" "Discord stage" 2
+    < Event #1 submitted for approval: Movie night, 2026-01-10 20:00 Europe/Berlin.
+    alice: !event list pending
+    < You need to be moderator or higher to use !event.
+    mod@moderator: !event list pending
+    < #1 Movie night (2026-01-10 20:00 Europe/Berlin)
+    alice: !event join 1
+    < Event #1 is not open for answers.
+    mod@moderator: !event approve 1
+    < You need to be broadcaster or higher to use !event.
+    owner@broadcaster: !event approve 1
+    < Event #1 approved: Movie night.
+    owner@broadcaster: !event approve 1
+    < Event #1 is not pending.
+    owner@broadcaster: !event add "Game night" "2026-01-05 19:00"
+    < Event #2 added: Game night, 2026-01-05 19:00 Europe/Berlin.
+    alice: !event list
+    < #2 Game night (2026-01-05 19:00 Europe/Berlin) | #1 Movie night (2026-01-10 20:00 Europe/Berlin)
+    alice: !event join 1
+    < You're going to #1 Movie night (1 going).
+    bob: !event join 1
+    < You're going to #1 Movie night (2 going).
+    carol: !event join 1
+    < #1 is full; you are number 1 on the waitlist.
+    dave: !event join 1 maybe
+    < Noted: maybe for #1 Movie night.
+    erin: !event join 1 sure
+    <~ Usage: !event
+    alice: !event leave 1
+    < You left #1 Movie night. @carol moves up from the waitlist and is going.
+    alice: !event leave 1
+    < You are not on event #1.
+    alice: !calendar info 1
+    < #1 Movie night (approved): 2026-01-10 20:00 Europe/Berlin at Discord stage — We watch Happy Feet; going 2/2.
+    alice: !event info 9
+    < No event #9.
+    alice: !event cancel 1
+    < You may not cancel event #1.
+    mod@moderator: !event cancel 1
+    < Event #1 cancelled: Movie night.
+    mod@moderator: !event cancel 1
+    < Event #1 is already cancelled.
+    mod@moderator: !event add "Stream planning" "2026-01-07 18:00"
+    < Event #3 submitted for approval: Stream planning, 2026-01-07 18:00 Europe/Berlin.
+    owner@broadcaster: !event reject 3 Not this week
+    < Event #3 rejected: Not this week
+    mod@moderator: !event list rejected
+    < #3 Stream planning (2026-01-07 18:00 Europe/Berlin)
+    owner@broadcaster: !event repeat 2 weekly until 2026-01-31
+    < Event #2 repeats weekly until 2026-01-31: 3 more (#4, #5, #6).
+    owner@broadcaster: !event repeat 2 hourly until 2026-01-31
+    <~ Usage: !event
+    owner@broadcaster: !event repeat 2 monthly until 2028-01-01
+    < Events repeat at most a year ahead.
+    owner@broadcaster: !event repeat 2 daily until 31/01/2026
+    < '31/01/2026' is not a date: use YYYY-MM-DD.
+    owner@broadcaster: !event edit 2 time 2026-01-05 20:00
+    < Event #2 updated: Game night, 2026-01-05 20:00 Europe/Berlin.
+    owner@broadcaster: !event edit 2 time 2025-01-05 20:00
+    < 2025-01-05 20:00 Europe/Berlin is in the past.
+    mod@moderator: !event edit 2 title Board games
+    < You may not edit event #2.
+    owner@broadcaster: !label add user mod event-autoapprove
+    < Labelled user mod event-autoapprove.
+    mod@moderator: !event add "Quiz" "2026-01-08 18:00"
+    < Event #7 added: Quiz, 2026-01-08 18:00 Europe/Berlin.
+    ~ wait 200h
+    alice: !event list
+    < #4 Game night (2026-01-12 19:00 Europe/Berlin) | #5 Game night (2026-01-19 19:00 Europe/Berlin) | #6 Game night (2026-01-26 19:00 Europe/Berlin)
+"#;
+
+#[tokio::test]
+async fn the_calendar_transcript() {
+    for (name, store, _scratch) in stores().await {
+        eprintln!("store: {name}");
+        let transcript = bot(Arc::clone(&store));
+        let community = transcript.community().await;
+        store
+            .put_module_install(&waddlebot::store::ModuleInstall {
+                community_id: community,
+                module: "calendar".to_owned(),
+                enabled: true,
+                config: serde_json::json!({"timezone": "Europe/Berlin"}),
+                updated_by: "test".to_owned(),
+                updated_at: std::time::SystemTime::now(),
+            })
+            .await
+            .expect("settings");
+        transcript.play(CALENDAR_SCRIPT).await;
+        // Approved events have their reminders scheduled; the cancelled one's are gone.
+        let reminders = waddlebot::schedule::list(store.as_ref(), community, "calendar")
+            .await
+            .expect("read");
+        let ids: Vec<String> = reminders.iter().map(|r| r.id.clone()).collect();
+        let c = community.0;
+        assert!(
+            !ids.iter().any(|id| id.starts_with(&format!("cal-{c}-1-"))),
+            "{ids:?}"
+        );
+        assert!(
+            !ids.iter().any(|id| id.starts_with(&format!("cal-{c}-3-"))),
+            "{ids:?}"
+        );
+        let game_hour = reminders
+            .iter()
+            .find(|r| r.id == format!("cal-{c}-2-1h"))
+            .expect("the 1-hour reminder of #2");
+        // 2026-01-05 20:00 in Berlin is 19:00 UTC; an hour before is 18:00 UTC.
+        assert_eq!(game_hour.due_ms, 1_767_636_000_000);
+        assert_eq!(
+            game_hour.text,
+            "📅 Reminder: Game night (#2) starts in 1 hour, at 2026-01-05 20:00 Europe/Berlin."
+        );
+        assert_eq!(
+            ids.len(),
+            5 * 3,
+            "#2, #4, #5, #6 and #7, three each: {ids:?}"
         );
     }
 }

@@ -11,6 +11,7 @@
 //! | [`Memories`] | `!memories add url|note`, `list`, `get`, `search`, `delete` (adding and deleting: moderators) |
 //! | [`Inventory`] | `!inventory add|checkout|checkin|delete|labels` (moderators), `list|search|status|stats|history` (everyone) |
 //! | [`Labels`] | `!label add|remove` (moderators), `!label list`: labels on users, items, events, commands, memories, optionally expiring |
+//! | [`Calendar`] | `!event add|list|info|join|leave|approve|reject|cancel|edit|repeat` (`!calendar`): events in the community's time zone, approval, RSVPs and waitlists, recurrence, reminders |
 //! | [`Reminders`] | `!remind <text> in <5m|2h|1d|3w> [daily|weekly]`, `!remind list|cancel` (delivered by the router's scheduler) |
 //! | [`AiChat`] | `!ai` / `!ask`, and answers to greetings, questions, mentions and channel events (needs an AI provider; registered by the embedder with [`AiChat::listener`]) |
 //!
@@ -21,6 +22,7 @@
 
 mod ai_chat;
 mod aliases;
+mod calendar;
 mod custom_commands;
 mod inventory;
 mod labels;
@@ -35,6 +37,10 @@ pub use ai_chat::{
     chat_trigger, clean_answer, fallback_reply,
 };
 pub use aliases::{ALIAS_MODULE, Aliases};
+pub use calendar::{
+    CALENDAR_MODULE, Calendar, CalendarEvent, EventStatus, MAX_EVENT_DESCRIPTION_LEN,
+    MAX_LOCATION_LEN, MAX_OCCURRENCES, Rsvp, TITLE_LEN,
+};
 pub use custom_commands::{
     CustomCommands, MAX_NAME_LEN, MAX_RESPONSE_LEN, NameError, check_command_name, check_response,
 };
@@ -65,6 +71,7 @@ pub fn default_modules() -> Vec<Arc<dyn CommandHandler>> {
         Arc::new(Memories),
         Arc::new(Inventory),
         Arc::new(Labels),
+        Arc::new(Calendar),
         Arc::new(Reminders),
     ]
 }
