@@ -29,7 +29,7 @@ use jiff::ToSpan;
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 use waddlebot::schedule::{self, Scheduled};
-use waddlebot::store::{Expect, Page, Store, community_namespace};
+use waddlebot::store::{Expect, Store, community_namespace};
 use waddlebot::{
     CommandError, CommandHandler, CommandSpec, CommunityId, Context, PermissionLevel, PlatformKind,
     Reply, StoreError,
@@ -258,29 +258,7 @@ async fn all(
     store: &dyn Store,
     community: CommunityId,
 ) -> Result<Vec<CalendarEvent>, CommandError> {
-    let ns = namespace(community);
-    let mut out = Vec::new();
-    let mut after = None;
-    loop {
-        let page = store
-            .list_documents(
-                &ns,
-                "",
-                &Page {
-                    after: after.take(),
-                    limit: Page::MAX_LIMIT,
-                },
-            )
-            .await?;
-        let full = page.len() == Page::MAX_LIMIT;
-        after = page.last().map(|d| d.key.clone());
-        for document in page {
-            out.push(decode(document.value)?);
-        }
-        if !full {
-            return Ok(out);
-        }
-    }
+    crate::load_all(store, &namespace(community), "event").await
 }
 
 /// Changes event `id` with `change` (which may refuse), retrying on a concurrent change.

@@ -13,7 +13,7 @@ use std::time::UNIX_EPOCH;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use waddlebot::store::{Expect, Page, Store, community_namespace};
+use waddlebot::store::{Expect, Store, community_namespace};
 use waddlebot::{
     CommandError, CommandHandler, CommandSpec, CommunityId, Context, PermissionLevel, Reply,
     StoreError,
@@ -135,29 +135,7 @@ fn not_found(name: &str) -> CommandError {
 
 /// Every item of a community, by name.
 async fn all(store: &dyn Store, community: CommunityId) -> Result<Vec<Item>, CommandError> {
-    let ns = namespace(community);
-    let mut out = Vec::new();
-    let mut after = None;
-    loop {
-        let page = store
-            .list_documents(
-                &ns,
-                "",
-                &Page {
-                    after: after.take(),
-                    limit: Page::MAX_LIMIT,
-                },
-            )
-            .await?;
-        let full = page.len() == Page::MAX_LIMIT;
-        after = page.last().map(|d| d.key.clone());
-        for document in page {
-            out.push(decode(document.value)?);
-        }
-        if !full {
-            return Ok(out);
-        }
-    }
+    crate::load_all(store, &namespace(community), "inventory item").await
 }
 
 /// Changes item `name` with `change` (which may refuse with a message), retrying on a
@@ -567,31 +545,12 @@ impl Inventory {
         };
         let key = name.to_lowercase();
         let ns = community_namespace(ctx.community, "inventory_log");
-        let mut entries = Vec::new();
-        let mut after = None;
-        loop {
-            let page = ctx
-                .store
-                .list_documents(
-                    &ns,
-                    "",
-                    &Page {
-                        after: after.take(),
-                        limit: Page::MAX_LIMIT,
-                    },
-                )
-                .await?;
-            let full = page.len() == Page::MAX_LIMIT;
-            after = page.last().map(|d| d.key.clone());
-            entries.extend(
-                page.into_iter()
-                    .map(|d| d.value)
-                    .filter(|v| v["item"].as_str() == Some(key.as_str())),
-            );
-            if !full {
-                break;
-            }
-        }
+        let entries: Vec<serde_json::Value> =
+            crate::load_all::<serde_json::Value>(ctx.store.as_ref(), &ns, "inventory log entry")
+                .await?
+                .into_iter()
+                .filter(|v| v["item"].as_str() == Some(key.as_str()))
+                .collect();
         if entries.is_empty() {
             return Err(not_found(name));
         }

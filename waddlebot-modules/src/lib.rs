@@ -60,7 +60,24 @@ pub use quotes::{MAX_AUTHOR_LEN, MAX_QUOTE_LEN, QUOTES_MODULE, Quote, Quotes};
 pub use reminders::{
     MAX_AHEAD, MAX_PER_USER, MAX_REMINDER_LEN, REMINDERS_MODULE, Reminders, parse_delay,
 };
-use waddlebot::CommandHandler;
+use waddlebot::{CommandError, CommandHandler, Store};
+
+/// Every record a module keeps in `namespace`, decoded, in key order; `what` names the record
+/// in the error a malformed one gives.
+pub(crate) async fn load_all<T: serde::de::DeserializeOwned>(
+    store: &dyn Store,
+    namespace: &str,
+    what: &str,
+) -> Result<Vec<T>, CommandError> {
+    waddlebot::store::all_documents(store, namespace, "")
+        .await?
+        .into_iter()
+        .map(|document| {
+            serde_json::from_value(document.value)
+                .map_err(|err| CommandError::Internal(format!("malformed {what}: {err}").into()))
+        })
+        .collect()
+}
 
 /// Every built-in module, ready to register with a router.
 pub fn default_modules() -> Vec<Arc<dyn CommandHandler>> {

@@ -10,7 +10,7 @@ use std::time::UNIX_EPOCH;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use waddlebot::store::{Expect, Page, Store, community_namespace};
+use waddlebot::store::{Expect, Store, community_namespace};
 use waddlebot::{
     CommandError, CommandHandler, CommandSpec, CommunityId, Context, PermissionLevel, Reply,
 };
@@ -92,31 +92,7 @@ fn too_long(what: &str, max: usize) -> CommandError {
 
 /// Every memory of a community, in id order.
 async fn all(store: &dyn Store, community: CommunityId) -> Result<Vec<Memory>, CommandError> {
-    let ns = namespace(community);
-    let mut out = Vec::new();
-    let mut after = None;
-    loop {
-        let page = store
-            .list_documents(
-                &ns,
-                "",
-                &Page {
-                    after: after.take(),
-                    limit: Page::MAX_LIMIT,
-                },
-            )
-            .await?;
-        let full = page.len() == Page::MAX_LIMIT;
-        after = page.last().map(|d| d.key.clone());
-        for document in page {
-            out.push(serde_json::from_value(document.value).map_err(|err| {
-                CommandError::Internal(format!("malformed memory: {err}").into())
-            })?);
-        }
-        if !full {
-            return Ok(out);
-        }
-    }
+    crate::load_all(store, &namespace(community), "memory").await
 }
 
 fn listed(memories: &[Memory], empty: String) -> String {

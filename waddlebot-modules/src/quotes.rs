@@ -9,7 +9,7 @@ use std::time::UNIX_EPOCH;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use waddlebot::store::{Expect, Page, Store, community_namespace};
+use waddlebot::store::{Expect, Store, community_namespace};
 use waddlebot::{
     CommandError, CommandHandler, CommandSpec, CommunityId, Context, PermissionLevel, Reply,
     StoreError,
@@ -80,29 +80,7 @@ fn decode(value: serde_json::Value) -> Result<Quote, CommandError> {
 
 /// Every quote of a community, in id order.
 async fn all(store: &dyn Store, community: CommunityId) -> Result<Vec<Quote>, CommandError> {
-    let ns = namespace(community);
-    let mut out = Vec::new();
-    let mut after = None;
-    loop {
-        let page = store
-            .list_documents(
-                &ns,
-                "",
-                &Page {
-                    after: after.take(),
-                    limit: Page::MAX_LIMIT,
-                },
-            )
-            .await?;
-        let full = page.len() == Page::MAX_LIMIT;
-        after = page.last().map(|d| d.key.clone());
-        for document in page {
-            out.push(decode(document.value)?);
-        }
-        if !full {
-            return Ok(out);
-        }
-    }
+    crate::load_all(store, &namespace(community), "quote").await
 }
 
 async fn one(store: &dyn Store, community: CommunityId, id: u64) -> Result<Quote, CommandError> {

@@ -225,30 +225,13 @@ pub async fn list(
     module: &str,
 ) -> Result<Vec<Scheduled>, StoreError> {
     let mut out = Vec::new();
-    let mut after = None;
-    loop {
-        let page = store
-            .list_documents(
-                NAMESPACE,
-                "",
-                &Page {
-                    after: after.take(),
-                    limit: Page::MAX_LIMIT,
-                },
-            )
-            .await?;
-        let full = page.len() == Page::MAX_LIMIT;
-        after = page.last().map(|d| d.key.clone());
-        for document in page {
-            let item = decode(document.value)?;
-            if item.community_id == community && item.module == module {
-                out.push(item);
-            }
-        }
-        if !full {
-            return Ok(out);
+    for document in crate::store::all_documents(store, NAMESPACE, "").await? {
+        let item = decode(document.value)?;
+        if item.community_id == community && item.module == module {
+            out.push(item);
         }
     }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -763,6 +763,36 @@ pub fn community_namespace(community: CommunityId, name: &str) -> String {
     format!("{}{name}", community_namespace_prefix(community))
 }
 
+/// Every document of `namespace` whose key starts with `prefix`, in key order, reading the
+/// store a page at a time. For a module's listings of a community's own records; not for a
+/// namespace that grows without bound.
+pub async fn all_documents(
+    store: &dyn Store,
+    namespace: &str,
+    prefix: &str,
+) -> Result<Vec<Document>, StoreError> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_documents(
+                namespace,
+                prefix,
+                &Page {
+                    after: after.take(),
+                    limit: Page::MAX_LIMIT,
+                },
+            )
+            .await?;
+        let full = page.len() == Page::MAX_LIMIT;
+        after = page.last().map(|d| d.key.clone());
+        out.extend(page);
+        if !full {
+            return Ok(out);
+        }
+    }
+}
+
 /// The prefix every namespace of `community` starts with.
 pub fn community_namespace_prefix(community: CommunityId) -> String {
     format!("{}:", community.0)
