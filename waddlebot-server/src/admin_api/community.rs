@@ -346,6 +346,31 @@ fn may_manage(call: &Call<'_>, level: PermissionLevel) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The path's grant, read under its write lock (held until the guard is dropped), after
+/// checking the caller may change it.
+async fn locked_grant(
+    call: &Call<'_>,
+    platform: &PlatformKind,
+    user: &str,
+) -> Result<(tokio::sync::OwnedMutexGuard<()>, Option<RoleGrant>), Failure> {
+    let id = call.id()?;
+    let held = call
+        .app
+        .state()
+        .write_locks
+        .lock(format!("{}/grants/{platform}/{user}", id.0))
+        .await;
+    let before = call
+        .store()
+        .role_grant(id, platform, user)
+        .await
+        .map_err(store_failure)?;
+    if let Some(before) = &before {
+        may_manage(call, before.level)?;
+    }
+    Ok((held, before))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewGrant {
@@ -358,20 +383,7 @@ pub(super) async fn grant(call: &Call<'_>) -> Answer {
     let (platform, user) = grantee(call)?;
     let new: NewGrant = call.body()?;
     may_manage(call, new.level)?;
-    let _held = call
-        .app
-        .state()
-        .write_locks
-        .lock(format!("{}/grants/{platform}/{user}", id.0))
-        .await;
-    let before = call
-        .store()
-        .role_grant(id, &platform, &user)
-        .await
-        .map_err(store_failure)?;
-    if let Some(before) = &before {
-        may_manage(call, before.level)?;
-    }
+    let (_held, before) = locked_grant(call, &platform, &user).await?;
     let grant = RoleGrant {
         community_id: id,
         platform,
@@ -396,19 +408,8 @@ pub(super) async fn grant(call: &Call<'_>) -> Answer {
 pub(super) async fn revoke(call: &Call<'_>) -> Answer {
     let id = call.id()?;
     let (platform, user) = grantee(call)?;
-    let _held = call
-        .app
-        .state()
-        .write_locks
-        .lock(format!("{}/grants/{platform}/{user}", id.0))
-        .await;
-    let before = call
-        .store()
-        .role_grant(id, &platform, &user)
-        .await
-        .map_err(store_failure)?
-        .ok_or_else(|| not_found(format!("grant for {platform} user {user}")))?;
-    may_manage(call, before.level)?;
+    let (_held, before) = locked_grant(call, &platform, &user).await?;
+    let before = before.ok_or_else(|| not_found(format!("grant for {platform} user {user}")))?;
     call.store()
         .delete_role_grant(id, &platform, &user)
         .await
