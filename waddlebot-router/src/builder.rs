@@ -25,6 +25,7 @@ pub struct RouterBuilder {
     handlers: Vec<Arc<dyn CommandHandler>>,
     subscribers: Vec<Subscriber>,
     optional_modules: HashSet<String>,
+    allow_private: bool,
     platforms: Vec<Arc<dyn Platform>>,
     limiter: Option<Arc<dyn RateLimiter>>,
     sessions: Option<Arc<dyn SessionStore>>,
@@ -112,6 +113,13 @@ impl RouterBuilder {
         self
     }
 
+    /// Lets remote modules and rule webhooks call private and local addresses (modules running
+    /// beside the bot, tests). Off by default: see [`crate::egress`].
+    pub fn allow_private_targets(mut self, allow: bool) -> Self {
+        self.allow_private = allow;
+        self
+    }
+
     /// Replaces the settings.
     pub fn config(mut self, config: RouterConfig) -> Self {
         self.config = config;
@@ -178,7 +186,7 @@ impl RouterBuilder {
             local: self.config.prefixes.clone(),
             remote: self.config.remote_prefix.clone(),
         };
-        let http = reqwest::Client::new();
+        let http = crate::egress::client(self.allow_private);
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let limiter = self
             .limiter
@@ -208,8 +216,9 @@ impl RouterBuilder {
             sessions: self
                 .sessions
                 .unwrap_or_else(|| Arc::new(MemorySessions::new(SESSION_TTL))),
-            remote: RemoteCaller::new(http.clone()),
+            remote: RemoteCaller::new(http.clone(), self.allow_private),
             http,
+            allow_private: self.allow_private,
             prefixes,
             config: self.config,
             tasks: tokio_util::task::TaskTracker::new(),

@@ -36,6 +36,7 @@ mod builder;
 mod builtin;
 pub mod cache;
 mod delivery;
+pub mod egress;
 pub mod fanout;
 pub mod governor;
 pub mod invalidation;

@@ -226,13 +226,16 @@ impl Health {
 /// Calls remote modules and keeps their health.
 pub(crate) struct RemoteCaller {
     http: reqwest::Client,
+    /// Whether modules may live at private addresses ([`crate::egress`]).
+    allow_private: bool,
     health: Mutex<HashMap<(CommunityId, String), Health>>,
 }
 
 impl RemoteCaller {
-    pub(crate) fn new(http: reqwest::Client) -> Self {
+    pub(crate) fn new(http: reqwest::Client, allow_private: bool) -> Self {
         Self {
             http,
+            allow_private,
             health: Mutex::new(HashMap::new()),
         }
     }
@@ -305,6 +308,8 @@ impl RemoteCaller {
                 auth.split_once(':'),
             ),
         };
+        // Saved before the rule existed, or changed in the store directly: checked again here.
+        crate::egress::check_url(&url, self.allow_private).map_err(CallFailure::Unavailable)?;
         let deadline = Instant::now() + Duration::from_millis(module.timeout_ms).min(MAX_TIMEOUT);
         let mut attempt = 0;
         loop {
@@ -415,6 +420,7 @@ impl crate::Router {
     /// the remote prefix (`#weather`) from the next message on.
     pub async fn register_remote_module(&self, module: RemoteModule) -> Result<(), RemoteError> {
         validate(&module)?;
+        crate::egress::check_url(&module.url, self.allow_private).map_err(RemoteError::Invalid)?;
         let community = module.community_id;
         let existing = self.remote_modules_of(community).await?;
         if let Some(clash) = existing.iter().find(|other| {

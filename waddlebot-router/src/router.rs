@@ -135,6 +135,8 @@ pub struct Router {
     pub(crate) rules: moka::sync::Cache<CommunityId, (Arc<Vec<StringRule>>, SharedRules)>,
     /// For rule webhooks.
     pub(crate) http: reqwest::Client,
+    /// Whether remote modules and rule webhooks may call private addresses.
+    pub(crate) allow_private: bool,
     /// Where sessions live.
     pub(crate) sessions: Arc<dyn SessionStore>,
     /// Calls remote modules and tracks their health.
@@ -455,7 +457,14 @@ impl Router {
                 metrics::counter!(metrics_names::RULE_MATCHES).increment(1);
                 outcome.processed = true;
                 outcome.matched_rule = Some(rule.id);
-                rules::send_webhook(&self.tasks, &self.http, rule, community, &event);
+                rules::send_webhook(
+                    &self.tasks,
+                    &self.http,
+                    self.allow_private,
+                    rule,
+                    community,
+                    &event,
+                );
                 match rules::effect(rule, &event) {
                     RuleEffect::Block(replies) => {
                         outcome.replies = replies;

@@ -204,6 +204,7 @@ pub(crate) fn effect(rule: &StringRule, event: &Event) -> RuleEffect {
 pub(crate) fn send_webhook(
     tasks: &tokio_util::task::TaskTracker,
     client: &reqwest::Client,
+    allow_private: bool,
     rule: &StringRule,
     community: CommunityId,
     event: &Event,
@@ -211,6 +212,10 @@ pub(crate) fn send_webhook(
     let RuleAction::Webhook { url } = &rule.action else {
         return;
     };
+    if let Err(why) = crate::egress::check_url(url, allow_private) {
+        tracing::warn!(rule = rule.id, reason = why, "rule webhook not called");
+        return;
+    }
     let timestamp = event
         .timestamp
         .duration_since(std::time::UNIX_EPOCH)
@@ -275,6 +280,9 @@ impl crate::Router {
     /// its id. The next message sees it.
     pub async fn create_rule(&self, rule: StringRule) -> Result<StringRule, RuleError> {
         CompiledRule::compile(rule.clone())?;
+        if let RuleAction::Webhook { url } = &rule.action {
+            crate::egress::check_url(url, self.allow_private).map_err(RuleError::Invalid)?;
+        }
         Ok(self.store.create_rule(&rule).await?)
     }
 

@@ -41,7 +41,8 @@ fn module(community: CommunityId, url: String) -> RemoteModule {
 }
 
 async fn setup() -> (Transcript, CommunityId, MockServer) {
-    let t = Transcript::new(Router::builder()).expect("router");
+    // The stand-in listens on loopback: a private address, allowed here.
+    let t = Transcript::new(Router::builder().allow_private_targets(true)).expect("router");
     let community = t.community().await;
     (t, community, MockServer::start().await)
 }
@@ -355,4 +356,18 @@ async fn registrations_that_cannot_work_are_refused() {
             .await,
         Err(RemoteError::Invalid(m)) if m.contains("already answers")
     ));
+}
+
+#[tokio::test]
+async fn private_addresses_are_refused_unless_the_operator_allows_them() {
+    let t = Transcript::new(Router::builder()).expect("router");
+    let c = t.community().await;
+    let local = module(c, "http://127.0.0.1:9/weather".to_owned());
+    let refused = t.router().register_remote_module(local).await;
+    assert!(
+        matches!(&refused, Err(waddlebot_router::remote::RemoteError::Invalid(why)) if why.contains("private or local")),
+        "{refused:?}"
+    );
+    let metadata = module(c, "http://169.254.169.254/latest".to_owned());
+    assert!(t.router().register_remote_module(metadata).await.is_err());
 }

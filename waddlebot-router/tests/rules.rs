@@ -12,8 +12,10 @@ use waddlebot_router::rules::RuleError;
 use waddlebot_router::testing::Transcript;
 
 async fn setup() -> (Transcript, CommunityId) {
+    // Webhook stand-ins listen on loopback: private addresses, allowed here.
     let t = Transcript::new(
         Router::builder()
+            .allow_private_targets(true)
             .handler(command_fn(
                 CommandSpec::new("so"),
                 |ctx: Context| async move {

@@ -124,7 +124,10 @@ pub async fn build_router_with_ai(
     ai: waddlebot::AiSlot,
 ) -> Result<Router, StartError> {
     let store = open_store(config).await?;
-    let mut builder = Router::builder().store(store).config(config.router.clone());
+    let mut builder = Router::builder()
+        .store(store)
+        .config(config.router.clone())
+        .allow_private_targets(config.allow_private_targets);
     if let Some(url) = &config.redis_url {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let redis = RedisLimiter::new(

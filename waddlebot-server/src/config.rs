@@ -64,6 +64,9 @@ pub struct Config {
     /// are given, tokens must be RS256 signed by one of them (key id = file name without
     /// extension) and HS256 is off.
     pub jwt_public_keys: Vec<PathBuf>,
+    /// Let remote modules and rule webhooks call private and local addresses
+    /// (`ROUTER_ALLOW_PRIVATE_TARGETS`; off: only public addresses, against request forgery).
+    pub allow_private_targets: bool,
     /// Request deadline, admin rate limit, CORS, URI limit (`WADDLEBOT_REQUEST_TIMEOUT`,
     /// `WADDLEBOT_ADMIN_RATE_LIMIT`, `WADDLEBOT_CORS_ORIGINS`).
     pub http: crate::hygiene::HttpPolicy,
@@ -125,6 +128,7 @@ impl Default for Config {
             jwt_issuer: "waddlebot".to_owned(),
             jwt_audience: "waddlebot-api".to_owned(),
             jwt_public_keys: Vec::new(),
+            allow_private_targets: false,
             http: crate::hygiene::HttpPolicy::default(),
         }
     }
@@ -190,6 +194,7 @@ struct FileConfig {
     log_level: Option<String>,
     log_json: Option<bool>,
     log_format: Option<String>,
+    allow_private_targets: Option<bool>,
     admin_rate_limit_per_minute: Option<u32>,
     cors_origins: Option<Vec<String>>,
     http_request_timeout_secs: Option<u64>,
@@ -330,6 +335,9 @@ impl Config {
                 .parse()
                 .map_err(|reason: String| invalid("log_format", &format, reason))?;
         }
+        if let Some(allow) = file.allow_private_targets {
+            self.allow_private_targets = allow;
+        }
         if let Some(max) = file.admin_rate_limit_per_minute {
             self.http.admin_rate_per_minute = max;
         }
@@ -445,6 +453,9 @@ impl Config {
             self.log_format = format
                 .parse()
                 .map_err(|reason: String| invalid("LOG_FORMAT", &format, reason))?;
+        }
+        if let Some(value) = get("ROUTER_ALLOW_PRIVATE_TARGETS") {
+            self.allow_private_targets = parse_flag("ROUTER_ALLOW_PRIVATE_TARGETS", &value)?;
         }
         if let Some(value) = get("WADDLEBOT_ADMIN_RATE_LIMIT") {
             self.http.admin_rate_per_minute = value.trim().parse().map_err(|_| {
