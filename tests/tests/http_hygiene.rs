@@ -205,6 +205,41 @@ async fn cors_answers_configured_origins_only_and_headers_are_safe() {
     assert!(real.headers().contains_key("x-request-id"));
 }
 
+#[tokio::test]
+async fn an_address_that_keeps_guessing_credentials_is_locked_out() {
+    let policy = HttpPolicy {
+        failed_auth_per_minute: 3,
+        ..HttpPolicy::default()
+    };
+    let bot = start_with(policy, settings()).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/communities/1/commands", bot.base);
+    let get = |credential: Option<String>| {
+        let mut request = client.get(&url);
+        if let Some(credential) = credential {
+            request = request.bearer_auth(credential);
+        }
+        request.send()
+    };
+    for _ in 0..3 {
+        let status = get(None).await.expect("answered").status();
+        assert_eq!(status, 401, "a missing credential is not a guess");
+    }
+    for guess in 0..3 {
+        let key = format!("wbot_{guess:016x}{}", "0".repeat(64));
+        assert_eq!(get(Some(key)).await.expect("answered").status(), 401);
+    }
+    let locked = get(Some(token(Role::Owner, Some(1))))
+        .await
+        .expect("answered");
+    assert_eq!(
+        locked.status(),
+        429,
+        "even a good credential waits once the address is locked out"
+    );
+    assert!(locked.headers().contains_key("retry-after"));
+}
+
 fn fixture(name: &str) -> Vec<u8> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/jwt")

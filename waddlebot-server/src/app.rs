@@ -634,6 +634,33 @@ impl App {
                 return hygiene::preflight(origin, &methods);
             }
         }
+        if let Some(wait) = self
+            .state
+            .admin_limiter
+            .locked_out(self.peer, policy.failed_auth_per_minute)
+        {
+            tracing::info!(
+                category = "auth",
+                path,
+                result = "locked_out",
+                "request refused"
+            );
+            let mut response = error(Failure(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "too many failed authentications from this address; try again in {} s",
+                    wait.as_secs()
+                ),
+            ));
+            if let Ok(value) = HeaderValue::from_str(&wait.as_secs().to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            hygiene::secure(response.headers_mut());
+            return response;
+        }
+        // Only a refused credential counts as a failure, not a missing one.
+        let presented_credential = request.headers().contains_key(header::AUTHORIZATION)
+            || request.headers().contains_key("x-api-key");
         let target_len = request
             .uri()
             .path_and_query()
@@ -691,6 +718,11 @@ impl App {
                 }
             }
         };
+        if response.status() == StatusCode::UNAUTHORIZED && presented_credential {
+            self.state
+                .admin_limiter
+                .record_failure(self.peer, policy.failed_auth_per_minute);
+        }
         if let Some(standing) = standing {
             standing.annotate(response.headers_mut());
         }

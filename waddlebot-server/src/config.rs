@@ -466,6 +466,15 @@ impl Config {
                 )
             })?;
         }
+        if let Some(value) = get("WADDLEBOT_FAILED_AUTH_LIMIT") {
+            self.http.failed_auth_per_minute = value.trim().parse().map_err(|_| {
+                invalid(
+                    "WADDLEBOT_FAILED_AUTH_LIMIT",
+                    &value,
+                    "expected failed authentications per minute per address, 0 for none",
+                )
+            })?;
+        }
         if let Some(value) = get("WADDLEBOT_CORS_ORIGINS") {
             let origins = value.split(',').map(|o| o.trim().to_owned()).collect();
             self.set_cors_origins("WADDLEBOT_CORS_ORIGINS", origins)?;

@@ -16,6 +16,10 @@ pub struct HttpPolicy {
     pub request_timeout: Duration,
     /// Admin API requests per client per minute; 0 turns the limit off.
     pub admin_rate_per_minute: u32,
+    /// Failed authentications (a credential given and refused, 401) one address may cause per
+    /// minute; past it, every request from there gets 429 until the minute is over, which
+    /// bounds what guessing costs whatever credentials are tried. 0 turns it off.
+    pub failed_auth_per_minute: u32,
     /// Origins browsers may call the API from (`https://dash.example`, or `*`); empty: none.
     pub cors_origins: Vec<String>,
     /// Longest request target (path and query), in bytes; longer gets 414.
@@ -27,6 +31,7 @@ impl Default for HttpPolicy {
         Self {
             request_timeout: Duration::from_secs(60),
             admin_rate_per_minute: 300,
+            failed_auth_per_minute: 30,
             cors_origins: Vec::new(),
             max_uri_bytes: 8 * 1024,
         }
@@ -46,7 +51,38 @@ pub(crate) struct Standing {
     retry_after: Option<Duration>,
 }
 
+fn failure_limit(peer: Option<std::net::IpAddr>, per_minute: u32) -> Limit {
+    Limit {
+        key: format!(
+            "failed:{}",
+            peer.map_or_else(|| "local".to_owned(), |ip| ip.to_string())
+        ),
+        max: per_minute,
+        window: Duration::from_secs(60),
+    }
+}
+
 impl AdminLimiter {
+    /// How long `peer` must wait, when it has used up its `per_minute` failed authentications.
+    pub(crate) fn locked_out(
+        &self,
+        peer: Option<std::net::IpAddr>,
+        per_minute: u32,
+    ) -> Option<Duration> {
+        if per_minute == 0 {
+            return None;
+        }
+        let (remaining, reset) = self.0.remaining(&failure_limit(peer, per_minute));
+        (remaining == 0).then_some(reset.max(Duration::from_secs(1)))
+    }
+
+    /// Counts a failed authentication from `peer`.
+    pub(crate) fn record_failure(&self, peer: Option<std::net::IpAddr>, per_minute: u32) {
+        if per_minute > 0 {
+            self.0.record(&[failure_limit(peer, per_minute)]);
+        }
+    }
+
     /// Counts a request of `client` against `per_minute`.
     pub(crate) fn check(&self, client: &str, per_minute: u32) -> Standing {
         let limit = Limit {
@@ -195,6 +231,25 @@ pub(crate) fn secure(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_address_that_keeps_failing_to_authenticate_is_locked_out_for_the_minute() {
+        let limiter = AdminLimiter::default();
+        let peer = Some(std::net::IpAddr::from([203, 0, 113, 7]));
+        for _ in 0..30 {
+            assert!(limiter.locked_out(peer, 30).is_none());
+            limiter.record_failure(peer, 30);
+        }
+        assert!(limiter.locked_out(peer, 0).is_none(), "0 turns it off");
+        let wait = limiter.locked_out(peer, 30).expect("locked out");
+        assert!(wait > Duration::from_secs(55) && wait <= Duration::from_secs(60));
+        assert!(
+            limiter
+                .locked_out(Some(std::net::IpAddr::from([203, 0, 113, 8])), 30)
+                .is_none(),
+            "other addresses are not"
+        );
+    }
 
     #[test]
     fn a_client_gets_its_limit_then_429_with_the_wait() {
