@@ -22,7 +22,7 @@
 //! 1 hour and 15 minutes before, delivered by the scheduler to the channel the event was made
 //! in.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use jiff::ToSpan;
@@ -211,9 +211,9 @@ fn key(id: u64) -> String {
     format!("{id:010}")
 }
 
+/// Unix milliseconds as the calendar keeps them (signed, as `jiff` counts).
 fn millis(time: SystemTime) -> i64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    i64::try_from(waddlebot::clock::unix_millis(time)).unwrap_or(i64::MAX)
 }
 
 fn who(ctx: &Context) -> String {

@@ -9,8 +9,6 @@
 //! Items are documents in `<community>:inventory` (key: the name in lower case), changed with
 //! compare-and-set so concurrent changes lose nothing; the log is `<community>:inventory_log`.
 
-use std::time::UNIX_EPOCH;
-
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use waddlebot::store::{Expect, Store, community_namespace};
@@ -118,12 +116,6 @@ fn namespace(community: CommunityId) -> String {
     community_namespace(community, INVENTORY_MODULE)
 }
 
-fn now_ms(ctx: &Context) -> u64 {
-    ctx.now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 fn decode(value: serde_json::Value) -> Result<Item, CommandError> {
     serde_json::from_value(value)
         .map_err(|err| CommandError::Internal(format!("malformed inventory item: {err}").into()))
@@ -180,7 +172,7 @@ async fn log(ctx: &Context, item: &str, action: &str, detail: String) -> Result<
         "action": action,
         "detail": detail,
         "by": ctx.user().name,
-        "at_ms": now_ms(ctx),
+        "at_ms": ctx.clock.now_millis(),
     });
     store
         .put_document(&ns, &format!("{seq:012}"), &entry, Expect::Absent)
@@ -335,7 +327,7 @@ impl Inventory {
             quantity,
             checkouts: Vec::new(),
             added_by: ctx.user().name.clone(),
-            added_at_ms: now_ms(ctx),
+            added_at_ms: ctx.clock.now_millis(),
         };
         let value =
             serde_json::to_value(&item).map_err(|err| CommandError::Internal(err.into()))?;
@@ -376,7 +368,7 @@ impl Inventory {
             None => 1,
             Some(raw) => count(raw).ok_or_else(|| ctx.usage_error())?,
         };
-        let at = now_ms(ctx);
+        let at = ctx.clock.now_millis();
         let item = update(ctx, name, |item| {
             if item.available() == 0 && item.quantity == 1 {
                 return Err(CommandError::invalid(format!(

@@ -10,7 +10,9 @@
 //! Kept in `<community>:labels`, one document per labelled target, changed with
 //! compare-and-set; expired labels are ignored when read and dropped on the next change.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
+
+use waddlebot::clock::unix_millis;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -68,11 +70,6 @@ impl Label {
     }
 }
 
-fn millis(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 /// The key of a target: `user:twitch:bob`, `item:mic`, `event:12`.
 pub fn target_key(kind: &str, platform: &PlatformKind, target: &str) -> String {
     let target = target.trim_start_matches(['@', '#', '!']).to_lowercase();
@@ -90,7 +87,7 @@ pub async fn labels_of(
     key: &str,
     now: SystemTime,
 ) -> Result<Vec<Label>, StoreError> {
-    let now = millis(now);
+    let now = unix_millis(now);
     Ok(
         match store
             .get_document(&community_namespace(community, LABELS_MODULE), key)
@@ -226,7 +223,7 @@ impl Labels {
     ) -> Result<bool, CommandError> {
         let store = ctx.store.as_ref();
         let ns = community_namespace(ctx.community, LABELS_MODULE);
-        let now = millis(ctx.now());
+        let now = unix_millis(ctx.now());
         for _ in 0..ATTEMPTS {
             let document = store.get_document(&ns, key).await?;
             let (mut labels, expect) = match document {
@@ -277,8 +274,8 @@ impl Labels {
             labels.push(Label {
                 name: label.to_owned(),
                 applied_by: ctx.user().name.clone(),
-                applied_at_ms: millis(now),
-                expires_at_ms: expiry.map(|d| millis(now + d)),
+                applied_at_ms: unix_millis(now),
+                expires_at_ms: expiry.map(|d| unix_millis(now + d)),
             });
             Ok(true)
         })

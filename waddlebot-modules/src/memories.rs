@@ -6,8 +6,6 @@
 //! `!memories delete <id>`. Adding and deleting are for moderators. Kept as documents in
 //! `<community>:memories`, visits as counters in `<community>:memory_visits`.
 
-use std::time::UNIX_EPOCH;
-
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use waddlebot::store::{Expect, Store, community_namespace};
@@ -274,10 +272,7 @@ impl Memories {
             text,
             tags,
             added_by: ctx.user().name.clone(),
-            added_at_ms: ctx
-                .now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            added_at_ms: ctx.clock.now_millis(),
         };
         let value =
             serde_json::to_value(&memory).map_err(|err| CommandError::Internal(err.into()))?;

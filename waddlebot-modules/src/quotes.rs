@@ -5,8 +5,6 @@
 //! per user, changeable; the score is ups − downs). Kept as documents in `<community>:quotes`
 //! (votes in `<community>:quote_votes`), so they travel with an export.
 
-use std::time::UNIX_EPOCH;
-
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use waddlebot::store::{Expect, Store, community_namespace};
@@ -218,10 +216,7 @@ impl Quotes {
             text: words.to_owned(),
             author: (!author.is_empty()).then(|| author.to_owned()),
             added_by: ctx.user().name.clone(),
-            added_at_ms: ctx
-                .now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            added_at_ms: ctx.clock.now_millis(),
             ups: 0,
             downs: 0,
         };

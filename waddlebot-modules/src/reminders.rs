@@ -3,7 +3,9 @@
 //! scheduler ([`waddlebot::schedule`]), so they survive restarts (one missed while the bot was
 //! down is delivered when it starts, once).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use waddlebot::clock::unix_millis;
 
 use async_trait::async_trait;
 use waddlebot::schedule::{self, Scheduled};
@@ -24,11 +26,6 @@ const DAY: u64 = 86_400;
 /// The reminders module.
 #[derive(Debug, Default)]
 pub struct Reminders;
-
-fn millis(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
 
 /// `5m`, `2h`, `1d`, `3w` as a duration, or what is wrong with it.
 pub fn parse_delay(spec: &str) -> Result<Duration, String> {
@@ -168,7 +165,7 @@ impl Reminders {
         };
         let item = Scheduled {
             id: format!("rem-{}-{number}", ctx.community.0),
-            due_ms: millis(now + delay),
+            due_ms: unix_millis(now + delay),
             community_id: ctx.community,
             platform: ctx.event.platform.clone(),
             server_id: ctx.event.server_id.clone(),
@@ -190,7 +187,7 @@ impl Reminders {
 
     /// The caller's pending reminders (a moderator sees everyone's).
     async fn list(&self, ctx: &Context) -> Result<String, CommandError> {
-        let now = millis(ctx.now());
+        let now = unix_millis(ctx.now());
         let all = ctx.level() >= PermissionLevel::Moderator;
         let shown: Vec<String> =
             schedule::list(ctx.store.as_ref(), ctx.community, REMINDERS_MODULE)

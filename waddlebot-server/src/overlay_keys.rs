@@ -9,7 +9,9 @@
 //! record is the authority; the index only points at it, and is rebuilt from it when missing
 //! (after an import, say).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
+
+use waddlebot::clock::unix_millis;
 
 use serde::{Deserialize, Serialize};
 use waddlebot::store::{Expect, community_namespace};
@@ -46,13 +48,8 @@ impl OverlayKeys {
             || (self.previous.as_deref().is_some_and(same)
                 && self
                     .previous_until_ms
-                    .is_some_and(|until| millis(now) < until))
+                    .is_some_and(|until| unix_millis(now) < until))
     }
-}
-
-fn millis(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Whether `key` has the shape of an overlay key (64 lower-case hex characters).
@@ -99,7 +96,7 @@ pub async fn keys(store: &dyn Store, community: CommunityId) -> Result<OverlayKe
                 current: new_key()?,
                 previous: None,
                 previous_until_ms: None,
-                created_at_ms: millis(SystemTime::now()),
+                created_at_ms: unix_millis(SystemTime::now()),
             };
             match store
                 .put_document(&namespace, RECORD_KEY, &encode(&keys), Expect::Absent)
@@ -147,8 +144,8 @@ pub async fn rotate(
         let rotated = OverlayKeys {
             current: new_key()?,
             previous: Some(old.current.clone()),
-            previous_until_ms: Some(millis(now + grace)),
-            created_at_ms: millis(now),
+            previous_until_ms: Some(unix_millis(now + grace)),
+            created_at_ms: unix_millis(now),
         };
         // Index first: a key in the record is always findable.
         index(store, &rotated.current, community).await?;

@@ -20,10 +20,14 @@ pub trait Clock: Send + Sync {
 
     /// The current time in milliseconds since the Unix epoch.
     fn now_millis(&self) -> u64 {
-        self.now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        unix_millis(self.now())
     }
+}
+
+/// `time` in milliseconds since the Unix epoch (0 before it), as records and answers store it.
+pub fn unix_millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The real wall clock.

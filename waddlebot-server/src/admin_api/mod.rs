@@ -33,10 +33,7 @@ use crate::auth::{Principal, Role};
 const MAX_OFFSET: usize = 100_000;
 
 /// Unix milliseconds, for answers.
-pub(crate) fn millis(time: SystemTime) -> u64 {
-    time.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+pub(crate) use waddlebot::clock::unix_millis as millis;
 
 fn success(status: StatusCode, data: Value) -> Response<ResponseBody> {
     crate::app::success(status, &data)
