@@ -31,18 +31,9 @@ impl CommandHandler for Aliases {
     async fn handle(&self, ctx: Context) -> Result<Vec<Reply>, CommandError> {
         let p = ctx.prefix.clone();
         let sub = ctx.args.get(0).map(str::to_lowercase);
-        let manage = |ctx: &Context| {
-            if ctx.level() < PermissionLevel::Moderator {
-                Err(CommandError::Forbidden {
-                    needed: PermissionLevel::Moderator,
-                })
-            } else {
-                Ok(())
-            }
-        };
         let text = match sub.as_deref() {
             Some("add" | "set") => {
-                manage(&ctx)?;
+                ctx.require(PermissionLevel::Moderator)?;
                 let (Some(name), target) = (ctx.args.get(1), ctx.args.rest(2).trim()) else {
                     return Err(ctx.usage_error());
                 };
@@ -70,7 +61,7 @@ impl CommandHandler for Aliases {
                 }
             }
             Some("remove" | "rm" | "delete") => {
-                manage(&ctx)?;
+                ctx.require(PermissionLevel::Moderator)?;
                 let Some(raw) = ctx.args.get(1) else {
                     return Err(ctx.usage_error());
                 };

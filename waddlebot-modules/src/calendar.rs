@@ -417,9 +417,7 @@ impl CommandHandler for Calendar {
                 )
             }
             Some("approve") => {
-                if ctx.level() < ADMIN {
-                    return Err(CommandError::Forbidden { needed: ADMIN });
-                }
+                ctx.require(ADMIN)?;
                 let id = id()?;
                 let (event, ()) = update(&ctx, id, |event| {
                     if event.status != EventStatus::Pending {
@@ -435,9 +433,7 @@ impl CommandHandler for Calendar {
                 format!("Event #{id} approved: {}.", event.title)
             }
             Some("reject") => {
-                if ctx.level() < ADMIN {
-                    return Err(CommandError::Forbidden { needed: ADMIN });
-                }
+                ctx.require(ADMIN)?;
                 let id = id()?;
                 let reason = ctx.args.rest_unquoted(2).trim().to_owned();
                 update(&ctx, id, |event| {
@@ -535,11 +531,7 @@ impl CommandHandler for Calendar {
 
 impl Calendar {
     async fn add(&self, ctx: &Context, settings: &Settings) -> Result<String, CommandError> {
-        if ctx.level() < settings.create {
-            return Err(CommandError::Forbidden {
-                needed: settings.create,
-            });
-        }
+        ctx.require(settings.create)?;
         let (Some(title), Some(when)) = (ctx.args.get(1), ctx.args.get(2)) else {
             return Err(ctx.usage_error());
         };
@@ -643,10 +635,8 @@ impl Calendar {
             Some("rejected") => EventStatus::Rejected,
             Some(_) => return Err(ctx.usage_error()),
         };
-        if wanted != EventStatus::Approved && ctx.level() < PermissionLevel::Moderator {
-            return Err(CommandError::Forbidden {
-                needed: PermissionLevel::Moderator,
-            });
+        if wanted != EventStatus::Approved {
+            ctx.require(PermissionLevel::Moderator)?;
         }
         let now = millis(ctx.now());
         let mut events: Vec<CalendarEvent> = all(ctx.store.as_ref(), ctx.community)

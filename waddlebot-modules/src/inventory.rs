@@ -180,15 +180,6 @@ async fn log(ctx: &Context, item: &str, action: &str, detail: String) -> Result<
     Ok(())
 }
 
-fn moderator(ctx: &Context) -> Result<(), CommandError> {
-    if ctx.level() < PermissionLevel::Moderator {
-        return Err(CommandError::Forbidden {
-            needed: PermissionLevel::Moderator,
-        });
-    }
-    Ok(())
-}
-
 /// A count argument: a whole number from 1.
 fn count(raw: &str) -> Option<u32> {
     raw.parse::<u32>().ok().filter(|n| *n >= 1)
@@ -276,7 +267,7 @@ impl CommandHandler for Inventory {
 
 impl Inventory {
     async fn add(&self, ctx: &Context) -> Result<String, CommandError> {
-        moderator(ctx)?;
+        ctx.require(PermissionLevel::Moderator)?;
         let (Some(name), Some(description)) = (ctx.args.get(1), ctx.args.get(2)) else {
             return Err(ctx.usage_error());
         };
@@ -359,7 +350,7 @@ impl Inventory {
     }
 
     async fn checkout(&self, ctx: &Context) -> Result<String, CommandError> {
-        moderator(ctx)?;
+        ctx.require(PermissionLevel::Moderator)?;
         let (Some(name), Some(user)) = (ctx.args.get(1), ctx.args.get(2)) else {
             return Err(ctx.usage_error());
         };
@@ -408,7 +399,7 @@ impl Inventory {
     }
 
     async fn checkin(&self, ctx: &Context) -> Result<String, CommandError> {
-        moderator(ctx)?;
+        ctx.require(PermissionLevel::Moderator)?;
         let Some(name) = ctx.args.get(1) else {
             return Err(ctx.usage_error());
         };
@@ -480,7 +471,7 @@ impl Inventory {
     }
 
     async fn delete(&self, ctx: &Context) -> Result<String, CommandError> {
-        moderator(ctx)?;
+        ctx.require(PermissionLevel::Moderator)?;
         let Some(name) = ctx.args.get(1).filter(|_| ctx.args.len() == 2) else {
             return Err(ctx.usage_error());
         };
@@ -567,7 +558,7 @@ impl Inventory {
     }
 
     async fn labels(&self, ctx: &Context) -> Result<String, CommandError> {
-        moderator(ctx)?;
+        ctx.require(PermissionLevel::Moderator)?;
         let (Some(name), Some(action), Some(label)) =
             (ctx.args.get(1), ctx.args.get(2), ctx.args.get(3))
         else {

@@ -158,11 +158,7 @@ impl CommandHandler for Labels {
                 }
             }
             Some(action @ ("add" | "remove" | "rm")) => {
-                if ctx.level() < PermissionLevel::Moderator {
-                    return Err(CommandError::Forbidden {
-                        needed: PermissionLevel::Moderator,
-                    });
-                }
+                ctx.require(PermissionLevel::Moderator)?;
                 let Some(label) = ctx.args.get(3) else {
                     return Err(ctx.usage_error());
                 };

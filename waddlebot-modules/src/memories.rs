@@ -160,7 +160,7 @@ impl CommandHandler for Memories {
                 listed(&found, format!("No memory matches \"{words}\"."))
             }
             Some("delete" | "remove" | "rm") => {
-                moderator(&ctx)?;
+                ctx.require(PermissionLevel::Moderator)?;
                 let id = number(&ctx)?;
                 if !store
                     .delete_document(&namespace(ctx.community), &key(id))
@@ -174,15 +174,6 @@ impl CommandHandler for Memories {
         };
         Ok(vec![Reply::text(text)])
     }
-}
-
-fn moderator(ctx: &Context) -> Result<(), CommandError> {
-    if ctx.level() < PermissionLevel::Moderator {
-        return Err(CommandError::Forbidden {
-            needed: PermissionLevel::Moderator,
-        });
-    }
-    Ok(())
 }
 
 fn number(ctx: &Context) -> Result<u64, CommandError> {
@@ -213,7 +204,7 @@ fn check_url(raw: &str) -> Result<String, CommandError> {
 
 impl Memories {
     async fn add(&self, ctx: &Context) -> Result<String, CommandError> {
-        moderator(ctx)?;
+        ctx.require(PermissionLevel::Moderator)?;
         let kind = match ctx.args.get(1).map(str::to_lowercase).as_deref() {
             Some("url" | "link" | "bookmark") => MemoryKind::Url,
             Some("note") => MemoryKind::Note,

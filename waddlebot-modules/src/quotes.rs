@@ -96,15 +96,6 @@ fn number(ctx: &Context, index: usize) -> Result<u64, CommandError> {
         .ok_or_else(|| ctx.usage_error())
 }
 
-fn moderator(ctx: &Context) -> Result<(), CommandError> {
-    if ctx.level() < PermissionLevel::Moderator {
-        return Err(CommandError::Forbidden {
-            needed: PermissionLevel::Moderator,
-        });
-    }
-    Ok(())
-}
-
 /// The quotes module.
 #[derive(Debug, Default)]
 pub struct Quotes;
@@ -165,7 +156,7 @@ impl CommandHandler for Quotes {
                 }
             }
             Some("delete" | "remove" | "rm") => {
-                moderator(&ctx)?;
+                ctx.require(PermissionLevel::Moderator)?;
                 let id = number(&ctx, 1)?;
                 if store
                     .delete_document(&namespace(ctx.community), &key(id))
@@ -193,7 +184,7 @@ impl CommandHandler for Quotes {
 
 impl Quotes {
     async fn add(&self, ctx: &Context) -> Result<String, CommandError> {
-        moderator(ctx)?;
+        ctx.require(PermissionLevel::Moderator)?;
         let Some(words) = ctx.args.get(1).map(str::trim).filter(|w| !w.is_empty()) else {
             return Err(ctx.usage_error());
         };

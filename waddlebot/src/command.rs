@@ -274,6 +274,16 @@ impl Context {
         self.event.user.level
     }
 
+    /// `Ok` when the caller has at least `needed`; else the [`CommandError::Forbidden`] the
+    /// router turns into "You need to be … or higher". For sub-commands with their own level
+    /// (`!quote add` for moderators while `!quote` is for everyone).
+    pub fn require(&self, needed: PermissionLevel) -> Result<(), CommandError> {
+        if self.level() < needed {
+            return Err(CommandError::Forbidden { needed });
+        }
+        Ok(())
+    }
+
     /// A [`CommandError::Usage`] for this command's usage line.
     pub fn usage_error(&self) -> CommandError {
         let usage = self
