@@ -261,6 +261,18 @@ async fn all(
     crate::load_all(store, &namespace(community), "event").await
 }
 
+/// Event `id`, or "No event #id.".
+async fn one(ctx: &Context, id: u64) -> Result<CalendarEvent, CommandError> {
+    match ctx
+        .store
+        .get_document(&namespace(ctx.community), &key(id))
+        .await?
+    {
+        Some(document) => decode(document.value),
+        None => Err(CommandError::invalid(format!("No event #{id}."))),
+    }
+}
+
 /// Changes event `id` with `change` (which may refuse), retrying on a concurrent change.
 async fn update<T>(
     ctx: &Context,
@@ -382,14 +394,7 @@ impl CommandHandler for Calendar {
             Some("list") => self.list(&ctx, &settings).await?,
             Some("info" | "show") => {
                 let id = id()?;
-                let Some(document) = ctx
-                    .store
-                    .get_document(&namespace(ctx.community), &key(id))
-                    .await?
-                else {
-                    return Err(CommandError::invalid(format!("No event #{id}.")));
-                };
-                let event = decode(document.value)?;
+                let event = one(&ctx, id).await?;
                 let limit = event
                     .max_attendees
                     .map_or_else(String::new, |m| format!("/{m}"));
@@ -820,14 +825,7 @@ impl Calendar {
             "monthly" => 1.month(),
             _ => return Err(ctx.usage_error()),
         };
-        let Some(document) = ctx
-            .store
-            .get_document(&namespace(ctx.community), &key(id))
-            .await?
-        else {
-            return Err(CommandError::invalid(format!("No event #{id}.")));
-        };
-        let event = decode(document.value)?;
+        let event = one(ctx, id).await?;
         let me = who(ctx);
         if !((event.created_by == me && settings.edit_own) || ctx.level() >= settings.edit_all) {
             return Err(CommandError::invalid(format!(

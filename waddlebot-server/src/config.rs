@@ -879,6 +879,56 @@ mod tests {
     }
 
     #[test]
+    fn http_policy_log_format_and_token_keys_come_from_the_environment() {
+        let config = Config::load(
+            Some(file("").path()),
+            env(&[
+                (
+                    "WADDLEBOT_CORS_ORIGINS",
+                    "https://dash.example, http://localhost:3000",
+                ),
+                ("WADDLEBOT_ADMIN_RATE_LIMIT", "0"),
+                ("WADDLEBOT_FAILED_AUTH_LIMIT", "5"),
+                ("WADDLEBOT_REQUEST_TIMEOUT", "12"),
+                ("ROUTER_ALLOW_PRIVATE_TARGETS", "yes"),
+                ("LOG_FORMAT", "AAA"),
+                ("WADDLEBOT_JWT_PUBLIC_KEYS", "/keys/a.pem,/keys/b.pem"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(
+            config.http.cors_origins,
+            ["https://dash.example", "http://localhost:3000"]
+        );
+        assert_eq!(config.http.admin_rate_per_minute, 0);
+        assert_eq!(config.http.failed_auth_per_minute, 5);
+        assert_eq!(config.http.request_timeout, Duration::from_secs(12));
+        assert!(config.allow_private_targets);
+        assert_eq!(config.log_format, LogFormat::Aaa);
+        assert_eq!(config.jwt_public_keys.len(), 2);
+        for (key, value, words) in [
+            (
+                "WADDLEBOT_CORS_ORIGINS",
+                "https://dash.example/path",
+                "no path",
+            ),
+            ("WADDLEBOT_CORS_ORIGINS", "dash.example", "no path"),
+            ("LOG_FORMAT", "xml", "text, json or aaa"),
+            (
+                "WADDLEBOT_REQUEST_TIMEOUT",
+                "0",
+                "WADDLEBOT_REQUEST_TIMEOUT",
+            ),
+            ("WADDLEBOT_FAILED_AUTH_LIMIT", "many", "per address"),
+            ("ROUTER_ALLOW_PRIVATE_TARGETS", "maybe", "true or false"),
+        ] {
+            let err =
+                Config::load(Some(file("").path()), env(&[(key, value)])).expect_err("refused");
+            assert!(err.to_string().contains(words), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
     fn unknown_file_keys_are_errors() {
         let err =
             Config::load(Some(file("databse_url = \"x\"\n").path()), env(&[])).expect_err("typo");

@@ -233,6 +233,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn pages_get_a_content_policy_and_every_answer_nosniff() {
+        let mut json = HeaderMap::new();
+        json.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        secure(&mut json);
+        assert_eq!(json[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert!(!json.contains_key(header::CONTENT_SECURITY_POLICY));
+        let mut page = HeaderMap::new();
+        page.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        secure(&mut page);
+        assert!(
+            page[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .expect("text")
+                .contains("script-src 'self'")
+        );
+        assert_eq!(page[header::X_FRAME_OPTIONS], "DENY");
+        assert_eq!(page[header::REFERRER_POLICY], "no-referrer");
+    }
+
+    #[test]
     fn an_address_that_keeps_failing_to_authenticate_is_locked_out_for_the_minute() {
         let limiter = AdminLimiter::default();
         let peer = Some(std::net::IpAddr::from([203, 0, 113, 7]));
