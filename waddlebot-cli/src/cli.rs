@@ -84,6 +84,12 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Community portal sign-in links.
+    Portal {
+        /// What to do.
+        #[command(subcommand)]
+        action: PortalAction,
+    },
     /// Register the bot's commands as Discord slash commands (globally, or in DISCORD_GUILD_ID
     /// or --guild); `serve` does this at start too. Nothing is written when Discord already
     /// has them.
@@ -91,6 +97,24 @@ pub(crate) enum Command {
         /// Register in this guild only (changes show at once).
         #[arg(long, value_name = "GUILD_ID")]
         guild: Option<String>,
+    },
+}
+
+/// `waddlebot portal …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PortalAction {
+    /// Print a one-time sign-in link to a community's portal (valid 48 hours, works once).
+    Link {
+        /// The community (number or name).
+        community: String,
+        /// Who signs in with it (shown in the portal and the audit log).
+        user: String,
+        /// Their portal role: owner, community_admin, moderator or viewer.
+        #[arg(long, default_value = "owner")]
+        role: String,
+        /// The server's address as browsers reach it (default: http://<bind address>).
+        #[arg(long, env = "WADDLEBOT_PUBLIC_URL", value_name = "URL")]
+        base_url: Option<String>,
     },
 }
 

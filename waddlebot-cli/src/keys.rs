@@ -9,7 +9,7 @@ use waddlebot_server::auth::{
     JwtSettings, Role, Signing, issue_signed_token, issue_token, new_api_key,
 };
 
-use crate::cli::{ApikeyAction, TokenAction};
+use crate::cli::{ApikeyAction, PortalAction, TokenAction};
 
 fn role(text: &str) -> anyhow::Result<Role> {
     text.parse().map_err(|err: String| anyhow::anyhow!(err))
@@ -145,5 +145,45 @@ pub(crate) fn token(config: &Config, action: &TokenAction) -> anyhow::Result<()>
     }
     .map_err(anyhow::Error::msg)?;
     println!("{token}");
+    Ok(())
+}
+
+/// `waddlebot portal link`.
+pub(crate) async fn portal(config: &Config, action: &PortalAction) -> anyhow::Result<()> {
+    let PortalAction::Link {
+        community,
+        user,
+        role: wanted,
+        base_url,
+    } = action;
+    let role = role(wanted)?;
+    if !role.is_community_role() {
+        anyhow::bail!(
+            "a portal link is for a community role: owner, community_admin, moderator or viewer"
+        );
+    }
+    let user = user.trim();
+    if user.is_empty() || user.len() > 100 {
+        anyhow::bail!("give the user's name (1 to 100 characters)");
+    }
+    let store = waddlebot_server::open_store(config).await?;
+    let found = match community.parse::<i64>() {
+        Ok(id) => store.community(CommunityId(id)).await,
+        Err(_) => store.community_named(community).await,
+    }
+    .context("cannot read the store")?
+    .with_context(|| format!("there is no community {community}"))?;
+    let token = waddlebot_server::create_login_link(store.as_ref(), found.id, user, role)
+        .await
+        .context("cannot store the link")?;
+    let base = base_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.bind));
+    eprintln!(
+        "Sign-in link for {user} ({role}) to {} — works once, for {} hours:",
+        found.name,
+        waddlebot_server::LINK_TTL.as_secs() / 3600
+    );
+    println!("{}/portal/login/{token}", base.trim_end_matches('/'));
     Ok(())
 }

@@ -67,6 +67,7 @@ fn main() -> ExitCode {
             Command::Twitch { action } => twitch::run(&config, action).await,
             Command::Apikey { action } => keys::apikey(&config, action).await,
             Command::Token { action } => keys::token(&config, action),
+            Command::Portal { action } => keys::portal(&config, action).await,
             Command::DiscordCommands { guild } => {
                 commands::discord_commands(&config, guild.clone()).await
             }

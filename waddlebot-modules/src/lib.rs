@@ -13,6 +13,7 @@
 //! | [`Labels`] | `!label add|remove` (moderators), `!label list`: labels on users, items, events, commands, memories, optionally expiring |
 //! | [`Calendar`] | `!event add|list|info|join|leave|approve|reject|cancel|edit|repeat` (`!calendar`): events in the community's time zone, approval, RSVPs and waitlists, recurrence, reminders |
 //! | [`Reminders`] | `!remind <text> in <5m|2h|1d|3w> [daily|weekly]`, `!remind list|cancel` (delivered by the router's scheduler) |
+//! | [`Alerts`] | no commands: follows, subscriptions, raids, cheers and donations shown on the community's overlay (an [`EventHandler`](waddlebot::EventHandler) the embedder registers) |
 //! | [`AiChat`] | `!ai` / `!ask`, and answers to greetings, questions, mentions and channel events (needs an AI provider; registered by the embedder with [`AiChat::listener`]) |
 //!
 //! ```
@@ -21,6 +22,7 @@
 //! ```
 
 mod ai_chat;
+mod alerts;
 mod aliases;
 mod calendar;
 mod custom_commands;
@@ -36,6 +38,7 @@ pub use ai_chat::{
     AI_MODULE, AiChat, AiChatSettings, AiListener, DEFAULT_SYSTEM_PROMPT, NOT_CONFIGURED, Trigger,
     chat_trigger, clean_answer, fallback_reply,
 };
+pub use alerts::{ALERTS_MODULE, Alerts, DEFAULT_ALERT_SECS, alert_for};
 pub use aliases::{ALIAS_MODULE, Aliases};
 pub use calendar::{
     CALENDAR_MODULE, Calendar, CalendarEvent, EventStatus, MAX_EVENT_DESCRIPTION_LEN,

@@ -199,7 +199,9 @@ impl RouterBuilder {
             limiter,
             optional_modules: self.optional_modules,
         };
+        let overlays = Arc::new(crate::overlay::OverlayHub::new(Arc::clone(&clock)));
         Ok(Router {
+            overlays,
             store,
             cached,
             catalog,

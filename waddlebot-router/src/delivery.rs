@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use waddlebot::{
-    EntityId, Event, EventId, Outbound, Platform, PlatformError, PlatformKind, Reply, ReplySink,
-    SessionId,
+    CommunityId, EntityId, Event, EventId, Outbound, Platform, PlatformError, PlatformKind, Reply,
+    ReplySink, SessionId,
 };
 
+use crate::overlay::OverlayHub;
 use crate::session::SessionError;
 use crate::{Outcome, Router, RouterError};
 
@@ -54,9 +55,11 @@ pub enum LateReplyError {
     Sessions(#[from] SessionError),
 }
 
-/// Delivers to one place on one platform.
+/// Delivers to one place on one platform, and overlay replies to the community's overlay.
 struct PlatformSink {
-    platform: Arc<dyn Platform>,
+    platform: Option<Arc<dyn Platform>>,
+    community: CommunityId,
+    overlays: Arc<OverlayHub>,
     server_id: String,
     channel_id: String,
     user_id: String,
@@ -66,9 +69,21 @@ struct PlatformSink {
 #[async_trait]
 impl ReplySink for PlatformSink {
     async fn send(&self, reply: Reply) -> Result<(), PlatformError> {
-        self.platform
+        if let Reply::Overlay(item) = reply {
+            return self
+                .overlays
+                .show(self.community, item)
+                .map(drop)
+                .map_err(|err| PlatformError::Rejected(err.to_string()));
+        }
+        let Some(platform) = &self.platform else {
+            return Err(PlatformError::Unsupported(
+                "no platform is registered for this event's platform".to_owned(),
+            ));
+        };
+        platform
             .send(Outbound {
-                platform: self.platform.kind(),
+                platform: platform.kind(),
                 server_id: self.server_id.clone(),
                 channel_id: self.channel_id.clone(),
                 user_id: self.user_id.clone(),
@@ -94,11 +109,17 @@ impl PlatformSink {
 }
 
 impl Router {
-    /// Where a handler's extra replies for this event go, when its platform is registered.
-    pub(crate) fn sink_for(&self, event: &Event) -> Option<Arc<dyn ReplySink>> {
-        let platform = self.platforms.get(&event.platform)?;
+    /// Where a handler's extra replies for this event go: its platform when one is registered,
+    /// the community's overlay for overlay replies.
+    pub(crate) fn sink_for(
+        &self,
+        event: &Event,
+        community: CommunityId,
+    ) -> Option<Arc<dyn ReplySink>> {
         Some(Arc::new(PlatformSink {
-            platform: Arc::clone(platform),
+            platform: self.platforms.get(&event.platform).cloned(),
+            community,
+            overlays: Arc::clone(&self.overlays),
             server_id: event.server_id.clone(),
             channel_id: event.channel_id.clone(),
             user_id: event.user.id.clone(),
@@ -150,14 +171,22 @@ impl Router {
         event: Event,
         session: SessionId,
     ) -> Result<Delivery, RouterError> {
-        let sink = PlatformSink {
-            platform,
-            server_id: event.server_id.clone(),
-            channel_id: event.channel_id.clone(),
-            user_id: event.user.id.clone(),
-            in_reply_to: Some(event.id.clone()),
-        };
+        let (server_id, channel_id, user_id, event_id) = (
+            event.server_id.clone(),
+            event.channel_id.clone(),
+            event.user.id.clone(),
+            event.id.clone(),
+        );
         let outcome = self.handle_with_session(event, session).await?;
+        let sink = PlatformSink {
+            platform: Some(platform),
+            community: outcome.community_id,
+            overlays: Arc::clone(&self.overlays),
+            server_id,
+            channel_id,
+            user_id,
+            in_reply_to: Some(event_id),
+        };
         let failed = sink.send_all(&outcome.replies).await;
         Ok(Delivery { outcome, failed })
     }
@@ -185,7 +214,9 @@ impl Router {
             .cloned()
             .ok_or_else(|| LateReplyError::NoPlatform(info.platform.clone()))?;
         let sink = PlatformSink {
-            platform,
+            platform: Some(platform),
+            community: info.community_id,
+            overlays: Arc::clone(&self.overlays),
             server_id: info.server_id,
             channel_id: info.channel_id,
             user_id: info.user_id,

@@ -151,7 +151,7 @@ impl Router {
             Arc::clone(self.catalog()),
         )
         .with_clock(Arc::clone(self.clock()));
-        let ctx = match self.sink_for(&event) {
+        let ctx = match self.sink_for(&event, entity.community_id) {
             Some(sink) => ctx.with_sink(sink),
             None => ctx,
         };

@@ -26,3 +26,5 @@ pub const OUTBOUND_WAITS: &str = "waddlebot_outbound_waits_total";
 pub const OUTBOUND_RETRIES: &str = "waddlebot_outbound_retries_total";
 /// Scheduled messages handled, by `outcome` (`delivered`, `retried`, `given_up`).
 pub const SCHEDULED: &str = "waddlebot_scheduled_total";
+/// Items put on community overlays, by `source` (`ticker`, `media`, `alerts`...).
+pub const OVERLAY_ITEMS: &str = "waddlebot_overlay_items_total";

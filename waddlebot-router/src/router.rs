@@ -139,6 +139,8 @@ pub struct Router {
     pub(crate) allow_private: bool,
     /// Where sessions live.
     pub(crate) sessions: Arc<dyn SessionStore>,
+    /// What each community's OBS overlay shows; overlay replies go here.
+    pub(crate) overlays: Arc<crate::overlay::OverlayHub>,
     /// Calls remote modules and tracks their health.
     pub(crate) remote: RemoteCaller,
     /// The prefixes of communities that set none of their own.
@@ -288,6 +290,31 @@ impl Router {
         &self.clock
     }
 
+    /// The communities' overlays: every overlay reply lands here, and overlay pages subscribe.
+    pub fn overlays(&self) -> &Arc<crate::overlay::OverlayHub> {
+        &self.overlays
+    }
+
+    /// Puts the overlay replies among `replies` on the community's overlay and leaves the
+    /// rest to be delivered to the platform.
+    pub(crate) fn show_overlays(&self, community: CommunityId, replies: &mut Vec<Reply>) {
+        if !replies
+            .iter()
+            .any(|reply| matches!(reply, Reply::Overlay(_)))
+        {
+            return;
+        }
+        replies.retain(|reply| match reply {
+            Reply::Overlay(item) => {
+                if let Err(err) = self.overlays.show(community, item.clone()) {
+                    tracing::warn!(community = community.0, error = %err, "overlay item not shown");
+                }
+                false
+            }
+            _ => true,
+        });
+    }
+
     /// The (cached) store the router and its handlers use.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
@@ -359,7 +386,8 @@ impl Router {
             _ => None,
         };
         let Some(invocation) = invocation else {
-            let outcome = self.handle_plain(event, &entity, &view, outcome).await?;
+            let mut outcome = self.handle_plain(event, &entity, &view, outcome).await?;
+            self.show_overlays(outcome.community_id, &mut outcome.replies);
             self.remember(&outcome, &session_info).await;
             return Ok(outcome);
         };
@@ -377,6 +405,7 @@ impl Router {
             }
             Err(err) => vec![Reply::text(format!("Alias {shown} cannot run: {err}."))],
         };
+        self.show_overlays(outcome.community_id, &mut outcome.replies);
         self.remember(&outcome, &session_info).await;
         Ok(outcome)
     }
@@ -392,7 +421,7 @@ impl Router {
 
     /// A community's prefixes: the `prefix` / `prefixes` and `remote_prefix` keys of its `core`
     /// module config, else the router's. Worked out once per view.
-    fn prefixes_for<'a>(&'a self, view: &'a CommunityView) -> &'a Prefixes {
+    pub(crate) fn prefixes_for<'a>(&'a self, view: &'a CommunityView) -> &'a Prefixes {
         view.prefixes
             .get_or_init(|| {
                 let config = &view.install("core")?.config;
@@ -577,7 +606,7 @@ impl Router {
                 )
                 .with_prefix(prefix.clone())
                 .with_clock(Arc::clone(&self.clock));
-                let ctx = match self.sink_for(&event) {
+                let ctx = match self.sink_for(&event, community) {
                     Some(sink) => ctx.with_sink(sink),
                     None => ctx,
                 };

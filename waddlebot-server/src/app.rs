@@ -59,7 +59,9 @@ pub struct AppState {
     pub(crate) write_locks: crate::admin_api::WriteLocks,
     /// Deadlines, CORS, the admin rate limit.
     pub http: crate::hygiene::HttpPolicy,
-    admin_limiter: crate::hygiene::AdminLimiter,
+    pub(crate) admin_limiter: crate::hygiene::AdminLimiter,
+    /// Cancelled when the server shuts down: long-lived answers (overlay streams) end.
+    pub(crate) closing: tokio_util::sync::CancellationToken,
     started: Instant,
 }
 
@@ -90,6 +92,7 @@ impl AppState {
             write_locks: crate::admin_api::WriteLocks::default(),
             http: crate::hygiene::HttpPolicy::default(),
             admin_limiter: crate::hygiene::AdminLimiter::default(),
+            closing: tokio_util::sync::CancellationToken::new(),
             started: Instant::now(),
         }
     }
@@ -243,7 +246,9 @@ fn route_label(path: &str) -> &'static str {
     ROUTES
         .iter()
         .find(|(route, _, _)| match_pattern(route, path).is_some())
-        .map_or("other", |(route, _, _)| route)
+        .map(|(route, _, _)| *route)
+        .or_else(|| crate::web::route_label(path))
+        .unwrap_or("other")
 }
 
 /// 415 unless a request's declared `Content-Type` is JSON (`application/json`, or any
@@ -568,7 +573,7 @@ pub(crate) fn match_pattern(pattern: &'static str, path: &str) -> Option<Params>
 }
 
 /// The route entry for `method` and `path`: its pattern, need and placeholder values.
-fn find_route(method: &Method, path: &str) -> Option<(&'static str, Need, Params)> {
+pub(crate) fn find_route(method: &Method, path: &str) -> Option<(&'static str, Need, Params)> {
     ROUTES.iter().find_map(|(pattern, m, need)| {
         if m != method {
             return None;
@@ -609,6 +614,16 @@ fn refusal(err: &AuthError, method: &Method, path: &str) -> Response<ResponseBod
 impl App {
     pub(crate) fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// The address of the client this connection serves, when known.
+    pub(crate) fn peer(&self) -> Option<std::net::IpAddr> {
+        self.peer
+    }
+
+    /// Ends the long-lived answers (overlay streams), so a shutdown need not wait for them.
+    pub fn close_streams(&self) {
+        self.state.closing.cancel();
     }
 
     /// The request through the server's policies (CORS, URI length, admin rate limit,
@@ -743,6 +758,9 @@ impl App {
         B: Body,
         B::Error: Into<BoxError>,
     {
+        if found.is_none() && crate::web::is_page(&path) {
+            return self.page(request, &path).await;
+        }
         let method = request.method().clone();
         let community = found
             .as_ref()

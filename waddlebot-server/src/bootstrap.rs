@@ -152,6 +152,8 @@ pub async fn build_router_with_ai(
     for module in waddlebot_modules::default_modules() {
         builder = builder.handler_arc(module);
     }
+    // Follows, subscriptions, raids, cheers and donations on the overlay's alerts.
+    builder = builder.event_handler(waddlebot_modules::Alerts);
     // `!ai` is always there (without a provider it says what to set); the chat and event side
     // listens only when there is a provider at start (one set later answers `!ai` and the API).
     let listens = ai.get().is_some();

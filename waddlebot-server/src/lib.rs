@@ -43,6 +43,7 @@ pub mod openapi;
 pub mod overlay_keys;
 pub mod platforms;
 mod serve;
+mod web;
 mod webhooks;
 pub mod wire;
 
@@ -59,4 +60,5 @@ pub use config::{
 };
 pub use hygiene::HttpPolicy;
 pub use serve::{HEADER_READ_TIMEOUT, MAX_HEADER_BYTES, SHUTDOWN_GRACE, serve, shutdown_signal};
+pub use web::{LINK_TTL, OVERLAY_STREAMS, create_login_link};
 pub use webhooks::TWITCH_REVOCATIONS;

@@ -61,6 +61,7 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
         }
     }
     drop(listener);
+    app.close_streams();
     tracing::info!("shutting down; waiting for open connections");
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections closed"),

@@ -135,16 +135,84 @@ pub enum OverlayReply {
         /// Seconds on screen.
         duration_secs: u32,
     },
-    /// Sanitised HTML content.
+    /// HTML content (sanitised to a small allow-list before it is shown).
     General {
         /// The HTML.
         content: String,
         /// Seconds on screen, 0 = until replaced.
         duration_secs: u32,
     },
+    /// A stream alert: a follow, subscription, raid, cheer...
+    Alert {
+        /// The event kind name (`follow`, `subscription`, `raid`...), for styling.
+        kind: String,
+        /// The headline (`pingu followed!`).
+        title: String,
+        /// A second line, may be empty.
+        #[serde(default)]
+        text: String,
+        /// Seconds on screen.
+        duration_secs: u32,
+    },
+    /// A line of captions (speech to text, translation).
+    Caption {
+        /// Who spoke.
+        username: String,
+        /// What was said.
+        text: String,
+        /// The translation, when there is one.
+        #[serde(default)]
+        translated: Option<String>,
+        /// Seconds on screen.
+        duration_secs: u32,
+    },
+    /// The song playing now.
+    NowPlaying {
+        /// Track title.
+        title: String,
+        /// Artist(s).
+        #[serde(default)]
+        artist: String,
+        /// Cover art.
+        #[serde(default)]
+        image_url: Option<String>,
+        /// Seconds on screen, 0 = until replaced.
+        duration_secs: u32,
+    },
 }
 
 impl OverlayReply {
+    /// The overlay source that shows it: `ticker`, `media`, `general`, `alerts`, `captions` or
+    /// `now-playing` (also the path of its page, `/overlay/<key>/<source>`).
+    ///
+    /// ```
+    /// use waddlebot::OverlayReply;
+    /// let ticker = OverlayReply::Ticker { text: "Hi".into(), duration_secs: 10 };
+    /// assert_eq!(ticker.source(), "ticker");
+    /// ```
+    pub fn source(&self) -> &'static str {
+        match self {
+            Self::Ticker { .. } => "ticker",
+            Self::Media { .. } => "media",
+            Self::General { .. } => "general",
+            Self::Alert { .. } => "alerts",
+            Self::Caption { .. } => "captions",
+            Self::NowPlaying { .. } => "now-playing",
+        }
+    }
+
+    /// Seconds on screen (0 = until replaced).
+    pub fn duration_secs(&self) -> u32 {
+        match self {
+            Self::Ticker { duration_secs, .. }
+            | Self::Media { duration_secs, .. }
+            | Self::General { duration_secs, .. }
+            | Self::Alert { duration_secs, .. }
+            | Self::Caption { duration_secs, .. }
+            | Self::NowPlaying { duration_secs, .. } => *duration_secs,
+        }
+    }
+
     fn describe(&self) -> String {
         match self {
             Self::Ticker { text, .. } => format!("ticker: {text}"),
@@ -152,6 +220,10 @@ impl OverlayReply {
                 media_type, url, ..
             } => format!("{media_type}: {url}"),
             Self::General { content, .. } => format!("html: {content}"),
+            Self::Alert { title, text, .. } if text.is_empty() => format!("alert: {title}"),
+            Self::Alert { title, text, .. } => format!("alert: {title} — {text}"),
+            Self::Caption { username, text, .. } => format!("caption: {username}: {text}"),
+            Self::NowPlaying { title, artist, .. } => format!("now playing: {title} — {artist}"),
         }
     }
 }
