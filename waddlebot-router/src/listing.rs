@@ -54,7 +54,15 @@ impl Router {
             names.extend(
                 aliases
                     .iter()
-                    .filter(|alias| alias.target.split_whitespace().next() == Some(name))
+                    .filter(|alias| {
+                        // Targets are kept with their prefix (`!discord`).
+                        alias
+                            .target
+                            .split_whitespace()
+                            .next()
+                            .map(|first| first.trim_start_matches(['!', '#']))
+                            == Some(name)
+                    })
                     .map(|alias| format!("{local}{}", alias.name)),
             );
             names

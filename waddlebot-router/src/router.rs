@@ -252,8 +252,8 @@ impl Router {
         &self.catalog
     }
 
-    /// The modules this router knows (those of its handlers' commands, `core` and
-    /// `custom_commands`), sorted by name, each with its commands and whether it is optional
+    /// The modules this router knows (those of its handlers' commands and event handlers,
+    /// `core` and `custom_commands`), sorted by name, each with its commands and whether it is optional
     /// (off in a community until installed there).
     pub fn modules(&self) -> Vec<ModuleInfo> {
         let mut modules: std::collections::BTreeMap<&str, Vec<String>> = [
@@ -266,6 +266,11 @@ impl Router {
                 .entry(spec.module.as_str())
                 .or_default()
                 .push(spec.name.clone());
+        }
+        for subscriber in &self.subscribers {
+            modules
+                .entry(subscriber.subscription.module.as_str())
+                .or_default();
         }
         modules
             .into_iter()

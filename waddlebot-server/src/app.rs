@@ -60,6 +60,8 @@ pub struct AppState {
     /// Deadlines, CORS, the admin rate limit.
     pub http: crate::hygiene::HttpPolicy,
     pub(crate) admin_limiter: crate::hygiene::AdminLimiter,
+    /// Bumped on every overlay key rotation, so open overlay streams re-check their key.
+    pub(crate) overlay_rotations: tokio::sync::watch::Sender<u64>,
     /// Cancelled when the server shuts down: long-lived answers (overlay streams) end.
     pub(crate) closing: tokio_util::sync::CancellationToken,
     started: Instant,
@@ -93,6 +95,7 @@ impl AppState {
             http: crate::hygiene::HttpPolicy::default(),
             admin_limiter: crate::hygiene::AdminLimiter::default(),
             closing: tokio_util::sync::CancellationToken::new(),
+            overlay_rotations: tokio::sync::watch::channel(0).0,
             started: Instant::now(),
         }
     }

@@ -21,6 +21,11 @@ pub(crate) async fn serve_on_loopback(state: AppState) -> Loopback {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bound");
+    serve_listener(listener, state)
+}
+
+/// Serves `state` on `listener`.
+pub(crate) fn serve_listener(listener: tokio::net::TcpListener, state: AppState) -> Loopback {
     let addr = listener.local_addr().expect("address");
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(serve(listener, app(state), async {

@@ -74,6 +74,10 @@ pub(super) async fn rotate_overlay(call: &Call<'_>) -> Answer {
     let keys = overlay_keys::rotate(call.store().as_ref(), call.id()?, grace)
         .await
         .map_err(store_failure)?;
+    call.app
+        .state()
+        .overlay_rotations
+        .send_modify(|rotations| *rotations += 1);
     call.audit(
         "overlay.rotate",
         "overlay key",

@@ -86,6 +86,7 @@ struct Feed {
     deadline: Option<SystemTime>,
     first: Option<Bytes>,
     closing: tokio_util::sync::CancellationToken,
+    rotations: tokio::sync::watch::Receiver<u64>,
     done: bool,
 }
 
@@ -125,20 +126,36 @@ impl Feed {
                 }
                 Err(RecvError::Closed) => None,
             },
-            () = tokio::time::sleep(wait) => {
-                match key_deadline(self.store.as_ref(), self.community, &self.key).await {
-                    Ok(deadline) => {
-                        self.deadline = deadline;
-                        Some(Bytes::from_static(b": ping\n\n"))
-                    }
-                    Err(()) => {
-                        tracing::info!(category = "auth", community = self.community.0, "overlay key no longer valid; stream closed");
-                        self.done = true;
-                        Some(event("revoked", &json!({})))
-                    }
-                }
-            }
+            () = tokio::time::sleep(wait) => Some(self.check_key(true).await),
+            changed = self.rotations.changed() => match changed {
+                // A key was rotated somewhere: learn this key's deadline now.
+                Ok(()) => Some(self.check_key(false).await),
+                Err(_) => None,
+            },
             () = self.closing.cancelled() => None,
+        }
+    }
+
+    /// Re-reads the key: a comment while it works, `revoked` (and the end) when it stopped.
+    async fn check_key(&mut self, heartbeat: bool) -> Bytes {
+        match key_deadline(self.store.as_ref(), self.community, &self.key).await {
+            Ok(deadline) => {
+                self.deadline = deadline;
+                Bytes::from_static(if heartbeat {
+                    b": ping\n\n"
+                } else {
+                    b": key checked\n\n"
+                })
+            }
+            Err(()) => {
+                tracing::info!(
+                    category = "auth",
+                    community = self.community.0,
+                    "overlay key no longer valid; stream closed"
+                );
+                self.done = true;
+                event("revoked", &json!({}))
+            }
         }
     }
 }
@@ -263,6 +280,7 @@ impl App {
             deadline,
             first: Some(Bytes::from(first)),
             closing: self.state().closing.clone(),
+            rotations: self.state().overlay_rotations.subscribe(),
             done: false,
         };
         let stream = futures_util::stream::unfold(feed, |mut feed| async move {

@@ -1329,6 +1329,9 @@ fn audit_section(data: &Value) -> Markup {
 }
 
 fn audit_table(items: &Value) -> Markup {
+    if items.as_array().is_none_or(Vec::is_empty) {
+        return html! { p class="muted" { "Nothing has been changed yet." } };
+    }
     html! {
         div class="table-wrap" {
             table {
