@@ -21,11 +21,23 @@ use waddlebot_server::auth::Role;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// A headless Chromium session; ChromeDriver is stopped when this is dropped.
+/// A headless Chromium session. ChromeDriver runs in a process group of its own, and the whole
+/// group (ChromeDriver and the browsers it started) is killed when this is dropped, even when a
+/// test fails half-way.
 struct Browser {
     client: Client,
-    _driver: tokio::process::Child,
+    driver: tokio::process::Child,
     _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Some(pid) = self.driver.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
+        }
+    }
 }
 
 /// Starts ChromeDriver and a headless Chromium, or `None` (with a note) when they are not
@@ -51,6 +63,7 @@ async fn browser() -> Option<Browser> {
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .expect("chromedriver starts");
@@ -87,7 +100,7 @@ async fn browser() -> Option<Browser> {
     };
     Some(Browser {
         client,
-        _driver: driver,
+        driver,
         _profile: profile,
     })
 }
@@ -195,7 +208,6 @@ async fn an_alert_appears_on_the_overlay_goes_away_and_the_page_survives_a_resta
         text_of(client, "#alerts .item .alert-title").await,
         "gunter is raiding!"
     );
-    let _ = browser.client.clone().close().await;
 }
 
 #[tokio::test]
@@ -235,7 +247,6 @@ async fn a_rotated_key_keeps_the_old_page_working_until_the_grace_period_ends() 
         .await
         .expect("opened");
     connected(client, "true").await;
-    let _ = browser.client.clone().close().await;
 }
 
 #[tokio::test]
@@ -318,7 +329,6 @@ async fn an_owner_signs_in_with_a_link_adds_a_command_and_the_bot_answers_it() {
         .await
         .expect("focus");
     assert_eq!(focused, json!("Skip to content"));
-    let _ = browser.client.clone().close().await;
 }
 
 #[tokio::test]
@@ -368,5 +378,4 @@ async fn a_moderator_cannot_open_owner_pages() {
         .await
         .expect("measured");
     assert_eq!(overflow, json!(true), "no sideways scrolling on a phone");
-    let _ = browser.client.clone().close().await;
 }

@@ -122,6 +122,24 @@ async fn events_and_replies_reach_a_connected_overlay_and_a_late_one_gets_what_i
         "the second ticker waits for the first"
     );
 
+    // A remote module's late answer for the overlay (`POST /router/responses`) arrives too.
+    let ping = bot.event("chatMessage", "alice", "!ping").await;
+    let late = reqwest::Client::new()
+        .post(format!("{}/router/responses", bot.base))
+        .bearer_auth(&bot.admin)
+        .json(&json!({
+            "session_id": ping["data"]["session_id"], "entity_id": ping["data"]["entity_id"],
+            "module_name": "weather", "response_action": "general",
+            "content": "<p>Sunny <script>alert(1)</script></p>", "duration": 0,
+        }))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(late.status(), 200, "{:?}", late.text().await);
+    let general = page.next(WAIT).await.expect("pushed").data["item"].clone();
+    assert_eq!(general["source"], "general");
+    assert_eq!(general["item"]["content"], "<p>Sunny </p>", "sanitised");
+
     // A page that connects now gets the alert and the tickers still on screen or queued.
     let mut late = Stream::open(&url).await;
     let state = late.next(WAIT).await.expect("state");
@@ -131,7 +149,16 @@ async fn events_and_replies_reach_a_connected_overlay_and_a_late_one_gets_what_i
         .iter()
         .map(|item| item["source"].as_str().expect("source"))
         .collect();
-    assert_eq!(sources, ["alerts", "ticker", "ticker", "ticker"]);
+    assert_eq!(sources, ["alerts", "ticker", "ticker", "ticker", "general"]);
+
+    // Closed pages are forgotten: their streams end and stop counting as watchers.
+    assert_eq!(bot.router.overlays().watchers(waddlebot::CommunityId(1)), 2);
+    drop(late);
+    let started = Instant::now();
+    while bot.router.overlays().watchers(waddlebot::CommunityId(1)) > 1 {
+        assert!(started.elapsed() < WAIT, "a closed page still counted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // Another community's events do not reach this overlay.
     let lake_key = bot.overlay_key(2).await;

@@ -208,13 +208,17 @@ impl Router {
         if info.entity_id != entity {
             return Err(LateReplyError::WrongEntity(session.clone()));
         }
-        let platform = self
-            .platforms
-            .get(&info.platform)
-            .cloned()
-            .ok_or_else(|| LateReplyError::NoPlatform(info.platform.clone()))?;
+        // Overlay replies need no platform; anything else does.
+        let platform = self.platforms.get(&info.platform).cloned();
+        if platform.is_none()
+            && replies
+                .iter()
+                .any(|reply| !matches!(reply, Reply::Overlay(_)))
+        {
+            return Err(LateReplyError::NoPlatform(info.platform.clone()));
+        }
         let sink = PlatformSink {
-            platform: Some(platform),
+            platform,
             community: info.community_id,
             overlays: Arc::clone(&self.overlays),
             server_id: info.server_id,
