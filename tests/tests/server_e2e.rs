@@ -347,9 +347,11 @@ async fn a_module_answers_later_through_router_responses() {
         database_url: format!("sqlite://{}", dir.path().join("late.db").display()),
         ..Config::default()
     };
-    let router = build_router(&config, vec![twitch.clone()])
-        .await
-        .expect("router");
+    let router = Arc::new(
+        build_router(&config, vec![twitch.clone()])
+            .await
+            .expect("router"),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bound");
@@ -357,7 +359,7 @@ async fn a_module_answers_later_through_router_responses() {
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(serve(
         listener,
-        app(AppState::new(Arc::new(router), config.max_body_bytes)),
+        app(AppState::new(Arc::clone(&router), config.max_body_bytes)),
         async {
             let _ = stopped.await;
         },
@@ -406,7 +408,16 @@ async fn a_module_answers_later_through_router_responses() {
     ticker["response_action"] = json!("ticker");
     ticker["ticker_text"] = json!("Now live!");
     assert_eq!(post("/router/responses", ticker).await.0, 200);
-    assert_eq!(twitch.sent_texts()[1], "[overlay] ticker: Now live!");
+    assert_eq!(twitch.sent_texts().len(), 1, "overlay items do not go to the chat");
+    let shown = router.overlays().on_screen(waddlebot::CommunityId(1));
+    assert_eq!(
+        shown.iter().map(|s| &s.item).collect::<Vec<_>>(),
+        [&waddlebot::OverlayReply::Ticker {
+            text: "Now live!".into(),
+            duration_secs: 10
+        }],
+        "on the community's overlay"
+    );
 
     let _ = stop.send(());
     server.await.expect("stopped");

@@ -25,12 +25,16 @@ mod ai_chat;
 mod alerts;
 mod aliases;
 mod calendar;
+mod community;
 mod custom_commands;
+mod identity;
 mod inventory;
 mod labels;
+pub mod members;
 mod memories;
 mod quotes;
 mod reminders;
+mod reputation;
 
 use std::sync::Arc;
 
@@ -43,6 +47,17 @@ pub use aliases::{ALIAS_MODULE, Aliases};
 pub use calendar::{
     CALENDAR_MODULE, Calendar, CalendarEvent, EventStatus, MAX_EVENT_DESCRIPTION_LEN,
     MAX_LOCATION_LEN, MAX_OCCURRENCES, Rsvp, TITLE_LEN,
+};
+pub use community::{COMMUNITY_MODULE, CommunityAdmin};
+pub use identity::{
+    CODE_ALPHABET, CODE_LEN, CODE_TTL, IDENTITY_MODULE, Identity, LINKABLE, LinkedAccount,
+    MAX_ATTEMPTS, Person, RESEND_COOLDOWN, is_code, person, person_of,
+};
+pub use members::{MEMBERS_MODULE, Member, Members, account_key};
+pub use reputation::{
+    Change, DEFAULT_AUTO_BAN_THRESHOLD, FLUSH_EVERY, HISTORY, MAX_SCORE, MIN_SCORE,
+    REPUTATION_MODULE, Reputation, START_SCORE, Scored, UNITS, Weights, change_for, history_of,
+    parse_points, score_of, score_units, shown as shown_score, tier,
 };
 pub use custom_commands::{
     CustomCommands, MAX_NAME_LEN, MAX_RESPONSE_LEN, NameError, check_command_name, check_response,
@@ -63,7 +78,7 @@ pub use quotes::{MAX_AUTHOR_LEN, MAX_QUOTE_LEN, QUOTES_MODULE, Quote, Quotes};
 pub use reminders::{
     MAX_AHEAD, MAX_PER_USER, MAX_REMINDER_LEN, REMINDERS_MODULE, Reminders, parse_delay,
 };
-use waddlebot::{CommandError, CommandHandler, Store};
+use waddlebot::{CommandError, CommandHandler, EventHandler, Store};
 
 /// Every record a module keeps in `namespace`, decoded, in key order; `what` names the record
 /// in the error a malformed one gives.
@@ -82,16 +97,49 @@ pub(crate) async fn load_all<T: serde::de::DeserializeOwned>(
         .collect()
 }
 
-/// Every built-in module, ready to register with a router.
+/// The built-in modules' command side, ready to register with a router. Prefer
+/// [`standard_modules`], which also gives the event side (member directory, alerts,
+/// reputation scoring).
 pub fn default_modules() -> Vec<Arc<dyn CommandHandler>> {
-    vec![
-        Arc::new(CustomCommands),
-        Arc::new(Aliases),
-        Arc::new(Quotes),
-        Arc::new(Memories),
-        Arc::new(Inventory),
-        Arc::new(Labels),
-        Arc::new(Calendar),
-        Arc::new(Reminders),
-    ]
+    standard_modules().commands
+}
+
+/// Modules that are only event handlers (no commands), by name: they can be switched on and off
+/// like the others.
+pub const EVENT_MODULES: [&str; 2] = [MEMBERS_MODULE, ALERTS_MODULE];
+
+/// The built-in modules, command side and event side. Some are both (reputation): one
+/// instance is in both lists.
+pub struct StandardModules {
+    /// Command handlers: register each with `RouterBuilder::handler_arc`.
+    pub commands: Vec<Arc<dyn CommandHandler>>,
+    /// Event handlers: register each with `RouterBuilder::event_handler_arc`.
+    pub events: Vec<Arc<dyn EventHandler>>,
+}
+
+/// Every built-in module (AI chat aside, which needs a provider).
+///
+/// ```
+/// let standard = waddlebot_modules::standard_modules();
+/// assert!(standard.commands.iter().any(|m| m.specs().iter().any(|s| s.name == "rep")));
+/// assert!(standard.events.iter().any(|h| h.subscription().module == "reputation"));
+/// ```
+pub fn standard_modules() -> StandardModules {
+    let reputation = Arc::new(Reputation::default());
+    StandardModules {
+        commands: vec![
+            Arc::new(CustomCommands),
+            Arc::new(Aliases),
+            Arc::new(Quotes),
+            Arc::new(Memories),
+            Arc::new(Inventory),
+            Arc::new(Labels),
+            Arc::new(Calendar),
+            Arc::new(Reminders),
+            Arc::new(Identity),
+            Arc::new(CommunityAdmin),
+            reputation.clone(),
+        ],
+        events: vec![Arc::new(Members), Arc::new(Alerts), reputation],
+    }
 }

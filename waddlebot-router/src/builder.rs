@@ -63,6 +63,16 @@ impl RouterBuilder {
         self
     }
 
+    /// [`event_handler`](Self::event_handler) for a shared handler (one instance that is also a
+    /// command handler, say).
+    pub fn event_handler_arc(mut self, handler: Arc<dyn EventHandler>) -> Self {
+        self.subscribers.push(Subscriber {
+            subscription: handler.subscription(),
+            handler,
+        });
+        self
+    }
+
     /// Adds a module that is off in every community until the community installs it (an
     /// enabled module install record). Modules added with [`handler`](Self::handler) are on
     /// until a community turns them off.
@@ -199,16 +209,23 @@ impl RouterBuilder {
             limiter,
             optional_modules: self.optional_modules,
         };
+        let observes_commands = subscribers.iter().any(|s| {
+            s.subscription
+                .kinds
+                .iter()
+                .any(|kind| kind == waddlebot::COMMAND_USED)
+        });
         let overlays = Arc::new(crate::overlay::OverlayHub::new(Arc::clone(&clock)));
         Ok(Router {
             overlays,
+            observes_commands,
             store,
             cached,
             catalog,
             handlers,
             owners,
             subscribers,
-            platforms,
+            platforms: Arc::new(platforms),
             policy,
             clock,
             rules: moka::sync::Cache::builder()

@@ -81,6 +81,18 @@ async fn explain(ctx: &Context, name: &str) -> Result<Vec<Reply>, CommandError> 
             let aliases: Vec<String> = spec.aliases.iter().map(|a| format!("{p}{a}")).collect();
             text.push_str(&format!(" Also: {}", aliases.join(", ")));
         }
+        if !spec.cooldown.is_zero() {
+            text.push_str(&format!(
+                " Cooldown: {} s per person.",
+                spec.cooldown.as_secs().max(1)
+            ));
+        }
+        if !spec.global_cooldown.is_zero() {
+            text.push_str(&format!(
+                " Cooldown: {} s for everyone.",
+                spec.global_cooldown.as_secs().max(1)
+            ));
+        }
         return Ok(vec![Reply::text(text)]);
     }
     if let Some(command) = ctx.store.custom_command(ctx.community, &name).await? {

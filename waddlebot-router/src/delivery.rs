@@ -2,6 +2,7 @@
 //! platform, deferring when the platform's answer window is short), extra replies sent by
 //! handlers through their context, and late replies to a live session.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -58,6 +59,8 @@ pub enum LateReplyError {
 /// Delivers to one place on one platform, and overlay replies to the community's overlay.
 struct PlatformSink {
     platform: Option<Arc<dyn Platform>>,
+    /// Every registered platform, for [`ReplySink::send_to`].
+    platforms: Arc<HashMap<PlatformKind, Arc<dyn Platform>>>,
     community: CommunityId,
     overlays: Arc<OverlayHub>,
     server_id: String,
@@ -92,6 +95,13 @@ impl ReplySink for PlatformSink {
             })
             .await
     }
+
+    async fn send_to(&self, outbound: Outbound) -> Result<(), PlatformError> {
+        let platform = self.platforms.get(&outbound.platform).ok_or_else(|| {
+            PlatformError::Unsupported(format!("{} is not connected", outbound.platform))
+        })?;
+        platform.send(outbound).await
+    }
 }
 
 impl PlatformSink {
@@ -118,6 +128,7 @@ impl Router {
     ) -> Option<Arc<dyn ReplySink>> {
         Some(Arc::new(PlatformSink {
             platform: self.platforms.get(&event.platform).cloned(),
+            platforms: Arc::clone(&self.platforms),
             community,
             overlays: Arc::clone(&self.overlays),
             server_id: event.server_id.clone(),
@@ -180,6 +191,7 @@ impl Router {
         let outcome = self.handle_with_session(event, session).await?;
         let sink = PlatformSink {
             platform: Some(platform),
+            platforms: Arc::clone(&self.platforms),
             community: outcome.community_id,
             overlays: Arc::clone(&self.overlays),
             server_id,
@@ -219,6 +231,7 @@ impl Router {
         }
         let sink = PlatformSink {
             platform,
+            platforms: Arc::clone(&self.platforms),
             community: info.community_id,
             overlays: Arc::clone(&self.overlays),
             server_id: info.server_id,

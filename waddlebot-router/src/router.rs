@@ -126,7 +126,9 @@ pub struct Router {
     pub(crate) owners: Vec<usize>,
     /// Event handlers, by priority.
     pub(crate) subscribers: Vec<Subscriber>,
-    pub(crate) platforms: HashMap<PlatformKind, Arc<dyn Platform>>,
+    /// Whether some event handler subscribed to [`waddlebot::COMMAND_USED`].
+    pub(crate) observes_commands: bool,
+    pub(crate) platforms: Arc<HashMap<PlatformKind, Arc<dyn Platform>>>,
     pub(crate) policy: Policy,
     pub(crate) clock: Arc<dyn Clock>,
     /// The same store, typed, for its shared lists.
@@ -400,6 +402,7 @@ impl Router {
         outcome.processed = true;
         let shown = format!("{}{}", invocation.prefix, invocation.name);
         outcome.command = Some(shown.clone());
+        let observed = self.observes_commands.then(|| event.clone());
         outcome.replies = match self
             .follow_aliases(&event, &entity, &view, invocation)
             .await?
@@ -410,6 +413,16 @@ impl Router {
             }
             Err(err) => vec![Reply::text(format!("Alias {shown} cannot run: {err}."))],
         };
+        if let Some(mut used) = observed {
+            used.kind = EventKind::Custom {
+                name: waddlebot::COMMAND_USED.to_owned(),
+            };
+            let (replies, reports) = self
+                .fan_out(Arc::new(used), &entity, &view, &outcome.session_id)
+                .await?;
+            outcome.replies.extend(replies);
+            outcome.handlers = reports;
+        }
         self.show_overlays(outcome.community_id, &mut outcome.replies);
         self.remember(&outcome, &session_info).await;
         Ok(outcome)
@@ -535,7 +548,9 @@ impl Router {
         let (mut replies, reports) = self
             .fan_out(Arc::new(event), entity, view, &outcome.session_id)
             .await?;
-        outcome.processed |= !reports.is_empty();
+        // Handlers that only looked (the member directory, reputation counting a message) do
+        // not make a message "processed"; one that answered or failed does.
+        outcome.processed |= reports.iter().any(|r| r.replies > 0 || r.error.is_some());
         outcome.replies.append(&mut replies);
         outcome.handlers = reports;
         Ok(outcome)

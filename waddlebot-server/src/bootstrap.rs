@@ -149,11 +149,14 @@ pub async fn build_router_with_ai(
         builder = builder.invalidation(Arc::new(bus));
         tracing::info!(redis = %redact_url(url), "rate limits, cooldowns, sessions and cache invalidation shared through Redis");
     }
-    for module in waddlebot_modules::default_modules() {
+    let standard = waddlebot_modules::standard_modules();
+    for module in standard.commands {
         builder = builder.handler_arc(module);
     }
-    // Follows, subscriptions, raids, cheers and donations on the overlay's alerts.
-    builder = builder.event_handler(waddlebot_modules::Alerts);
+    // The member directory, overlay alerts, reputation scoring.
+    for handler in standard.events {
+        builder = builder.event_handler_arc(handler);
+    }
     // `!ai` is always there (without a provider it says what to set); the chat and event side
     // listens only when there is a provider at start (one set later answers `!ai` and the API).
     let listens = ai.get().is_some();

@@ -176,6 +176,16 @@ impl CommandCatalog {
 pub trait ReplySink: Send + Sync {
     /// Delivers one reply now.
     async fn send(&self, reply: Reply) -> Result<(), crate::PlatformError>;
+
+    /// Delivers to a place the event did not come from: a whisper to an account on another
+    /// platform (identity verification codes), a message in another channel. The default
+    /// cannot.
+    async fn send_to(&self, outbound: crate::Outbound) -> Result<(), crate::PlatformError> {
+        Err(crate::PlatformError::Unsupported(format!(
+            "cannot deliver to {} from here",
+            outbound.platform
+        )))
+    }
 }
 
 /// Everything a handler is given for one invocation. Cheap to clone.
@@ -256,6 +266,17 @@ impl Context {
         sink.send(reply)
             .await
             .map_err(|err| CommandError::Internal(Box::new(err)))
+    }
+
+    /// Delivers `outbound` through its platform, wherever the event came from (a whisper to an
+    /// account on another platform, say). Fails when that platform is not registered.
+    pub async fn send_to(&self, outbound: crate::Outbound) -> Result<(), crate::PlatformError> {
+        match &self.sink {
+            Some(sink) => sink.send_to(outbound).await,
+            None => Err(crate::PlatformError::Unsupported(
+                "no platform to deliver to".to_owned(),
+            )),
+        }
     }
 
     /// Sets the prefix shown in usage lines.

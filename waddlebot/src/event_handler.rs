@@ -8,6 +8,11 @@ use async_trait::async_trait;
 use crate::command::{CommandError, Context, IntoReplies};
 use crate::reply::Reply;
 
+/// The kind name of the notice event handlers get after a command ran (when they subscribe to
+/// it by name): the event is the command's message, with this kind
+/// ([`EventKind::Custom`](crate::EventKind::Custom)). Reputation counts command use this way.
+pub const COMMAND_USED: &str = "command_used";
+
 /// How a handler runs beside the others subscribed to the same event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
@@ -55,9 +60,12 @@ impl Subscription {
         self
     }
 
-    /// Whether this subscription covers an event kind name.
+    /// Whether this subscription covers an event kind name. `*` covers every kind but
+    /// [`COMMAND_USED`], which a handler must name.
     pub fn covers(&self, kind: &str) -> bool {
-        self.kinds.iter().any(|k| k == "*" || k == kind)
+        self.kinds
+            .iter()
+            .any(|k| k == kind || (k == "*" && kind != COMMAND_USED))
     }
 }
 

@@ -61,8 +61,12 @@ pub(crate) async fn start_on(store: Arc<dyn Store>, policy: HttpPolicy, jwt: Jwt
         .await
         .expect("B");
     let mut builder = Router::builder().store(Arc::clone(&store));
-    for module in waddlebot_modules::default_modules() {
+    let standard = waddlebot_modules::standard_modules();
+    for module in standard.commands {
         builder = builder.handler_arc(module);
+    }
+    for handler in standard.events {
+        builder = builder.event_handler_arc(handler);
     }
     let router = Arc::new(builder.build().expect("router"));
     let auth = Authenticator::new(Arc::clone(&store), Some(jwt)).expect("auth");

@@ -53,8 +53,12 @@ pub(crate) fn bot_router_on(
     let mut builder = Router::builder()
         .store(store)
         .handler(command_fn(CommandSpec::new("slow"), slow));
-    for module in waddlebot_modules::default_modules() {
+    let standard = waddlebot_modules::standard_modules();
+    for module in standard.commands {
         builder = builder.handler_arc(module);
+    }
+    for handler in standard.events {
+        builder = builder.event_handler_arc(handler);
     }
     for platform in platforms {
         builder = builder.platform(platform);

@@ -59,10 +59,13 @@ pub(crate) async fn start() -> WebBot {
         .expect("assigned");
     let mut builder = Router::builder()
         .store(Arc::clone(&store))
-        .handler(command_fn(CommandSpec::new("showticker"), show_ticker))
-        .event_handler(waddlebot_modules::Alerts);
-    for module in waddlebot_modules::default_modules() {
+        .handler(command_fn(CommandSpec::new("showticker"), show_ticker));
+    let standard = waddlebot_modules::standard_modules();
+    for module in standard.commands {
         builder = builder.handler_arc(module);
+    }
+    for handler in standard.events {
+        builder = builder.event_handler_arc(handler);
     }
     let router = Arc::new(builder.build().expect("router"));
     let server = loopback::serve_on_loopback(state(&router)).await;

@@ -695,9 +695,12 @@ impl TwitchPlatform {
 
     async fn whisper(&self, outbound: &Outbound, text: &str) -> Result<(), PlatformError> {
         let sender = self.bot_user_id().await?;
+        // A login (an identity verification code sent to `!identity link twitch <login>`)
+        // is looked up; digits are an id already.
+        let recipient = self.user_id(&outbound.user_id).await?;
         let request = self
             .request(reqwest::Method::POST, "whispers")
-            .query(&[("from_user_id", sender), ("to_user_id", &outbound.user_id)])
+            .query(&[("from_user_id", sender), ("to_user_id", recipient.as_str())])
             .json(&serde_json::json!({ "message": text }));
         self.helix(request).await.map(|_| ())
     }
