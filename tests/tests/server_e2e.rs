@@ -408,7 +408,11 @@ async fn a_module_answers_later_through_router_responses() {
     ticker["response_action"] = json!("ticker");
     ticker["ticker_text"] = json!("Now live!");
     assert_eq!(post("/router/responses", ticker).await.0, 200);
-    assert_eq!(twitch.sent_texts().len(), 1, "overlay items do not go to the chat");
+    assert_eq!(
+        twitch.sent_texts().len(),
+        1,
+        "overlay items do not go to the chat"
+    );
     let shown = router.overlays().on_screen(waddlebot::CommunityId(1));
     assert_eq!(
         shown.iter().map(|s| &s.item).collect::<Vec<_>>(),

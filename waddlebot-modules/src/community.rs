@@ -140,10 +140,7 @@ async fn members_text(ctx: &Context, community: CommunityId) -> Result<String, C
         .take(n)
         .map(|m| format!("{} ({})", m.shown_name(), m.platform))
         .collect();
-    Ok(format!(
-        "{total} members; lately: {}.",
-        names.join(", ")
-    ))
+    Ok(format!("{total} members; lately: {}.", names.join(", ")))
 }
 
 async fn roles(ctx: &Context, community: CommunityId) -> Result<String, CommandError> {
@@ -174,7 +171,11 @@ async fn context(ctx: &Context) -> Result<String, CommandError> {
         let names: Vec<&str> = mine.iter().map(|(_, name)| name.as_str()).collect();
         return Ok(format!(
             "Your community: {current}. You are in: {}.",
-            if names.is_empty() { "only this one".to_owned() } else { names.join(", ") }
+            if names.is_empty() {
+                "only this one".to_owned()
+            } else {
+                names.join(", ")
+            }
         ));
     };
     let Some((id, name)) = mine
@@ -279,7 +280,13 @@ async fn role(ctx: &Context) -> Result<String, CommandError> {
                 granted_at: SystemTime::now(),
             };
             store.put_role_grant(&grant).await?;
-            audit(ctx, "grant.put", &member.account(), serde_json::json!({"level": level})).await;
+            audit(
+                ctx,
+                "grant.put",
+                &member.account(),
+                serde_json::json!({"level": level}),
+            )
+            .await;
             Ok(format!("{shown} is {level} here now."))
         }
         "revoke" | "remove" | "take" => {
@@ -291,11 +298,18 @@ async fn role(ctx: &Context) -> Result<String, CommandError> {
                     store
                         .delete_role_grant(ctx.community, &member.platform, &member.user_id)
                         .await?;
-                    audit(ctx, "grant.delete", &member.account(), serde_json::json!({"level": level}))
-                        .await;
+                    audit(
+                        ctx,
+                        "grant.delete",
+                        &member.account(),
+                        serde_json::json!({"level": level}),
+                    )
+                    .await;
                     Ok(format!("{shown} is no longer {level} here."))
                 }
-                _ => Err(CommandError::invalid(format!("{shown} is not {level} here."))),
+                _ => Err(CommandError::invalid(format!(
+                    "{shown} is not {level} here."
+                ))),
             }
         }
         _ => Err(ctx.usage_error()),
@@ -315,7 +329,9 @@ async fn module(ctx: &Context) -> Result<String, CommandError> {
     let known = ctx.catalog.specs().iter().any(|spec| spec.module == name)
         || crate::EVENT_MODULES.contains(&name.as_str());
     if !known {
-        return Err(CommandError::invalid(format!("There is no module called {name}.")));
+        return Err(CommandError::invalid(format!(
+            "There is no module called {name}."
+        )));
     }
     if !enabled && (name == "core" || name == COMMUNITY_MODULE) {
         return Err(CommandError::invalid(format!(
@@ -328,12 +344,20 @@ async fn module(ctx: &Context) -> Result<String, CommandError> {
         community_id: ctx.community,
         module: name.clone(),
         enabled,
-        config: existing.map(|i| i.config).unwrap_or_else(|| serde_json::json!({})),
+        config: existing
+            .map(|i| i.config)
+            .unwrap_or_else(|| serde_json::json!({})),
         updated_by: format!("{}:{}", ctx.event.platform, ctx.user().name),
         updated_at: SystemTime::now(),
     };
     store.put_module_install(&install).await?;
-    audit(ctx, "module.update", &name, serde_json::json!({"enabled": enabled})).await;
+    audit(
+        ctx,
+        "module.update",
+        &name,
+        serde_json::json!({"enabled": enabled}),
+    )
+    .await;
     Ok(format!(
         "{name} is {} here now.",
         if enabled { "on" } else { "off" }
@@ -375,6 +399,14 @@ async fn prefix(ctx: &Context) -> Result<String, CommandError> {
             updated_at: SystemTime::now(),
         })
         .await?;
-    audit(ctx, "module.update", "core", serde_json::json!({"prefix": wanted})).await;
-    Ok(format!("Commands start with {wanted} here now: try {wanted}help."))
+    audit(
+        ctx,
+        "module.update",
+        "core",
+        serde_json::json!({"prefix": wanted}),
+    )
+    .await;
+    Ok(format!(
+        "Commands start with {wanted} here now: try {wanted}help."
+    ))
 }

@@ -234,7 +234,10 @@ async fn link(ctx: &Context) -> Result<String, CommandError> {
     let now = ctx.clock.now_millis();
     let source_key = format!("source:{}", account_key(&source.platform, &source.user_id));
     if let Some(previous) = store.get_document(PENDING, &source_key).await? {
-        let code = previous.value["code"].as_str().unwrap_or_default().to_owned();
+        let code = previous.value["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         if let Some(old) = store.get_document(CODES, &code).await? {
             let old: Pending = decode(old.value)?;
             let cooldown = u64::try_from(RESEND_COOLDOWN.as_millis()).unwrap_or(u64::MAX);
@@ -271,7 +274,9 @@ async fn link(ctx: &Context) -> Result<String, CommandError> {
         }
     }
     if pending.code.is_empty() {
-        return Err(CommandError::invalid("No code is free right now; try again."));
+        return Err(CommandError::invalid(
+            "No code is free right now; try again.",
+        ));
     }
     let target_key = format!("target:{target}:{login}");
     if let Some(other) = store.get_document(PENDING, &target_key).await?
@@ -414,9 +419,7 @@ async fn verify(ctx: &Context) -> Result<String, CommandError> {
     if mine == owner {
         return Ok("These accounts are linked already.".to_owned());
     }
-    if mine != account_key(&here.platform, &here.user_id)
-        || person(store, &mine).await?.is_some()
-    {
+    if mine != account_key(&here.platform, &here.user_id) || person(store, &mine).await?.is_some() {
         return Err(CommandError::invalid(
             "This account is linked to someone else already; unlink it there first.",
         ));
@@ -440,7 +443,10 @@ async fn add_account(
             .get_document(ACCOUNTS, &format!("person:{key}"))
             .await?;
         let (mut person, expect) = match existing {
-            Some(document) => (decode::<Person>(document.value)?, Expect::Version(document.version)),
+            Some(document) => (
+                decode::<Person>(document.value)?,
+                Expect::Version(document.version),
+            ),
             None => (
                 Person {
                     key: key.to_owned(),
@@ -518,9 +524,15 @@ async fn unlink(ctx: &Context) -> Result<String, CommandError> {
             )));
         };
         if person.accounts.len() <= 1 {
-            return Err(CommandError::invalid("That is your last account; it stays."));
+            return Err(CommandError::invalid(
+                "That is your last account; it stays.",
+            ));
         }
-        if account_key(&person.accounts[index].platform, &person.accounts[index].user_id) == key {
+        if account_key(
+            &person.accounts[index].platform,
+            &person.accounts[index].user_id,
+        ) == key
+        {
             // The person is keyed by this account (its reputation is kept under that key).
             return Err(CommandError::invalid(format!(
                 "Your {target} account is the one your links started from; unlink the others instead."
@@ -549,14 +561,13 @@ async fn unlink(ctx: &Context) -> Result<String, CommandError> {
                         &format!("name:{}:{}", gone.platform, gone.username.to_lowercase()),
                     )
                     .await?;
-                return Ok(format!(
-                    "Unlinked {} {}.",
-                    gone.platform, gone.username
-                ));
+                return Ok(format!("Unlinked {} {}.", gone.platform, gone.username));
             }
             Err(StoreError::Conflict(_)) => {}
             Err(err) => return Err(err.into()),
         }
     }
-    Err(CommandError::invalid("Your accounts changed meanwhile; try again."))
+    Err(CommandError::invalid(
+        "Your accounts changed meanwhile; try again.",
+    ))
 }

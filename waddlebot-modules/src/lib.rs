@@ -49,18 +49,12 @@ pub use calendar::{
     MAX_LOCATION_LEN, MAX_OCCURRENCES, Rsvp, TITLE_LEN,
 };
 pub use community::{COMMUNITY_MODULE, CommunityAdmin};
+pub use custom_commands::{
+    CustomCommands, MAX_NAME_LEN, MAX_RESPONSE_LEN, NameError, check_command_name, check_response,
+};
 pub use identity::{
     CODE_ALPHABET, CODE_LEN, CODE_TTL, IDENTITY_MODULE, Identity, LINKABLE, LinkedAccount,
     MAX_ATTEMPTS, Person, RESEND_COOLDOWN, is_code, person, person_of,
-};
-pub use members::{MEMBERS_MODULE, Member, Members, account_key};
-pub use reputation::{
-    Change, DEFAULT_AUTO_BAN_THRESHOLD, FLUSH_EVERY, HISTORY, MAX_SCORE, MIN_SCORE,
-    REPUTATION_MODULE, Reputation, START_SCORE, Scored, UNITS, Weights, change_for, history_of,
-    parse_points, score_of, score_units, shown as shown_score, tier,
-};
-pub use custom_commands::{
-    CustomCommands, MAX_NAME_LEN, MAX_RESPONSE_LEN, NameError, check_command_name, check_response,
 };
 pub use inventory::{
     INVENTORY_MODULE, Inventory, Item, MAX_ITEM_DESCRIPTION_LEN, MAX_ITEM_NAME_LEN, MAX_LABEL_LEN,
@@ -70,6 +64,7 @@ pub use labels::{
     EVENT_AUTOAPPROVE, LABEL_TYPES, LABELS_MODULE, Label, Labels, MAX_LABEL_NAME_LEN, has_label,
     label_limit, labels_of, target_key,
 };
+pub use members::{MEMBERS_MODULE, Member, Members, account_key};
 pub use memories::{
     MAX_DESCRIPTION_LEN, MAX_NOTE_LEN, MAX_TAG_LEN, MAX_TAGS, MAX_TITLE_LEN, MAX_URL_LEN,
     MEMORIES_MODULE, Memories, Memory, MemoryKind,
@@ -77,6 +72,11 @@ pub use memories::{
 pub use quotes::{MAX_AUTHOR_LEN, MAX_QUOTE_LEN, QUOTES_MODULE, Quote, Quotes};
 pub use reminders::{
     MAX_AHEAD, MAX_PER_USER, MAX_REMINDER_LEN, REMINDERS_MODULE, Reminders, parse_delay,
+};
+pub use reputation::{
+    Change, DEFAULT_AUTO_BAN_THRESHOLD, FLUSH_EVERY, HISTORY, MAX_SCORE, MIN_SCORE,
+    REPUTATION_MODULE, Reputation, START_SCORE, Scored, UNITS, Weights, change_for, history_of,
+    parse_points, score_of, score_units, shown as shown_score, tier,
 };
 use waddlebot::{CommandError, CommandHandler, EventHandler, Store};
 

@@ -97,8 +97,8 @@ pub async fn find(
     if name.is_empty() || name.contains(':') {
         return Ok(None);
     }
-    let found = waddlebot::store::all_documents(store, &names(community), &format!("{name}:"))
-        .await?;
+    let found =
+        waddlebot::store::all_documents(store, &names(community), &format!("{name}:")).await?;
     let wanted = format!("{name}:{platform}");
     let pick = found
         .iter()

@@ -310,9 +310,11 @@ pub fn change_for(event: &waddlebot::Event, weights: &Weights) -> Option<(String
             ModerationAction::Warn { user_id, .. } => {
                 (user_id.clone(), Scored::Warn, weights.of(Scored::Warn))
             }
-            ModerationAction::Timeout { user_id, .. } => {
-                (user_id.clone(), Scored::Timeout, weights.of(Scored::Timeout))
-            }
+            ModerationAction::Timeout { user_id, .. } => (
+                user_id.clone(),
+                Scored::Timeout,
+                weights.of(Scored::Timeout),
+            ),
             ModerationAction::Kick { user_id, .. } => {
                 (user_id.clone(), Scored::Kick, weights.of(Scored::Kick))
             }
@@ -457,7 +459,9 @@ impl Reputation {
             return Ok(Vec::new());
         }
         self.flush(store, now, true).await?;
-        let after = store.increment(&scores(ctx.community), &person, delta).await?;
+        let after = store
+            .increment(&scores(ctx.community), &person, delta)
+            .await?;
         store.increment(GLOBAL, &person, delta).await?;
         let (before, after) = (score_units(after - delta), score_units(after));
         let reason = format!("{platform} {}", kind.name());
@@ -629,7 +633,11 @@ impl CommandHandler for Reputation {
             Some("global") => {
                 let (name, person) = whose(&ctx, 1).await?;
                 let (_, global) = score_of(store, ctx.community, &person).await?;
-                format!("{name}: {} ({}) across communities.", shown(global), tier(global))
+                format!(
+                    "{name}: {} ({}) across communities.",
+                    shown(global),
+                    tier(global)
+                )
             }
             _ => {
                 let (name, person) = whose(&ctx, 0).await?;
@@ -714,7 +722,11 @@ async fn top(ctx: &Context) -> Result<String, CommandError> {
     let mut lines = Vec::new();
     for (place, (person, sum)) in leaders.iter().enumerate() {
         let name = name_of(store, ctx.community, person).await;
-        lines.push(format!("{}. {name} {}", place + 1, shown(score_units(*sum))));
+        lines.push(format!(
+            "{}. {name} {}",
+            place + 1,
+            shown(score_units(*sum))
+        ));
     }
     Ok(format!("Top reputation: {}", lines.join(" | ")))
 }
@@ -726,12 +738,16 @@ async fn set(ctx: &Context) -> Result<String, CommandError> {
     };
     let reason = ctx.args.rest_unquoted(3).trim().to_owned();
     if reason.is_empty() {
-        return Err(CommandError::invalid("Say why: rep set <user> <score> <reason>."));
+        return Err(CommandError::invalid(
+            "Say why: rep set <user> <score> <reason>.",
+        ));
     }
     let target = parse_points(value)
         .ok()
         .filter(|units| (MIN_SCORE * UNITS..=MAX_SCORE * UNITS).contains(units))
-        .ok_or_else(|| CommandError::invalid(format!("A score is between {MIN_SCORE} and {MAX_SCORE}.")))?;
+        .ok_or_else(|| {
+            CommandError::invalid(format!("A score is between {MIN_SCORE} and {MAX_SCORE}."))
+        })?;
     let (name, person) = whose(ctx, 1).await?;
     let store = ctx.store.as_ref();
     let namespace = scores(ctx.community);
@@ -743,7 +759,16 @@ async fn set(ctx: &Context) -> Result<String, CommandError> {
     let after = score_units(after);
     let by = ctx.user().shown_name().to_owned();
     let reason = format!("set by {by}: {reason}");
-    record(store, ctx.community, &person, before, after, &reason, ctx.clock.now_millis()).await?;
+    record(
+        store,
+        ctx.community,
+        &person,
+        before,
+        after,
+        &reason,
+        ctx.clock.now_millis(),
+    )
+    .await?;
     audit(
         store,
         ctx,
@@ -769,5 +794,145 @@ impl EventHandler for Reputation {
 
     async fn on_event(&self, ctx: Context) -> Result<Vec<Reply>, CommandError> {
         self.apply(&ctx).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use waddlebot::{Event, Gift};
+
+    fn event(kind: EventKind) -> Event {
+        let mut event = Event::chat(PlatformKind::Twitch, "pond", "pond", "alice", "");
+        event.kind = kind;
+        event
+    }
+
+    fn any_kind() -> impl Strategy<Value = EventKind> {
+        prop_oneof![
+            Just(EventKind::ChatMessage),
+            Just(EventKind::Follow),
+            (0u32..4, 1u32..30, proptest::option::of(0u32..60)).prop_map(|(tier, months, gift)| {
+                EventKind::Subscription {
+                    tier: [
+                        SubscriptionTier::Tier1,
+                        SubscriptionTier::Tier2,
+                        SubscriptionTier::Tier3,
+                        SubscriptionTier::Prime,
+                    ][tier as usize],
+                    months,
+                    gift: gift.map(|count| Gift {
+                        count,
+                        anonymous: false,
+                    }),
+                }
+            }),
+            (0u64..100_000).prop_map(|bits| EventKind::Cheer { bits }),
+            (0.0f64..10_000.0).prop_map(|amount| EventKind::Donation {
+                amount,
+                currency: "EUR".into()
+            }),
+            (0u64..1000).prop_map(|viewers| EventKind::Raid { viewers }),
+            Just(EventKind::Moderation(ModerationAction::Ban {
+                user_id: "alice".into(),
+                reason: None
+            })),
+            Just(EventKind::Moderation(ModerationAction::Warn {
+                user_id: "alice".into(),
+                reason: None
+            })),
+            Just(EventKind::Custom {
+                name: COMMAND_USED.into()
+            }),
+        ]
+    }
+
+    proptest! {
+        /// Whatever happens, in whatever order, the score stays in 300–850 and ends the same.
+        #[test]
+        fn scores_stay_in_bounds_and_do_not_depend_on_order(
+            kinds in proptest::collection::vec(any_kind(), 0..200),
+            seed in any::<u64>(),
+        ) {
+            let weights = Weights::default();
+            let changes: Vec<i64> = kinds
+                .iter()
+                .filter_map(|kind| change_for(&event(kind.clone()), &weights).map(|(_, _, d)| d))
+                .collect();
+            let mut sum = 0i64;
+            for delta in &changes {
+                sum += delta;
+                let score = score_units(sum);
+                prop_assert!((MIN_SCORE * UNITS..=MAX_SCORE * UNITS).contains(&score));
+            }
+            let mut shuffled = changes.clone();
+            fastrand::Rng::with_seed(seed).shuffle(&mut shuffled);
+            let other: i64 = shuffled.iter().sum();
+            prop_assert_eq!(score_units(sum), score_units(other));
+        }
+
+        /// Weights written with up to four decimals are read exactly.
+        #[test]
+        fn points_with_four_decimals_are_exact(units in -10_000_000i64..10_000_000) {
+            let text = format!(
+                "{}{}.{:04}",
+                if units < 0 { "-" } else { "" },
+                units.abs() / UNITS,
+                units.abs() % UNITS
+            );
+            prop_assert_eq!(parse_points(&text), Ok(units));
+        }
+    }
+
+    #[test]
+    fn twitch_tiers_and_amounts_are_scored_as_the_original_meant() {
+        let weights = Weights::default();
+        let sub = |tier| {
+            change_for(
+                &event(EventKind::Subscription {
+                    tier,
+                    months: 1,
+                    gift: None,
+                }),
+                &weights,
+            )
+            .map(|(_, kind, delta)| (kind, delta))
+        };
+        assert_eq!(
+            sub(SubscriptionTier::Tier2),
+            Some((Scored::SubscriptionTier2, 10 * UNITS))
+        );
+        assert_eq!(
+            sub(SubscriptionTier::Tier3),
+            Some((Scored::SubscriptionTier3, 20 * UNITS))
+        );
+        assert_eq!(
+            sub(SubscriptionTier::Prime),
+            Some((Scored::Subscription, 5 * UNITS))
+        );
+        let donation = change_for(
+            &event(EventKind::Donation {
+                amount: 12.34,
+                currency: "USD".into(),
+            }),
+            &weights,
+        );
+        assert_eq!(donation.map(|c| c.2), Some(123_400), "12.34 units, exactly");
+        let ban = change_for(
+            &event(EventKind::Moderation(ModerationAction::Ban {
+                user_id: "bob".into(),
+                reason: None,
+            })),
+            &weights,
+        );
+        assert_eq!(
+            ban.map(|c| c.0),
+            Some("bob".to_owned()),
+            "the banned user, not the moderator"
+        );
+        assert_eq!(tier(score_units(200 * UNITS)), "exceptional");
+        assert_eq!(tier(score_units(-21 * UNITS)), "poor");
+        assert_eq!(shown(score_units(-UNITS / 100)), "599.99");
     }
 }

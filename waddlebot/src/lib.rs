@@ -68,7 +68,9 @@ pub use command::{
 pub use event::{
     Badge, Event, EventKind, Gift, Metadata, ModerationAction, Sender, SubscriptionTier,
 };
-pub use event_handler::{COMMAND_USED, ComponentId, EventHandler, FnEventHandler, Mode, Subscription, event_fn};
+pub use event_handler::{
+    COMMAND_USED, ComponentId, EventHandler, FnEventHandler, Mode, Subscription, event_fn,
+};
 pub use id::{CommunityId, EntityId, EventId, SessionId};
 pub use permission::{PermissionLevel, UnknownPermissionLevel};
 pub use platform::{
