@@ -32,9 +32,11 @@ mod inventory;
 mod labels;
 pub mod members;
 mod memories;
+mod music;
 mod quotes;
 mod reminders;
 mod reputation;
+mod shoutout;
 
 use std::sync::Arc;
 
@@ -73,6 +75,16 @@ pub use quotes::{MAX_AUTHOR_LEN, MAX_QUOTE_LEN, QUOTES_MODULE, Quote, Quotes};
 pub use reminders::{
     MAX_AHEAD, MAX_PER_USER, MAX_REMINDER_LEN, REMINDERS_MODULE, Reminders, parse_delay,
 };
+pub use music::{
+    MAX_QUEUE as MAX_SONG_QUEUE, MUSIC_MODULE, Music, MusicError, Playing, Queue, Request,
+    SPOTIFY_NOT_CONFIGURED, SPOTIFY_SCOPES, Spotify, SpotifySettings, Video, YOUTUBE_NOT_CONFIGURED,
+    YouTube, iso_duration_secs, video_id,
+};
+pub use shoutout::{
+    Clip, Creator, CreatorLookup, DEFAULT_COOLDOWN_MINUTES, Helix, LookupError,
+    NOT_CONFIGURED as SHOUTOUT_NOT_CONFIGURED, SHOUTOUT_MODULE, ShoutoutRecord, Shoutouts,
+    check_template, default_template, render as render_shoutout,
+};
 pub use reputation::{
     Change, DEFAULT_AUTO_BAN_THRESHOLD, FLUSH_EVERY, HISTORY, MAX_SCORE, MIN_SCORE,
     REPUTATION_MODULE, Reputation, START_SCORE, Scored, UNITS, Weights, change_for, history_of,
@@ -104,6 +116,18 @@ pub fn default_modules() -> Vec<Arc<dyn CommandHandler>> {
     standard_modules().commands
 }
 
+/// The outside services some modules use; each `None` makes its commands say what to
+/// configure.
+#[derive(Clone, Default)]
+pub struct Services {
+    /// Twitch creator lookups for shoutouts ([`Helix`]).
+    pub creators: Option<Arc<dyn CreatorLookup>>,
+    /// YouTube for song requests.
+    pub youtube: Option<YouTube>,
+    /// Spotify for the `!spotify` commands.
+    pub spotify: Option<Arc<Spotify>>,
+}
+
 /// Modules that are only event handlers (no commands), by name: they can be switched on and off
 /// like the others.
 pub const EVENT_MODULES: [&str; 2] = [MEMBERS_MODULE, ALERTS_MODULE];
@@ -125,7 +149,13 @@ pub struct StandardModules {
 /// assert!(standard.events.iter().any(|h| h.subscription().module == "reputation"));
 /// ```
 pub fn standard_modules() -> StandardModules {
+    standard_modules_with(Services::default())
+}
+
+/// [`standard_modules`] using these outside services.
+pub fn standard_modules_with(services: Services) -> StandardModules {
     let reputation = Arc::new(Reputation::default());
+    let shoutouts = Arc::new(Shoutouts::new(services.creators));
     StandardModules {
         commands: vec![
             Arc::new(CustomCommands),
@@ -139,7 +169,9 @@ pub fn standard_modules() -> StandardModules {
             Arc::new(Identity),
             Arc::new(CommunityAdmin),
             reputation.clone(),
+            shoutouts.clone(),
+            Arc::new(Music::new(services.youtube, services.spotify)),
         ],
-        events: vec![Arc::new(Members), Arc::new(Alerts), reputation],
+        events: vec![Arc::new(Members), Arc::new(Alerts), reputation, shoutouts],
     }
 }

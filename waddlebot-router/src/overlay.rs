@@ -37,6 +37,12 @@ const DEFAULT_SECS: [(&str, u32); 4] = [
     ("alerts", 6),
     ("captions", 8),
 ];
+/// The players `media` items of type `clip` and `youtube` may embed (the overlay pages'
+/// content policy allows these frames and no others).
+pub const EMBED_HOSTS: [(&str, &str); 2] = [
+    ("clip", "clips.twitch.tv"),
+    ("youtube", "www.youtube-nocookie.com"),
+];
 /// Most captions kept per community.
 const MAX_CAPTIONS: usize = 100;
 /// Pushes buffered per community for a slow page before it is told to resynchronise.
@@ -173,6 +179,22 @@ fn normalise(item: OverlayReply) -> Result<OverlayReply, OverlayError> {
             }
             let media_type = match media_type.as_str() {
                 "video" | "audio" => media_type,
+                // Embedded players, only from their own sites.
+                "clip" | "youtube" => {
+                    let host = url::Url::parse(&url)
+                        .ok()
+                        .and_then(|u| u.host_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    let allowed = EMBED_HOSTS
+                        .iter()
+                        .any(|(kind, embed)| *kind == media_type && *embed == host);
+                    if !allowed {
+                        return Err(OverlayError::Invalid(format!(
+                            "a {media_type} plays from its own site, not {host}"
+                        )));
+                    }
+                    media_type
+                }
                 _ => "image".to_owned(),
             };
             OverlayReply::Media {

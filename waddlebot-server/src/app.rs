@@ -60,6 +60,8 @@ pub struct AppState {
     /// Deadlines, CORS, the admin rate limit.
     pub http: crate::hygiene::HttpPolicy,
     pub(crate) admin_limiter: crate::hygiene::AdminLimiter,
+    /// Spotify, for the `/oauth/spotify/callback` page that finishes `!spotify connect`.
+    pub spotify: Option<Arc<waddlebot_modules::Spotify>>,
     /// Bumped on every overlay key rotation, so open overlay streams re-check their key.
     pub(crate) overlay_rotations: tokio::sync::watch::Sender<u64>,
     /// Cancelled when the server shuts down: long-lived answers (overlay streams) end.
@@ -95,6 +97,7 @@ impl AppState {
             http: crate::hygiene::HttpPolicy::default(),
             admin_limiter: crate::hygiene::AdminLimiter::default(),
             closing: tokio_util::sync::CancellationToken::new(),
+            spotify: None,
             overlay_rotations: tokio::sync::watch::channel(0).0,
             started: Instant::now(),
         }
@@ -103,6 +106,13 @@ impl AppState {
     /// The same state, with these HTTP limits and policies.
     pub fn with_http(mut self, policy: crate::hygiene::HttpPolicy) -> Self {
         self.http = policy;
+        self
+    }
+
+    /// The same state, finishing Spotify links (`!spotify connect`) at
+    /// `/oauth/spotify/callback`.
+    pub fn with_spotify(mut self, spotify: Option<Arc<waddlebot_modules::Spotify>>) -> Self {
+        self.spotify = spotify;
         self
     }
 

@@ -149,7 +149,7 @@ pub async fn build_router_with_ai(
         builder = builder.invalidation(Arc::new(bus));
         tracing::info!(redis = %redact_url(url), "rate limits, cooldowns, sessions and cache invalidation shared through Redis");
     }
-    let standard = waddlebot_modules::standard_modules();
+    let standard = waddlebot_modules::standard_modules_with(services(config));
     for module in standard.commands {
         builder = builder.handler_arc(module);
     }
@@ -169,6 +169,49 @@ pub async fn build_router_with_ai(
         builder = builder.platform(platform);
     }
     Ok(builder.build()?)
+}
+
+/// The outside services the modules use, from the configuration (each `None` until set).
+pub fn services(config: &Config) -> waddlebot_modules::Services {
+    let settings = &config.services;
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap_or_default();
+    waddlebot_modules::Services {
+        creators: settings.twitch_app.as_ref().map(|(id, secret)| {
+            Arc::new(waddlebot_modules::Helix::new(
+                id,
+                &secret.0,
+                &settings.twitch_api_url,
+                &settings.twitch_auth_url,
+                http.clone(),
+            )) as Arc<dyn waddlebot_modules::CreatorLookup>
+        }),
+        youtube: settings.youtube_api_key.as_ref().map(|key| {
+            waddlebot_modules::YouTube::new(&key.0, &settings.youtube_api_url, http.clone())
+        }),
+        spotify: spotify(config, http),
+    }
+}
+
+/// The Spotify client, when Spotify is configured (the server's OAuth callback uses it too).
+pub fn spotify(config: &Config, http: reqwest::Client) -> Option<Arc<waddlebot_modules::Spotify>> {
+    let settings = &config.services;
+    settings.spotify.as_ref().map(|(id, secret)| {
+        Arc::new(waddlebot_modules::Spotify::new(
+            waddlebot_modules::SpotifySettings {
+                client_id: id.clone(),
+                client_secret: secret.0.clone(),
+                redirect_url: settings.spotify_redirect_url.clone().unwrap_or_else(|| {
+                    format!("{}/oauth/spotify/callback", config.public_url())
+                }),
+                api_url: settings.spotify_api_url.clone(),
+                accounts_url: settings.spotify_accounts_url.clone(),
+            },
+            http,
+        ))
+    })
 }
 
 /// Where the generated JWT secret lives: beside a SQLite database file, else in the working

@@ -70,6 +70,97 @@ pub struct Config {
     /// Request deadline, admin rate limit, CORS, URI limit (`WADDLEBOT_REQUEST_TIMEOUT`,
     /// `WADDLEBOT_ADMIN_RATE_LIMIT`, `WADDLEBOT_CORS_ORIGINS`).
     pub http: crate::hygiene::HttpPolicy,
+    /// The address browsers reach this server at (`WADDLEBOT_PUBLIC_URL`, default
+    /// `http://<bind>`): portal links, the Spotify callback.
+    pub public_url: Option<String>,
+    /// Outside services of the modules (shoutouts, song requests, Spotify).
+    pub services: ServiceSettings,
+}
+
+/// The outside services modules use, each off until configured.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct ServiceSettings {
+    /// Twitch app credentials for Helix lookups (`TWITCH_CLIENT_ID`, `TWITCH_CLIENT_SECRET`;
+    /// `TWITCH_API_URL`, `TWITCH_AUTH_URL` to point elsewhere).
+    pub twitch_app: Option<(String, Secret)>,
+    /// Helix's base URL.
+    pub twitch_api_url: String,
+    /// Twitch's OAuth server.
+    pub twitch_auth_url: String,
+    /// `YOUTUBE_API_KEY`.
+    pub youtube_api_key: Option<Secret>,
+    /// `YOUTUBE_API_URL` (default the public Data API v3).
+    pub youtube_api_url: String,
+    /// `SPOTIFY_CLIENT_ID` + `SPOTIFY_CLIENT_SECRET`.
+    pub spotify: Option<(String, Secret)>,
+    /// `SPOTIFY_REDIRECT_URL` (default `<public URL>/oauth/spotify/callback`).
+    pub spotify_redirect_url: Option<String>,
+    /// `SPOTIFY_API_URL`.
+    pub spotify_api_url: String,
+    /// `SPOTIFY_ACCOUNTS_URL`.
+    pub spotify_accounts_url: String,
+}
+
+impl std::fmt::Debug for ServiceSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceSettings")
+            .field("twitch_app", &self.twitch_app.as_ref().map(|(id, _)| id))
+            .field("youtube", &self.youtube_api_key.is_some())
+            .field("spotify", &self.spotify.as_ref().map(|(id, _)| id))
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServiceSettings {
+    fn with_defaults() -> Self {
+        Self {
+            twitch_api_url: "https://api.twitch.tv/helix".to_owned(),
+            twitch_auth_url: "https://id.twitch.tv/oauth2".to_owned(),
+            youtube_api_url: "https://www.googleapis.com/youtube/v3".to_owned(),
+            spotify_api_url: "https://api.spotify.com/v1".to_owned(),
+            spotify_accounts_url: "https://accounts.spotify.com".to_owned(),
+            ..Self::default()
+        }
+    }
+
+    fn read(&mut self, get: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let url = |key: &str, current: &mut String| -> Result<(), ConfigError> {
+            if let Some(value) = get(key) {
+                if url::Url::parse(&value).is_err() {
+                    return Err(invalid(key, &value, "expected a URL"));
+                }
+                *current = value;
+            }
+            Ok(())
+        };
+        url("TWITCH_API_URL", &mut self.twitch_api_url)?;
+        url("TWITCH_AUTH_URL", &mut self.twitch_auth_url)?;
+        url("YOUTUBE_API_URL", &mut self.youtube_api_url)?;
+        url("SPOTIFY_API_URL", &mut self.spotify_api_url)?;
+        url("SPOTIFY_ACCOUNTS_URL", &mut self.spotify_accounts_url)?;
+        if let (Some(id), Some(secret)) = (get("TWITCH_CLIENT_ID"), get("TWITCH_CLIENT_SECRET")) {
+            self.twitch_app = Some((id, Secret(secret)));
+        }
+        self.youtube_api_key = get("YOUTUBE_API_KEY").map(Secret);
+        match (get("SPOTIFY_CLIENT_ID"), get("SPOTIFY_CLIENT_SECRET")) {
+            (Some(id), Some(secret)) => self.spotify = Some((id, Secret(secret))),
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(invalid(
+                    "SPOTIFY_CLIENT_ID",
+                    "***",
+                    "set both SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET",
+                ));
+            }
+            (None, None) => {}
+        }
+        if let Some(redirect) = get("SPOTIFY_REDIRECT_URL") {
+            if url::Url::parse(&redirect).is_err() {
+                return Err(invalid("SPOTIFY_REDIRECT_URL", &redirect, "expected a URL"));
+            }
+            self.spotify_redirect_url = Some(redirect);
+        }
+        Ok(())
+    }
 }
 
 /// How log lines look.
@@ -107,6 +198,15 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+impl Config {
+    /// The address browsers reach this server at.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.bind))
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -130,6 +230,8 @@ impl Default for Config {
             jwt_public_keys: Vec::new(),
             allow_private_targets: false,
             http: crate::hygiene::HttpPolicy::default(),
+            public_url: None,
+            services: ServiceSettings::with_defaults(),
         }
     }
 }
@@ -519,6 +621,13 @@ impl Config {
             reason: err.reason,
         })?;
         self.read_ai_chat(&get)?;
+        self.services.read(&get)?;
+        if let Some(public) = get("WADDLEBOT_PUBLIC_URL") {
+            if url::Url::parse(&public).is_err() {
+                return Err(invalid("WADDLEBOT_PUBLIC_URL", &public, "expected a URL"));
+            }
+            self.public_url = Some(public.trim_end_matches('/').to_owned());
+        }
         if let Some(secret) = get("WADDLEBOT_JWT_SECRET") {
             if secret.len() < crate::auth::MIN_SECRET_BYTES {
                 return Err(invalid(

@@ -217,6 +217,7 @@ pub(crate) fn secure(headers: &mut HeaderMap) {
             HeaderValue::from_static(
                 "default-src 'self'; img-src 'self' https: data:; media-src 'self' https:; \
                  style-src 'self' 'unsafe-inline'; script-src 'self'; connect-src 'self'; \
+                 frame-src https://clips.twitch.tv https://www.youtube-nocookie.com; \
                  frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
             ),
         );

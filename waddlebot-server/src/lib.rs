@@ -51,12 +51,12 @@ pub use app::{
     App, AppState, HTTP_REQUESTS, HTTP_SECONDS, HealthCheck, Probe, ROUTES, ResponseBody, app,
 };
 pub use bootstrap::{
-    StartError, ai_provider, authenticator, build_router, build_router_with_ai, jwt_secret_path,
+    StartError, ai_provider, authenticator, build_router, services, spotify, build_router_with_ai, jwt_secret_path,
     jwt_settings, migrate, open_store, redis_check,
 };
 pub use config::{
     Config, ConfigError, DEFAULT_BIND, DEFAULT_CONFIG_FILE, DEFAULT_DATABASE_URL, LogFormat,
-    Secret, redact_url,
+    Secret, ServiceSettings, redact_url,
 };
 pub use hygiene::HttpPolicy;
 pub use serve::{HEADER_READ_TIMEOUT, MAX_HEADER_BYTES, SHUTDOWN_GRACE, serve, shutdown_signal};

@@ -37,11 +37,13 @@ const PAGE_ROUTES: &[&str] = &[
     "/portal/{id}/{page}",
     "/portal/{id}/{page}/{item}",
     "/assets/{file}",
+    "/oauth/spotify/callback",
 ];
 
 /// Whether a path belongs to the web pages.
 pub(crate) fn is_page(path: &str) -> bool {
     path == "/portal"
+        || path == "/oauth/spotify/callback"
         || ["/overlay/", "/c/", "/portal/", "/assets/"]
             .iter()
             .any(|prefix| path.starts_with(prefix))
@@ -173,6 +175,57 @@ pub(crate) fn decode_segment(segment: &str) -> Option<String> {
 }
 
 impl App {
+    /// `GET /oauth/spotify/callback?code=…&state=…`: Spotify sends the broadcaster back here
+    /// after `!spotify connect`.
+    async fn spotify_callback(&self, query: &str) -> Response<ResponseBody> {
+        let params: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let param = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let message = |status: StatusCode, title: &str, text: String| {
+            page(
+                status,
+                document(title, html! { main class="narrow" { h1 { (title) } p { (text) } } }),
+            )
+        };
+        let Some(spotify) = &self.state().spotify else {
+            return not_found();
+        };
+        if let Some(error) = param("error") {
+            return message(
+                StatusCode::BAD_REQUEST,
+                "Spotify not linked",
+                format!("Spotify said: {error}. Run spotify connect again to retry."),
+            );
+        }
+        let (Some(code), Some(state)) = (param("code"), param("state")) else {
+            return message(
+                StatusCode::BAD_REQUEST,
+                "Spotify not linked",
+                "This address is for Spotify to send you back to.".to_owned(),
+            );
+        };
+        let store = self.state().router.store();
+        let now = self.state().router.clock().now_millis();
+        match spotify.complete(store.as_ref(), state, code, now).await {
+            Ok(community) => {
+                tracing::info!(category = "audit", community = community.0, "Spotify linked");
+                message(
+                    StatusCode::OK,
+                    "Spotify linked",
+                    "The bot can see and control your Spotify player now. You can close this page."
+                        .to_owned(),
+                )
+            }
+            Err(reason) => message(StatusCode::BAD_REQUEST, "Spotify not linked", reason),
+        }
+    }
+
     /// Answers a page request (a path for which [`is_page`] holds).
     pub(crate) async fn page<B>(&self, request: Request<B>, path: &str) -> Response<ResponseBody>
     where
@@ -197,6 +250,9 @@ impl App {
                 self.commands_page(community).await
             }
             ["portal", ..] => self.portal(request, &segments[1..]).await,
+            ["oauth", "spotify", "callback"] if method == Method::GET => {
+                self.spotify_callback(request.uri().query().unwrap_or("")).await
+            }
             ["assets", _] | ["overlay", ..] | ["c", _, "commands"] => method_not_allowed("GET"),
             _ => not_found(),
         }

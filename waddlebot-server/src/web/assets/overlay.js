@@ -30,6 +30,21 @@
         el.append(text("span", "ticker-text", item.text));
         break;
       case "media": {
+        if (item.media_type === "clip" || item.media_type === "youtube") {
+          // An embedded player (Twitch clips need the page's host as `parent`).
+          const frame = document.createElement("iframe");
+          const src = new URL(item.url);
+          if (item.media_type === "clip") {
+            src.searchParams.set("parent", location.hostname);
+            src.searchParams.set("autoplay", "true");
+          }
+          frame.src = src.toString();
+          frame.allow = "autoplay; encrypted-media";
+          frame.width = "800";
+          frame.height = "450";
+          el.append(frame);
+          break;
+        }
         const tag = item.media_type === "video" ? "video" : item.media_type === "audio" ? "audio" : "img";
         const media = document.createElement(tag);
         media.src = item.url;
