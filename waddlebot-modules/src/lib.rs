@@ -71,24 +71,24 @@ pub use memories::{
     MAX_DESCRIPTION_LEN, MAX_NOTE_LEN, MAX_TAG_LEN, MAX_TAGS, MAX_TITLE_LEN, MAX_URL_LEN,
     MEMORIES_MODULE, Memories, Memory, MemoryKind,
 };
+pub use music::{
+    MAX_QUEUE as MAX_SONG_QUEUE, MUSIC_MODULE, Music, MusicError, Playing, Queue, Request,
+    SPOTIFY_NOT_CONFIGURED, SPOTIFY_SCOPES, Spotify, SpotifySettings, Video,
+    YOUTUBE_NOT_CONFIGURED, YouTube, iso_duration_secs, video_id,
+};
 pub use quotes::{MAX_AUTHOR_LEN, MAX_QUOTE_LEN, QUOTES_MODULE, Quote, Quotes};
 pub use reminders::{
     MAX_AHEAD, MAX_PER_USER, MAX_REMINDER_LEN, REMINDERS_MODULE, Reminders, parse_delay,
 };
-pub use music::{
-    MAX_QUEUE as MAX_SONG_QUEUE, MUSIC_MODULE, Music, MusicError, Playing, Queue, Request,
-    SPOTIFY_NOT_CONFIGURED, SPOTIFY_SCOPES, Spotify, SpotifySettings, Video, YOUTUBE_NOT_CONFIGURED,
-    YouTube, iso_duration_secs, video_id,
+pub use reputation::{
+    Change, DEFAULT_AUTO_BAN_THRESHOLD, FLUSH_EVERY, HISTORY, Leader, MAX_SCORE, MIN_SCORE,
+    REPUTATION_MODULE, Reputation, START_SCORE, Scored, UNITS, Weights, change_for, history_of,
+    leaderboard, parse_points, score_of, score_units, shown as shown_score, tier,
 };
 pub use shoutout::{
     Clip, Creator, CreatorLookup, DEFAULT_COOLDOWN_MINUTES, Helix, LookupError,
     NOT_CONFIGURED as SHOUTOUT_NOT_CONFIGURED, SHOUTOUT_MODULE, ShoutoutRecord, Shoutouts,
     check_template, default_template, render as render_shoutout,
-};
-pub use reputation::{
-    Change, DEFAULT_AUTO_BAN_THRESHOLD, FLUSH_EVERY, HISTORY, MAX_SCORE, MIN_SCORE,
-    REPUTATION_MODULE, Reputation, START_SCORE, Scored, UNITS, Weights, change_for, history_of,
-    parse_points, score_of, score_units, shown as shown_score, tier,
 };
 use waddlebot::{CommandError, CommandHandler, EventHandler, Store};
 

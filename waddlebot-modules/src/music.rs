@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use waddlebot::store::{Expect, Store, community_namespace};
 use waddlebot::{
-    CommandError, CommandHandler, CommandSpec, CommunityId, Context, OverlayReply,
-    PermissionLevel, Reply, StoreError,
+    CommandError, CommandHandler, CommandSpec, CommunityId, Context, OverlayReply, PermissionLevel,
+    Reply, StoreError,
 };
 
 /// The module name.
@@ -196,7 +196,9 @@ impl YouTube {
             .send()
             .await
             .map_err(|err| MusicError::Unavailable(err.to_string()))?;
-        answer(response).await?.ok_or_else(|| MusicError::Unavailable("empty answer".into()))
+        answer(response)
+            .await?
+            .ok_or_else(|| MusicError::Unavailable("empty answer".into()))
     }
 
     /// Videos by id, with their lengths.
@@ -206,7 +208,10 @@ impl YouTube {
         }
         let joined = ids.join(",");
         let found = self
-            .get("videos", &[("part", "snippet,contentDetails"), ("id", &joined)])
+            .get(
+                "videos",
+                &[("part", "snippet,contentDetails"), ("id", &joined)],
+            )
             .await?;
         Ok(found["items"]
             .as_array()
@@ -306,8 +311,11 @@ pub struct Queue {
 
 impl Queue {
     fn sort(&mut self) {
-        self.waiting
-            .sort_by(|a, b| b.score().cmp(&a.score()).then(a.requested_at_ms.cmp(&b.requested_at_ms)));
+        self.waiting.sort_by(|a, b| {
+            b.score()
+                .cmp(&a.score())
+                .then(a.requested_at_ms.cmp(&b.requested_at_ms))
+        });
     }
 
     /// Whether the current song's time is up (or nothing plays).
@@ -342,7 +350,10 @@ fn on_overlay(playing: &Playing) -> Vec<Reply> {
     vec![
         Reply::Overlay(OverlayReply::Media {
             media_type: "youtube".to_owned(),
-            url: format!("https://www.youtube-nocookie.com/embed/{}?autoplay=1", video.id),
+            url: format!(
+                "https://www.youtube-nocookie.com/embed/{}?autoplay=1",
+                video.id
+            ),
             duration_secs: video.duration_secs,
         }),
         Reply::Overlay(OverlayReply::NowPlaying {
@@ -456,7 +467,9 @@ impl Spotify {
     /// the community.
     pub fn authorize_url(&self, state: &str) -> String {
         let mut url = url::Url::parse(&format!("{}/authorize", self.settings.accounts_url))
-            .unwrap_or_else(|_| url::Url::parse("https://accounts.spotify.com/authorize").expect("a URL"));
+            .unwrap_or_else(|_| {
+                url::Url::parse("https://accounts.spotify.com/authorize").expect("a URL")
+            });
         url.query_pairs_mut()
             .append_pair("client_id", &self.settings.client_id)
             .append_pair("response_type", "code")
@@ -484,7 +497,10 @@ impl Spotify {
         Ok(Tokens {
             access_token: access.to_owned(),
             // A refresh may not send a new refresh token: the caller keeps the old one.
-            refresh_token: body["refresh_token"].as_str().unwrap_or_default().to_owned(),
+            refresh_token: body["refresh_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
             expires_at_ms: now + body["expires_in"].as_u64().unwrap_or(3600) * 1000,
         })
     }
@@ -493,14 +509,23 @@ impl Spotify {
         "spotify_tokens"
     }
 
-    async fn tokens(&self, store: &dyn Store, community: CommunityId) -> Result<Option<Tokens>, StoreError> {
+    async fn tokens(
+        &self,
+        store: &dyn Store,
+        community: CommunityId,
+    ) -> Result<Option<Tokens>, StoreError> {
         Ok(store
             .get_document(&music_namespace(community), Self::tokens_key())
             .await?
             .and_then(|d| serde_json::from_value(d.value).ok()))
     }
 
-    async fn save(&self, store: &dyn Store, community: CommunityId, tokens: &Tokens) -> Result<(), StoreError> {
+    async fn save(
+        &self,
+        store: &dyn Store,
+        community: CommunityId,
+        tokens: &Tokens,
+    ) -> Result<(), StoreError> {
         store
             .put_document(
                 &music_namespace(community),
@@ -512,7 +537,13 @@ impl Spotify {
             .map(drop)
     }
 
-    async fn refreshed(&self, store: &dyn Store, community: CommunityId, old: &Tokens, now: u64) -> Result<Tokens, CommandError> {
+    async fn refreshed(
+        &self,
+        store: &dyn Store,
+        community: CommunityId,
+        old: &Tokens,
+        now: u64,
+    ) -> Result<Tokens, CommandError> {
         let mut fresh = self
             .token_request(
                 &[("grant_type", "refresh_token"), ("refresh_token", &old.refresh_token)],
@@ -617,13 +648,21 @@ impl Spotify {
             .map_err(|err| err.to_string())?
             .ok_or("this link was already used or is not ours")?;
         // Used once, by whoever deletes it.
-        if !store.delete_document(STATES, state).await.map_err(|e| e.to_string())? {
+        if !store
+            .delete_document(STATES, state)
+            .await
+            .map_err(|e| e.to_string())?
+        {
             return Err("this link was already used".to_owned());
         }
         if pending.value["expires_at_ms"].as_u64().unwrap_or(0) <= now {
             return Err("this link has expired; run spotify connect again".to_owned());
         }
-        let community = CommunityId(pending.value["community"].as_i64().ok_or("malformed state")?);
+        let community = CommunityId(
+            pending.value["community"]
+                .as_i64()
+                .ok_or("malformed state")?,
+        );
         let tokens = self
             .token_request(
                 &[
@@ -635,7 +674,9 @@ impl Spotify {
             )
             .await
             .map_err(|err| format!("Spotify refused: {err}"))?;
-        self.save(store, community, &tokens).await.map_err(|e| e.to_string())?;
+        self.save(store, community, &tokens)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(community)
     }
 }
@@ -655,7 +696,9 @@ fn track_line(track: &Value) -> String {
         "{} - {} ({})",
         track["name"].as_str().unwrap_or("?"),
         artists(track),
-        minutes_seconds(u32::try_from(track["duration_ms"].as_u64().unwrap_or(0) / 1000).unwrap_or(0))
+        minutes_seconds(
+            u32::try_from(track["duration_ms"].as_u64().unwrap_or(0) / 1000).unwrap_or(0)
+        )
     )
 }
 
@@ -688,7 +731,10 @@ impl Music {
     }
 
     async fn request(&self, ctx: &Context) -> Result<Vec<Reply>, CommandError> {
-        let youtube = self.youtube.as_ref().ok_or_else(|| CommandError::invalid(YOUTUBE_NOT_CONFIGURED))?;
+        let youtube = self
+            .youtube
+            .as_ref()
+            .ok_or_else(|| CommandError::invalid(YOUTUBE_NOT_CONFIGURED))?;
         let words = ctx.args.rest_unquoted(0).trim().to_owned();
         if words.is_empty() {
             return Err(ctx.usage_error());
@@ -706,7 +752,9 @@ impl Music {
         }
         .map_err(|err| CommandError::invalid(format!("YouTube: {err}.")))?;
         let Some(video) = found.into_iter().next() else {
-            return Err(CommandError::invalid(format!("Nothing found for \"{words}\".")));
+            return Err(CommandError::invalid(format!(
+                "Nothing found for \"{words}\"."
+            )));
         };
         if video.duration_secs > max_secs {
             return Err(CommandError::invalid(format!(
@@ -719,19 +767,31 @@ impl Music {
         let who = ctx.user().shown_name().to_owned();
         let now = ctx.clock.now_millis();
         with_queue(ctx.store.as_ref(), ctx.community, |queue| {
-            let mine = queue.waiting.iter().filter(|r| r.requested_by == who).count();
+            let mine = queue
+                .waiting
+                .iter()
+                .filter(|r| r.requested_by == who)
+                .count();
             if mine >= per_user {
                 return Err(CommandError::invalid(format!(
                     "You have {mine} songs waiting already (at most {per_user})."
                 )));
             }
             if queue.waiting.len() >= MAX_QUEUE {
-                return Err(CommandError::invalid(format!("The queue is full ({MAX_QUEUE} songs).")));
+                return Err(CommandError::invalid(format!(
+                    "The queue is full ({MAX_QUEUE} songs)."
+                )));
             }
             if queue.waiting.iter().any(|r| r.video.id == video.id)
-                || queue.current.as_ref().is_some_and(|p| p.request.video.id == video.id && !queue.idle(now))
+                || queue
+                    .current
+                    .as_ref()
+                    .is_some_and(|p| p.request.video.id == video.id && !queue.idle(now))
             {
-                return Err(CommandError::invalid(format!("\"{}\" is in the queue already.", video.title)));
+                return Err(CommandError::invalid(format!(
+                    "\"{}\" is in the queue already.",
+                    video.title
+                )));
             }
             queue.waiting.push(Request {
                 video: video.clone(),
@@ -740,7 +800,12 @@ impl Music {
                 votes: HashMap::new(),
             });
             queue.sort();
-            let position = queue.waiting.iter().position(|r| r.video.id == video.id).unwrap_or(0) + 1;
+            let position = queue
+                .waiting
+                .iter()
+                .position(|r| r.video.id == video.id)
+                .unwrap_or(0)
+                + 1;
             let started = queue.advance(now, false);
             let mut replies = Vec::new();
             match &started {
@@ -768,8 +833,16 @@ impl Music {
         let command = ctx.command.as_str();
         let who = ctx.user().shown_name().to_owned();
         let moderator = ctx.level() >= PermissionLevel::Moderator;
-        let page = ctx.args.get(0).and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).max(1);
-        let position = ctx.args.get(0).and_then(|p| p.trim_start_matches('#').parse::<usize>().ok());
+        let page = ctx
+            .args
+            .get(0)
+            .and_then(|p| p.parse::<usize>().ok())
+            .unwrap_or(1)
+            .max(1);
+        let position = ctx
+            .args
+            .get(0)
+            .and_then(|p| p.trim_start_matches('#').parse::<usize>().ok());
         let direction = ctx.args.get(1).map(str::to_lowercase);
         if matches!(command, "clear" | "skip") {
             ctx.require(PermissionLevel::Moderator)?;
@@ -781,7 +854,10 @@ impl Music {
                 if command == "skip" {
                     replies.insert(
                         0,
-                        Reply::text(format!("Skipped. Now playing \"{}\".", playing.request.video.title)),
+                        Reply::text(format!(
+                            "Skipped. Now playing \"{}\".",
+                            playing.request.video.title
+                        )),
                     );
                     return Ok(replies);
                 }
@@ -792,7 +868,12 @@ impl Music {
                 position
                     .filter(|p| (1..=queue.waiting.len()).contains(p))
                     .map(|p| p - 1)
-                    .ok_or_else(|| CommandError::invalid(format!("Give a position from 1 to {}.", queue.waiting.len().max(1))))
+                    .ok_or_else(|| {
+                        CommandError::invalid(format!(
+                            "Give a position from 1 to {}.",
+                            queue.waiting.len().max(1)
+                        ))
+                    })
             };
             let text = match command {
                 "np" | "nowplaying" => match &queue.current {
@@ -807,19 +888,28 @@ impl Music {
                     let value = match direction.as_deref() {
                         Some("up" | "+") => 1,
                         Some("down" | "-") => -1,
-                        _ => return Err(CommandError::invalid("Vote up or down: vote <position> up|down.")),
+                        _ => {
+                            return Err(CommandError::invalid(
+                                "Vote up or down: vote <position> up|down.",
+                            ));
+                        }
                     };
                     let request = &mut queue.waiting[index];
                     request.votes.insert(who.clone(), value);
                     let title = request.video.title.clone();
                     let score = request.score();
                     queue.sort();
-                    format!("Voted {} \"{title}\" (score {score:+}).", if value > 0 { "up" } else { "down" })
+                    format!(
+                        "Voted {} \"{title}\" (score {score:+}).",
+                        if value > 0 { "up" } else { "down" }
+                    )
                 }
                 "remove" => {
                     let index = pick(queue)?;
                     if queue.waiting[index].requested_by != who && !moderator {
-                        return Err(CommandError::invalid("You can remove only your own requests."));
+                        return Err(CommandError::invalid(
+                            "You can remove only your own requests.",
+                        ));
                     }
                     let gone = queue.waiting.remove(index);
                     format!("Removed \"{}\".", gone.video.title)
@@ -827,7 +917,10 @@ impl Music {
                 "clear" => {
                     let n = queue.waiting.len();
                     queue.waiting.clear();
-                    format!("Cleared {n} song{} from the queue.", if n == 1 { "" } else { "s" })
+                    format!(
+                        "Cleared {n} song{} from the queue.",
+                        if n == 1 { "" } else { "s" }
+                    )
                 }
                 _ => {
                     if queue.waiting.is_empty() {
@@ -841,7 +934,15 @@ impl Music {
                             .enumerate()
                             .skip((page - 1) * PAGE)
                             .take(PAGE)
-                            .map(|(i, r)| format!("{}. {} ({:+}, {})", i + 1, r.video.title, r.score(), r.requested_by))
+                            .map(|(i, r)| {
+                                format!(
+                                    "{}. {} ({:+}, {})",
+                                    i + 1,
+                                    r.video.title,
+                                    r.score(),
+                                    r.requested_by
+                                )
+                            })
                             .collect();
                         format!("Queue ({page}/{pages}): {}", lines.join(" | "))
                     }
@@ -854,7 +955,10 @@ impl Music {
     }
 
     async fn spotify(&self, ctx: &Context) -> Result<Vec<Reply>, CommandError> {
-        let spotify = self.spotify.as_ref().ok_or_else(|| CommandError::invalid(SPOTIFY_NOT_CONFIGURED))?;
+        let spotify = self
+            .spotify
+            .as_ref()
+            .ok_or_else(|| CommandError::invalid(SPOTIFY_NOT_CONFIGURED))?;
         let sub = ctx.args.get(0).map(str::to_lowercase);
         let get = reqwest::Method::GET;
         let text = match sub.as_deref() {
@@ -868,12 +972,23 @@ impl Music {
                     return Err(ctx.usage_error());
                 }
                 let found = spotify
-                    .call(ctx, get, "search", &[("q", &words), ("type", "track"), ("limit", "5")])
+                    .call(
+                        ctx,
+                        get,
+                        "search",
+                        &[("q", &words), ("type", "track"), ("limit", "5")],
+                    )
                     .await?
                     .unwrap_or_default();
-                let tracks: Vec<Value> = found.pointer("/tracks/items").and_then(Value::as_array).cloned().unwrap_or_default();
+                let tracks: Vec<Value> = found
+                    .pointer("/tracks/items")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
                 if tracks.is_empty() {
-                    return Ok(vec![Reply::text(format!("Nothing on Spotify for \"{words}\"."))]);
+                    return Ok(vec![Reply::text(format!(
+                        "Nothing on Spotify for \"{words}\"."
+                    ))]);
                 }
                 // Remembered per person for `spotify play <number>`.
                 let uris: Vec<&str> = tracks.iter().filter_map(|t| t["uri"].as_str()).collect();
@@ -885,7 +1000,11 @@ impl Music {
                         Expect::Any,
                     )
                     .await?;
-                let lines: Vec<String> = tracks.iter().enumerate().map(|(i, t)| format!("{}. {}", i + 1, track_line(t))).collect();
+                let lines: Vec<String> = tracks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| format!("{}. {}", i + 1, track_line(t)))
+                    .collect();
                 lines.join(" | ")
             }
             Some("play" | "queue" | "add") => {
@@ -895,7 +1014,10 @@ impl Music {
                 let uri = if let Ok(n) = which.parse::<usize>() {
                     let saved = ctx
                         .store
-                        .get_document(&music_namespace(ctx.community), &format!("search:{}:{}", ctx.event.platform, ctx.user().id))
+                        .get_document(
+                            &music_namespace(ctx.community),
+                            &format!("search:{}:{}", ctx.event.platform, ctx.user().id),
+                        )
                         .await?;
                     saved
                         .and_then(|d| d.value["uris"].get(n.wrapping_sub(1)).and_then(Value::as_str).map(str::to_owned))
@@ -903,20 +1025,38 @@ impl Music {
                 } else if which.starts_with("spotify:track:") {
                     which.to_owned()
                 } else {
-                    return Err(CommandError::invalid("Play a number from your last search or a spotify:track: URI."));
+                    return Err(CommandError::invalid(
+                        "Play a number from your last search or a spotify:track: URI.",
+                    ));
                 };
-                spotify.call(ctx, reqwest::Method::POST, "me/player/queue", &[("uri", &uri)]).await?;
+                spotify
+                    .call(
+                        ctx,
+                        reqwest::Method::POST,
+                        "me/player/queue",
+                        &[("uri", &uri)],
+                    )
+                    .await?;
                 "Added to the Spotify queue.".to_owned()
             }
             Some("current" | "nowplaying" | "np") | None => {
-                let now = spotify.call(ctx, get, "me/player/currently-playing", &[]).await?;
+                let now = spotify
+                    .call(ctx, get, "me/player/currently-playing", &[])
+                    .await?;
                 match now.filter(|n| n["item"].is_object()) {
                     Some(now) => {
                         let track = &now["item"];
                         let title = track["name"].as_str().unwrap_or("?").to_owned();
                         let by = artists(track);
-                        let image = track.pointer("/album/images/0/url").and_then(Value::as_str).map(str::to_owned);
-                        let state = if now["is_playing"].as_bool() == Some(true) { "Now playing" } else { "Paused" };
+                        let image = track
+                            .pointer("/album/images/0/url")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned);
+                        let state = if now["is_playing"].as_bool() == Some(true) {
+                            "Now playing"
+                        } else {
+                            "Paused"
+                        };
                         return Ok(vec![
                             Reply::text(format!("{state} on Spotify: {}", track_line(track))),
                             Reply::Overlay(OverlayReply::NowPlaying {
@@ -936,26 +1076,45 @@ impl Music {
             }
             Some("skip" | "next") => {
                 ctx.require(PermissionLevel::Moderator)?;
-                spotify.call(ctx, reqwest::Method::POST, "me/player/next", &[]).await?;
+                spotify
+                    .call(ctx, reqwest::Method::POST, "me/player/next", &[])
+                    .await?;
                 "Skipped.".to_owned()
             }
             Some("pause") => {
                 ctx.require(PermissionLevel::Moderator)?;
-                spotify.call(ctx, reqwest::Method::PUT, "me/player/pause", &[]).await?;
+                spotify
+                    .call(ctx, reqwest::Method::PUT, "me/player/pause", &[])
+                    .await?;
                 "Paused.".to_owned()
             }
             Some("resume" | "unpause") => {
                 ctx.require(PermissionLevel::Moderator)?;
-                spotify.call(ctx, reqwest::Method::PUT, "me/player/play", &[]).await?;
+                spotify
+                    .call(ctx, reqwest::Method::PUT, "me/player/play", &[])
+                    .await?;
                 "Playing again.".to_owned()
             }
             Some("devices") => {
-                let found = spotify.call(ctx, get, "me/player/devices", &[]).await?.unwrap_or_default();
+                let found = spotify
+                    .call(ctx, get, "me/player/devices", &[])
+                    .await?
+                    .unwrap_or_default();
                 let devices: Vec<String> = found["devices"]
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|d| format!("{}{}", d["name"].as_str().unwrap_or("?"), if d["is_active"].as_bool() == Some(true) { " (active)" } else { "" }))
+                    .map(|d| {
+                        format!(
+                            "{}{}",
+                            d["name"].as_str().unwrap_or("?"),
+                            if d["is_active"].as_bool() == Some(true) {
+                                " (active)"
+                            } else {
+                                ""
+                            }
+                        )
+                    })
                     .collect();
                 if devices.is_empty() {
                     "No Spotify devices are open.".to_owned()

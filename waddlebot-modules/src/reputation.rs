@@ -705,6 +705,34 @@ async fn name_of(store: &dyn Store, community: CommunityId, person: &str) -> Str
     person.to_owned()
 }
 
+/// One place on a leaderboard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Leader {
+    /// The person's key.
+    pub person: String,
+    /// Their name in the community.
+    pub name: String,
+    /// Their score, in [`UNITS`].
+    pub score: i64,
+}
+
+/// The `n` best scores of a community, best first, with names.
+pub async fn leaderboard(
+    store: &dyn Store,
+    community: CommunityId,
+    n: usize,
+) -> Result<Vec<Leader>, StoreError> {
+    let mut leaders = Vec::new();
+    for (person, sum) in store.top_counters(&scores(community), n).await? {
+        leaders.push(Leader {
+            name: name_of(store, community, &person).await,
+            score: score_units(sum),
+            person,
+        });
+    }
+    Ok(leaders)
+}
+
 async fn top(ctx: &Context) -> Result<String, CommandError> {
     let n = match ctx.args.get(1) {
         Some(n) => n
@@ -714,20 +742,15 @@ async fn top(ctx: &Context) -> Result<String, CommandError> {
             .ok_or_else(|| CommandError::invalid("Show between 1 and 10."))?,
         None => 5,
     };
-    let store = ctx.store.as_ref();
-    let leaders = store.top_counters(&scores(ctx.community), n).await?;
+    let leaders = leaderboard(ctx.store.as_ref(), ctx.community, n).await?;
     if leaders.is_empty() {
         return Ok("Nobody has a reputation here yet.".to_owned());
     }
-    let mut lines = Vec::new();
-    for (place, (person, sum)) in leaders.iter().enumerate() {
-        let name = name_of(store, ctx.community, person).await;
-        lines.push(format!(
-            "{}. {name} {}",
-            place + 1,
-            shown(score_units(*sum))
-        ));
-    }
+    let lines: Vec<String> = leaders
+        .iter()
+        .enumerate()
+        .map(|(place, leader)| format!("{}. {} {}", place + 1, leader.name, shown(leader.score)))
+        .collect();
     Ok(format!("Top reputation: {}", lines.join(" | ")))
 }
 

@@ -111,8 +111,8 @@ impl std::fmt::Debug for Helix {
 }
 
 impl Helix {
-    /// Helix at `api_url` (`https://api.twitch.tv/helix`), tokens from `auth_url`
-    /// (`https://id.twitch.tv/oauth2`).
+    /// Helix under `api_url` (`https://api.twitch.tv`, as `TWITCH_API_URL`), tokens from
+    /// `auth_url` (`https://id.twitch.tv`, as `TWITCH_AUTH_URL`).
     pub fn new(
         client_id: &str,
         client_secret: &str,
@@ -143,7 +143,7 @@ impl Helix {
                 .map_err(|err| LookupError::Refused(err.to_string()))?;
             let response = self
                 .http
-                .get(format!("{}/{path}", self.api_url))
+                .get(format!("{}/helix/{path}", self.api_url))
                 .query(query)
                 .header("Client-Id", self.token.client_id())
                 .bearer_auth(&token)
@@ -201,9 +201,7 @@ impl CreatorLookup for Helix {
                 |s| text_at(s, "/title"),
             ),
             live: live.is_some(),
-            viewer_count: live
-                .and_then(|s| s["viewer_count"].as_u64())
-                .unwrap_or(0),
+            viewer_count: live.and_then(|s| s["viewer_count"].as_u64()).unwrap_or(0),
             id,
         }))
     }
@@ -257,9 +255,7 @@ pub fn default_template(platform: &PlatformKind, live: bool) -> &'static str {
         (_, true) => {
             "Go check out {display_name}, live now with {viewer_count} viewers: {title} [{game_name}] → {url}"
         }
-        (_, false) => {
-            "Go check out {display_name}! They were last playing {game_name} → {url}"
-        }
+        (_, false) => "Go check out {display_name}! They were last playing {game_name} → {url}",
     }
 }
 
@@ -350,7 +346,10 @@ impl Settings {
         self.config["templates"][platform.to_string()][which]
             .as_str()
             .filter(|t| check_template(t).is_ok())
-            .map_or_else(|| default_template(platform, live).to_owned(), str::to_owned)
+            .map_or_else(
+                || default_template(platform, live).to_owned(),
+                str::to_owned,
+            )
     }
 }
 
@@ -449,10 +448,15 @@ impl Shoutouts {
             kind: kind.to_owned(),
             at_ms: now,
         };
+        // Numbered, so shoutouts in the same millisecond keep their order.
+        let number = ctx
+            .store
+            .increment(&history(ctx.community), "count", 1)
+            .await?;
         ctx.store
             .put_document(
                 &history(ctx.community),
-                &format!("{now:020}:{login}"),
+                &format!("{number:012}"),
                 &serde_json::to_value(&record).unwrap_or_default(),
                 Expect::Any,
             )
@@ -474,7 +478,12 @@ impl Shoutouts {
             .as_ref()
             .ok_or_else(|| CommandError::invalid(NOT_CONFIGURED))?;
         let login = login.trim().trim_start_matches('@').to_lowercase();
-        if login.is_empty() || login.len() > 25 || !login.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        if login.is_empty()
+            || login.len() > 25
+            || !login
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
             return Err(CommandError::invalid("That is not a Twitch user name."));
         }
         let creator = lookup
@@ -494,7 +503,12 @@ impl Shoutouts {
         Ok(vec![Reply::text(render(&template, &creator))])
     }
 
-    async fn video(&self, ctx: &Context, settings: &Settings, login: &str) -> Result<Vec<Reply>, CommandError> {
+    async fn video(
+        &self,
+        ctx: &Context,
+        settings: &Settings,
+        login: &str,
+    ) -> Result<Vec<Reply>, CommandError> {
         let lookup = self
             .lookup
             .as_ref()
@@ -549,8 +563,14 @@ impl CommandHandler for Shoutouts {
 
     async fn handle(&self, ctx: Context) -> Result<Vec<Reply>, CommandError> {
         let settings = Self::settings(&ctx).await?;
-        if ctx.args.get(0).is_some_and(|a| a.eq_ignore_ascii_case("history")) {
-            let mut entries = waddlebot::store::all_documents(ctx.store.as_ref(), &history(ctx.community), "").await?;
+        if ctx
+            .args
+            .get(0)
+            .is_some_and(|a| a.eq_ignore_ascii_case("history"))
+        {
+            let mut entries =
+                waddlebot::store::all_documents(ctx.store.as_ref(), &history(ctx.community), "")
+                    .await?;
             if entries.is_empty() {
                 return Ok(vec![Reply::text("No shoutouts yet.")]);
             }
@@ -561,7 +581,10 @@ impl CommandHandler for Shoutouts {
                 .filter_map(|d| serde_json::from_value::<ShoutoutRecord>(d.value.clone()).ok())
                 .map(|r| format!("{} ({}, by {})", r.login, r.kind, r.by))
                 .collect();
-            return Ok(vec![Reply::text(format!("Latest shoutouts: {}.", shown.join(", ")))]);
+            return Ok(vec![Reply::text(format!(
+                "Latest shoutouts: {}.",
+                shown.join(", ")
+            ))]);
         }
         if ctx.level() < settings.permission {
             return Err(CommandError::invalid(format!(

@@ -502,6 +502,11 @@ pub const ROUTES: &[(&str, Method, Need)] = &[
         Need::Community(Role::CommunityAdmin),
     ),
     (
+        "/api/v1/communities/{id}/reputation",
+        Method::GET,
+        Need::Community(Role::Viewer),
+    ),
+    (
         "/api/v1/communities/{id}/rules",
         Method::GET,
         Need::Community(Role::Moderator),

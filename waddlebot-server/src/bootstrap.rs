@@ -203,9 +203,10 @@ pub fn spotify(config: &Config, http: reqwest::Client) -> Option<Arc<waddlebot_m
             waddlebot_modules::SpotifySettings {
                 client_id: id.clone(),
                 client_secret: secret.0.clone(),
-                redirect_url: settings.spotify_redirect_url.clone().unwrap_or_else(|| {
-                    format!("{}/oauth/spotify/callback", config.public_url())
-                }),
+                redirect_url: settings
+                    .spotify_redirect_url
+                    .clone()
+                    .unwrap_or_else(|| format!("{}/oauth/spotify/callback", config.public_url())),
                 api_url: settings.spotify_api_url.clone(),
                 accounts_url: settings.spotify_accounts_url.clone(),
             },

@@ -114,8 +114,8 @@ impl std::fmt::Debug for ServiceSettings {
 impl ServiceSettings {
     fn with_defaults() -> Self {
         Self {
-            twitch_api_url: "https://api.twitch.tv/helix".to_owned(),
-            twitch_auth_url: "https://id.twitch.tv/oauth2".to_owned(),
+            twitch_api_url: waddlebot::platforms::twitch::DEFAULT_API_URL.to_owned(),
+            twitch_auth_url: waddlebot::platforms::twitch::DEFAULT_AUTH_URL.to_owned(),
             youtube_api_url: "https://www.googleapis.com/youtube/v3".to_owned(),
             spotify_api_url: "https://api.spotify.com/v1".to_owned(),
             spotify_accounts_url: "https://accounts.spotify.com".to_owned(),

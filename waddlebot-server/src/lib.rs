@@ -51,8 +51,8 @@ pub use app::{
     App, AppState, HTTP_REQUESTS, HTTP_SECONDS, HealthCheck, Probe, ROUTES, ResponseBody, app,
 };
 pub use bootstrap::{
-    StartError, ai_provider, authenticator, build_router, services, spotify, build_router_with_ai, jwt_secret_path,
-    jwt_settings, migrate, open_store, redis_check,
+    StartError, ai_provider, authenticator, build_router, build_router_with_ai, jwt_secret_path,
+    jwt_settings, migrate, open_store, redis_check, services, spotify,
 };
 pub use config::{
     Config, ConfigError, DEFAULT_BIND, DEFAULT_CONFIG_FILE, DEFAULT_DATABASE_URL, LogFormat,

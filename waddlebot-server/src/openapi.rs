@@ -542,6 +542,15 @@ fn docs() -> Vec<Doc> {
             None,
         ),
         doc(
+            "/api/v1/communities/{id}/reputation",
+            Method::GET,
+            "reputation",
+            "The reputation leaderboard, best first: person, name, score (300–850) and tier",
+            "200",
+            None,
+        )
+        .list(&[]),
+        doc(
             "/api/v1/communities/{id}/audit",
             Method::GET,
             "audit",

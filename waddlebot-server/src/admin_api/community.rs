@@ -314,6 +314,37 @@ fn grant_json(grant: &RoleGrant) -> Value {
     })
 }
 
+/// `GET …/reputation`: the leaderboard, best first (`limit` places, default 50).
+pub(super) async fn reputation(call: &Call<'_>) -> Answer {
+    let (limit, offset) = call.paging(&[])?;
+    let leaders = waddlebot_modules::leaderboard(
+        call.store().as_ref(),
+        call.id()?,
+        (limit + offset).min(MAX_LEADERBOARD),
+    )
+    .await
+    .map_err(store_failure)?;
+    let items: Vec<Value> = leaders
+        .iter()
+        .skip(offset)
+        .map(|leader| {
+            json!({
+                "person": leader.person,
+                "name": leader.name,
+                "score": waddlebot_modules::shown_score(leader.score),
+                "tier": waddlebot_modules::tier(leader.score),
+            })
+        })
+        .collect();
+    Ok(success(
+        StatusCode::OK,
+        json!({"items": items, "limit": limit, "offset": offset}),
+    ))
+}
+
+/// The most places a leaderboard reads.
+const MAX_LEADERBOARD: usize = 1000;
+
 pub(super) async fn list_grants(call: &Call<'_>) -> Answer {
     let grants = call
         .store()

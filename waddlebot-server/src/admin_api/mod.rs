@@ -312,6 +312,7 @@ impl App {
             (Some("/modules"), Method::GET) => community::list_modules(&call).await,
             (Some("/modules/{name}"), Method::PATCH) => community::update_module(&call).await,
             (Some("/grants"), Method::GET) => community::list_grants(&call).await,
+            (Some("/reputation"), Method::GET) => community::reputation(&call).await,
             (Some("/grants/{platform}/{user}"), Method::PUT) => community::grant(&call).await,
             (Some("/grants/{platform}/{user}"), Method::DELETE) => community::revoke(&call).await,
             (Some("/rules"), Method::GET) => rules::list(&call).await,

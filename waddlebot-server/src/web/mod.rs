@@ -190,7 +190,10 @@ impl App {
         let message = |status: StatusCode, title: &str, text: String| {
             page(
                 status,
-                document(title, html! { main class="narrow" { h1 { (title) } p { (text) } } }),
+                document(
+                    title,
+                    html! { main class="narrow" { h1 { (title) } p { (text) } } },
+                ),
             )
         };
         let Some(spotify) = &self.state().spotify else {
@@ -214,7 +217,11 @@ impl App {
         let now = self.state().router.clock().now_millis();
         match spotify.complete(store.as_ref(), state, code, now).await {
             Ok(community) => {
-                tracing::info!(category = "audit", community = community.0, "Spotify linked");
+                tracing::info!(
+                    category = "audit",
+                    community = community.0,
+                    "Spotify linked"
+                );
                 message(
                     StatusCode::OK,
                     "Spotify linked",
@@ -251,7 +258,8 @@ impl App {
             }
             ["portal", ..] => self.portal(request, &segments[1..]).await,
             ["oauth", "spotify", "callback"] if method == Method::GET => {
-                self.spotify_callback(request.uri().query().unwrap_or("")).await
+                self.spotify_callback(request.uri().query().unwrap_or(""))
+                    .await
             }
             ["assets", _] | ["overlay", ..] | ["c", _, "commands"] => method_not_allowed("GET"),
             _ => not_found(),

@@ -48,6 +48,11 @@ const PAGES: &[(&str, &str, &str)] = &[
     ("aliases", "Aliases", "/api/v1/communities/{id}/aliases"),
     ("modules", "Modules", "/api/v1/communities/{id}/modules"),
     ("roles", "Roles", "/api/v1/communities/{id}/grants"),
+    (
+        "reputation",
+        "Reputation",
+        "/api/v1/communities/{id}/reputation",
+    ),
     ("overlay", "Overlay", "/api/v1/communities/{id}/overlay"),
     ("audit", "Audit log", "/api/v1/communities/{id}/audit"),
 ];
@@ -671,7 +676,7 @@ impl App {
         };
         let base = format!("/api/v1/communities/{}", community.0);
         let path = route.replace("/api/v1/communities/{id}", &base);
-        let query = if section == "audit" || section == "commands" || section == "modules" {
+        let query = if ["audit", "commands", "modules", "reputation"].contains(&section) {
             "limit=100"
         } else {
             ""
@@ -707,6 +712,7 @@ impl App {
             "modules" => modules_section(&frame, &data),
             "roles" => roles_section(&frame, &data),
             "overlay" => overlay_section(&frame, &data),
+            "reputation" => reputation_section(&data),
             _ => audit_section(&data),
         };
         page(status, self.layout(&frame, label, content).await)
@@ -1320,6 +1326,30 @@ fn overlay_section(frame: &Frame<'_>, data: &Value) -> Markup {
             label for="grace" { "Seconds the old URLs keep working" }
             input id="grace" name="grace_secs" type="number" min="0" max="86400" value="600";
             button type="submit" { "Make a new key" }
+        }
+    }
+}
+
+fn reputation_section(data: &Value) -> Markup {
+    let items = data["items"].as_array().cloned().unwrap_or_default();
+    if items.is_empty() {
+        return html! { p class="muted" { "Nobody has a reputation here yet: scores start at 600 and move with what people do." } };
+    }
+    html! {
+        div class="table-wrap" {
+            table {
+                thead { tr { th scope="col" { "#" } th scope="col" { "Name" } th scope="col" { "Score" } th scope="col" { "Tier" } } }
+                tbody {
+                    @for (place, leader) in items.iter().enumerate() {
+                        tr {
+                            td { (place + 1) }
+                            td { (text(&leader["name"])) }
+                            td { (text(&leader["score"])) }
+                            td { (text(&leader["tier"])) }
+                        }
+                    }
+                }
+            }
         }
     }
 }
