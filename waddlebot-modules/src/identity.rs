@@ -43,6 +43,19 @@ pub const CODE_LEN: usize = 6;
 pub const LINKABLE: [&str; 3] = ["twitch", "discord", "slack"];
 
 const ACCOUNTS: &str = "identity";
+
+/// Bumped whenever this process links or unlinks accounts, so caches of [`person_of`] answers
+/// (reputation keeps one) know to look again.
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The current link generation of this process (see [`person_of`]).
+pub(crate) fn generation() -> u64 {
+    GENERATION.load(std::sync::atomic::Ordering::Acquire)
+}
+
+fn changed() {
+    GENERATION.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+}
 const CODES: &str = "identity_codes";
 const PENDING: &str = "identity_pending";
 
@@ -464,6 +477,7 @@ async fn add_account(
                 for linked in &person.accounts {
                     point(store, key, linked).await?;
                 }
+                changed();
                 return Ok(());
             }
             Err(StoreError::Conflict(_)) => {}
@@ -561,6 +575,7 @@ async fn unlink(ctx: &Context) -> Result<String, CommandError> {
                         &format!("name:{}:{}", gone.platform, gone.username.to_lowercase()),
                     )
                     .await?;
+                changed();
                 return Ok(format!("Unlinked {} {}.", gone.platform, gone.username));
             }
             Err(StoreError::Conflict(_)) => {}

@@ -172,6 +172,11 @@ pub fn standard_modules_with(services: Services) -> StandardModules {
             shoutouts.clone(),
             Arc::new(Music::new(services.youtube, services.spotify)),
         ],
-        events: vec![Arc::new(Members), Arc::new(Alerts), reputation, shoutouts],
+        events: vec![
+            Arc::new(Members::default()),
+            Arc::new(Alerts),
+            reputation,
+            shoutouts,
+        ],
     }
 }

@@ -8,6 +8,7 @@
 //! (`<platform>:<user_id>` → [`Member`]) and `<community>:member_names`
 //! (`<lower-case name>:<platform>` → the account), so they travel with an export.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -186,9 +187,17 @@ pub async fn seen(ctx: &Context) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Keeps the member directory.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Members;
+/// Accounts remembered as written recently, at most (the memory is emptied when full).
+const REMEMBERED: usize = 100_000;
+
+/// Keeps the member directory. It remembers which accounts it wrote lately, so a busy chat
+/// costs no store reads: an account is read and written at most once per [`REFRESH`] per
+/// process.
+#[derive(Debug, Default)]
+pub struct Members {
+    /// `(community, account) → (written at, name, display name)`.
+    recent: std::sync::Mutex<HashMap<(CommunityId, String), (u64, String, Option<String>)>>,
+}
 
 #[async_trait]
 impl EventHandler for Members {
@@ -199,7 +208,26 @@ impl EventHandler for Members {
     }
 
     async fn on_event(&self, ctx: Context) -> Result<Vec<Reply>, CommandError> {
+        let user = ctx.user();
+        let key = (ctx.community, account_key(&ctx.event.platform, &user.id));
+        let now = ctx.clock.now_millis();
+        let refresh = u64::try_from(REFRESH.as_millis()).unwrap_or(u64::MAX);
+        {
+            let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((at, name, display)) = recent.get(&key)
+                && now.saturating_sub(*at) < refresh
+                && *name == user.name
+                && *display == user.display_name
+            {
+                return Ok(Vec::new());
+            }
+        }
         seen(&ctx).await?;
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.len() >= REMEMBERED {
+            recent.clear();
+        }
+        recent.insert(key, (now, user.name.clone(), user.display_name.clone()));
         Ok(Vec::new())
     }
 }

@@ -392,15 +392,54 @@ struct Pending {
     since_ms: Option<u64>,
 }
 
+/// How long an account's person is remembered (links made in this process are seen at once;
+/// in another process, within this long).
+const PERSON_TTL_MS: u64 = 60_000;
+/// Accounts remembered at most (the memory is emptied when full).
+const PEOPLE_REMEMBERED: usize = 100_000;
+
+/// Accounts' persons, looked up recently: `account → (person, when, link generation)`.
+#[derive(Debug, Default)]
+struct People(HashMap<String, (String, u64, u64)>);
+
 /// The reputation module: `!rep` (a [`CommandHandler`]) and the scoring of events (an
 /// [`EventHandler`]); register one instance as both, since they share the changes not yet
 /// written ([`standard_modules`](crate::standard_modules) does).
 #[derive(Debug, Default)]
 pub struct Reputation {
     pending: Mutex<Pending>,
+    people: Mutex<People>,
 }
 
 impl Reputation {
+    /// [`person_of`], remembered for a minute (or until this process links accounts).
+    async fn person(
+        &self,
+        store: &dyn Store,
+        platform: &PlatformKind,
+        user_id: &str,
+        now: u64,
+    ) -> Result<String, StoreError> {
+        let account = format!("{platform}:{user_id}");
+        let generation = crate::identity::generation();
+        {
+            let people = self.people.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((person, at, seen)) = people.0.get(&account)
+                && *seen == generation
+                && now.saturating_sub(*at) < PERSON_TTL_MS
+            {
+                return Ok(person.clone());
+            }
+        }
+        let person = person_of(store, platform, user_id).await?;
+        let mut people = self.people.lock().unwrap_or_else(|p| p.into_inner());
+        if people.0.len() >= PEOPLE_REMEMBERED {
+            people.0.clear();
+        }
+        people.0.insert(account, (person.clone(), now, generation));
+        Ok(person)
+    }
+
     fn take_due(&self, now: u64, force: bool) -> Vec<((String, String), i64)> {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         let due = force
@@ -451,7 +490,7 @@ impl Reputation {
             return Ok(Vec::new());
         };
         let platform = ctx.event.platform.clone();
-        let person = person_of(store, &platform, &who).await?;
+        let person = self.person(store, &platform, &who, now).await?;
         if kind.batched() {
             self.add_pending(&scores(ctx.community), &person, delta, now);
             self.add_pending(GLOBAL, &person, delta, now);
