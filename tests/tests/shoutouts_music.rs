@@ -461,12 +461,18 @@ async fn spotify_server() -> MockServer {
         })))
         .mount(&server)
         .await;
-    Mock::given(header("authorization", "Bearer sp-2"))
-        .and(method("POST"))
-        .and(path("/v1/me/player/next"))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&server)
-        .await;
+    for (verb, route) in [
+        ("POST", "/v1/me/player/next"),
+        ("PUT", "/v1/me/player/pause"),
+        ("PUT", "/v1/me/player/play"),
+    ] {
+        Mock::given(header("authorization", "Bearer sp-2"))
+            .and(method(verb))
+            .and(path(route))
+            .respond_with(ResponseTemplate::new(204))
+            .mount(&server)
+            .await;
+    }
     server
 }
 
@@ -540,6 +546,10 @@ async fn spotify_is_linked_by_the_broadcaster_and_its_token_is_renewed_before_it
         < You need to be moderator or higher to use !spotify.
         mod@moderator: !spotify skip
         < Skipped.
+        mod@moderator: !spotify pause
+        < Paused.
+        mod@moderator: !spotify resume
+        < Playing again.
         "#,
     )
     .await;
@@ -574,4 +584,63 @@ async fn spotify_is_linked_by_the_broadcaster_and_its_token_is_renewed_before_it
         .filter(|r| String::from_utf8_lossy(&r.body).contains("grant_type=refresh_token"))
         .count();
     assert_eq!(refreshes, 1, "renewed once, five minutes before it expired");
+}
+
+#[tokio::test]
+async fn the_callback_page_finishes_a_spotify_link_once() {
+    let server = spotify_server().await;
+    let spotify = Arc::new(waddlebot_modules::Spotify::new(
+        waddlebot_modules::SpotifySettings {
+            client_id: "sp-id".into(),
+            client_secret: "sp-secret".into(),
+            redirect_url: "https://bot.example/oauth/spotify/callback".into(),
+            api_url: format!("{}/v1", server.uri()),
+            accounts_url: server.uri(),
+        },
+        reqwest::Client::new(),
+    ));
+    let bot = bot(waddlebot_modules::Services {
+        spotify: Some(Arc::clone(&spotify)),
+        ..Default::default()
+    });
+    let link = bot.say("boss", PermissionLevel::Broadcaster, "!spotify connect").await;
+    let url = url::Url::parse(link[0].trim_start_matches("Link Spotify here: ")).expect("a URL");
+    let state = url
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .expect("a state");
+    // The transcript's router behind the real server.
+    let router = Arc::new(
+        waddlebot_router::Router::builder()
+            .store(Arc::clone(bot.router().store()))
+            .build()
+            .expect("router"),
+    );
+    let web = loopback::serve_on_loopback(
+        waddlebot_server::AppState::new(router, 1 << 20).with_spotify(Some(spotify)),
+    )
+    .await;
+    let callback = |query: String| {
+        let address = format!("http://{}/oauth/spotify/callback?{query}", web.addr);
+        async move {
+            let response = reqwest::get(address).await.expect("answered");
+            (response.status().as_u16(), response.text().await.expect("html"))
+        }
+    };
+    let (status, page) = callback(format!("code=the-code&state={state}")).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Spotify linked"));
+    let (status, page) = callback(format!("code=the-code&state={state}")).await;
+    assert_eq!(status, 400);
+    assert!(page.contains("already used"), "{page}");
+    let (status, _) = callback("error=access_denied&state=x".to_owned()).await;
+    assert_eq!(status, 400);
+    bot.play(
+        r#"
+        alice: !spotify devices
+        < Spotify devices: Stream PC (active).
+        "#,
+    )
+    .await;
 }

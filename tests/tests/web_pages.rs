@@ -490,6 +490,16 @@ async fn a_moderator_sees_less_than_an_owner_and_nobody_crosses_communities() {
         page.text().await.expect("html").contains(&key),
         "overlay URLs shown"
     );
+
+    // The reputation leaderboard, readable by moderators.
+    bot.event("subscription", "pingu", "").await;
+    let board = get("/portal/1/reputation").await.expect("answered");
+    assert_eq!(board.status(), 200);
+    let html = board.text().await.expect("html");
+    assert!(
+        html.contains("pingu") && html.contains("605.00") && html.contains("fair"),
+        "{html}"
+    );
 }
 
 #[tokio::test]

@@ -199,25 +199,20 @@ pub fn parse_points(text: &str) -> Result<i64, String> {
     Ok(if negative { -units } else { units })
 }
 
-/// A community's weights.
+/// A community's weights, one per [`Scored`] kind in [`Scored::ALL`] order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Weights(HashMap<Scored, i64>);
+pub struct Weights([i64; Scored::ALL.len()]);
 
 impl Default for Weights {
     fn default() -> Self {
-        Self(
-            Scored::ALL
-                .iter()
-                .map(|kind| (*kind, kind.default_weight()))
-                .collect(),
-        )
+        Self(Scored::ALL.map(Scored::default_weight))
     }
 }
 
 impl Weights {
     /// The weight of a kind, in [`UNITS`].
     pub fn of(&self, kind: Scored) -> i64 {
-        self.0.get(&kind).copied().unwrap_or(0)
+        self.0[kind as usize]
     }
 
     /// The defaults with the module setting's `weights` applied (numbers or numeric text).
@@ -239,7 +234,7 @@ impl Weights {
                 serde_json::Value::String(s) => s.clone(),
                 _ => return Err(format!("the weight of {name} must be a number")),
             };
-            weights.0.insert(*kind, parse_points(&text)?);
+            weights.0[*kind as usize] = parse_points(&text)?;
         }
         Ok(weights)
     }

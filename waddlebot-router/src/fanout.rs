@@ -104,10 +104,15 @@ impl Router {
                     self.run_subscriber(subscriber.clone(), Arc::clone(&event), entity.clone())
                 })
                 .collect();
-            let results: Vec<_> = futures_util::stream::iter(pending)
-                .buffered(PARALLEL_LIMIT)
-                .collect()
-                .await;
+            // A small group (the usual case) is simply joined; a large one is bounded.
+            let results: Vec<_> = if pending.len() <= PARALLEL_LIMIT {
+                futures_util::future::join_all(pending).await
+            } else {
+                futures_util::stream::iter(pending)
+                    .buffered(PARALLEL_LIMIT)
+                    .collect()
+                    .await
+            };
             for (subscriber, result) in group.iter().zip(results) {
                 let module = subscriber.subscription.module.clone();
                 let error = result.as_ref().err().map(|err| {
