@@ -117,8 +117,10 @@ fn main() {
         .expect("runtime");
     runtime.block_on(async {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut config = Config::default();
-        config.database_url = format!("sqlite://{}", dir.path().join("bench.db").display());
+        let config = Config {
+            database_url: format!("sqlite://{}", dir.path().join("bench.db").display()),
+            ..Config::default()
+        };
         let router = Arc::new(build_router(&config, Vec::new()).await.expect("router"));
         let store: Arc<dyn Store> = Arc::clone(router.store());
         let (collector, record) = new_api_key("bench", Role::Admin, None, None).expect("api key");

@@ -1,6 +1,10 @@
 //! Shoutouts and music through a real router, with Helix, Spotify and YouTube stood in by
 //! wiremock with the shapes their documentation publishes (tokens that expire and are renewed
-//! included), and what each command says without credentials.
+//! included), what each command says without credentials, and the server's Spotify callback
+//! page.
+
+#[allow(dead_code)]
+mod loopback;
 
 use std::sync::Arc;
 
@@ -603,17 +607,21 @@ async fn the_callback_page_finishes_a_spotify_link_once() {
         spotify: Some(Arc::clone(&spotify)),
         ..Default::default()
     });
-    let link = bot.say("boss", PermissionLevel::Broadcaster, "!spotify connect").await;
+    let link = bot
+        .say("boss", PermissionLevel::Broadcaster, "!spotify connect")
+        .await;
     let url = url::Url::parse(link[0].trim_start_matches("Link Spotify here: ")).expect("a URL");
     let state = url
         .query_pairs()
         .find(|(k, _)| k == "state")
         .map(|(_, v)| v.into_owned())
         .expect("a state");
-    // The transcript's router behind the real server.
+    // A router on the transcript's store and time, behind the real server.
+    let now = waddlebot::clock::Clock::now(bot.clock());
     let router = Arc::new(
         waddlebot_router::Router::builder()
             .store(Arc::clone(bot.router().store()))
+            .clock(Arc::new(waddlebot::clock::ManualClock::at(now)))
             .build()
             .expect("router"),
     );
@@ -625,7 +633,10 @@ async fn the_callback_page_finishes_a_spotify_link_once() {
         let address = format!("http://{}/oauth/spotify/callback?{query}", web.addr);
         async move {
             let response = reqwest::get(address).await.expect("answered");
-            (response.status().as_u16(), response.text().await.expect("html"))
+            (
+                response.status().as_u16(),
+                response.text().await.expect("html"),
+            )
         }
     };
     let (status, page) = callback(format!("code=the-code&state={state}")).await;

@@ -133,7 +133,7 @@ async fn members_text(ctx: &Context, community: CommunityId) -> Result<String, C
     if all.is_empty() {
         return Ok("Nobody has been seen here yet.".to_owned());
     }
-    all.sort_by(|a, b| b.last_seen_ms.cmp(&a.last_seen_ms));
+    all.sort_by_key(|m| std::cmp::Reverse(m.last_seen_ms));
     let total = all.len();
     let names: Vec<String> = all
         .iter()

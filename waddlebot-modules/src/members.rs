@@ -190,13 +190,16 @@ pub async fn seen(ctx: &Context) -> Result<(), StoreError> {
 /// Accounts remembered as written recently, at most (the memory is emptied when full).
 const REMEMBERED: usize = 100_000;
 
+/// When an account was written, with the names written.
+type Written = (u64, String, Option<String>);
+
 /// Keeps the member directory. It remembers which accounts it wrote lately, so a busy chat
 /// costs no store reads: an account is read and written at most once per [`REFRESH`] per
 /// process.
 #[derive(Debug, Default)]
 pub struct Members {
     /// `(community, account) → (written at, name, display name)`.
-    recent: std::sync::Mutex<HashMap<(CommunityId, String), (u64, String, Option<String>)>>,
+    recent: std::sync::Mutex<HashMap<(CommunityId, String), Written>>,
 }
 
 #[async_trait]
