@@ -157,6 +157,24 @@ async fn text_of(client: &Client, css: &str) -> String {
     }
 }
 
+/// Opens a fresh sign-in link for `user` as `role` in community 1, uses it, and lands on the
+/// dashboard.
+async fn sign_in(client: &Client, bot: &web::WebBot, user: &str, role: Role) {
+    let link = bot.login_link(user, role).await;
+    client
+        .goto(&format!("{}{link}", bot.base))
+        .await
+        .expect("opened");
+    client
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .expect("a sign-in button")
+        .click()
+        .await
+        .expect("clicked");
+    assert_eq!(text_of(client, "main h1").await, "Dashboard");
+}
+
 /// Alerts stay `secs` on screen in community 1.
 async fn alert_seconds(bot: &web::WebBot, secs: u64) {
     let status = reqwest::Client::new()
@@ -256,19 +274,7 @@ async fn an_owner_signs_in_with_a_link_adds_a_command_and_the_bot_answers_it() {
     };
     let client = &browser.client;
     let bot = web::start().await;
-    let link = bot.login_link("ada", Role::Owner).await;
-    client
-        .goto(&format!("{}{link}", bot.base))
-        .await
-        .expect("opened");
-    client
-        .find(Locator::Css("button[type=submit]"))
-        .await
-        .expect("a sign-in button")
-        .click()
-        .await
-        .expect("clicked");
-    assert_eq!(text_of(client, "main h1").await, "Dashboard");
+    sign_in(client, &bot, "ada", Role::Owner).await;
     screenshot(client, "portal-dashboard").await;
 
     client
@@ -338,19 +344,7 @@ async fn a_moderator_cannot_open_owner_pages() {
     };
     let client = &browser.client;
     let bot = web::start().await;
-    let link = bot.login_link("mo", Role::Moderator).await;
-    client
-        .goto(&format!("{}{link}", bot.base))
-        .await
-        .expect("opened");
-    client
-        .find(Locator::Css("button[type=submit]"))
-        .await
-        .expect("a sign-in button")
-        .click()
-        .await
-        .expect("clicked");
-    assert_eq!(text_of(client, "main h1").await, "Dashboard");
+    sign_in(client, &bot, "mo", Role::Moderator).await;
     let menu = text_of(client, "nav").await;
     assert!(menu.contains("Aliases"), "{menu}");
     assert!(

@@ -47,6 +47,23 @@ fn builder(
     builder
 }
 
+/// Sets a module's settings in the transcript's community.
+async fn configure(bot: &Transcript, module: &str, config: serde_json::Value) {
+    let install = waddlebot::store::ModuleInstall {
+        community_id: bot.community().await,
+        module: module.to_owned(),
+        enabled: true,
+        config,
+        updated_by: "test".into(),
+        updated_at: std::time::SystemTime::now(),
+    };
+    bot.router()
+        .store()
+        .put_module_install(&install)
+        .await
+        .expect("configured");
+}
+
 /// An event of `kind` by `user` in the transcript's channel (Twitch `pond`).
 async fn event(bot: &Transcript, user: &str, kind: EventKind) -> Vec<Reply> {
     let mut event = Event::chat(PlatformKind::Twitch, "pond", "pond", user, "");
@@ -160,19 +177,12 @@ async fn a_hundred_messages_add_exactly_one_point_and_weights_are_configurable()
         bot.say("erin", PermissionLevel::Everyone, "!rep").await,
         ["erin: 601.00 (fair) here, 601.00 across communities."]
     );
-    let community = bot.community().await;
-    bot.router()
-        .store()
-        .put_module_install(&waddlebot::store::ModuleInstall {
-            community_id: community,
-            module: "reputation".into(),
-            enabled: true,
-            config: serde_json::json!({"weights": {"follow": 2.5, "chat_message": "0.0001"}}),
-            updated_by: "test".into(),
-            updated_at: std::time::SystemTime::now(),
-        })
-        .await
-        .expect("configured");
+    configure(
+        &bot,
+        "reputation",
+        serde_json::json!({"weights": {"follow": 2.5, "chat_message": "0.0001"}}),
+    )
+    .await;
     event(&bot, "erin", EventKind::Follow).await;
     assert_eq!(
         bot.say("erin", PermissionLevel::Everyone, "!rep").await,
@@ -190,36 +200,22 @@ async fn a_warning_that_takes_someone_to_the_threshold_bans_them_and_is_audited(
     .expect("router");
     bot.say("frank", PermissionLevel::Everyone, "hi").await;
     let community = bot.community().await;
-    let configure = |enabled: bool| waddlebot::store::ModuleInstall {
-        community_id: community,
-        module: "reputation".into(),
-        enabled: true,
-        config: serde_json::json!({"auto_ban": {"enabled": enabled, "threshold": 590}}),
-        updated_by: "test".into(),
-        updated_at: std::time::SystemTime::now(),
-    };
+    let auto_ban =
+        |enabled: bool| serde_json::json!({"auto_ban": {"enabled": enabled, "threshold": 590}});
     let warn = |user: &str| {
         EventKind::Moderation(ModerationAction::Warn {
             user_id: user.to_owned(),
             reason: None,
         })
     };
-    bot.router()
-        .store()
-        .put_module_install(&configure(false))
-        .await
-        .expect("configured");
+    configure(&bot, "reputation", auto_ban(false)).await;
     assert_eq!(
         event(&bot, "mod", warn("frank")).await,
         [],
         "policy off: no ban"
     );
     bot.say("gina", PermissionLevel::Everyone, "hi").await;
-    bot.router()
-        .store()
-        .put_module_install(&configure(true))
-        .await
-        .expect("configured");
+    configure(&bot, "reputation", auto_ban(true)).await;
     let replies = event(&bot, "mod", warn("gina")).await;
     assert!(
         matches!(&replies[..], [Reply::Moderate(ModerationAction::Ban { user_id, .. })] if user_id == "gina"),

@@ -480,10 +480,9 @@ async fn spotify_server() -> MockServer {
     server
 }
 
-#[tokio::test]
-async fn spotify_is_linked_by_the_broadcaster_and_its_token_is_renewed_before_it_expires() {
-    let server = spotify_server().await;
-    let spotify = Arc::new(waddlebot_modules::Spotify::new(
+/// The Spotify client of app `sp-id`, talking to the stand-in.
+fn spotify_client(server: &MockServer) -> Arc<waddlebot_modules::Spotify> {
+    Arc::new(waddlebot_modules::Spotify::new(
         waddlebot_modules::SpotifySettings {
             client_id: "sp-id".into(),
             client_secret: "sp-secret".into(),
@@ -492,7 +491,13 @@ async fn spotify_is_linked_by_the_broadcaster_and_its_token_is_renewed_before_it
             accounts_url: server.uri(),
         },
         reqwest::Client::new(),
-    ));
+    ))
+}
+
+#[tokio::test]
+async fn spotify_is_linked_by_the_broadcaster_and_its_token_is_renewed_before_it_expires() {
+    let server = spotify_server().await;
+    let spotify = spotify_client(&server);
     let bot = bot(waddlebot_modules::Services {
         spotify: Some(Arc::clone(&spotify)),
         ..Default::default()
@@ -593,16 +598,7 @@ async fn spotify_is_linked_by_the_broadcaster_and_its_token_is_renewed_before_it
 #[tokio::test]
 async fn the_callback_page_finishes_a_spotify_link_once() {
     let server = spotify_server().await;
-    let spotify = Arc::new(waddlebot_modules::Spotify::new(
-        waddlebot_modules::SpotifySettings {
-            client_id: "sp-id".into(),
-            client_secret: "sp-secret".into(),
-            redirect_url: "https://bot.example/oauth/spotify/callback".into(),
-            api_url: format!("{}/v1", server.uri()),
-            accounts_url: server.uri(),
-        },
-        reqwest::Client::new(),
-    ));
+    let spotify = spotify_client(&server);
     let bot = bot(waddlebot_modules::Services {
         spotify: Some(Arc::clone(&spotify)),
         ..Default::default()

@@ -260,14 +260,7 @@ async fn role(ctx: &Context) -> Result<String, CommandError> {
         PermissionLevel::Broadcaster
     })?;
     let store = ctx.store.as_ref();
-    let member = members::find(store, ctx.community, name, &ctx.event.platform)
-        .await?
-        .ok_or_else(|| {
-            CommandError::invalid(format!(
-                "I have not seen {} here.",
-                name.trim_start_matches('@')
-            ))
-        })?;
+    let member = members::named(store, ctx.community, name, &ctx.event.platform).await?;
     let shown = member.shown_name().to_owned();
     match action.to_lowercase().as_str() {
         "grant" | "give" | "add" => {

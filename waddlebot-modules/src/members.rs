@@ -115,6 +115,23 @@ pub async fn find(
         .transpose()
 }
 
+/// [`find`], or the refusal a command gives when nobody of that name has been seen.
+pub async fn named(
+    store: &dyn Store,
+    community: CommunityId,
+    name: &str,
+    platform: &PlatformKind,
+) -> Result<Member, CommandError> {
+    find(store, community, name, platform)
+        .await?
+        .ok_or_else(|| {
+            CommandError::invalid(format!(
+                "I have not seen {} here.",
+                name.trim_start_matches('@')
+            ))
+        })
+}
+
 /// Every member, by account key.
 pub async fn all(store: &dyn Store, community: CommunityId) -> Result<Vec<Member>, StoreError> {
     waddlebot::store::all_documents(store, &members(community), "")

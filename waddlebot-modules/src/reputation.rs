@@ -697,14 +697,7 @@ async fn whose(ctx: &Context, index: usize) -> Result<(String, String), CommandE
             person_of(store, &ctx.event.platform, &ctx.user().id).await?,
         )),
         Some(name) => {
-            let member = members::find(store, ctx.community, name, &ctx.event.platform)
-                .await?
-                .ok_or_else(|| {
-                    CommandError::invalid(format!(
-                        "I have not seen {} here.",
-                        name.trim_start_matches('@')
-                    ))
-                })?;
+            let member = members::named(store, ctx.community, name, &ctx.event.platform).await?;
             Ok((
                 member.shown_name().to_owned(),
                 person_of(store, &member.platform, &member.user_id).await?,

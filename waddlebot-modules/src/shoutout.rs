@@ -464,18 +464,11 @@ impl Shoutouts {
             .map(drop)
     }
 
-    /// A shoutout of `login`: the text, or why not.
-    async fn shoutout(
-        &self,
-        ctx: &Context,
-        settings: &Settings,
-        login: &str,
-        by: &str,
-        kind: &str,
-    ) -> Result<Vec<Reply>, CommandError> {
+    /// The creator a login names, looked up (with the lookup, for more questions).
+    async fn creator(&self, login: &str) -> Result<(&dyn CreatorLookup, Creator), CommandError> {
         let lookup = self
             .lookup
-            .as_ref()
+            .as_deref()
             .ok_or_else(|| CommandError::invalid(NOT_CONFIGURED))?;
         let login = login.trim().trim_start_matches('@').to_lowercase();
         if login.is_empty()
@@ -491,6 +484,19 @@ impl Shoutouts {
             .await
             .map_err(|err| CommandError::invalid(format!("I could not look {login} up: {err}.")))?
             .ok_or_else(|| CommandError::invalid(format!("User '{login}' not found on Twitch.")))?;
+        Ok((lookup, creator))
+    }
+
+    /// A shoutout of `login`: the text, or why not.
+    async fn shoutout(
+        &self,
+        ctx: &Context,
+        settings: &Settings,
+        login: &str,
+        by: &str,
+        kind: &str,
+    ) -> Result<Vec<Reply>, CommandError> {
+        let (_, creator) = self.creator(login).await?;
         if let Err(wait) = Self::claim(ctx, settings, &creator.login).await? {
             return Err(CommandError::invalid(format!(
                 "{} had a shoutout recently; again in {} min.",
@@ -509,16 +515,7 @@ impl Shoutouts {
         settings: &Settings,
         login: &str,
     ) -> Result<Vec<Reply>, CommandError> {
-        let lookup = self
-            .lookup
-            .as_ref()
-            .ok_or_else(|| CommandError::invalid(NOT_CONFIGURED))?;
-        let login = login.trim().trim_start_matches('@').to_lowercase();
-        let creator = lookup
-            .creator(&login)
-            .await
-            .map_err(|err| CommandError::invalid(format!("I could not look {login} up: {err}.")))?
-            .ok_or_else(|| CommandError::invalid(format!("User '{login}' not found on Twitch.")))?;
+        let (lookup, creator) = self.creator(login).await?;
         let clips = lookup
             .recent_clips(&creator.id)
             .await

@@ -191,6 +191,18 @@ struct Frame<'a> {
     error: Option<String>,
 }
 
+impl Frame<'_> {
+    /// Where the forms of `section` post.
+    fn action(&self, section: &str) -> String {
+        format!("/portal/{}/{section}", self.community.0)
+    }
+
+    /// Whether the visitor may call the admin API route `pattern` with `method` here.
+    fn may(&self, method: &Method, pattern: &str) -> bool {
+        App::may(self.who, method, pattern, self.community)
+    }
+}
+
 impl App {
     /// An admin API call made with `who`'s rights: the same route table, checks, handlers and
     /// audit as over HTTP. Answers the envelope's `data`, or the failure.
@@ -738,7 +750,7 @@ impl App {
                     nav aria-label="Portal" {
                         ul {
                             @for (section, title, route) in PAGES {
-                                @if App::may(frame.who, &Method::GET, route, frame.community) {
+                                @if frame.may(&Method::GET, route) {
                                     li {
                                         a href=(format!("/portal/{id}/{section}").trim_end_matches('/'))
                                             aria-current=[(*section == frame.current).then_some("page")] { (title) }
@@ -1091,13 +1103,8 @@ fn message_page(status: StatusCode, title: &str, message: &str) -> Response<Resp
 }
 
 fn commands_section(frame: &Frame<'_>, data: &Value) -> Markup {
-    let base = format!("/portal/{}/commands", frame.community.0);
-    let editable = App::may(
-        frame.who,
-        &Method::POST,
-        "/api/v1/communities/{id}/commands",
-        frame.community,
-    );
+    let base = frame.action("commands");
+    let editable = frame.may(&Method::POST, "/api/v1/communities/{id}/commands");
     html! {
         p class="muted" { "Custom text commands. Responses may use {user}, {args}, {arg1}… and {count}." }
         @if editable {
@@ -1143,13 +1150,8 @@ fn commands_section(frame: &Frame<'_>, data: &Value) -> Markup {
 }
 
 fn aliases_section(frame: &Frame<'_>, data: &Value) -> Markup {
-    let base = format!("/portal/{}/aliases", frame.community.0);
-    let editable = App::may(
-        frame.who,
-        &Method::POST,
-        "/api/v1/communities/{id}/aliases",
-        frame.community,
-    );
+    let base = frame.action("aliases");
+    let editable = frame.may(&Method::POST, "/api/v1/communities/{id}/aliases");
     html! {
         @if editable {
             form class="stack" method="post" action=(base) {
@@ -1191,13 +1193,8 @@ fn aliases_section(frame: &Frame<'_>, data: &Value) -> Markup {
 }
 
 fn modules_section(frame: &Frame<'_>, data: &Value) -> Markup {
-    let base = format!("/portal/{}/modules", frame.community.0);
-    let editable = App::may(
-        frame.who,
-        &Method::PATCH,
-        "/api/v1/communities/{id}/modules/{name}",
-        frame.community,
-    );
+    let base = frame.action("modules");
+    let editable = frame.may(&Method::PATCH, "/api/v1/communities/{id}/modules/{name}");
     html! {
         div class="table-wrap" {
             table {
@@ -1244,12 +1241,10 @@ fn modules_section(frame: &Frame<'_>, data: &Value) -> Markup {
 }
 
 fn roles_section(frame: &Frame<'_>, data: &Value) -> Markup {
-    let base = format!("/portal/{}/roles", frame.community.0);
-    let editable = App::may(
-        frame.who,
+    let base = frame.action("roles");
+    let editable = frame.may(
         &Method::PUT,
         "/api/v1/communities/{id}/grants/{platform}/{user}",
-        frame.community,
     );
     html! {
         p class="muted" { "Levels given here add to what platform badges give." }
@@ -1300,7 +1295,7 @@ fn roles_section(frame: &Frame<'_>, data: &Value) -> Markup {
 }
 
 fn overlay_section(frame: &Frame<'_>, data: &Value) -> Markup {
-    let base = format!("/portal/{}/overlay", frame.community.0);
+    let base = frame.action("overlay");
     let mut urls = vec![("all".to_owned(), text(&data["url"]))];
     if let Some(sources) = data["sources"].as_object() {
         urls.extend(sources.iter().map(|(name, url)| (name.clone(), text(url))));
