@@ -172,7 +172,12 @@ async fn sign_in(client: &Client, bot: &web::WebBot, user: &str, role: Role) {
         .click()
         .await
         .expect("clicked");
-    assert_eq!(text_of(client, "main h1").await, "Dashboard");
+    // The click returns before the next page is there: wait for it.
+    let started = Instant::now();
+    while text_of(client, "main h1").await != "Dashboard" {
+        assert!(started.elapsed() < WAIT, "never reached the dashboard");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Alerts stay `secs` on screen in community 1.
