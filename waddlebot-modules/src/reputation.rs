@@ -17,8 +17,10 @@
 //!
 //! Scores are counters (`<community>:reputation`, bot-wide `reputation`) keyed by person
 //! ([`person_of`](crate::person_of)), so linked accounts share one. Chat messages and command
-//! use, the frequent tiny changes, are added up in the process and written at most every
-//! [`FLUSH_EVERY`] (and before any score is read); the rest are written at once.
+//! use, the frequent tiny changes, are added up in the process and written by the first event
+//! at least [`FLUSH_EVERY`] after the oldest unwritten one, and before any score is read (so
+//! what a process dies with, at most that second's small changes, is lost); the rest are
+//! written at once.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
