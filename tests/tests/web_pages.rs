@@ -537,3 +537,41 @@ async fn an_api_key_signs_in_and_a_wrong_one_is_refused() {
     assert_eq!(right.headers()["location"], "/portal/1");
     assert!(set_cookie(&right, "wb_portal").is_some());
 }
+
+#[tokio::test]
+async fn module_settings_with_rules_are_checked_when_saved() {
+    let bot = start().await;
+    let patch = |module: &str, config: serde_json::Value| {
+        reqwest::Client::new()
+            .patch(format!(
+                "{}/api/v1/communities/1/modules/{module}",
+                bot.base
+            ))
+            .bearer_auth(&bot.admin)
+            .json(&json!({ "config": config }))
+            .send()
+    };
+    let bad = patch(
+        "shoutout",
+        json!({"templates": {"twitch": {"live": "Watch {display_name}!"}}}),
+    )
+    .await
+    .expect("answered");
+    assert_eq!(bad.status(), 400);
+    let message = bad.json::<serde_json::Value>().await.expect("json")["message"].clone();
+    assert_eq!(
+        message,
+        "shoutout settings: templates.twitch.live: a shoutout template must contain {display_name} and {login}"
+    );
+    let good = patch(
+        "shoutout",
+        json!({"templates": {"twitch": {"live": "Watch {display_name} at twitch.tv/{login}!"}}}),
+    )
+    .await
+    .expect("answered");
+    assert_eq!(good.status(), 200);
+    let weights = patch("reputation", json!({"weights": {"follow": "0.00001"}}))
+        .await
+        .expect("answered");
+    assert_eq!(weights.status(), 400, "more than four decimals");
+}

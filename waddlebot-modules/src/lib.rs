@@ -137,6 +137,44 @@ pub struct Services {
     pub spotify: Option<Arc<Spotify>>,
 }
 
+/// Checks a module's settings before they are saved, for the modules whose settings have
+/// rules: `reputation` weights (known kinds, numbers with at most four decimals) and
+/// `shoutout` templates (each must contain `{display_name}` and `{login}`). Other modules'
+/// settings pass.
+///
+/// ```
+/// use serde_json::json;
+/// use waddlebot_modules::check_settings;
+/// assert!(check_settings("reputation", &json!({"weights": {"follow": 2.5}})).is_ok());
+/// assert!(check_settings("reputation", &json!({"weights": {"hugs": 1}})).is_err());
+/// assert!(check_settings("shoutout", &json!({"templates": {"twitch": {"live": "Hi {login}"}}})).is_err());
+/// ```
+pub fn check_settings(module: &str, config: &serde_json::Value) -> Result<(), String> {
+    match module {
+        REPUTATION_MODULE => Weights::from_config(config).map(drop),
+        SHOUTOUT_MODULE => {
+            let Some(platforms) = config.get("templates") else {
+                return Ok(());
+            };
+            let platforms = platforms
+                .as_object()
+                .ok_or("templates must be an object of platform: {live, offline}")?;
+            for (platform, templates) in platforms {
+                for which in ["live", "offline"] {
+                    match &templates[which] {
+                        serde_json::Value::Null => {}
+                        serde_json::Value::String(template) => check_template(template)
+                            .map_err(|reason| format!("templates.{platform}.{which}: {reason}"))?,
+                        _ => return Err(format!("templates.{platform}.{which} must be text")),
+                    }
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Modules that are only event handlers (no commands), by name: they can be switched on and off
 /// like the others.
 pub const EVENT_MODULES: [&str; 2] = [MEMBERS_MODULE, ALERTS_MODULE];

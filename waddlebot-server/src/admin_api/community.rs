@@ -271,6 +271,8 @@ pub(super) async fn update_module(call: &Call<'_>) -> Answer {
         .map_or_else(|| json!({}), |i| i.config.clone());
     if let Some(patch) = &change.config {
         json_patch::merge(&mut config, patch);
+        waddlebot_modules::check_settings(&name, &config)
+            .map_err(|reason| bad_request(format!("{name} settings: {reason}")))?;
     }
     let enabled = change.enabled.unwrap_or_else(|| {
         before
