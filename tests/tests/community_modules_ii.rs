@@ -47,6 +47,12 @@ fn builder(
     builder
 }
 
+/// The standard modules on a fresh in-memory SQLite store, delivering to `platforms`.
+async fn sqlite_bot(platforms: &[Arc<RecordingPlatform>]) -> Transcript {
+    let store = SqliteStore::open("sqlite::memory:").await.expect("sqlite");
+    Transcript::new(builder(Arc::new(store), platforms)).expect("router")
+}
+
 /// Sets a module's settings in the transcript's community.
 async fn configure(bot: &Transcript, module: &str, config: serde_json::Value) {
     let install = waddlebot::store::ModuleInstall {
@@ -164,11 +170,7 @@ async fn reputation_scores_people_and_moderators_can_set_them() {
 
 #[tokio::test]
 async fn a_hundred_messages_add_exactly_one_point_and_weights_are_configurable() {
-    let bot = Transcript::new(builder(
-        Arc::new(SqliteStore::open("sqlite::memory:").await.expect("sqlite")),
-        &[],
-    ))
-    .expect("router");
+    let bot = sqlite_bot(&[]).await;
     for n in 0..100 {
         bot.say("erin", PermissionLevel::Everyone, &format!("message {n}"))
             .await;
@@ -193,11 +195,7 @@ async fn a_hundred_messages_add_exactly_one_point_and_weights_are_configurable()
 
 #[tokio::test]
 async fn a_warning_that_takes_someone_to_the_threshold_bans_them_and_is_audited() {
-    let bot = Transcript::new(builder(
-        Arc::new(SqliteStore::open("sqlite::memory:").await.expect("sqlite")),
-        &[],
-    ))
-    .expect("router");
+    let bot = sqlite_bot(&[]).await;
     bot.say("frank", PermissionLevel::Everyone, "hi").await;
     let community = bot.community().await;
     let auto_ban =
@@ -387,11 +385,7 @@ async fn accounts_link_across_platforms_with_a_whispered_code_and_share_a_reputa
 async fn codes_expire_and_five_wrong_ones_cancel_the_link() {
     let twitch = Arc::new(RecordingPlatform::new(PlatformKind::Twitch));
     let discord = Arc::new(RecordingPlatform::new(PlatformKind::Discord));
-    let bot = Transcript::new(builder(
-        Arc::new(SqliteStore::open("sqlite::memory:").await.expect("sqlite")),
-        &[twitch.clone(), discord.clone()],
-    ))
-    .expect("router");
+    let bot = sqlite_bot(&[twitch.clone(), discord.clone()]).await;
     let router = bot.router();
     say_on(
         router,
@@ -555,11 +549,7 @@ async fn communities_are_managed_from_chat() {
 
 #[tokio::test]
 async fn someone_in_two_communities_picks_the_one_community_answers_about() {
-    let bot = Transcript::new(builder(
-        Arc::new(SqliteStore::open("sqlite::memory:").await.expect("sqlite")),
-        &[],
-    ))
-    .expect("router");
+    let bot = sqlite_bot(&[]).await;
     bot.say("alice", PermissionLevel::Everyone, "hi pond").await;
     let bot = bot.on(PlatformKind::Twitch, "lake");
     bot.say("alice", PermissionLevel::Everyone, "hi lake").await;
