@@ -37,6 +37,8 @@ pub const RESEND_COOLDOWN: Duration = Duration::from_secs(60);
 pub const MAX_ATTEMPTS: u32 = 5;
 /// The characters of a code: no 0, O, 1 or I.
 pub const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+// `new_code` relies on 256 being a multiple of the alphabet's size.
+const _: () = assert!(256 % CODE_ALPHABET.len() == 0);
 /// Characters in a code.
 pub const CODE_LEN: usize = 6;
 /// Platforms accounts can be linked on.
@@ -133,10 +135,16 @@ pub fn is_code(text: &str) -> bool {
     text.len() == CODE_LEN && text.bytes().all(|b| CODE_ALPHABET.contains(&b))
 }
 
-fn new_code() -> String {
-    (0..CODE_LEN)
-        .map(|_| char::from(CODE_ALPHABET[fastrand::usize(..CODE_ALPHABET.len())]))
-        .collect()
+/// A code from the operating system's secure generator: whoever could guess codes could link
+/// someone else's account. The alphabet has 32 characters, so `byte % 32` is unbiased.
+fn new_code() -> Result<String, CommandError> {
+    let mut bytes = [0u8; CODE_LEN];
+    getrandom::fill(&mut bytes)
+        .map_err(|err| CommandError::Internal(format!("no randomness available: {err}").into()))?;
+    Ok(bytes
+        .iter()
+        .map(|b| char::from(CODE_ALPHABET[usize::from(*b) % CODE_ALPHABET.len()]))
+        .collect())
 }
 
 fn platform_named(name: &str) -> Result<PlatformKind, CommandError> {
@@ -276,7 +284,7 @@ async fn link(ctx: &Context) -> Result<String, CommandError> {
     };
     // A code no live verification uses.
     for _ in 0..20 {
-        pending.code = new_code();
+        pending.code = new_code()?;
         match store
             .put_document(CODES, &pending.code, &encode(&pending), Expect::Absent)
             .await

@@ -614,11 +614,11 @@ impl Spotify {
     }
 
     async fn connect_link(&self, ctx: &Context) -> Result<String, StoreError> {
+        // Unguessable, so nobody can slip their own Spotify account into the community.
         let mut bytes = [0u8; 16];
-        for byte in &mut bytes {
-            *byte = fastrand::u8(..);
-        }
-        let state: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        getrandom::fill(&mut bytes)
+            .map_err(|err| StoreError::Backend(format!("no randomness available: {err}").into()))?;
+        let state = hex::encode(bytes);
         ctx.store
             .put_document(
                 STATES,

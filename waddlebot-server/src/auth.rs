@@ -20,7 +20,6 @@ use http::HeaderMap;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
-use subtle::ConstantTimeEq;
 use waddlebot::store::ApiKey;
 use waddlebot::{CommunityId, Store};
 
@@ -340,7 +339,7 @@ impl Authenticator {
     }
 
     async fn api_key(&self, key: &str) -> Result<Principal, AuthError> {
-        let presented = hex::encode(sha2::Sha256::digest(key.as_bytes()));
+        let presented = sha256_hex(key);
         let now = SystemTime::now();
         let remembered = self
             .verified
@@ -388,7 +387,7 @@ impl Authenticator {
             .await
             .map_err(|err| AuthError::Unavailable(err.to_string()))?
             .ok_or_else(refused)?;
-        if !bool::from(presented.as_bytes().ct_eq(record.hash.as_bytes())) {
+        if !same_secret(&presented, &record.hash) {
             return Err(refused());
         }
         if record.revoked_at.is_some() {
@@ -535,7 +534,7 @@ pub fn new_api_key(
     let now = SystemTime::now();
     let record = ApiKey {
         id,
-        hash: hex::encode(sha2::Sha256::digest(key.as_bytes())),
+        hash: sha256_hex(&key),
         name: name.to_owned(),
         role: role.as_str().to_owned(),
         community_id: community,
@@ -623,9 +622,25 @@ pub fn issue_signed_token(
 
 /// A fresh random HS256 secret, hex (64 bytes of randomness).
 pub fn generate_secret() -> Result<String, String> {
-    let mut bytes = [0u8; 64];
+    random_hex(64)
+}
+
+/// `len` bytes from the operating system's secure generator, as hex: secrets, keys, tokens.
+pub(crate) fn random_hex(len: usize) -> Result<String, String> {
+    let mut bytes = vec![0u8; len];
     getrandom::fill(&mut bytes).map_err(|err| format!("no randomness available: {err}"))?;
     Ok(hex::encode(bytes))
+}
+
+/// The SHA-256 of a secret, hex: what the store keeps instead of the secret.
+pub(crate) fn sha256_hex(secret: &str) -> String {
+    hex::encode(sha2::Sha256::digest(secret.as_bytes()))
+}
+
+/// Whether two secrets are equal, in time that does not depend on where they differ.
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 #[cfg(test)]

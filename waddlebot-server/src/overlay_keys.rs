@@ -42,8 +42,7 @@ pub struct OverlayKeys {
 impl OverlayKeys {
     /// Whether `key` opens this community's overlay at `now`.
     pub fn accepts(&self, key: &str, now: SystemTime) -> bool {
-        use subtle::ConstantTimeEq;
-        let same = |a: &str| bool::from(a.as_bytes().ct_eq(key.as_bytes()));
+        let same = |a: &str| crate::auth::same_secret(a, key);
         same(&self.current)
             || (self.previous.as_deref().is_some_and(same)
                 && self
@@ -58,10 +57,7 @@ pub fn well_formed(key: &str) -> bool {
 }
 
 fn new_key() -> Result<String, StoreError> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|err| StoreError::Backend(format!("no randomness available: {err}").into()))?;
-    Ok(hex::encode(bytes))
+    crate::auth::random_hex(32).map_err(|err| StoreError::Backend(err.into()))
 }
 
 fn decode(value: serde_json::Value) -> Result<OverlayKeys, StoreError> {

@@ -23,14 +23,13 @@ use hyper::body::Body;
 use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use waddlebot::clock::unix_millis;
 use waddlebot::{CommunityId, Store, StoreError};
 
 use super::commands_page::unavailable;
 use super::{document, not_found, page, redirect};
 use crate::app::{App, BoxError, Failure, ResponseBody};
-use crate::auth::{Authenticator, Principal, Role};
+use crate::auth::{Authenticator, Principal, Role, random_hex, same_secret, sha256_hex};
 
 /// How long a login link works.
 pub const LINK_TTL: Duration = Duration::from_secs(48 * 3600);
@@ -80,20 +79,7 @@ impl Grant {
 }
 
 fn random_token() -> Result<String, StoreError> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|err| StoreError::Backend(format!("no randomness available: {err}").into()))?;
-    Ok(hex::encode(bytes))
-}
-
-/// Tokens are kept only as their SHA-256, so the store never holds a usable one.
-fn digest(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-fn same(a: &str, b: &str) -> bool {
-    use subtle::ConstantTimeEq;
-    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+    random_hex(32).map_err(|err| StoreError::Backend(err.into()))
 }
 
 /// Makes a one-time login link token for `subject` with `role` in `community` (valid [`LINK_TTL`]).
@@ -115,7 +101,7 @@ pub async fn create_login_link(
     store
         .put_document(
             LINKS,
-            &digest(&token),
+            &sha256_hex(&token),
             &serde_json::to_value(&grant).unwrap_or_default(),
             waddlebot::store::Expect::Absent,
         )
@@ -274,7 +260,7 @@ impl App {
         let Some(token) = cookie_value(headers, SESSION_COOKIE) else {
             return Ok(None);
         };
-        let key = digest(&token);
+        let key = sha256_hex(&token);
         let store = self.state().router.store();
         let Some(document) = store.get_document(SESSIONS, &key).await? else {
             return Ok(None);
@@ -306,7 +292,7 @@ impl App {
             .store()
             .put_document(
                 SESSIONS,
-                &digest(&token),
+                &sha256_hex(&token),
                 &serde_json::to_value(&grant).unwrap_or_default(),
                 waddlebot::store::Expect::Absent,
             )
@@ -411,7 +397,7 @@ impl App {
                 Ok(form) => form,
                 Err(Failure(status, message)) => return message_page(status, "Refused", &message),
             };
-            if !same(form.get("csrf"), &visitor.grant.csrf) {
+            if !same_secret(form.get("csrf"), &visitor.grant.csrf) {
                 tracing::warn!(category = "auth", subject = %who.subject, "portal form without a valid CSRF token");
                 return message_page(
                     StatusCode::FORBIDDEN,
@@ -557,7 +543,7 @@ impl App {
     /// `GET /portal/login/<token>`: what the link is for, and a button to use it.
     async fn link_page(&self, headers: &HeaderMap, token: &str) -> Response<ResponseBody> {
         let store = self.state().router.store();
-        let grant = match store.get_document(LINKS, &digest(token)).await {
+        let grant = match store.get_document(LINKS, &sha256_hex(token)).await {
             Ok(Some(document)) => serde_json::from_value::<Grant>(document.value).ok(),
             Ok(None) => None,
             Err(err) => return unavailable(&err),
@@ -614,7 +600,7 @@ impl App {
             );
         }
         let store = self.state().router.store();
-        let key = digest(token);
+        let key = sha256_hex(token);
         let grant = match store.get_document(LINKS, &key).await {
             Ok(found) => found.and_then(|d| serde_json::from_value::<Grant>(d.value).ok()),
             Err(err) => return unavailable(&err),
@@ -1040,7 +1026,7 @@ fn login_csrf(headers: &HeaderMap) -> (String, Option<String>) {
 
 fn login_csrf_ok(headers: &HeaderMap, form: &Form) -> bool {
     cookie_value(headers, LOGIN_COOKIE)
-        .is_some_and(|cookie| !cookie.is_empty() && same(&cookie, form.get("csrf")))
+        .is_some_and(|cookie| !cookie.is_empty() && same_secret(&cookie, form.get("csrf")))
 }
 
 /// Sets the sign-in forms' CSRF cookie when the page made a new token.
