@@ -34,13 +34,9 @@ fn builder(
     platforms: &[Arc<RecordingPlatform>],
 ) -> waddlebot_router::RouterBuilder {
     let standard = waddlebot_modules::standard_modules();
-    let mut builder = Router::builder().store(store);
-    for module in standard.commands {
-        builder = builder.handler_arc(module);
-    }
-    for handler in standard.events {
-        builder = builder.event_handler_arc(handler);
-    }
+    let mut builder = Router::builder()
+        .store(store)
+        .modules(standard.commands, standard.events);
     for platform in platforms {
         builder = builder.platform(platform.clone());
     }

@@ -18,13 +18,9 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn bot(services: waddlebot_modules::Services) -> Transcript {
     let standard = waddlebot_modules::standard_modules_with(services);
-    let mut builder = Router::builder().store(Arc::new(MemoryStore::new()));
-    for module in standard.commands {
-        builder = builder.handler_arc(module);
-    }
-    for handler in standard.events {
-        builder = builder.event_handler_arc(handler);
-    }
+    let builder = Router::builder()
+        .store(Arc::new(MemoryStore::new()))
+        .modules(standard.commands, standard.events);
     Transcript::new(builder).expect("router")
 }
 

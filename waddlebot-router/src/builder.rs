@@ -73,6 +73,23 @@ impl RouterBuilder {
         self
     }
 
+    /// Adds several modules at once: command handlers and event handlers (a module that is
+    /// both appears in both lists as one instance), as `waddlebot_modules::standard_modules()`
+    /// gives them.
+    pub fn modules(
+        mut self,
+        commands: impl IntoIterator<Item = Arc<dyn CommandHandler>>,
+        events: impl IntoIterator<Item = Arc<dyn EventHandler>>,
+    ) -> Self {
+        for handler in commands {
+            self = self.handler_arc(handler);
+        }
+        for handler in events {
+            self = self.event_handler_arc(handler);
+        }
+        self
+    }
+
     /// Adds a module that is off in every community until the community installs it (an
     /// enabled module install record). Modules added with [`handler`](Self::handler) are on
     /// until a community turns them off.

@@ -150,13 +150,7 @@ pub async fn build_router_with_ai(
         tracing::info!(redis = %redact_url(url), "rate limits, cooldowns, sessions and cache invalidation shared through Redis");
     }
     let standard = waddlebot_modules::standard_modules_with(services(config));
-    for module in standard.commands {
-        builder = builder.handler_arc(module);
-    }
-    // The member directory, overlay alerts, reputation scoring.
-    for handler in standard.events {
-        builder = builder.event_handler_arc(handler);
-    }
+    builder = builder.modules(standard.commands, standard.events);
     // `!ai` is always there (without a provider it says what to set); the chat and event side
     // listens only when there is a provider at start (one set later answers `!ai` and the API).
     let listens = ai.get().is_some();

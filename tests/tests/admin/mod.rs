@@ -62,12 +62,7 @@ pub(crate) async fn start_on(store: Arc<dyn Store>, policy: HttpPolicy, jwt: Jwt
         .expect("B");
     let mut builder = Router::builder().store(Arc::clone(&store));
     let standard = waddlebot_modules::standard_modules();
-    for module in standard.commands {
-        builder = builder.handler_arc(module);
-    }
-    for handler in standard.events {
-        builder = builder.event_handler_arc(handler);
-    }
+    builder = builder.modules(standard.commands, standard.events);
     let router = Arc::new(builder.build().expect("router"));
     let auth = Authenticator::new(Arc::clone(&store), Some(jwt)).expect("auth");
     let state = AppState::new(Arc::clone(&router), 1 << 20)

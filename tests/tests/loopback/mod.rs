@@ -54,12 +54,7 @@ pub(crate) fn bot_router_on(
         .store(store)
         .handler(command_fn(CommandSpec::new("slow"), slow));
     let standard = waddlebot_modules::standard_modules();
-    for module in standard.commands {
-        builder = builder.handler_arc(module);
-    }
-    for handler in standard.events {
-        builder = builder.event_handler_arc(handler);
-    }
+    builder = builder.modules(standard.commands, standard.events);
     for platform in platforms {
         builder = builder.platform(platform);
     }

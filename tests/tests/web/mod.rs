@@ -61,12 +61,7 @@ pub(crate) async fn start() -> WebBot {
         .store(Arc::clone(&store))
         .handler(command_fn(CommandSpec::new("showticker"), show_ticker));
     let standard = waddlebot_modules::standard_modules();
-    for module in standard.commands {
-        builder = builder.handler_arc(module);
-    }
-    for handler in standard.events {
-        builder = builder.event_handler_arc(handler);
-    }
+    builder = builder.modules(standard.commands, standard.events);
     let router = Arc::new(builder.build().expect("router"));
     let server = loopback::serve_on_loopback(state(&router)).await;
     WebBot {
