@@ -243,6 +243,45 @@ async fn a_raid_gets_a_shoutout_by_itself_once() {
 }
 
 #[tokio::test]
+async fn a_listed_creator_gets_a_shoutout_with_their_first_message_only_when_asked_for() {
+    let server = helix().await;
+    let bot = bot(helix_services(&server));
+    let says = |text: &'static str| bot.say("pingu", PermissionLevel::Everyone, text);
+    assert_eq!(
+        says("hello pond").await,
+        Vec::<String>::new(),
+        "off by default"
+    );
+    let install = waddlebot::store::ModuleInstall {
+        community_id: bot.community().await,
+        module: "shoutout".into(),
+        enabled: true,
+        config: json!({"auto_first_message": true, "creators": ["Pingu"]}),
+        updated_by: "test".into(),
+        updated_at: std::time::SystemTime::now(),
+    };
+    bot.router()
+        .store()
+        .put_module_install(&install)
+        .await
+        .expect("configured");
+    assert_eq!(
+        says("hello again").await,
+        ["Go check out Pingu! They were last playing Ice Fishing → https://twitch.tv/pingu"]
+    );
+    assert_eq!(
+        says("still here").await,
+        Vec::<String>::new(),
+        "once per cooldown"
+    );
+    assert_eq!(
+        bot.say("gunter", PermissionLevel::Everyone, "hi").await,
+        Vec::<String>::new(),
+        "only listed creators"
+    );
+}
+
+#[tokio::test]
 async fn without_credentials_the_commands_say_what_to_configure() {
     let bot = bot(waddlebot_modules::Services::default());
     bot.play(

@@ -120,3 +120,94 @@ impl EventHandler for Alerts {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use waddlebot::{Event, Gift, PlatformKind};
+
+    fn alert(kind: EventKind, text: &str) -> Option<(String, String)> {
+        let mut event = Event::chat(PlatformKind::Twitch, "pond", "pond", "pingu", text);
+        event.kind = kind;
+        match alert_for(&event, 6)? {
+            OverlayReply::Alert { title, text, .. } => Some((title, text)),
+            other => panic!("not an alert: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_event_kind_reads_as_a_streamer_expects() {
+        let sub = |tier, months, gift| EventKind::Subscription { tier, months, gift };
+        let cases = [
+            (EventKind::Follow, "", ("pingu followed!", "")),
+            (
+                sub(SubscriptionTier::Tier2, 1, None),
+                "",
+                ("pingu subscribed!", "Tier 2"),
+            ),
+            (
+                sub(SubscriptionTier::Prime, 14, None),
+                "",
+                ("pingu resubscribed!", "Prime, 14 months"),
+            ),
+            (
+                sub(
+                    SubscriptionTier::Tier1,
+                    1,
+                    Some(Gift {
+                        count: 5,
+                        anonymous: true,
+                    }),
+                ),
+                "",
+                ("Someone gifted 5 subs!", "Tier 1"),
+            ),
+            (
+                sub(
+                    SubscriptionTier::Tier3,
+                    1,
+                    Some(Gift {
+                        count: 1,
+                        anonymous: false,
+                    }),
+                ),
+                "",
+                ("pingu gifted 1 sub!", "Tier 3"),
+            ),
+            (
+                EventKind::Cheer { bits: 1 },
+                "noot",
+                ("pingu cheered 1 bit!", "noot"),
+            ),
+            (
+                EventKind::Raid { viewers: 1 },
+                "",
+                ("pingu is raiding!", "with 1 viewer"),
+            ),
+            (
+                EventKind::Donation {
+                    amount: 5.0,
+                    currency: String::new(),
+                },
+                "thanks",
+                ("pingu donated 5.00!", "thanks"),
+            ),
+            (
+                EventKind::Donation {
+                    amount: 2.5,
+                    currency: "EUR".into(),
+                },
+                "",
+                ("pingu donated 2.50 EUR!", ""),
+            ),
+        ];
+        for (kind, text, (title, line)) in cases {
+            assert_eq!(alert(kind, text), Some((title.to_owned(), line.to_owned())));
+        }
+        assert_eq!(
+            alert(EventKind::ChatMessage, "hi"),
+            None,
+            "chat is no alert"
+        );
+    }
+}

@@ -81,17 +81,16 @@ async fn explain(ctx: &Context, name: &str) -> Result<Vec<Reply>, CommandError> 
             let aliases: Vec<String> = spec.aliases.iter().map(|a| format!("{p}{a}")).collect();
             text.push_str(&format!(" Also: {}", aliases.join(", ")));
         }
-        if !spec.cooldown.is_zero() {
-            text.push_str(&format!(
-                " Cooldown: {} s per person.",
-                spec.cooldown.as_secs().max(1)
-            ));
-        }
-        if !spec.global_cooldown.is_zero() {
-            text.push_str(&format!(
-                " Cooldown: {} s for everyone.",
-                spec.global_cooldown.as_secs().max(1)
-            ));
+        let cooldowns: Vec<String> = [
+            (spec.cooldown, "per person"),
+            (spec.global_cooldown, "for everyone"),
+        ]
+        .iter()
+        .filter(|(cooldown, _)| !cooldown.is_zero())
+        .map(|(cooldown, whom)| format!("{} s {whom}", cooldown.as_secs().max(1)))
+        .collect();
+        if !cooldowns.is_empty() {
+            text.push_str(&format!(" Cooldown: {}.", cooldowns.join(", ")));
         }
         return Ok(vec![Reply::text(text)]);
     }

@@ -501,6 +501,30 @@ mod tests {
             hub.show(POND, media),
             Err(OverlayError::Invalid(_))
         ));
+        let player = |media_type: &str, url: &str| OverlayReply::Media {
+            media_type: media_type.into(),
+            url: url.into(),
+            duration_secs: 5,
+        };
+        assert!(
+            hub.show(POND, player("clip", "https://clips.twitch.tv/embed?clip=A"))
+                .is_ok()
+        );
+        assert!(
+            matches!(
+                hub.show(POND, player("clip", "https://evil.example/embed?clip=A")),
+                Err(OverlayError::Invalid(_))
+            ),
+            "players only from their own site"
+        );
+        let shown = hub
+            .show(POND, player("gif", "https://x.example/a.gif"))
+            .expect("shown");
+        assert_eq!(
+            shown.item,
+            player("image", "https://x.example/a.gif"),
+            "unknown types are images"
+        );
     }
 
     #[test]

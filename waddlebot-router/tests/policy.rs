@@ -298,3 +298,24 @@ async fn modules_can_be_turned_off_and_optional_ones_on() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn help_tells_the_level_aliases_and_cooldowns_of_a_command() {
+    let t = Transcript::new(hugs(
+        CommandSpec::new("hug")
+            .usage("hug [user]")
+            .description("Hug someone")
+            .alias("cuddle")
+            .min_level(PermissionLevel::Vip)
+            .cooldown(Duration::from_secs(30))
+            .global_cooldown(Duration::from_secs(5)),
+    ))
+    .expect("router");
+    t.play(
+        "
+        alice: !help hug
+        < !hug — Hug someone. Usage: !hug [user] (vip and above) Also: !cuddle Cooldown: 30 s per person, 5 s for everyone.
+        ",
+    )
+    .await;
+}

@@ -169,3 +169,16 @@ impl<'a> ComponentId<'a> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_star_covers_every_kind_but_command_use_which_is_asked_for_by_name() {
+        let everything = Subscription::new("log", &["*"]);
+        assert!(everything.covers("follow") && everything.covers("chat_message"));
+        assert!(!everything.covers(COMMAND_USED));
+        assert!(Subscription::new("rep", &["*", COMMAND_USED]).covers(COMMAND_USED));
+    }
+}

@@ -465,6 +465,50 @@ fn outbound(reply: Reply, in_reply_to: Option<&str>) -> Outbound {
 }
 
 #[tokio::test]
+async fn a_whisper_to_a_login_looks_the_user_up_first() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/helix/users"))
+        .and(query_param("login", "pingu"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [{"id": "4321", "login": "pingu", "display_name": "Pingu"}]
+        })))
+        .with_priority(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    mock_bot_user(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/helix/whispers"))
+        .and(query_param("from_user_id", "999"))
+        .and(query_param("to_user_id", "4321"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let twitch = platform(&server);
+    let mut to_login = outbound(Reply::whisper("your code"), None);
+    to_login.user_id = "pingu".to_owned();
+    twitch.send(to_login).await.expect("whispered");
+    let mut nobody = outbound(Reply::whisper("your code"), None);
+    nobody.user_id = "nobody_here".to_owned();
+    Mock::given(method("GET"))
+        .and(path("/helix/users"))
+        .and(query_param("login", "nobody_here"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": []})))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    let refused = twitch.send(nobody).await.expect_err("no such user");
+    assert!(
+        refused
+            .to_string()
+            .contains("no Twitch user is called nobody_here"),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
 async fn helix_gets_chat_replies_whispers_and_moderation() {
     let server = MockServer::start().await;
     mock_bot_user(&server).await;

@@ -1003,6 +1003,28 @@ fn csrf_field(csrf: &str) -> Markup {
     html! { input type="hidden" name="csrf" value=(csrf); }
 }
 
+/// A form that is one button: posts `action` and the hidden `fields` to `target`.
+fn button_form(
+    frame: &Frame<'_>,
+    target: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+    class: &str,
+    label: &str,
+    described: &str,
+) -> Markup {
+    html! {
+        form class="inline" method="post" action=(target) {
+            (csrf_field(frame.csrf))
+            input type="hidden" name="action" value=(action);
+            @for (name, value) in fields {
+                input type="hidden" name=(name) value=(value);
+            }
+            button type="submit" class=(class) aria-label=(described) { (label) }
+        }
+    }
+}
+
 fn logout_form(csrf: &str) -> Markup {
     html! {
         form class="inline" method="post" action="/portal/logout" {
@@ -1121,12 +1143,7 @@ fn commands_section(frame: &Frame<'_>, data: &Value) -> Markup {
                         textarea id=(format!("response-{n}")) name="response" required maxlength="500" rows="2" { (text(&command["response"])) }
                         button type="submit" { "Save" }
                     }
-                    form class="inline" method="post" action=(base) {
-                        (csrf_field(frame.csrf))
-                        input type="hidden" name="action" value="delete";
-                        input type="hidden" name="name" value=(name);
-                        button type="submit" class="danger" aria-label=(format!("Remove !{name}")) { "Remove" }
-                    }
+                    (button_form(frame, &base, "delete", &[("name", &name)], "danger", "Remove", &format!("Remove !{name}")))
                 } @else {
                     p { (text(&command["response"])) }
                 }
@@ -1162,12 +1179,7 @@ fn aliases_section(frame: &Frame<'_>, data: &Value) -> Markup {
                             td { (text(&alias["created_by"])) }
                             @if editable {
                                 td {
-                                    form class="inline" method="post" action=(base) {
-                                        (csrf_field(frame.csrf))
-                                        input type="hidden" name="action" value="delete";
-                                        input type="hidden" name="name" value=(name);
-                                        button type="submit" class="danger" aria-label=(format!("Remove alias !{name}")) { "Remove" }
-                                    }
+                                    (button_form(frame, &base, "delete", &[("name", &name)], "danger", "Remove", &format!("Remove alias !{name}")))
                                 }
                             }
                         }
@@ -1196,14 +1208,8 @@ fn modules_section(frame: &Frame<'_>, data: &Value) -> Markup {
                                 (if enabled { "on" } else { "off" })
                                 @if editable && name != "core" {
                                     " "
-                                    form class="inline" method="post" action=(base) {
-                                        (csrf_field(frame.csrf))
-                                        input type="hidden" name="name" value=(name);
-                                        input type="hidden" name="action" value=(if enabled { "disable" } else { "enable" });
-                                        button type="submit" class="secondary" aria-label=(format!("{} {name}", if enabled { "Turn off" } else { "Turn on" })) {
-                                            (if enabled { "Turn off" } else { "Turn on" })
-                                        }
-                                    }
+                                    @let (action, label) = if enabled { ("disable", "Turn off") } else { ("enable", "Turn on") };
+                                    (button_form(frame, &base, action, &[("name", &name)], "secondary", label, &format!("{label} {name}")))
                                 }
                             }
                             @if editable {
@@ -1263,13 +1269,8 @@ fn roles_section(frame: &Frame<'_>, data: &Value) -> Markup {
                             td { (text(&grant["granted_by"])) }
                             @if editable {
                                 td {
-                                    form class="inline" method="post" action=(base) {
-                                        (csrf_field(frame.csrf))
-                                        input type="hidden" name="action" value="revoke";
-                                        input type="hidden" name="platform" value=(text(&grant["platform"]));
-                                        input type="hidden" name="user" value=(text(&grant["user_id"]));
-                                        button type="submit" class="danger" { "Revoke" }
-                                    }
+                                    @let (platform, user) = (text(&grant["platform"]), text(&grant["user_id"]));
+                                    (button_form(frame, &base, "revoke", &[("platform", &platform), ("user", &user)], "danger", "Revoke", &format!("Revoke {platform} {user}")))
                                 }
                             }
                         }
