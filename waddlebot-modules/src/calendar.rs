@@ -53,7 +53,6 @@ const REMINDERS: [(&str, i64, &str); 3] = [
     ("1h", 3_600_000, "1 hour"),
     ("15m", 900_000, "15 minutes"),
 ];
-const ATTEMPTS: usize = 5;
 const SHOWN: usize = 10;
 const DATE_FORMAT: &str = "%Y-%m-%d %H:%M";
 
@@ -279,27 +278,22 @@ async fn update<T>(
     id: u64,
     mut change: impl FnMut(&mut CalendarEvent) -> Result<T, CommandError>,
 ) -> Result<(CalendarEvent, T), CommandError> {
-    let store = ctx.store.as_ref();
-    let ns = namespace(ctx.community);
-    for _ in 0..ATTEMPTS {
-        let Some(document) = store.get_document(&ns, &key(id)).await? else {
-            return Err(CommandError::invalid(format!("No event #{id}.")));
-        };
-        let mut event = decode(document.value)?;
-        let result = change(&mut event)?;
-        let value =
-            serde_json::to_value(&event).map_err(|err| CommandError::Internal(err.into()))?;
-        match store
-            .put_document(&ns, &key(id), &value, Expect::Version(document.version))
-            .await
-        {
-            Ok(_) => return Ok((event, result)),
-            Err(StoreError::Conflict(_)) => continue,
-            Err(err) => return Err(err.into()),
-        }
-    }
-    Err(CommandError::invalid(
-        "The calendar is busy; try again.".to_owned(),
+    let (event, answer) = crate::update_document(
+        ctx.store.as_ref(),
+        &namespace(ctx.community),
+        &key(id),
+        "The calendar is busy; try again.",
+        |slot: &mut Option<CalendarEvent>| {
+            let event = slot
+                .as_mut()
+                .ok_or_else(|| CommandError::invalid(format!("No event #{id}.")))?;
+            change(event)
+        },
+    )
+    .await?;
+    Ok((
+        event.ok_or_else(|| CommandError::invalid(format!("No event #{id}.")))?,
+        answer,
     ))
 }
 

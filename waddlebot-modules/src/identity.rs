@@ -458,43 +458,28 @@ async fn add_account(
     key: &str,
     first: &LinkedAccount,
     account: &LinkedAccount,
-) -> Result<(), StoreError> {
-    for _ in 0..5 {
-        let existing = store
-            .get_document(ACCOUNTS, &format!("person:{key}"))
-            .await?;
-        let (mut person, expect) = match existing {
-            Some(document) => (
-                decode::<Person>(document.value)?,
-                Expect::Version(document.version),
-            ),
-            None => (
-                Person {
-                    key: key.to_owned(),
-                    accounts: vec![first.clone()],
-                },
-                Expect::Absent,
-            ),
-        };
-        person.accounts.push(account.clone());
-        match store
-            .put_document(ACCOUNTS, &format!("person:{key}"), &encode(&person), expect)
-            .await
-        {
-            Ok(_) => {
-                for linked in &person.accounts {
-                    point(store, key, linked).await?;
-                }
-                changed();
-                return Ok(());
-            }
-            Err(StoreError::Conflict(_)) => {}
-            Err(err) => return Err(err),
-        }
+) -> Result<(), CommandError> {
+    let (person, ()) = crate::update_document(
+        store,
+        ACCOUNTS,
+        &format!("person:{key}"),
+        "Your accounts changed meanwhile; try again.",
+        |slot: &mut Option<Person>| {
+            slot.get_or_insert_with(|| Person {
+                key: key.to_owned(),
+                accounts: vec![first.clone()],
+            })
+            .accounts
+            .push(account.clone());
+            Ok(())
+        },
+    )
+    .await?;
+    for linked in person.iter().flat_map(|p| &p.accounts) {
+        point(store, key, linked).await?;
     }
-    Err(StoreError::Conflict(
-        "the accounts changed meanwhile; try again".to_owned(),
-    ))
+    changed();
+    Ok(())
 }
 
 async fn point(store: &dyn Store, key: &str, account: &LinkedAccount) -> Result<(), StoreError> {
@@ -532,65 +517,46 @@ async fn unlink(ctx: &Context) -> Result<String, CommandError> {
     let target = platform_named(platform)?;
     let store = ctx.store.as_ref();
     let key = person_of(store, &ctx.event.platform, &ctx.user().id).await?;
-    for _ in 0..5 {
-        let Some(document) = store
-            .get_document(ACCOUNTS, &format!("person:{key}"))
-            .await?
-        else {
-            return Err(CommandError::invalid("You have no linked accounts."));
-        };
-        let mut person: Person = decode(document.value)?;
-        let Some(index) = person.accounts.iter().position(|a| a.platform == target) else {
-            return Err(CommandError::invalid(format!(
-                "No {target} account is linked to you."
-            )));
-        };
-        if person.accounts.len() <= 1 {
-            return Err(CommandError::invalid(
-                "That is your last account; it stays.",
-            ));
-        }
-        if account_key(
-            &person.accounts[index].platform,
-            &person.accounts[index].user_id,
-        ) == key
-        {
-            // The person is keyed by this account (its reputation is kept under that key).
-            return Err(CommandError::invalid(format!(
-                "Your {target} account is the one your links started from; unlink the others instead."
-            )));
-        }
-        let gone = person.accounts.remove(index);
-        match store
-            .put_document(
-                ACCOUNTS,
-                &format!("person:{key}"),
-                &encode(&person),
-                Expect::Version(document.version),
-            )
-            .await
-        {
-            Ok(_) => {
-                store
-                    .delete_document(
-                        ACCOUNTS,
-                        &format!("account:{}", account_key(&gone.platform, &gone.user_id)),
-                    )
-                    .await?;
-                store
-                    .delete_document(
-                        ACCOUNTS,
-                        &format!("name:{}:{}", gone.platform, gone.username.to_lowercase()),
-                    )
-                    .await?;
-                changed();
-                return Ok(format!("Unlinked {} {}.", gone.platform, gone.username));
-            }
-            Err(StoreError::Conflict(_)) => {}
-            Err(err) => return Err(err.into()),
-        }
-    }
-    Err(CommandError::invalid(
+    let (_, gone) = crate::update_document(
+        store,
+        ACCOUNTS,
+        &format!("person:{key}"),
         "Your accounts changed meanwhile; try again.",
-    ))
+        |slot: &mut Option<Person>| {
+            let person = slot
+                .as_mut()
+                .ok_or_else(|| CommandError::invalid("You have no linked accounts."))?;
+            let Some(index) = person.accounts.iter().position(|a| a.platform == target) else {
+                return Err(CommandError::invalid(format!(
+                    "No {target} account is linked to you."
+                )));
+            };
+            if person.accounts.len() <= 1 {
+                return Err(CommandError::invalid("That is your last account; it stays."));
+            }
+            let account = &person.accounts[index];
+            if account_key(&account.platform, &account.user_id) == key {
+                // The person is keyed by this account (its reputation is kept under that key).
+                return Err(CommandError::invalid(format!(
+                    "Your {target} account is the one your links started from; unlink the others instead."
+                )));
+            }
+            Ok(person.accounts.remove(index))
+        },
+    )
+    .await?;
+    store
+        .delete_document(
+            ACCOUNTS,
+            &format!("account:{}", account_key(&gone.platform, &gone.user_id)),
+        )
+        .await?;
+    store
+        .delete_document(
+            ACCOUNTS,
+            &format!("name:{}:{}", gone.platform, gone.username.to_lowercase()),
+        )
+        .await?;
+    changed();
+    Ok(format!("Unlinked {} {}.", gone.platform, gone.username))
 }

@@ -33,8 +33,6 @@ pub const MAX_QUANTITY: u32 = 10_000;
 const SHOWN: usize = 10;
 /// Log entries shown by `history`.
 const HISTORY: usize = 5;
-/// Retries of a change that raced with another.
-const ATTEMPTS: usize = 5;
 
 /// Units of an item someone has.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,29 +135,15 @@ async fn update(
     name: &str,
     mut change: impl FnMut(&mut Item) -> Result<(), CommandError>,
 ) -> Result<Item, CommandError> {
-    let store = ctx.store.as_ref();
-    let ns = namespace(ctx.community);
-    let key = name.to_lowercase();
-    for _ in 0..ATTEMPTS {
-        let Some(document) = store.get_document(&ns, &key).await? else {
-            return Err(not_found(name));
-        };
-        let mut item = decode(document.value)?;
-        change(&mut item)?;
-        let value =
-            serde_json::to_value(&item).map_err(|err| CommandError::Internal(err.into()))?;
-        match store
-            .put_document(&ns, &key, &value, Expect::Version(document.version))
-            .await
-        {
-            Ok(_) => return Ok(item),
-            Err(StoreError::Conflict(_)) => continue,
-            Err(err) => return Err(err.into()),
-        }
-    }
-    Err(CommandError::invalid(
-        "The inventory is busy; try again.".to_owned(),
-    ))
+    let (item, ()) = crate::update_document(
+        ctx.store.as_ref(),
+        &namespace(ctx.community),
+        &name.to_lowercase(),
+        "The inventory is busy; try again.",
+        |slot: &mut Option<Item>| change(slot.as_mut().ok_or_else(|| not_found(name))?),
+    )
+    .await?;
+    item.ok_or_else(|| not_found(name))
 }
 
 /// Appends to the activity log.

@@ -16,7 +16,7 @@ use waddlebot::clock::unix_millis;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use waddlebot::store::{Expect, Store, community_namespace};
+use waddlebot::store::{Store, community_namespace};
 use waddlebot::{
     CommandError, CommandHandler, CommandSpec, CommunityId, Context, PermissionLevel, PlatformKind,
     Reply, StoreError,
@@ -28,8 +28,6 @@ pub const LABELS_MODULE: &str = "labels";
 pub const EVENT_AUTOAPPROVE: &str = "event-autoapprove";
 /// Longest label name.
 pub const MAX_LABEL_NAME_LEN: usize = 50;
-/// Retries of a change that raced with another.
-const ATTEMPTS: usize = 5;
 
 /// What can carry labels.
 pub const LABEL_TYPES: [&str; 8] = [
@@ -217,33 +215,25 @@ impl Labels {
         key: &str,
         mut change: impl FnMut(&mut Vec<Label>) -> Result<bool, CommandError>,
     ) -> Result<bool, CommandError> {
-        let store = ctx.store.as_ref();
-        let ns = community_namespace(ctx.community, LABELS_MODULE);
         let now = unix_millis(ctx.now());
-        for _ in 0..ATTEMPTS {
-            let document = store.get_document(&ns, key).await?;
-            let (mut labels, expect) = match document {
-                Some(d) => (
-                    serde_json::from_value::<Vec<Label>>(d.value).unwrap_or_default(),
-                    Expect::Version(d.version),
-                ),
-                None => (Vec::new(), Expect::Absent),
-            };
-            labels.retain(|l| l.live(now));
-            if !change(&mut labels)? {
-                return Ok(false);
-            }
-            let value =
-                serde_json::to_value(&labels).map_err(|err| CommandError::Internal(err.into()))?;
-            match store.put_document(&ns, key, &value, expect).await {
-                Ok(_) => return Ok(true),
-                Err(StoreError::Conflict(_)) => continue,
-                Err(err) => return Err(err.into()),
-            }
-        }
-        Err(CommandError::invalid(
-            "Labels are busy; try again.".to_owned(),
-        ))
+        crate::update_document(
+            ctx.store.as_ref(),
+            &community_namespace(ctx.community, LABELS_MODULE),
+            key,
+            "Labels are busy; try again.",
+            |slot: &mut Option<Vec<Label>>| {
+                let labels = slot.get_or_insert_with(Vec::new);
+                labels.retain(|l| l.live(now));
+                let changed = change(labels)?;
+                if !changed {
+                    // Nothing to write.
+                    *slot = None;
+                }
+                Ok(changed)
+            },
+        )
+        .await
+        .map(|(_, changed)| changed)
     }
 
     async fn add(

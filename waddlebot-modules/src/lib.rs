@@ -99,7 +99,52 @@ pub use shoutout::{
     NOT_CONFIGURED as SHOUTOUT_NOT_CONFIGURED, SHOUTOUT_MODULE, ShoutoutRecord, Shoutouts,
     check_template, default_template, render as render_shoutout,
 };
+use waddlebot::store::Expect;
 use waddlebot::{CommandError, CommandHandler, EventHandler, Store};
+
+/// How many times [`update_document`] tries when other writers keep changing the document.
+const UPDATE_ATTEMPTS: usize = 8;
+
+/// Reads document `key` of `namespace` (`None` when there is none), lets `change` modify it
+/// (create it by filling the `None`, or refuse with an error), and writes it back with
+/// compare-and-set, trying again from a fresh read when another writer got there first.
+/// Nothing is written when the document is still `None` afterwards. Answers the document as
+/// written and what `change` answered; `busy` is the refusal when every attempt collided.
+pub(crate) async fn update_document<D, T>(
+    store: &dyn Store,
+    namespace: &str,
+    key: &str,
+    busy: &str,
+    mut change: impl FnMut(&mut Option<D>) -> Result<T, CommandError>,
+) -> Result<(Option<D>, T), CommandError>
+where
+    D: serde::Serialize + serde::de::DeserializeOwned,
+{
+    for _ in 0..UPDATE_ATTEMPTS {
+        let existing = store.get_document(namespace, key).await?;
+        let expect = existing
+            .as_ref()
+            .map_or(Expect::Absent, |d| Expect::Version(d.version));
+        let mut document = existing
+            .map(|d| serde_json::from_value::<D>(d.value))
+            .transpose()
+            .map_err(|err| {
+                CommandError::Internal(format!("malformed record {namespace}/{key}: {err}").into())
+            })?;
+        let answer = change(&mut document)?;
+        let Some(value) = &document else {
+            return Ok((document, answer));
+        };
+        let value =
+            serde_json::to_value(value).map_err(|err| CommandError::Internal(err.into()))?;
+        match store.put_document(namespace, key, &value, expect).await {
+            Ok(_) => return Ok((document, answer)),
+            Err(waddlebot::StoreError::Conflict(_)) => continue,
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Err(CommandError::invalid(busy.to_owned()))
+}
 
 /// Every record a module keeps in `namespace`, decoded, in key order; `what` names the record
 /// in the error a malformed one gives.

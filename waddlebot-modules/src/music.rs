@@ -380,39 +380,22 @@ fn music_namespace(community: CommunityId) -> String {
     community_namespace(community, MUSIC_MODULE)
 }
 
-/// Reads, changes and writes the queue with compare-and-set, so concurrent requests lose
-/// nothing. `change` answers the replies.
+/// Changes the community's queue with compare-and-set, so concurrent requests lose nothing.
+/// `change` answers the replies.
 async fn with_queue<T>(
     store: &dyn Store,
     community: CommunityId,
     mut change: impl FnMut(&mut Queue) -> Result<T, CommandError>,
 ) -> Result<T, CommandError> {
-    let namespace = music_namespace(community);
-    for _ in 0..10 {
-        let existing = store.get_document(&namespace, "queue").await?;
-        let (mut queue, expect) = match existing {
-            Some(document) => (
-                serde_json::from_value::<Queue>(document.value).unwrap_or_default(),
-                Expect::Version(document.version),
-            ),
-            None => (Queue::default(), Expect::Absent),
-        };
-        let answer = change(&mut queue)?;
-        match store
-            .put_document(
-                &namespace,
-                "queue",
-                &serde_json::to_value(&queue).unwrap_or_default(),
-                expect,
-            )
-            .await
-        {
-            Ok(_) => return Ok(answer),
-            Err(StoreError::Conflict(_)) => {}
-            Err(err) => return Err(err.into()),
-        }
-    }
-    Err(CommandError::invalid("The queue is busy; try again."))
+    crate::update_document(
+        store,
+        &music_namespace(community),
+        "queue",
+        "The queue is busy; try again.",
+        |slot: &mut Option<Queue>| change(slot.get_or_insert_with(Queue::default)),
+    )
+    .await
+    .map(|(_, answer)| answer)
 }
 
 // --- Spotify ---

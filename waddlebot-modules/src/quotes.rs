@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use waddlebot::store::{Expect, Store, community_namespace};
 use waddlebot::{
     CommandError, CommandHandler, CommandSpec, CommunityId, Context, PermissionLevel, Reply,
-    StoreError,
 };
 
 /// The module name quotes belong to.
@@ -21,8 +20,6 @@ pub const MAX_QUOTE_LEN: usize = 500;
 pub const MAX_AUTHOR_LEN: usize = 50;
 /// Search results shown at most.
 const SHOWN: usize = 3;
-/// Retries of a vote that raced with another.
-const VOTE_ATTEMPTS: usize = 5;
 
 /// A stored quote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,44 +234,36 @@ impl Quotes {
                 quote.score()
             ));
         }
-        let ns = namespace(ctx.community);
-        for _ in 0..VOTE_ATTEMPTS {
-            let Some(document) = store.get_document(&ns, &key(id)).await? else {
-                return Err(CommandError::invalid(format!("No quote #{id}.")));
-            };
-            let mut quote = decode(document.value)?;
-            match before {
-                Some(true) => quote.ups = quote.ups.saturating_sub(1),
-                Some(false) => quote.downs = quote.downs.saturating_sub(1),
-                None => {}
-            }
-            if up {
-                quote.ups += 1;
-            } else {
-                quote.downs += 1;
-            }
-            let value =
-                serde_json::to_value(&quote).map_err(|err| CommandError::Internal(err.into()))?;
-            match store
-                .put_document(&ns, &key(id), &value, Expect::Version(document.version))
-                .await
-            {
-                Ok(_) => {
-                    store
-                        .put_document(&votes, &voter, &serde_json::json!(up), Expect::Any)
-                        .await?;
-                    return Ok(format!(
-                        "Voted {} #{id}: score {:+}.",
-                        if up { "up" } else { "down" },
-                        quote.score()
-                    ));
+        let (quote, ()) = crate::update_document(
+            store,
+            &namespace(ctx.community),
+            &key(id),
+            "Too many votes at once; try again.",
+            |slot: &mut Option<Quote>| {
+                let quote = slot
+                    .as_mut()
+                    .ok_or_else(|| CommandError::invalid(format!("No quote #{id}.")))?;
+                match before {
+                    Some(true) => quote.ups = quote.ups.saturating_sub(1),
+                    Some(false) => quote.downs = quote.downs.saturating_sub(1),
+                    None => {}
                 }
-                Err(StoreError::Conflict(_)) => continue,
-                Err(err) => return Err(err.into()),
-            }
-        }
-        Err(CommandError::invalid(
-            "Too many votes at once; try again.".to_owned(),
+                if up {
+                    quote.ups += 1;
+                } else {
+                    quote.downs += 1;
+                }
+                Ok(())
+            },
+        )
+        .await?;
+        store
+            .put_document(&votes, &voter, &serde_json::json!(up), Expect::Any)
+            .await?;
+        Ok(format!(
+            "Voted {} #{id}: score {:+}.",
+            if up { "up" } else { "down" },
+            quote.map_or(0, |q| q.score())
         ))
     }
 }

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use waddlebot::store::{AuditEntry, Expect, Store, community_namespace};
+use waddlebot::store::{AuditEntry, Store, community_namespace};
 use waddlebot::{
     COMMAND_USED, CommandError, CommandHandler, CommandSpec, CommunityId, Context, EventHandler,
     EventKind, ModerationAction, PermissionLevel, PlatformKind, Reply, StoreError, Subscription,
@@ -556,6 +556,12 @@ async fn settings(ctx: &Context) -> Result<serde_json::Value, StoreError> {
         .unwrap_or_default())
 }
 
+/// A person's history document.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct History {
+    changes: Vec<Change>,
+}
+
 /// Adds a change to the person's history (the last [`HISTORY`]).
 async fn record(
     store: &dyn Store,
@@ -565,39 +571,27 @@ async fn record(
     after: i64,
     reason: &str,
     now: u64,
-) -> Result<(), StoreError> {
-    for _ in 0..5 {
-        let existing = store.get_document(&history(community), person).await?;
-        let (mut changes, expect): (Vec<Change>, Expect) = match existing {
-            Some(document) => (
-                serde_json::from_value(document.value["changes"].clone()).unwrap_or_default(),
-                Expect::Version(document.version),
-            ),
-            None => (Vec::new(), Expect::Absent),
-        };
-        changes.push(Change {
-            at_ms: now,
-            before,
-            after,
-            reason: reason.to_owned(),
-        });
-        let excess = changes.len().saturating_sub(HISTORY);
-        changes.drain(..excess);
-        match store
-            .put_document(
-                &history(community),
-                person,
-                &serde_json::json!({"changes": changes}),
-                expect,
-            )
-            .await
-        {
-            Ok(_) => return Ok(()),
-            Err(StoreError::Conflict(_)) => {}
-            Err(err) => return Err(err),
-        }
-    }
-    Ok(())
+) -> Result<(), CommandError> {
+    crate::update_document(
+        store,
+        &history(community),
+        person,
+        "The reputation history is busy; try again.",
+        |slot: &mut Option<History>| {
+            let changes = &mut slot.get_or_insert_with(History::default).changes;
+            changes.push(Change {
+                at_ms: now,
+                before,
+                after,
+                reason: reason.to_owned(),
+            });
+            let excess = changes.len().saturating_sub(HISTORY);
+            changes.drain(..excess);
+            Ok(())
+        },
+    )
+    .await
+    .map(drop)
 }
 
 /// A person's history, oldest first.
@@ -609,7 +603,8 @@ pub async fn history_of(
     Ok(store
         .get_document(&history(community), person)
         .await?
-        .and_then(|document| serde_json::from_value(document.value["changes"].clone()).ok())
+        .and_then(|document| serde_json::from_value::<History>(document.value).ok())
+        .map(|history| history.changes)
         .unwrap_or_default())
 }
 

@@ -387,7 +387,7 @@ impl Authenticator {
             .await
             .map_err(|err| AuthError::Unavailable(err.to_string()))?
             .ok_or_else(refused)?;
-        if !same_secret(&presented, &record.hash) {
+        if !same_secret(presented, &record.hash) {
             return Err(refused());
         }
         if record.revoked_at.is_some() {
