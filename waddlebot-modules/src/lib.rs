@@ -26,8 +26,8 @@
 //! with the outside [`Services`] some of them use.
 //!
 //! ```
-//! let modules = waddlebot_modules::default_modules();
-//! assert!(modules.iter().any(|m| m.specs().iter().any(|s| s.name == "command")));
+//! let modules = waddlebot_modules::standard_modules();
+//! assert!(modules.commands.iter().any(|m| m.specs().iter().any(|s| s.name == "command")));
 //! ```
 
 mod ai_chat;
@@ -161,13 +161,6 @@ pub(crate) async fn load_all<T: serde::de::DeserializeOwned>(
                 .map_err(|err| CommandError::Internal(format!("malformed {what}: {err}").into()))
         })
         .collect()
-}
-
-/// The built-in modules' command side, ready to register with a router. Prefer
-/// [`standard_modules`], which also gives the event side (member directory, alerts,
-/// reputation scoring).
-pub fn default_modules() -> Vec<Arc<dyn CommandHandler>> {
-    standard_modules().commands
 }
 
 /// The outside services some modules use; each `None` makes its commands say what to
