@@ -50,8 +50,8 @@ pub(crate) async fn start_with(policy: HttpPolicy, jwt: JwtSettings) -> Bot {
     start_on(Arc::new(MemoryStore::new()), policy, jwt).await
 }
 
-/// The bot on `store` (empty), with `policy` and `jwt`.
-pub(crate) async fn start_on(store: Arc<dyn Store>, policy: HttpPolicy, jwt: JwtSettings) -> Bot {
+/// Communities 1 `pond` (owning the Twitch channel `pond`) and 2 `lake`, in an empty store.
+pub(crate) async fn seed(store: &dyn Store) {
     store
         .create_community("pond", SystemTime::now())
         .await
@@ -60,16 +60,6 @@ pub(crate) async fn start_on(store: Arc<dyn Store>, policy: HttpPolicy, jwt: Jwt
         .create_community("lake", SystemTime::now())
         .await
         .expect("B");
-    let mut builder = Router::builder().store(Arc::clone(&store));
-    let standard = waddlebot_modules::standard_modules();
-    builder = builder.modules(standard.commands, standard.events);
-    let router = Arc::new(builder.build().expect("router"));
-    let auth = Authenticator::new(Arc::clone(&store), Some(jwt)).expect("auth");
-    let state = AppState::new(Arc::clone(&router), 1 << 20)
-        .with_auth(auth)
-        .with_http(policy);
-    let server = loopback::serve_on_loopback(state).await;
-    // Chat in community A's channel ties the channel to it.
     store
         .assign_entity(
             &waddlebot::store::EntityKey {
@@ -81,6 +71,20 @@ pub(crate) async fn start_on(store: Arc<dyn Store>, policy: HttpPolicy, jwt: Jwt
         )
         .await
         .expect("assigned");
+}
+
+/// The bot on `store` (empty), with `policy` and `jwt`.
+pub(crate) async fn start_on(store: Arc<dyn Store>, policy: HttpPolicy, jwt: JwtSettings) -> Bot {
+    seed(store.as_ref()).await;
+    let mut builder = Router::builder().store(Arc::clone(&store));
+    let standard = waddlebot_modules::standard_modules();
+    builder = builder.modules(standard.commands, standard.events);
+    let router = Arc::new(builder.build().expect("router"));
+    let auth = Authenticator::new(Arc::clone(&store), Some(jwt)).expect("auth");
+    let state = AppState::new(Arc::clone(&router), 1 << 20)
+        .with_auth(auth)
+        .with_http(policy);
+    let server = loopback::serve_on_loopback(state).await;
     Bot {
         base: format!("http://{}/api/v1", server.addr),
         router,

@@ -5,18 +5,16 @@
 #![allow(dead_code)]
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use waddlebot::store::MemoryStore;
-use waddlebot::{
-    CommandSpec, CommunityId, Context, OverlayReply, PlatformKind, Reply, Store, command_fn,
-};
+use waddlebot::{CommandSpec, CommunityId, Context, OverlayReply, Reply, Store, command_fn};
 use waddlebot_router::Router;
 use waddlebot_server::auth::{Authenticator, Role};
 use waddlebot_server::{AppState, HttpPolicy};
 
-use crate::admin::{settings, token};
+use crate::admin::{call, settings, token};
 use crate::loopback;
 
 pub(crate) struct WebBot {
@@ -38,25 +36,7 @@ async fn show_ticker(ctx: Context) -> Reply {
 
 pub(crate) async fn start() -> WebBot {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    store
-        .create_community("pond", SystemTime::now())
-        .await
-        .expect("pond");
-    store
-        .create_community("lake", SystemTime::now())
-        .await
-        .expect("lake");
-    store
-        .assign_entity(
-            &waddlebot::store::EntityKey {
-                platform: PlatformKind::Twitch,
-                server_id: "pond".to_owned(),
-                channel_id: "pond".to_owned(),
-            },
-            CommunityId(1),
-        )
-        .await
-        .expect("assigned");
+    crate::admin::seed(store.as_ref()).await;
     let mut builder = Router::builder()
         .store(Arc::clone(&store))
         .handler(command_fn(CommandSpec::new("showticker"), show_ticker));
@@ -109,33 +89,16 @@ impl WebBot {
 
     /// The community's current overlay key, through the admin API.
     pub(crate) async fn overlay_key(&self, community: i64) -> String {
-        let answer: Value = reqwest::Client::new()
-            .get(format!(
-                "{}/api/v1/communities/{community}/overlay",
-                self.base
-            ))
-            .bearer_auth(&self.admin)
-            .send()
-            .await
-            .expect("answered")
-            .json()
-            .await
-            .expect("json");
+        let url = format!("{}/api/v1/communities/{community}/overlay", self.base);
+        let (_, answer) = call(reqwest::Method::GET, url, &self.admin, None).await;
         answer["data"]["key"].as_str().expect("a key").to_owned()
     }
 
     /// Rotates community 1's overlay key, the old one working `grace_secs` more.
     pub(crate) async fn rotate(&self, grace_secs: u64) -> String {
-        let answer: Value = reqwest::Client::new()
-            .post(format!("{}/api/v1/communities/1/overlay/rotate", self.base))
-            .bearer_auth(&self.admin)
-            .json(&json!({"grace_secs": grace_secs}))
-            .send()
-            .await
-            .expect("answered")
-            .json()
-            .await
-            .expect("json");
+        let url = format!("{}/api/v1/communities/1/overlay/rotate", self.base);
+        let body = json!({"grace_secs": grace_secs});
+        let (_, answer) = call(reqwest::Method::POST, url, &self.admin, Some(body)).await;
         answer["data"]["key"].as_str().expect("a key").to_owned()
     }
 
