@@ -182,6 +182,16 @@ pub enum OverlayReply {
 }
 
 impl OverlayReply {
+    /// Every overlay source, as [`source`](Self::source) names them.
+    pub const SOURCES: [&'static str; 6] = [
+        "ticker",
+        "media",
+        "general",
+        "alerts",
+        "captions",
+        "now-playing",
+    ];
+
     /// The overlay source that shows it: `ticker`, `media`, `general`, `alerts`, `captions` or
     /// `now-playing` (also the path of its page, `/overlay/<key>/<source>`).
     ///
@@ -231,6 +241,45 @@ impl OverlayReply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_overlay_item_names_a_listed_source() {
+        let items = [
+            OverlayReply::Ticker {
+                text: String::new(),
+                duration_secs: 0,
+            },
+            OverlayReply::Media {
+                media_type: String::new(),
+                url: String::new(),
+                duration_secs: 0,
+            },
+            OverlayReply::General {
+                content: String::new(),
+                duration_secs: 0,
+            },
+            OverlayReply::Alert {
+                kind: String::new(),
+                title: String::new(),
+                text: String::new(),
+                duration_secs: 0,
+            },
+            OverlayReply::Caption {
+                username: String::new(),
+                text: String::new(),
+                translated: None,
+                duration_secs: 0,
+            },
+            OverlayReply::NowPlaying {
+                title: String::new(),
+                artist: String::new(),
+                image_url: None,
+                duration_secs: 0,
+            },
+        ];
+        let named: Vec<&str> = items.iter().map(OverlayReply::source).collect();
+        assert_eq!(named, OverlayReply::SOURCES);
+    }
 
     #[test]
     fn replies_serialise_with_a_type_tag() {

@@ -23,19 +23,9 @@ const MAX_KEY_DAYS: u64 = 3650;
 /// How many audit entries a filtered listing reads at most.
 const MAX_AUDIT_SCAN: usize = 10_000;
 
-/// The overlay's sources, each also served alone under the overlay's URL.
-pub(crate) const OVERLAY_SOURCES: [&str; 6] = [
-    "ticker",
-    "media",
-    "general",
-    "alerts",
-    "captions",
-    "now-playing",
-];
-
 fn overlay_json(keys: &overlay_keys::OverlayKeys) -> Value {
     let base = format!("/overlay/{}", keys.current);
-    let sources: serde_json::Map<String, Value> = OVERLAY_SOURCES
+    let sources: serde_json::Map<String, Value> = waddlebot::OverlayReply::SOURCES
         .iter()
         .map(|source| ((*source).to_owned(), json!(format!("{base}/{source}"))))
         .collect();

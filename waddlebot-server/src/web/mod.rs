@@ -35,7 +35,6 @@ const PAGE_ROUTES: &[&str] = &[
     "/portal/logout",
     "/portal/{id}",
     "/portal/{id}/{page}",
-    "/portal/{id}/{page}/{item}",
     "/assets/{file}",
     "/oauth/spotify/callback",
 ];

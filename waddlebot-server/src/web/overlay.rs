@@ -25,22 +25,12 @@ use hyper::body::Frame;
 use maud::{DOCTYPE, html};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
-use waddlebot::CommunityId;
+use waddlebot::{CommunityId, OverlayReply};
 use waddlebot_router::overlay::{OverlayHub, Shown};
 
 use super::{not_found, page};
 use crate::app::{App, ResponseBody};
 use crate::overlay_keys;
-
-/// The overlay sources, in the order the full overlay stacks them.
-pub(crate) const SOURCES: [&str; 6] = [
-    "general",
-    "now-playing",
-    "media",
-    "alerts",
-    "captions",
-    "ticker",
-];
 
 /// How often an idle stream sends a comment (and re-checks its key).
 pub(crate) const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -214,8 +204,8 @@ impl App {
         source: Option<&str>,
     ) -> Response<ResponseBody> {
         let sources: Vec<&str> = match source {
-            None => SOURCES.to_vec(),
-            Some(source) => match SOURCES.iter().find(|s| **s == source) {
+            None => OverlayReply::SOURCES.to_vec(),
+            Some(source) => match OverlayReply::SOURCES.iter().find(|s| **s == source) {
                 Some(known) => vec![*known],
                 None => return not_found(),
             },
