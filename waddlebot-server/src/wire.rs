@@ -474,8 +474,8 @@ fn yes() -> bool {
     true
 }
 
-/// Longest ticker text shown (the original's `MAX_TICKER_LENGTH`).
-pub const MAX_TICKER_CHARS: usize = 200;
+/// Longest ticker text shown (the original's `MAX_TICKER_LENGTH`): the overlay's limit.
+pub use waddlebot_router::overlay::MAX_TICKER_CHARS;
 
 impl LateResponse {
     /// The reply to deliver, or what is wrong with the request.
