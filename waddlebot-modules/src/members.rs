@@ -215,8 +215,8 @@ type Written = (u64, String, Option<String>);
 /// process.
 #[derive(Debug, Default)]
 pub struct Members {
-    /// `(community, account) → (written at, name, display name)`.
-    recent: std::sync::Mutex<HashMap<(CommunityId, String), Written>>,
+    /// `(community, platform) → user id → (written at, name, display name)`.
+    recent: std::sync::Mutex<HashMap<(CommunityId, PlatformKind), HashMap<String, Written>>>,
 }
 
 #[async_trait]
@@ -229,12 +229,12 @@ impl EventHandler for Members {
 
     async fn on_event(&self, ctx: Context) -> Result<Vec<Reply>, CommandError> {
         let user = ctx.user();
-        let key = (ctx.community, account_key(&ctx.event.platform, &user.id));
+        let place = (ctx.community, ctx.event.platform.clone());
         let now = ctx.clock.now_millis();
         let refresh = u64::try_from(REFRESH.as_millis()).unwrap_or(u64::MAX);
         {
             let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((at, name, display)) = recent.get(&key)
+            if let Some((at, name, display)) = recent.get(&place).and_then(|r| r.get(&user.id))
                 && now.saturating_sub(*at) < refresh
                 && *name == user.name
                 && *display == user.display_name
@@ -244,10 +244,13 @@ impl EventHandler for Members {
         }
         seen(&ctx).await?;
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        if recent.len() >= REMEMBERED {
+        if recent.values().map(HashMap::len).sum::<usize>() >= REMEMBERED {
             recent.clear();
         }
-        recent.insert(key, (now, user.name.clone(), user.display_name.clone()));
+        recent.entry(place).or_default().insert(
+            user.id.clone(),
+            (now, user.name.clone(), user.display_name.clone()),
+        );
         Ok(Vec::new())
     }
 }

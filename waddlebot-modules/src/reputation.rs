@@ -382,12 +382,29 @@ fn history(community: CommunityId) -> String {
 /// The bot-wide (global) score namespace.
 const GLOBAL: &str = "reputation";
 
-/// Tiny changes waiting to be written.
+/// Tiny changes waiting to be written: per community (`None`: the global scores), per person.
 #[derive(Debug, Default)]
 struct Pending {
-    sums: HashMap<(String, String), i64>,
+    sums: HashMap<Option<CommunityId>, HashMap<String, i64>>,
     since_ms: Option<u64>,
 }
+
+impl Pending {
+    /// Adds `delta` to a person's unwritten sum (allocating only for a person not yet in it).
+    fn add(&mut self, scope: Option<CommunityId>, person: &str, delta: i64, now: u64) {
+        let sums = self.sums.entry(scope).or_default();
+        match sums.get_mut(person) {
+            Some(sum) => *sum += delta,
+            None => {
+                sums.insert(person.to_owned(), delta);
+            }
+        }
+        self.since_ms.get_or_insert(now);
+    }
+}
+
+/// One unwritten sum: community (`None`: global), person, change.
+type Due = (Option<CommunityId>, String, i64);
 
 /// How long an account's person is remembered (links made in this process are seen at once;
 /// in another process, within this long).
@@ -395,9 +412,16 @@ const PERSON_TTL_MS: u64 = 60_000;
 /// Accounts remembered at most (the memory is emptied when full).
 const PEOPLE_REMEMBERED: usize = 100_000;
 
-/// Accounts' persons, looked up recently: `account → (person, when, link generation)`.
+/// Accounts' persons, looked up recently: `platform → user id → (person, when, link
+/// generation)`.
 #[derive(Debug, Default)]
-struct People(HashMap<String, (String, u64, u64)>);
+struct People(HashMap<PlatformKind, HashMap<String, (String, u64, u64)>>);
+
+impl People {
+    fn len(&self) -> usize {
+        self.0.values().map(HashMap::len).sum()
+    }
+}
 
 /// The reputation module: `!rep` (a [`CommandHandler`]) and the scoring of events (an
 /// [`EventHandler`]); register one instance as both, since they share the changes not yet
@@ -417,11 +441,10 @@ impl Reputation {
         user_id: &str,
         now: u64,
     ) -> Result<String, StoreError> {
-        let account = format!("{platform}:{user_id}");
         let generation = crate::identity::generation();
         {
             let people = self.people.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((person, at, seen)) = people.0.get(&account)
+            if let Some((person, at, seen)) = people.0.get(platform).and_then(|p| p.get(user_id))
                 && *seen == generation
                 && now.saturating_sub(*at) < PERSON_TTL_MS
             {
@@ -430,14 +453,18 @@ impl Reputation {
         }
         let person = person_of(store, platform, user_id).await?;
         let mut people = self.people.lock().unwrap_or_else(|p| p.into_inner());
-        if people.0.len() >= PEOPLE_REMEMBERED {
+        if people.len() >= PEOPLE_REMEMBERED {
             people.0.clear();
         }
-        people.0.insert(account, (person.clone(), now, generation));
+        people
+            .0
+            .entry(platform.clone())
+            .or_default()
+            .insert(user_id.to_owned(), (person.clone(), now, generation));
         Ok(person)
     }
 
-    fn take_due(&self, now: u64, force: bool) -> Vec<((String, String), i64)> {
+    fn take_due(&self, now: u64, force: bool) -> Vec<Due> {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         let due = force
             || pending.since_ms.is_some_and(|since| {
@@ -447,29 +474,45 @@ impl Reputation {
             return Vec::new();
         }
         pending.since_ms = None;
-        pending.sums.drain().collect()
+        pending
+            .sums
+            .drain()
+            .flat_map(|(scope, sums)| {
+                sums.into_iter()
+                    .map(move |(person, sum)| (scope, person, sum))
+            })
+            .collect()
     }
 
-    fn add_pending(&self, namespace: &str, key: &str, delta: i64, now: u64) {
+    /// Adds a batched change to the person's community and global sums.
+    fn add_pending(&self, community: CommunityId, person: &str, delta: i64, now: u64) {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        *pending
-            .sums
-            .entry((namespace.to_owned(), key.to_owned()))
-            .or_default() += delta;
-        pending.since_ms.get_or_insert(now);
+        pending.add(Some(community), person, delta, now);
+        pending.add(None, person, delta, now);
     }
 
     /// Writes the tiny changes added up so far (all of them when `force`).
     async fn flush(&self, store: &dyn Store, now: u64, force: bool) -> Result<(), StoreError> {
         let due = self.take_due(now, force);
-        for (i, ((namespace, key), delta)) in due.iter().enumerate() {
-            if let Err(err) = store.increment(namespace, key, *delta).await {
-                // Not lost: back in the queue for the next flush.
-                for ((namespace, key), delta) in &due[i..] {
-                    self.add_pending(namespace, key, *delta, now);
-                }
-                return Err(err);
+        if due.is_empty() {
+            return Ok(());
+        }
+        let namespaces: HashMap<Option<CommunityId>, String> = due
+            .iter()
+            .map(|(scope, _, _)| (*scope, scope.map_or_else(|| GLOBAL.to_owned(), scores)))
+            .collect();
+        let changes: Vec<(&str, &str, i64)> = due
+            .iter()
+            .map(|(scope, person, sum)| (namespaces[scope].as_str(), person.as_str(), *sum))
+            .collect();
+        // One transaction for the whole batch: all written or, on a failure, none (back in
+        // the queue for the next flush, so nothing is lost or counted twice).
+        if let Err(err) = store.increment_many(&changes).await {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            for (scope, person, sum) in &due {
+                pending.add(*scope, person, *sum, now);
             }
+            return Err(err);
         }
         Ok(())
     }
@@ -489,8 +532,7 @@ impl Reputation {
         let platform = ctx.event.platform.clone();
         let person = self.person(store, &platform, &who, now).await?;
         if kind.batched() {
-            self.add_pending(&scores(ctx.community), &person, delta, now);
-            self.add_pending(GLOBAL, &person, delta, now);
+            self.add_pending(ctx.community, &person, delta, now);
             self.flush(store, now, false).await?;
             return Ok(Vec::new());
         }

@@ -660,6 +660,10 @@ impl Store for CachedStore {
         self.inner.increment(namespace, key, delta).await
     }
 
+    async fn increment_many(&self, changes: &[(&str, &str, i64)]) -> Result<(), StoreError> {
+        self.inner.increment_many(changes).await
+    }
+
     async fn counter(&self, namespace: &str, key: &str) -> Result<i64, StoreError> {
         self.inner.counter(namespace, key).await
     }

@@ -63,10 +63,46 @@ struct PlatformSink {
     platforms: Arc<HashMap<PlatformKind, Arc<dyn Platform>>>,
     community: CommunityId,
     overlays: Arc<OverlayHub>,
-    server_id: String,
-    channel_id: String,
-    user_id: String,
-    in_reply_to: Option<EventId>,
+    origin: Origin,
+}
+
+/// Where the replies go back to: the event itself (shared, nothing copied for a handler that
+/// never sends), or the place a session remembered.
+enum Origin {
+    Event(Arc<Event>),
+    Place {
+        server_id: String,
+        channel_id: String,
+        user_id: String,
+        event_id: EventId,
+    },
+}
+
+impl Origin {
+    fn outbound(&self, platform: PlatformKind, reply: Reply) -> Outbound {
+        let (server_id, channel_id, user_id, event_id) = match self {
+            Self::Event(event) => (
+                &event.server_id,
+                &event.channel_id,
+                &event.user.id,
+                &event.id,
+            ),
+            Self::Place {
+                server_id,
+                channel_id,
+                user_id,
+                event_id,
+            } => (server_id, channel_id, user_id, event_id),
+        };
+        Outbound {
+            platform,
+            server_id: server_id.clone(),
+            channel_id: channel_id.clone(),
+            user_id: user_id.clone(),
+            in_reply_to: Some(event_id.clone()),
+            reply,
+        }
+    }
 }
 
 #[async_trait]
@@ -85,14 +121,7 @@ impl ReplySink for PlatformSink {
             ));
         };
         platform
-            .send(Outbound {
-                platform: platform.kind(),
-                server_id: self.server_id.clone(),
-                channel_id: self.channel_id.clone(),
-                user_id: self.user_id.clone(),
-                in_reply_to: self.in_reply_to.clone(),
-                reply,
-            })
+            .send(self.origin.outbound(platform.kind(), reply))
             .await
     }
 
@@ -123,7 +152,7 @@ impl Router {
     /// the community's overlay for overlay replies.
     pub(crate) fn sink_for(
         &self,
-        event: &Event,
+        event: &Arc<Event>,
         community: CommunityId,
     ) -> Option<Arc<dyn ReplySink>> {
         Some(Arc::new(PlatformSink {
@@ -131,10 +160,7 @@ impl Router {
             platforms: Arc::clone(&self.platforms),
             community,
             overlays: Arc::clone(&self.overlays),
-            server_id: event.server_id.clone(),
-            channel_id: event.channel_id.clone(),
-            user_id: event.user.id.clone(),
-            in_reply_to: Some(event.id.clone()),
+            origin: Origin::Event(Arc::clone(event)),
         }))
     }
 
@@ -182,22 +208,19 @@ impl Router {
         event: Event,
         session: SessionId,
     ) -> Result<Delivery, RouterError> {
-        let (server_id, channel_id, user_id, event_id) = (
-            event.server_id.clone(),
-            event.channel_id.clone(),
-            event.user.id.clone(),
-            event.id.clone(),
-        );
+        let origin = Origin::Place {
+            server_id: event.server_id.clone(),
+            channel_id: event.channel_id.clone(),
+            user_id: event.user.id.clone(),
+            event_id: event.id.clone(),
+        };
         let outcome = self.handle_with_session(event, session).await?;
         let sink = PlatformSink {
             platform: Some(platform),
             platforms: Arc::clone(&self.platforms),
             community: outcome.community_id,
             overlays: Arc::clone(&self.overlays),
-            server_id,
-            channel_id,
-            user_id,
-            in_reply_to: Some(event_id),
+            origin,
         };
         let failed = sink.send_all(&outcome.replies).await;
         Ok(Delivery { outcome, failed })
@@ -234,10 +257,12 @@ impl Router {
             platforms: Arc::clone(&self.platforms),
             community: info.community_id,
             overlays: Arc::clone(&self.overlays),
-            server_id: info.server_id,
-            channel_id: info.channel_id,
-            user_id: info.user_id,
-            in_reply_to: Some(info.event_id),
+            origin: Origin::Place {
+                server_id: info.server_id,
+                channel_id: info.channel_id,
+                user_id: info.user_id,
+                event_id: info.event_id,
+            },
         };
         Ok(sink.send_all(replies).await)
     }

@@ -60,30 +60,26 @@ impl Router {
         view: &CommunityView,
         session: &SessionId,
     ) -> Result<(Vec<Reply>, Vec<HandlerReport>), StoreError> {
-        let kind = event.kind.name().to_owned();
+        let kind = event.kind.name();
         // A component interaction goes only to the module named in its custom_id.
         let owner = match &event.kind {
-            EventKind::ComponentInteraction { custom_id, .. } => Some(
-                ComponentId::parse(custom_id)
-                    .map_or("", |id| id.module)
-                    .to_owned(),
-            ),
+            EventKind::ComponentInteraction { custom_id, .. } => {
+                Some(ComponentId::parse(custom_id).map_or("", |id| id.module))
+            }
             _ => None,
         };
-        let mut chosen = Vec::new();
-        for subscriber in self.subscribers() {
-            let subscription = &subscriber.subscription;
-            if !subscription.covers(&kind)
-                || owner.as_ref().is_some_and(|m| *m != subscription.module)
-            {
-                continue;
-            }
-            if self.policy().module_enabled(view, &subscription.module) {
-                chosen.push(subscriber.clone());
-            }
-        }
+        let chosen: Vec<&Subscriber> = self
+            .subscribers()
+            .iter()
+            .filter(|subscriber| {
+                let subscription = &subscriber.subscription;
+                subscription.covers(kind)
+                    && owner.is_none_or(|m| m == subscription.module)
+                    && self.policy().module_enabled(view, &subscription.module)
+            })
+            .collect();
         let mut replies = Vec::new();
-        let mut reports = Vec::new();
+        let mut reports = Vec::with_capacity(chosen.len());
         let mut index = 0;
         while index < chosen.len() {
             // A run of parallel subscribers goes together; a sequential one goes alone.
@@ -100,9 +96,7 @@ impl Router {
             // compiler's higher-ranked Send check in callers that box this future.
             let pending: Vec<_> = group
                 .iter()
-                .map(|subscriber| {
-                    self.run_subscriber(subscriber.clone(), Arc::clone(&event), entity.clone())
-                })
+                .map(|subscriber| self.run_subscriber(subscriber, &event, entity))
                 .collect();
             // A small group (the usual case) is simply joined; a large one is bounded.
             let results: Vec<_> = if pending.len() <= PARALLEL_LIMIT {
@@ -114,7 +108,7 @@ impl Router {
                     .await
             };
             for (subscriber, result) in group.iter().zip(results) {
-                let module = subscriber.subscription.module.clone();
+                let module = &subscriber.subscription.module;
                 let error = result.as_ref().err().map(|err| {
                     if err.is_user_error() {
                         err.to_string()
@@ -123,7 +117,13 @@ impl Router {
                         "failed".to_owned()
                     }
                 });
-                collect(&mut replies, &mut reports, module, result.ok(), error);
+                collect(
+                    &mut replies,
+                    &mut reports,
+                    module.clone(),
+                    result.ok(),
+                    error,
+                );
             }
             index = end;
         }
@@ -142,28 +142,28 @@ impl Router {
 
     async fn run_subscriber(
         &self,
-        subscriber: Subscriber,
-        event: Arc<Event>,
-        entity: waddlebot::store::Entity,
+        subscriber: &Subscriber,
+        event: &Arc<Event>,
+        entity: &waddlebot::store::Entity,
     ) -> Result<Vec<Reply>, CommandError> {
         let ctx = Context::new(
             entity.community_id,
             entity.id,
-            Arc::clone(&event),
+            Arc::clone(event),
             event.kind.name(),
             Args::parse(&event.text),
             Arc::clone(self.store()),
             Arc::clone(self.catalog()),
         )
         .with_clock(Arc::clone(self.clock()));
-        let ctx = match self.sink_for(&event, entity.community_id) {
+        let ctx = match self.sink_for(event, entity.community_id) {
             Some(sink) => ctx.with_sink(sink),
             None => ctx,
         };
-        let handler = subscriber.handler;
-        self.guarded(&subscriber.subscription.module, async move {
-            handler.on_event(ctx).await
-        })
+        self.guarded(
+            &subscriber.subscription.module,
+            subscriber.handler.on_event(ctx),
+        )
         .await
     }
 }

@@ -110,7 +110,9 @@ pub struct Outcome {
     /// The string rule that matched this message, if one did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub matched_rule: Option<i64>,
-    /// What each event handler did (for events that are not commands).
+    /// What each event handler did: for events that are not commands, every handler run;
+    /// for commands, the [`COMMAND_USED`](waddlebot::COMMAND_USED) observers that answered
+    /// or failed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub handlers: Vec<HandlerReport>,
 }
@@ -366,15 +368,6 @@ impl Router {
             })
             .await?;
         tracing::Span::current().record("community", entity.community_id.0);
-        let session_info = SessionInfo {
-            community_id: entity.community_id,
-            entity_id: entity.id,
-            platform: event.platform.clone(),
-            server_id: event.server_id.clone(),
-            channel_id: event.channel_id.clone(),
-            user_id: event.user.id.clone(),
-            event_id: event.id.clone(),
-        };
         let mut outcome = Outcome {
             session_id: session,
             event_id: event.id.clone(),
@@ -393,13 +386,18 @@ impl Router {
             _ => None,
         };
         let Some(invocation) = invocation else {
-            let mut outcome = self.handle_plain(event, &entity, &view, outcome).await?;
+            let event = Arc::new(event);
+            let mut outcome = self.handle_plain(&event, &entity, &view, outcome).await?;
             self.show_overlays(outcome.community_id, &mut outcome.replies);
-            self.remember(&outcome, &session_info).await;
+            if outcome.processed {
+                self.remember(&outcome, &SessionInfo::of(&entity, &event))
+                    .await;
+            }
             return Ok(outcome);
         };
         tracing::Span::current().record("command", invocation.name.as_str());
         outcome.processed = true;
+        let session_info = SessionInfo::of(&entity, &event);
         let shown = format!("{}{}", invocation.prefix, invocation.name);
         outcome.command = Some(shown.clone());
         let observed = self.observes_commands.then(|| event.clone());
@@ -421,7 +419,11 @@ impl Router {
                 .fan_out(Arc::new(used), &entity, &view, &outcome.session_id)
                 .await?;
             outcome.replies.extend(replies);
-            outcome.handlers = reports;
+            // Observers that only looked have nothing to report about a command.
+            outcome.handlers = reports
+                .into_iter()
+                .filter(|report| report.replies > 0 || report.error.is_some())
+                .collect();
         }
         self.show_overlays(outcome.community_id, &mut outcome.replies);
         self.remember(&outcome, &session_info).await;
@@ -477,9 +479,6 @@ impl Router {
     /// Keeps the session of a processed event, so late replies can find their way back. A
     /// session store failure costs only late replies, so it is logged, not raised.
     async fn remember(&self, outcome: &Outcome, info: &SessionInfo) {
-        if !outcome.processed {
-            return;
-        }
         if let Err(err) = self.sessions.put(&outcome.session_id, info).await {
             tracing::warn!(error = %err, "session not stored; late replies to it will be refused");
         }
@@ -488,7 +487,7 @@ impl Router {
     /// Plain chat and platform events: string rules (chat only), then event handlers.
     async fn handle_plain(
         &self,
-        event: Event,
+        event: &Arc<Event>,
         entity: &Entity,
         view: &CommunityView,
         mut outcome: Outcome,
@@ -526,7 +525,7 @@ impl Router {
                             {
                                 Ok(invocation) => {
                                     self.run_command(
-                                        event.clone(),
+                                        Event::clone(event),
                                         entity,
                                         view,
                                         invocation,
@@ -546,7 +545,7 @@ impl Router {
             }
         }
         let (mut replies, reports) = self
-            .fan_out(Arc::new(event), entity, view, &outcome.session_id)
+            .fan_out(Arc::clone(event), entity, view, &outcome.session_id)
             .await?;
         // Handlers that only looked (the member directory, reputation counting a message) do
         // not make a message "processed"; one that answered or failed does.
@@ -678,15 +677,16 @@ impl Router {
         module: &str,
         future: impl std::future::Future<Output = Result<Vec<Reply>, CommandError>>,
     ) -> Result<Vec<Reply>, CommandError> {
-        let started = std::time::Instant::now();
-        let deadline = tokio::time::Instant::now() + self.config.handler_timeout;
+        let started = tokio::time::Instant::now();
         let mut caught = std::pin::pin!(AssertUnwindSafe(future).catch_unwind());
         // Most handlers (text commands, lookups in cached data) finish on their first poll:
         // only a handler that has to wait pays for a timer.
         let first = std::future::poll_fn(|cx| std::task::Poll::Ready(caught.as_mut().poll(cx)));
         let finished = match first.await {
             std::task::Poll::Ready(result) => Ok(result),
-            std::task::Poll::Pending => tokio::time::timeout_at(deadline, caught).await,
+            std::task::Poll::Pending => {
+                tokio::time::timeout_at(started + self.config.handler_timeout, caught).await
+            }
         };
         let result = match finished {
             Ok(Ok(result)) => result,
@@ -699,11 +699,11 @@ impl Router {
                 .into(),
             )),
         };
-        let module = module.to_owned();
-        metrics::histogram!(metrics_names::HANDLER_SECONDS, "module" => module.clone())
+        metrics::histogram!(metrics_names::HANDLER_SECONDS, "module" => module.to_owned())
             .record(started.elapsed().as_secs_f64());
         if result.as_ref().is_err_and(|err| !err.is_user_error()) {
-            metrics::counter!(metrics_names::HANDLER_FAILURES, "module" => module).increment(1);
+            metrics::counter!(metrics_names::HANDLER_FAILURES, "module" => module.to_owned())
+                .increment(1);
         }
         result
     }

@@ -31,6 +31,21 @@ pub struct SessionInfo {
     pub event_id: EventId,
 }
 
+impl SessionInfo {
+    /// Where `event`, which happened in `entity`, came from.
+    pub fn of(entity: &waddlebot::store::Entity, event: &waddlebot::Event) -> Self {
+        Self {
+            community_id: entity.community_id,
+            entity_id: entity.id,
+            platform: event.platform.clone(),
+            server_id: event.server_id.clone(),
+            channel_id: event.channel_id.clone(),
+            user_id: event.user.id.clone(),
+            event_id: event.id.clone(),
+        }
+    }
+}
+
 /// The session store failed.
 #[derive(Debug, thiserror::Error)]
 #[error("session store unavailable: {0}")]

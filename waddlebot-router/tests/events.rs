@@ -274,3 +274,59 @@ async fn slacks_umbrella_slash_command_runs_the_sub_command() {
     let help = router.handle(slash("")).await.expect("handled");
     assert!(texts(&help.replies)[0].starts_with("Commands: "));
 }
+
+#[tokio::test]
+async fn command_observers_hear_commands_after_they_ran_and_report_only_when_they_speak() {
+    static HEARD: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let router = Router::builder()
+        .store(Arc::new(MemoryStore::new()))
+        .event_handler(event_fn(
+            Subscription::new("tally", &[waddlebot::COMMAND_USED]),
+            |ctx: Context| async move {
+                HEARD.lock().expect("lock").push(format!(
+                    "{} {}",
+                    ctx.event.kind.name(),
+                    ctx.event.text
+                ));
+            },
+        ))
+        .event_handler(event_fn(
+            Subscription::new("everything", &["*"]),
+            |_ctx: Context| async { "every event but commands" },
+        ))
+        .event_handler(event_fn(
+            Subscription::new("echo", &[waddlebot::COMMAND_USED]),
+            |ctx: Context| async move { ctx.event.text.contains("loud").then_some("I heard that") },
+        ))
+        .build()
+        .expect("valid wiring");
+    let quiet = router
+        .handle(event(EventKind::ChatMessage, "!ping"))
+        .await
+        .expect("handled");
+    assert_eq!(texts(&quiet.replies)[0], "Pong!");
+    assert_eq!(
+        quiet.replies.len(),
+        1,
+        "`*` does not cover commands: {:?}",
+        texts(&quiet.replies)
+    );
+    assert!(
+        quiet.handlers.is_empty(),
+        "observers that only looked are not reported: {:?}",
+        quiet.handlers
+    );
+    assert_eq!(
+        *HEARD.lock().expect("lock"),
+        ["command_used !ping"],
+        "the observer got the command as a command_used event"
+    );
+
+    let loud = router
+        .handle(event(EventKind::ChatMessage, "!ping loud"))
+        .await
+        .expect("handled");
+    assert_eq!(texts(&loud.replies), ["Pong!", "I heard that"]);
+    let modules: Vec<_> = loud.handlers.iter().map(|h| h.module.as_str()).collect();
+    assert_eq!(modules, ["echo"]);
+}

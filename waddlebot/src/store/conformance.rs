@@ -97,6 +97,7 @@ macro_rules! store_conformance_tests {
             document_listing_pages_by_prefix_exactly_once,
             concurrent_compare_and_set_loses_no_update,
             counters_add_up_under_concurrency,
+            counter_batches_apply_all_or_none,
             top_counters_are_ordered,
             empty_keys_are_refused,
         );
@@ -512,6 +513,40 @@ pub async fn counters_add_up_under_concurrency(store: &dyn Store) {
         store.increment(ns, "hello", -30).await.expect("decrement"),
         70
     );
+}
+
+/// A batch of increments adds every change (a key twice adds twice) and, with one bad key,
+/// adds none.
+pub async fn counter_batches_apply_all_or_none(store: &dyn Store) {
+    store.increment("1:batch", "ann", 5).await.expect("seeded");
+    store
+        .increment_many(&[
+            ("1:batch", "ann", 2),
+            ("1:batch", "bob", -3),
+            ("2:batch", "ann", 7),
+            ("1:batch", "ann", 1),
+        ])
+        .await
+        .expect("applied");
+    assert_eq!(store.counter("1:batch", "ann").await.expect("read"), 8);
+    assert_eq!(store.counter("1:batch", "bob").await.expect("read"), -3);
+    assert_eq!(store.counter("2:batch", "ann").await.expect("read"), 7);
+    let refused = store
+        .increment_many(&[("1:batch", "ann", 100), ("1:batch", "", 1)])
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Invalid(_))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        store.counter("1:batch", "ann").await.expect("read"),
+        8,
+        "nothing of a refused batch is added"
+    );
+    store
+        .increment_many(&[])
+        .await
+        .expect("an empty batch is fine");
 }
 
 /// Top-N is ordered by value, then key, and limited.

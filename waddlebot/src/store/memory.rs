@@ -643,6 +643,24 @@ impl Store for MemoryStore {
         Ok(*value)
     }
 
+    async fn increment_many(&self, changes: &[(&str, &str, i64)]) -> Result<(), StoreError> {
+        for (namespace, key, _) in changes {
+            check_key("namespace", namespace)?;
+            check_key("counter key", key)?;
+        }
+        let mut inner = self.lock();
+        for (namespace, key, delta) in changes {
+            let value = inner
+                .counters
+                .entry((*namespace).to_owned())
+                .or_default()
+                .entry((*key).to_owned())
+                .or_insert(0);
+            *value = value.saturating_add(*delta);
+        }
+        Ok(())
+    }
+
     async fn counter(&self, namespace: &str, key: &str) -> Result<i64, StoreError> {
         Ok(self
             .lock()

@@ -716,6 +716,17 @@ pub trait Store: Send + Sync {
     /// Adds `delta` to a counter (created at 0) and returns the new value, atomically.
     async fn increment(&self, namespace: &str, key: &str, delta: i64) -> Result<i64, StoreError>;
 
+    /// Adds each `(namespace, key, delta)` to its counter, all or none: one transaction on
+    /// SQL stores, so a batch of small changes (reputation sums) costs one commit. The default
+    /// adds them one after another and may stop part-way on a failure; stores that can do
+    /// better override it.
+    async fn increment_many(&self, changes: &[(&str, &str, i64)]) -> Result<(), StoreError> {
+        for (namespace, key, delta) in changes {
+            self.increment(namespace, key, *delta).await?;
+        }
+        Ok(())
+    }
+
     /// A counter's value (0 if never incremented).
     async fn counter(&self, namespace: &str, key: &str) -> Result<i64, StoreError>;
 

@@ -1231,6 +1231,27 @@ impl Store for $store {
         .map_err(backend)
     }
 
+    async fn increment_many(&self, changes: &[(&str, &str, i64)]) -> Result<(), StoreError> {
+        for (namespace, key, _) in changes {
+            check_key("namespace", namespace)?;
+            check_key("counter key", key)?;
+        }
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        for (namespace, key, delta) in changes {
+            sqlx::query(
+                "INSERT INTO counters (namespace, key, value) VALUES ($1, $2, $3) \
+                 ON CONFLICT (namespace, key) DO UPDATE SET value = counters.value + excluded.value",
+            )
+            .bind(*namespace)
+            .bind(*key)
+            .bind(*delta)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
     async fn counter(&self, namespace: &str, key: &str) -> Result<i64, StoreError> {
         let value: Option<i64> =
             sqlx::query_scalar("SELECT value FROM counters WHERE namespace = $1 AND key = $2")
