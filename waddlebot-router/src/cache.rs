@@ -53,10 +53,10 @@ impl Default for CacheTtl {
     }
 }
 
-/// Everything the router reads for a command in one community, loaded with five listings and
+/// Everything the router reads for a command in one community, loaded with six listings and
 /// dropped whole when anything in it changes: one cache lookup per event instead of one per
 /// record, and no key to allocate. Communities keep few of these records (commands, aliases,
-/// overrides, module switches, grants), so holding them all is cheap.
+/// overrides, module switches, grants, remote modules), so holding them all is cheap.
 #[derive(Debug, Default)]
 pub struct CommunityView {
     commands: HashMap<String, Arc<CachedCommand>>,
@@ -65,6 +65,8 @@ pub struct CommunityView {
     installs: HashMap<String, ModuleInstall>,
     /// Grants by platform, then user id: looked up with borrowed strings.
     grants: HashMap<String, HashMap<String, RoleGrant>>,
+    /// The remote modules, in registration order.
+    remote: Arc<Vec<RemoteModule>>,
     /// The prefixes from the `core` module config, worked out once per view.
     pub(crate) prefixes: std::sync::OnceLock<Option<crate::parse::Prefixes>>,
 }
@@ -97,6 +99,11 @@ impl CommunityView {
     /// A module's install record.
     pub fn install(&self, module: &str) -> Option<&ModuleInstall> {
         self.installs.get(module)
+    }
+
+    /// The community's remote modules (enabled or not), shared.
+    pub fn remote_modules(&self) -> &Arc<Vec<RemoteModule>> {
+        &self.remote
     }
 
     /// The level granted to a user.
@@ -132,6 +139,7 @@ impl CommunityView {
             }),
             installs: by_name(store.list_module_installs(community).await?, |i| &i.module),
             grants,
+            remote: Arc::new(store.list_remote_modules(community).await?),
             prefixes: std::sync::OnceLock::new(),
         })
     }
@@ -153,7 +161,6 @@ pub struct CachedStore {
     // Shared lists: the router compiles rules from them and knows a list changed when the Arc
     // it compiled from is no longer the cached one.
     rules: Cache<CommunityId, Arc<Vec<StringRule>>>,
-    remote: Cache<CommunityId, Arc<Vec<RemoteModule>>>,
     bus: Option<Arc<dyn InvalidationBus>>,
 }
 
@@ -180,7 +187,6 @@ impl CachedStore {
             entities: cache(MAX_ENTITIES, ttl.entity),
             views: cache(MAX_COMMUNITIES, ttl.command.min(ttl.module)),
             rules: cache(MAX_COMMUNITIES, ttl.command),
-            remote: cache(MAX_COMMUNITIES, ttl.command),
             bus: None,
         }
     }
@@ -199,14 +205,13 @@ impl CachedStore {
             | Invalidation::Alias { community, .. }
             | Invalidation::Settings { community, .. }
             | Invalidation::Install { community, .. }
-            | Invalidation::Grants { community } => self.views.invalidate(community),
+            | Invalidation::Grants { community }
+            | Invalidation::Remote { community } => self.views.invalidate(community),
             Invalidation::Rules { community } => self.rules.invalidate(community),
-            Invalidation::Remote { community } => self.remote.invalidate(community),
             Invalidation::Everything => {
                 self.entities.invalidate_all();
                 self.views.invalidate_all();
                 self.rules.invalidate_all();
-                self.remote.invalidate_all();
             }
         }
     }
@@ -245,21 +250,6 @@ impl CachedStore {
         let rules = Arc::new(self.inner.list_rules(community).await?);
         self.rules.insert(community, Arc::clone(&rules));
         Ok(rules)
-    }
-
-    /// A community's remote modules, shared like [`shared_rules`](Self::shared_rules).
-    pub async fn shared_remote_modules(
-        &self,
-        community: CommunityId,
-    ) -> Result<Arc<Vec<RemoteModule>>, StoreError> {
-        if let Some(modules) = self.remote.get(&community) {
-            hit("remote_modules");
-            return Ok(modules);
-        }
-        miss("remote_modules");
-        let modules = Arc::new(self.inner.list_remote_modules(community).await?);
-        self.remote.insert(community, Arc::clone(&modules));
-        Ok(modules)
     }
 }
 

@@ -111,7 +111,7 @@ impl Router {
                 });
             }
         }
-        for module in self.cached.shared_remote_modules(community).await?.iter() {
+        for module in view.remote_modules().iter() {
             if !module.enabled {
                 continue;
             }

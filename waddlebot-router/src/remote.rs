@@ -456,7 +456,9 @@ impl crate::Router {
         &self,
         community: CommunityId,
     ) -> Result<std::sync::Arc<Vec<RemoteModule>>, waddlebot::StoreError> {
-        self.cached.shared_remote_modules(community).await
+        Ok(std::sync::Arc::clone(
+            self.cached.view(community).await?.remote_modules(),
+        ))
     }
 
     async fn community_name(
@@ -481,7 +483,7 @@ impl crate::Router {
     ) -> Result<Vec<Reply>, crate::RouterError> {
         let community = entity.community_id;
         let shown = format!("{}{}", invocation.prefix, invocation.name);
-        let modules = self.remote_modules_of(community).await?;
+        let modules = view.remote_modules();
         let Some(module) = modules
             .iter()
             .find(|m| m.enabled && m.commands.contains(&invocation.name))
@@ -529,7 +531,7 @@ impl crate::Router {
         session: &SessionId,
     ) -> Result<Vec<(String, Result<Vec<Reply>, CallFailure>)>, waddlebot::StoreError> {
         let community = entity.community_id;
-        let modules = self.remote_modules_of(community).await?;
+        let modules = view.remote_modules();
         let kind = event.kind.name();
         let mut subscribed = Vec::new();
         for module in modules

@@ -90,10 +90,18 @@ pub struct MemorySessions {
 const SHARDS: usize = 16;
 const CAPACITY: usize = 1_000_000;
 
+/// Session ids are random, made by the router or the program embedding it (a client only looks
+/// ids up), so the map can use a fast hasher without opening a flooding attack.
+type SessionMap = std::collections::HashMap<
+    String,
+    (std::time::Instant, Arc<SessionInfo>),
+    foldhash::fast::RandomState,
+>;
+
 #[derive(Default)]
 struct Generations {
-    current: std::collections::HashMap<String, (std::time::Instant, Arc<SessionInfo>)>,
-    previous: std::collections::HashMap<String, (std::time::Instant, Arc<SessionInfo>)>,
+    current: SessionMap,
+    previous: SessionMap,
     rotated_at: Option<std::time::Instant>,
 }
 
