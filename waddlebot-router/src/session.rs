@@ -164,8 +164,14 @@ impl SessionStore for MemorySessions {
         let mut shard = self.shard(id);
         let rotated_at = *shard.rotated_at.get_or_insert(now);
         if now.duration_since(rotated_at) >= self.ttl || shard.current.len() >= self.per_shard {
-            // Everything in `previous` is older than a TTL by now, or the shard is full.
-            shard.previous = std::mem::take(&mut shard.current);
+            // Everything in `previous` is older than a TTL by now, or the shard is full. The
+            // new generation starts as large as the last one grew, so it does not grow (and
+            // copy itself) again on the way.
+            let capacity = shard.current.len();
+            shard.previous = std::mem::replace(
+                &mut shard.current,
+                SessionMap::with_capacity_and_hasher(capacity, Default::default()),
+            );
             shard.rotated_at = Some(now);
         }
         shard
