@@ -20,7 +20,7 @@ fn info() -> SessionInfo {
 async fn sessions_round_trip(store: &dyn SessionStore) -> SessionId {
     let id = SessionId::random();
     let info = info();
-    store.put(&id, &info).await.expect("stored");
+    store.put(&id, info.clone()).await.expect("stored");
     assert_eq!(store.get(&id).await.expect("read"), Some(info));
     assert_eq!(store.get(&SessionId::random()).await.expect("read"), None);
     id
@@ -40,7 +40,7 @@ async fn memory_sessions_round_trip_and_expire() {
     for _ in 0..3 {
         for _ in 0..400 {
             store
-                .put(&SessionId::random(), &info())
+                .put(&SessionId::random(), info())
                 .await
                 .expect("stored");
         }

@@ -214,7 +214,7 @@ impl Policy {
 
     fn limits(&self, community: CommunityId, event: &Event, rules: &CommandRules) -> Limits {
         let mut limits = Vec::with_capacity(4);
-        let user = format!("{}:{}", event.platform, event.user.id);
+        let (platform, user) = (&event.platform, &event.user.id);
         let exempt = self
             .config
             .cooldown_exempt
@@ -223,7 +223,7 @@ impl Policy {
             let bucket = rules.bucket.as_deref().unwrap_or(&rules.name);
             if !rules.user_cooldown.is_zero() {
                 limits.push(Limit {
-                    key: format!("cd:{community}:{bucket}:{user}"),
+                    key: format!("cd:{community}:{bucket}:{platform}:{user}"),
                     max: 1,
                     window: rules.user_cooldown,
                 });
@@ -239,7 +239,7 @@ impl Policy {
         let cooldowns = limits.len();
         let rate = self.config.user_rate;
         limits.push(Limit {
-            key: format!("rl:{community}:{}:{user}", rules.name),
+            key: format!("rl:{community}:{}:{platform}:{user}", rules.name),
             max: rate.max,
             window: rate.window,
         });

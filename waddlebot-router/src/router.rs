@@ -390,7 +390,7 @@ impl Router {
             let mut outcome = self.handle_plain(&event, &entity, &view, outcome).await?;
             self.show_overlays(outcome.community_id, &mut outcome.replies);
             if outcome.processed {
-                self.remember(&outcome, &SessionInfo::of(&entity, &event))
+                self.remember(&outcome, SessionInfo::of(&entity, &event))
                     .await;
             }
             return Ok(outcome);
@@ -426,7 +426,7 @@ impl Router {
                 .collect();
         }
         self.show_overlays(outcome.community_id, &mut outcome.replies);
-        self.remember(&outcome, &session_info).await;
+        self.remember(&outcome, session_info).await;
         Ok(outcome)
     }
 
@@ -478,7 +478,7 @@ impl Router {
 
     /// Keeps the session of a processed event, so late replies can find their way back. A
     /// session store failure costs only late replies, so it is logged, not raised.
-    async fn remember(&self, outcome: &Outcome, info: &SessionInfo) {
+    async fn remember(&self, outcome: &Outcome, info: SessionInfo) {
         if let Err(err) = self.sessions.put(&outcome.session_id, info).await {
             tracing::warn!(error = %err, "session not stored; late replies to it will be refused");
         }

@@ -64,14 +64,14 @@ pub struct SessionError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 ///     server_id: "pond".into(), channel_id: "pond".into(), user_id: "42".into(),
 ///     event_id: EventId::random(),
 /// };
-/// sessions.put(&id, &info).await.unwrap();
+/// sessions.put(&id, info.clone()).await.unwrap();
 /// assert_eq!(sessions.get(&id).await.unwrap(), Some(info));
 /// # });
 /// ```
 #[async_trait]
 pub trait SessionStore: Send + Sync {
     /// Remembers a session for the store's TTL.
-    async fn put(&self, id: &SessionId, info: &SessionInfo) -> Result<(), SessionError>;
+    async fn put(&self, id: &SessionId, info: SessionInfo) -> Result<(), SessionError>;
 
     /// A live session, or `None` once it expired.
     async fn get(&self, id: &SessionId) -> Result<Option<SessionInfo>, SessionError>;
@@ -159,7 +159,7 @@ impl std::fmt::Debug for MemorySessions {
 
 #[async_trait]
 impl SessionStore for MemorySessions {
-    async fn put(&self, id: &SessionId, info: &SessionInfo) -> Result<(), SessionError> {
+    async fn put(&self, id: &SessionId, info: SessionInfo) -> Result<(), SessionError> {
         let now = std::time::Instant::now();
         let mut shard = self.shard(id);
         let rotated_at = *shard.rotated_at.get_or_insert(now);
@@ -176,7 +176,7 @@ impl SessionStore for MemorySessions {
         }
         shard
             .current
-            .insert(id.0.clone(), (now + self.ttl, Arc::new(info.clone())));
+            .insert(id.0.clone(), (now + self.ttl, Arc::new(info)));
         Ok(())
     }
 
@@ -245,8 +245,8 @@ mod redis_sessions {
 
     #[async_trait]
     impl SessionStore for RedisSessions {
-        async fn put(&self, id: &SessionId, info: &SessionInfo) -> Result<(), SessionError> {
-            let json = serde_json::to_string(info).map_err(error)?;
+        async fn put(&self, id: &SessionId, info: SessionInfo) -> Result<(), SessionError> {
+            let json = serde_json::to_string(&info).map_err(error)?;
             let mut connection = self.connection.clone();
             connection
                 .set_ex::<_, _, ()>(
