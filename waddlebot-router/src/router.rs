@@ -509,9 +509,9 @@ impl Router {
                     self.allow_private,
                     rule,
                     community,
-                    &event,
+                    event,
                 );
-                match rules::effect(rule, &event) {
+                match rules::effect(rule, event) {
                     RuleEffect::Block(replies) => {
                         outcome.replies = replies;
                         return Ok(outcome);
@@ -520,7 +520,7 @@ impl Router {
                     RuleEffect::Command(line) => {
                         if let Some(invocation) = Prefixes::canonical().parse(&line) {
                             outcome.replies = match self
-                                .follow_aliases(&event, entity, view, invocation)
+                                .follow_aliases(event, entity, view, invocation)
                                 .await?
                             {
                                 Ok(invocation) => {
