@@ -519,25 +519,23 @@ impl Router {
                     RuleEffect::Replies(replies) => outcome.replies = replies,
                     RuleEffect::Command(line) => {
                         if let Some(invocation) = Prefixes::canonical().parse(&line) {
-                            outcome.replies = match self
-                                .follow_aliases(event, entity, view, invocation)
-                                .await?
-                            {
-                                Ok(invocation) => {
-                                    self.run_command(
-                                        Event::clone(event),
-                                        entity,
-                                        view,
-                                        invocation,
-                                        &outcome.session_id,
-                                    )
-                                    .await?
-                                }
-                                Err(err) => {
-                                    tracing::warn!(error = %err, "rule command alias failed");
-                                    Vec::new()
-                                }
-                            };
+                            outcome.replies =
+                                match self.follow_aliases(event, entity, view, invocation).await? {
+                                    Ok(invocation) => {
+                                        self.run_command(
+                                            Event::clone(event),
+                                            entity,
+                                            view,
+                                            invocation,
+                                            &outcome.session_id,
+                                        )
+                                        .await?
+                                    }
+                                    Err(err) => {
+                                        tracing::warn!(error = %err, "rule command alias failed");
+                                        Vec::new()
+                                    }
+                                };
                         }
                     }
                     RuleEffect::Silent => {}
