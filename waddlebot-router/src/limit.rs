@@ -165,15 +165,18 @@ impl MemoryLimiter {
         let now = self.clock.now_millis();
         let window_ms = millis(limit.window);
         let state = self.lock();
-        let live: Vec<u64> = state.windows.get(&limit.key).map_or_else(Vec::new, |w| {
-            w.hits
+        // Uses are oldest first: the live ones are a tail of the log.
+        let (used, oldest) = state.windows.get(&limit.key).map_or((0, None), |w| {
+            let mut live = w
+                .hits
                 .iter()
                 .copied()
-                .filter(|&t| t.saturating_add(window_ms) > now)
-                .collect()
+                .filter(|&t| t.saturating_add(window_ms) > now);
+            let oldest = live.next();
+            (oldest.map_or(0, |_| 1 + live.count()), oldest)
         });
-        let used = u32::try_from(live.len()).unwrap_or(u32::MAX);
-        let reset = live.first().map_or(Duration::ZERO, |&oldest| {
+        let used = u32::try_from(used).unwrap_or(u32::MAX);
+        let reset = oldest.map_or(Duration::ZERO, |oldest| {
             Duration::from_millis(oldest.saturating_add(window_ms).saturating_sub(now))
         });
         (limit.max.max(1).saturating_sub(used), reset)
