@@ -127,11 +127,12 @@ impl Router {
             }
             index = end;
         }
-        // Remote modules come after the local handlers, all together.
-        if owner.is_none() {
-            for (module, result) in self
-                .remote_event_replies(&event, entity, view, session)
-                .await?
+        // Remote modules come after the local handlers, all together. Their calls (HTTP
+        // clients, retries) make a large future: boxed, so an event without remote modules
+        // does not carry (and copy) its space.
+        if owner.is_none() && !view.remote_modules().is_empty() {
+            for (module, result) in
+                Box::pin(self.remote_event_replies(&event, entity, view, session)).await?
             {
                 let error = result.as_ref().err().map(|failure| format!("{failure:?}"));
                 collect(&mut replies, &mut reports, module, result.ok(), error);

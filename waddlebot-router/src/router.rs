@@ -521,14 +521,16 @@ impl Router {
                         if let Some(invocation) = Prefixes::canonical().parse(&line) {
                             outcome.replies =
                                 match self.follow_aliases(event, entity, view, invocation).await? {
+                                    // Boxed: rare, and plain chat should not carry a
+                                    // command's future.
                                     Ok(invocation) => {
-                                        self.run_command(
+                                        Box::pin(self.run_command(
                                             Event::clone(event),
                                             entity,
                                             view,
                                             invocation,
                                             &outcome.session_id,
-                                        )
+                                        ))
                                         .await?
                                     }
                                     Err(err) => {
@@ -572,8 +574,8 @@ impl Router {
         session: &SessionId,
     ) -> Result<Vec<Reply>, RouterError> {
         if invocation.remote {
-            return self
-                .run_remote_command(event, entity, view, invocation, session)
+            // Boxed: a remote call's future is large, and local commands should not carry it.
+            return Box::pin(self.run_remote_command(event, entity, view, invocation, session))
                 .await;
         }
         let shown = format!("{}{}", invocation.prefix, invocation.name);
