@@ -17,18 +17,6 @@ use waddlebot_modules::{
 use waddlebot_router::Router;
 use waddlebot_router::testing::Transcript;
 
-/// The stores every transcript runs on: SQLite, and PostgreSQL when configured. The scratch
-/// guard keeps the PostgreSQL schema until the test ends.
-async fn stores() -> Vec<(&'static str, Arc<dyn Store>, Option<common::Scratch>)> {
-    let sqlite = SqliteStore::open("sqlite::memory:").await.expect("sqlite");
-    let mut stores: Vec<(&'static str, Arc<dyn Store>, Option<common::Scratch>)> =
-        vec![("sqlite", Arc::new(sqlite), None)];
-    if let Some((pg, scratch)) = common::fresh_pg().await {
-        stores.push(("postgres", Arc::new(pg), Some(scratch)));
-    }
-    stores
-}
-
 fn bot(store: Arc<dyn Store>) -> Transcript {
     Transcript::new(
         Router::builder()
@@ -92,7 +80,7 @@ const ALIAS_SCRIPT: &str = r#"
 
 #[tokio::test]
 async fn the_alias_transcript() {
-    for (name, store, _scratch) in stores().await {
+    for (name, store, _scratch) in common::stores().await {
         eprintln!("store: {name}");
         bot(store).play(ALIAS_SCRIPT).await;
     }
@@ -149,7 +137,7 @@ const QUOTE_SCRIPT: &str = r#"
 
 #[tokio::test]
 async fn the_quote_transcript() {
-    for (name, store, _scratch) in stores().await {
+    for (name, store, _scratch) in common::stores().await {
         eprintln!("store: {name}");
         let transcript = bot(store);
         transcript.play(QUOTE_SCRIPT).await;
@@ -214,7 +202,7 @@ const MEMORIES_SCRIPT: &str = r#"
 
 #[tokio::test]
 async fn the_memories_transcript() {
-    for (name, store, _scratch) in stores().await {
+    for (name, store, _scratch) in common::stores().await {
         eprintln!("store: {name}");
         let transcript = bot(store);
         transcript.play(MEMORIES_SCRIPT).await;
@@ -313,7 +301,7 @@ const INVENTORY_SCRIPT: &str = r#"
 
 #[tokio::test]
 async fn the_inventory_transcript() {
-    for (name, store, _scratch) in stores().await {
+    for (name, store, _scratch) in common::stores().await {
         eprintln!("store: {name}");
         bot(store).play(INVENTORY_SCRIPT).await;
     }
@@ -369,7 +357,7 @@ const LABEL_SCRIPT: &str = r#"
 
 #[tokio::test]
 async fn the_label_transcript() {
-    for (name, store, _scratch) in stores().await {
+    for (name, store, _scratch) in common::stores().await {
         eprintln!("store: {name}");
         let transcript = bot(store);
         transcript.play(LABEL_SCRIPT).await;
@@ -480,21 +468,13 @@ const CALENDAR_SCRIPT: &str = r#"
 
 #[tokio::test]
 async fn the_calendar_transcript() {
-    for (name, store, _scratch) in stores().await {
+    for (name, store, _scratch) in common::stores().await {
         eprintln!("store: {name}");
         let transcript = bot(Arc::clone(&store));
         let community = transcript.community().await;
-        store
-            .put_module_install(&waddlebot::store::ModuleInstall {
-                community_id: community,
-                module: "calendar".to_owned(),
-                enabled: true,
-                config: serde_json::json!({"timezone": "Europe/Berlin"}),
-                updated_by: "test".to_owned(),
-                updated_at: std::time::SystemTime::now(),
-            })
-            .await
-            .expect("settings");
+        transcript
+            .configure("calendar", serde_json::json!({"timezone": "Europe/Berlin"}))
+            .await;
         transcript.play(CALENDAR_SCRIPT).await;
         // Approved events have their reminders scheduled; the cancelled one's are gone.
         let reminders = waddlebot::schedule::list(store.as_ref(), community, "calendar")
@@ -572,7 +552,7 @@ const REMINDER_SCRIPT: &str = r#"
 
 #[tokio::test]
 async fn the_reminder_transcript() {
-    for (name, store, _scratch) in stores().await {
+    for (name, store, _scratch) in common::stores().await {
         eprintln!("store: {name}");
         let transcript = bot(store);
         transcript.play(REMINDER_SCRIPT).await;

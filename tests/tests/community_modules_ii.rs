@@ -18,16 +18,6 @@ use waddlebot::{
 use waddlebot_router::Router;
 use waddlebot_router::testing::Transcript;
 
-async fn stores() -> Vec<(&'static str, Arc<dyn Store>, Option<common::Scratch>)> {
-    let sqlite = SqliteStore::open("sqlite::memory:").await.expect("sqlite");
-    let mut stores: Vec<(&'static str, Arc<dyn Store>, Option<common::Scratch>)> =
-        vec![("sqlite", Arc::new(sqlite), None)];
-    if let Some((pg, scratch)) = common::fresh_pg().await {
-        stores.push(("postgres", Arc::new(pg), Some(scratch)));
-    }
-    stores
-}
-
 /// The standard modules on `store`, delivering to `platforms`.
 fn builder(
     store: Arc<dyn Store>,
@@ -47,23 +37,6 @@ fn builder(
 async fn sqlite_bot(platforms: &[Arc<RecordingPlatform>]) -> Transcript {
     let store = SqliteStore::open("sqlite::memory:").await.expect("sqlite");
     Transcript::new(builder(Arc::new(store), platforms)).expect("router")
-}
-
-/// Sets a module's settings in the transcript's community.
-async fn configure(bot: &Transcript, module: &str, config: serde_json::Value) {
-    let install = waddlebot::store::ModuleInstall {
-        community_id: bot.community().await,
-        module: module.to_owned(),
-        enabled: true,
-        config,
-        updated_by: "test".into(),
-        updated_at: std::time::SystemTime::now(),
-    };
-    bot.router()
-        .store()
-        .put_module_install(&install)
-        .await
-        .expect("configured");
 }
 
 /// An event of `kind` by `user` in the transcript's channel (Twitch `pond`).
@@ -99,7 +72,7 @@ const REPUTATION_SCRIPT: &str = r#"
 
 #[tokio::test]
 async fn reputation_scores_people_and_moderators_can_set_them() {
-    for (name, store, _scratch) in stores().await {
+    for (name, store, _scratch) in common::stores().await {
         println!("store: {name}");
         let bot = Transcript::new(builder(store, &[])).expect("router");
         bot.play(REPUTATION_SCRIPT).await;
@@ -175,8 +148,7 @@ async fn a_hundred_messages_add_exactly_one_point_and_weights_are_configurable()
         bot.say("erin", PermissionLevel::Everyone, "!rep").await,
         ["erin: 601.00 (fair) here, 601.00 across communities."]
     );
-    configure(
-        &bot,
+    bot.configure(
         "reputation",
         serde_json::json!({"weights": {"follow": 2.5, "chat_message": "0.0001"}}),
     )
@@ -202,14 +174,14 @@ async fn a_warning_that_takes_someone_to_the_threshold_bans_them_and_is_audited(
             reason: None,
         })
     };
-    configure(&bot, "reputation", auto_ban(false)).await;
+    bot.configure("reputation", auto_ban(false)).await;
     assert_eq!(
         event(&bot, "mod", warn("frank")).await,
         [],
         "policy off: no ban"
     );
     bot.say("gina", PermissionLevel::Everyone, "hi").await;
-    configure(&bot, "reputation", auto_ban(true)).await;
+    bot.configure("reputation", auto_ban(true)).await;
     let replies = event(&bot, "mod", warn("gina")).await;
     assert!(
         matches!(&replies[..], [Reply::Moderate(ModerationAction::Ban { user_id, .. })] if user_id == "gina"),
@@ -262,7 +234,7 @@ async fn say_on(
 
 #[tokio::test]
 async fn accounts_link_across_platforms_with_a_whispered_code_and_share_a_reputation() {
-    for (name, store, _scratch) in stores().await {
+    for (name, store, _scratch) in common::stores().await {
         println!("store: {name}");
         let twitch = Arc::new(RecordingPlatform::new(PlatformKind::Twitch));
         let discord = Arc::new(RecordingPlatform::new(PlatformKind::Discord));
@@ -523,7 +495,7 @@ const COMMUNITY_SCRIPT: &str = r#"
 
 #[tokio::test]
 async fn communities_are_managed_from_chat() {
-    for (name, store, _scratch) in stores().await {
+    for (name, store, _scratch) in common::stores().await {
         println!("store: {name}");
         let bot = Transcript::new(builder(store, &[])).expect("router");
         bot.play(COMMUNITY_SCRIPT).await;

@@ -157,21 +157,12 @@ async fn shoutouts_look_creators_up_and_wait_out_their_cooldown() {
 
     // A community template must name the creator; a good one is used.
     let community = bot.community().await;
-    let configure = |templates: serde_json::Value| waddlebot::store::ModuleInstall {
-        community_id: community,
-        module: "shoutout".into(),
-        enabled: true,
-        config: json!({"templates": templates, "permission": "everyone", "cooldown_minutes": 0}),
-        updated_by: "test".into(),
-        updated_at: std::time::SystemTime::now(),
-    };
-    let store = bot.router().store();
-    store
-        .put_module_install(&configure(
-            json!({"twitch": {"offline": "Follow {display_name}!"}}),
-        ))
-        .await
-        .expect("configured");
+    let templates = |templates: serde_json::Value| json!({"templates": templates, "permission": "everyone", "cooldown_minutes": 0});
+    bot.configure(
+        "shoutout",
+        templates(json!({"twitch": {"offline": "Follow {display_name}!"}})),
+    )
+    .await;
     bot.play(
         r#"
         alice: !so pingu
@@ -179,12 +170,11 @@ async fn shoutouts_look_creators_up_and_wait_out_their_cooldown() {
         "#,
     )
     .await;
-    store
-        .put_module_install(&configure(
-            json!({"twitch": {"offline": "Follow {display_name} at twitch.tv/{login}!"}}),
-        ))
-        .await
-        .expect("configured");
+    bot.configure(
+        "shoutout",
+        templates(json!({"twitch": {"offline": "Follow {display_name} at twitch.tv/{login}!"}})),
+    )
+    .await;
     bot.play(
         r#"
         alice: !so pingu
@@ -252,19 +242,11 @@ async fn a_listed_creator_gets_a_shoutout_with_their_first_message_only_when_ask
         Vec::<String>::new(),
         "off by default"
     );
-    let install = waddlebot::store::ModuleInstall {
-        community_id: bot.community().await,
-        module: "shoutout".into(),
-        enabled: true,
-        config: json!({"auto_first_message": true, "creators": ["Pingu"]}),
-        updated_by: "test".into(),
-        updated_at: std::time::SystemTime::now(),
-    };
-    bot.router()
-        .store()
-        .put_module_install(&install)
-        .await
-        .expect("configured");
+    bot.configure(
+        "shoutout",
+        json!({"auto_first_message": true, "creators": ["Pingu"]}),
+    )
+    .await;
     assert_eq!(
         says("hello again").await,
         ["Go check out Pingu! They were last playing Ice Fishing → https://twitch.tv/pingu"]
@@ -415,18 +397,7 @@ async fn song_requests_queue_vote_and_play_on_the_overlay() {
     );
 
     // Per-person limit.
-    let limited = bot.router().store();
-    limited
-        .put_module_install(&waddlebot::store::ModuleInstall {
-            community_id: community,
-            module: "music".into(),
-            enabled: true,
-            config: json!({"per_user_limit": 1}),
-            updated_by: "test".into(),
-            updated_at: std::time::SystemTime::now(),
-        })
-        .await
-        .expect("configured");
+    bot.configure("music", json!({"per_user_limit": 1})).await;
     bot.play(
         r#"
         dave: !sr slide

@@ -114,6 +114,22 @@ impl Transcript {
         }
     }
 
+    /// Turns `module` on in the transcript's community with `config` as its settings, through
+    /// the router's store (so the next message sees them).
+    pub async fn configure(&self, module: &str, config: serde_json::Value) {
+        let install = waddlebot::store::ModuleInstall {
+            community_id: self.community().await,
+            module: module.to_owned(),
+            enabled: true,
+            config,
+            updated_by: "transcript".to_owned(),
+            updated_at: waddlebot::clock::Clock::now(self.clock.as_ref()),
+        };
+        if let Err(err) = self.router.store().put_module_install(&install).await {
+            panic!("the store failed configuring {module}: {err}");
+        }
+    }
+
     /// The clock the router runs on.
     pub fn clock(&self) -> &ManualClock {
         &self.clock

@@ -61,3 +61,25 @@ pub(crate) async fn fresh_pg() -> Option<(PgStore, Scratch)> {
     let store = PgStore::open(&url, None, &settings).await.expect("opened");
     Some((store, Scratch { url, schema }))
 }
+
+/// The stores a transcript runs on: SQLite in memory, and PostgreSQL (a fresh schema) when
+/// configured. Keep the scratch guard until the test ends: it drops the schema.
+#[allow(dead_code)] // Not every test file that shares this module plays transcripts.
+pub(crate) async fn stores() -> Vec<(
+    &'static str,
+    std::sync::Arc<dyn waddlebot::Store>,
+    Option<Scratch>,
+)> {
+    let sqlite = waddlebot::store::SqliteStore::open("sqlite::memory:")
+        .await
+        .expect("sqlite");
+    let mut stores: Vec<(
+        &'static str,
+        std::sync::Arc<dyn waddlebot::Store>,
+        Option<Scratch>,
+    )> = vec![("sqlite", std::sync::Arc::new(sqlite), None)];
+    if let Some((pg, scratch)) = fresh_pg().await {
+        stores.push(("postgres", std::sync::Arc::new(pg), Some(scratch)));
+    }
+    stores
+}
