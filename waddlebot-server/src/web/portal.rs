@@ -999,6 +999,24 @@ fn notice_text(code: &str) -> Option<String> {
     Some(text.to_owned())
 }
 
+/// A scrolling table: a header row of `columns` (and `last`, for an actions or settings
+/// column, when given), then `rows`.
+fn data_table(columns: &[&str], last: Option<Markup>, rows: Markup) -> Markup {
+    html! {
+        div class="table-wrap" {
+            table {
+                thead { tr { @for column in columns { th scope="col" { (column) } } @if let Some(last) = last { th scope="col" { (last) } } } }
+                tbody { (rows) }
+            }
+        }
+    }
+}
+
+/// The header of a column of buttons: read by screen readers, not shown.
+fn actions_header() -> Markup {
+    html! { span class="skip" { "Actions" } }
+}
+
 fn csrf_field(csrf: &str) -> Markup {
     html! { input type="hidden" name="csrf" value=(csrf); }
 }
@@ -1167,26 +1185,21 @@ fn aliases_section(frame: &Frame<'_>, data: &Value) -> Markup {
                 button type="submit" { "Add alias" }
             }
         }
-        div class="table-wrap" {
-            table {
-                thead { tr { th scope="col" { "Alias" } th scope="col" { "Runs" } th scope="col" { "By" } @if editable { th scope="col" { span class="skip" { "Actions" } } } } }
-                tbody {
-                    @for alias in data["items"].as_array().into_iter().flatten() {
-                        @let name = text(&alias["name"]);
-                        tr {
-                            td { code { "!" (name) } }
-                            td { code { "!" (text(&alias["target"])) } }
-                            td { (text(&alias["created_by"])) }
-                            @if editable {
-                                td {
-                                    (button_form(frame, &base, "delete", &[("name", &name)], "danger", "Remove", &format!("Remove alias !{name}")))
-                                }
-                            }
+        (data_table(&["Alias", "Runs", "By"], editable.then(actions_header), html! {
+            @for alias in data["items"].as_array().into_iter().flatten() {
+                @let name = text(&alias["name"]);
+                tr {
+                    td { code { "!" (name) } }
+                    td { code { "!" (text(&alias["target"])) } }
+                    td { (text(&alias["created_by"])) }
+                    @if editable {
+                        td {
+                            (button_form(frame, &base, "delete", &[("name", &name)], "danger", "Remove", &format!("Remove alias !{name}")))
                         }
                     }
                 }
             }
-        }
+        }))
     }
 }
 
@@ -1194,41 +1207,36 @@ fn modules_section(frame: &Frame<'_>, data: &Value) -> Markup {
     let base = frame.action("modules");
     let editable = frame.may(&Method::PATCH, "/api/v1/communities/{id}/modules/{name}");
     html! {
-        div class="table-wrap" {
-            table {
-                thead { tr { th scope="col" { "Module" } th scope="col" { "Commands" } th scope="col" { "State" } @if editable { th scope="col" { "Settings" } } } }
-                tbody {
-                    @for (n, module) in data["items"].as_array().into_iter().flatten().enumerate() {
-                        @let name = text(&module["name"]);
-                        @let enabled = module["enabled"].as_bool().unwrap_or(false);
-                        tr {
-                            td { (name) }
-                            td { @for command in module["commands"].as_array().into_iter().flatten() { code { "!" (text(command)) } " " } }
-                            td {
-                                (if enabled { "on" } else { "off" })
-                                @if editable && name != "core" {
-                                    " "
-                                    @let (action, label) = if enabled { ("disable", "Turn off") } else { ("enable", "Turn on") };
-                                    (button_form(frame, &base, action, &[("name", &name)], "secondary", label, &format!("{label} {name}")))
-                                }
-                            }
-                            @if editable {
-                                td {
-                                    form class="stack" method="post" action=(base) {
-                                        (csrf_field(frame.csrf))
-                                        input type="hidden" name="name" value=(name);
-                                        input type="hidden" name="action" value="config";
-                                        label for=(format!("config-{n}")) { "Settings (JSON)" }
-                                        textarea id=(format!("config-{n}")) name="config" rows="2" { (module["config"].to_string()) }
-                                        button type="submit" class="secondary" { "Save settings" }
-                                    }
-                                }
+        (data_table(&["Module", "Commands", "State"], editable.then(|| html! { "Settings" }), html! {
+            @for (n, module) in data["items"].as_array().into_iter().flatten().enumerate() {
+                @let name = text(&module["name"]);
+                @let enabled = module["enabled"].as_bool().unwrap_or(false);
+                tr {
+                    td { (name) }
+                    td { @for command in module["commands"].as_array().into_iter().flatten() { code { "!" (text(command)) } " " } }
+                    td {
+                        (if enabled { "on" } else { "off" })
+                        @if editable && name != "core" {
+                            " "
+                            @let (action, label) = if enabled { ("disable", "Turn off") } else { ("enable", "Turn on") };
+                            (button_form(frame, &base, action, &[("name", &name)], "secondary", label, &format!("{label} {name}")))
+                        }
+                    }
+                    @if editable {
+                        td {
+                            form class="stack" method="post" action=(base) {
+                                (csrf_field(frame.csrf))
+                                input type="hidden" name="name" value=(name);
+                                input type="hidden" name="action" value="config";
+                                label for=(format!("config-{n}")) { "Settings (JSON)" }
+                                textarea id=(format!("config-{n}")) name="config" rows="2" { (module["config"].to_string()) }
+                                button type="submit" class="secondary" { "Save settings" }
                             }
                         }
                     }
                 }
             }
-        }
+        }))
     }
 }
 
@@ -1257,27 +1265,22 @@ fn roles_section(frame: &Frame<'_>, data: &Value) -> Markup {
                 button type="submit" { "Grant" }
             }
         }
-        div class="table-wrap" {
-            table {
-                thead { tr { th scope="col" { "Platform" } th scope="col" { "User" } th scope="col" { "Level" } th scope="col" { "By" } @if editable { th scope="col" { span class="skip" { "Actions" } } } } }
-                tbody {
-                    @for grant in data["items"].as_array().into_iter().flatten() {
-                        tr {
-                            td { (text(&grant["platform"])) }
-                            td { (text(&grant["user_id"])) }
-                            td { (text(&grant["level"])) }
-                            td { (text(&grant["granted_by"])) }
-                            @if editable {
-                                td {
-                                    @let (platform, user) = (text(&grant["platform"]), text(&grant["user_id"]));
-                                    (button_form(frame, &base, "revoke", &[("platform", &platform), ("user", &user)], "danger", "Revoke", &format!("Revoke {platform} {user}")))
-                                }
-                            }
+        (data_table(&["Platform", "User", "Level", "By"], editable.then(actions_header), html! {
+            @for grant in data["items"].as_array().into_iter().flatten() {
+                tr {
+                    td { (text(&grant["platform"])) }
+                    td { (text(&grant["user_id"])) }
+                    td { (text(&grant["level"])) }
+                    td { (text(&grant["granted_by"])) }
+                    @if editable {
+                        td {
+                            @let (platform, user) = (text(&grant["platform"]), text(&grant["user_id"]));
+                            (button_form(frame, &base, "revoke", &[("platform", &platform), ("user", &user)], "danger", "Revoke", &format!("Revoke {platform} {user}")))
                         }
                     }
                 }
             }
-        }
+        }))
     }
 }
 
@@ -1317,23 +1320,20 @@ fn reputation_section(data: &Value) -> Markup {
     if items.is_empty() {
         return html! { p class="muted" { "Nobody has a reputation here yet: scores start at 600 and move with what people do." } };
     }
-    html! {
-        div class="table-wrap" {
-            table {
-                thead { tr { th scope="col" { "#" } th scope="col" { "Name" } th scope="col" { "Score" } th scope="col" { "Tier" } } }
-                tbody {
-                    @for (place, leader) in items.iter().enumerate() {
-                        tr {
-                            td { (place + 1) }
-                            td { (text(&leader["name"])) }
-                            td { (text(&leader["score"])) }
-                            td { (text(&leader["tier"])) }
-                        }
-                    }
+    data_table(
+        &["#", "Name", "Score", "Tier"],
+        None,
+        html! {
+            @for (place, leader) in items.iter().enumerate() {
+                tr {
+                    td { (place + 1) }
+                    td { (text(&leader["name"])) }
+                    td { (text(&leader["score"])) }
+                    td { (text(&leader["tier"])) }
                 }
             }
-        }
-    }
+        },
+    )
 }
 
 fn audit_section(data: &Value) -> Markup {
@@ -1344,23 +1344,20 @@ fn audit_table(items: &Value) -> Markup {
     if items.as_array().is_none_or(Vec::is_empty) {
         return html! { p class="muted" { "Nothing has been changed yet." } };
     }
-    html! {
-        div class="table-wrap" {
-            table {
-                thead { tr { th scope="col" { "When (UTC)" } th scope="col" { "Who" } th scope="col" { "What" } th scope="col" { "On" } } }
-                tbody {
-                    @for entry in items.as_array().into_iter().flatten() {
-                        tr {
-                            td { (format_ms(entry["at_ms"].as_u64().unwrap_or(0))) }
-                            td { (text(&entry["actor"])) }
-                            td { (text(&entry["action"])) }
-                            td { (text(&entry["target"])) }
-                        }
-                    }
+    data_table(
+        &["When (UTC)", "Who", "What", "On"],
+        None,
+        html! {
+            @for entry in items.as_array().into_iter().flatten() {
+                tr {
+                    td { (format_ms(entry["at_ms"].as_u64().unwrap_or(0))) }
+                    td { (text(&entry["actor"])) }
+                    td { (text(&entry["action"])) }
+                    td { (text(&entry["target"])) }
                 }
             }
-        }
-    }
+        },
+    )
 }
 
 /// `2026-11-26 14:05` (UTC).
