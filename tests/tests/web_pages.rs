@@ -38,14 +38,7 @@ async fn an_overlay_opens_with_its_key_and_nothing_tells_which_keys_exist() {
         .to_owned();
     assert!(csp.contains("script-src 'self'"), "{csp}");
     let html = page.text().await.expect("html");
-    for source in [
-        "ticker",
-        "media",
-        "general",
-        "alerts",
-        "captions",
-        "now-playing",
-    ] {
+    for source in waddlebot::OverlayReply::SOURCES {
         assert!(
             html.contains(&format!("id=\"{source}\"")),
             "{source} in {html}"

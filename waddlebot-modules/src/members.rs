@@ -79,8 +79,17 @@ pub async fn member(
     platform: &PlatformKind,
     user_id: &str,
 ) -> Result<Option<Member>, StoreError> {
+    stored(store, community, &account_key(platform, user_id)).await
+}
+
+/// The member document under `account` (`platform:user id`).
+async fn stored(
+    store: &dyn Store,
+    community: CommunityId,
+    account: &str,
+) -> Result<Option<Member>, StoreError> {
     store
-        .get_document(&members(community), &account_key(platform, user_id))
+        .get_document(&members(community), account)
         .await?
         .map(|document| decode(document.value))
         .transpose()
@@ -108,11 +117,7 @@ pub async fn find(
     let Some(account) = pick.and_then(|d| d.value["account"].as_str().map(str::to_owned)) else {
         return Ok(None);
     };
-    store
-        .get_document(&members(community), &account)
-        .await?
-        .map(|document| decode(document.value))
-        .transpose()
+    stored(store, community, &account).await
 }
 
 /// [`find`], or the refusal a command gives when nobody of that name has been seen.

@@ -497,10 +497,12 @@ impl Reputation {
         if due.is_empty() {
             return Ok(());
         }
-        let namespaces: HashMap<Option<CommunityId>, String> = due
-            .iter()
-            .map(|(scope, _, _)| (*scope, scope.map_or_else(|| GLOBAL.to_owned(), scores)))
-            .collect();
+        let mut namespaces: HashMap<Option<CommunityId>, String> = HashMap::new();
+        for (scope, _, _) in &due {
+            namespaces
+                .entry(*scope)
+                .or_insert_with(|| scope.map_or_else(|| GLOBAL.to_owned(), scores));
+        }
         let changes: Vec<(&str, &str, i64)> = due
             .iter()
             .map(|(scope, person, sum)| (namespaces[scope].as_str(), person.as_str(), *sum))
@@ -891,6 +893,34 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use waddlebot::{Event, Gift};
+
+    #[tokio::test]
+    async fn a_refused_batch_is_not_written_and_goes_back_in_the_queue_whole() {
+        let store = waddlebot::store::MemoryStore::new();
+        let reputation = Reputation::default();
+        let pond = CommunityId(1);
+        reputation.add_pending(pond, "alice", 100, 0);
+        // An empty key is refused by the store, and with it the whole batch.
+        reputation.add_pending(pond, "", 1, 0);
+        assert!(reputation.flush(&store, 0, true).await.is_err());
+        assert_eq!(
+            store.counter(&scores(pond), "alice").await.expect("read"),
+            0,
+            "nothing of the batch is written"
+        );
+        let mut queued = reputation.take_due(0, true);
+        queued.sort();
+        assert_eq!(
+            queued,
+            [
+                (None, String::new(), 1),
+                (None, "alice".to_owned(), 100),
+                (Some(pond), String::new(), 1),
+                (Some(pond), "alice".to_owned(), 100),
+            ],
+            "every sum is back, once"
+        );
+    }
 
     fn event(kind: EventKind) -> Event {
         let mut event = Event::chat(PlatformKind::Twitch, "pond", "pond", "alice", "");
