@@ -33,20 +33,37 @@ async fn memory_sessions_round_trip_and_expire() {
     let id = sessions_round_trip(&store).await;
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert_eq!(store.get(&id).await.expect("read"), None, "expired");
+}
 
-    // Expired sessions are dropped as new ones arrive: three rounds of 400, a TTL apart, leave
-    // the last two rounds held (the middle one expired, dropped at the next rotation).
-    let store = MemorySessions::new(Duration::from_millis(50));
-    for _ in 0..3 {
-        for _ in 0..400 {
-            store
-                .put(&SessionId::random(), info())
-                .await
-                .expect("stored");
-        }
-        tokio::time::sleep(Duration::from_millis(60)).await;
+#[tokio::test]
+async fn memory_sessions_keep_the_newest_when_full() {
+    let store = MemorySessions::with_capacity(Duration::from_secs(3600), 160);
+    let ids: Vec<SessionId> = (0..1000).map(|_| SessionId::random()).collect();
+    for id in &ids {
+        store.put(id, info()).await.expect("stored");
     }
-    assert_eq!(store.len(), 800, "the first round is gone");
+    assert_eq!(store.len(), 160, "full, and no larger");
+    assert_eq!(
+        store.get(&ids[0]).await.expect("read"),
+        None,
+        "the oldest made room"
+    );
+    assert!(
+        store.get(&ids[999]).await.expect("read").is_some(),
+        "the newest is kept"
+    );
+
+    // Ids in another shape, as a program may choose, are kept too.
+    let own = SessionId("my-own-id".to_owned());
+    store.put(&own, info()).await.expect("stored");
+    assert!(store.get(&own).await.expect("read").is_some());
+    assert_eq!(
+        store
+            .get(&SessionId("my-own-i".to_owned()))
+            .await
+            .expect("read"),
+        None
+    );
 }
 
 #[tokio::test]

@@ -2,8 +2,8 @@
 //! quote. A session remembers where the event came from, for [`SESSION_TTL`] (an hour, the
 //! original's `SESSION_TTL`), so a late answer reaches the right channel and only that one.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -77,60 +77,142 @@ pub trait SessionStore: Send + Sync {
     async fn get(&self, id: &SessionId) -> Result<Option<SessionInfo>, SessionError>;
 }
 
-/// Sessions in this process: a few mutex-guarded shards, each with two generations of entries.
-/// A session is readable until its own expiry time; a shard's older generation is dropped
-/// whole once a TTL has passed (or the shard is full), so memory stays bounded without a
-/// per-entry timer and a write is one hash insert.
+/// Sessions in this process: a few mutex-guarded shards, each a ring of sessions (a million
+/// in all by default) with an index by id. A new session takes the next slot, replacing
+/// the oldest once the ring is full; a session is readable until its own expiry time. After
+/// warm-up nothing is allocated or freed but the session's own strings: the ring and its
+/// index keep their memory, so a steady stream of events does not churn through fresh pages.
+///
+/// An id in the router's shape (`sess_` and 32 hex digits, random) is kept as two numbers: 64
+/// of its bits are the index key as they are (no hashing of text, no copy of the id), the
+/// other 64 are compared on lookup. Any other id a program chooses is keyed by its hash and
+/// compared whole.
 pub struct MemorySessions {
     ttl: Duration,
     per_shard: usize,
-    shards: Box<[std::sync::Mutex<Generations>]>,
+    shards: Box<[Mutex<Ring>]>,
 }
 
 const SHARDS: usize = 16;
 const CAPACITY: usize = 1_000_000;
 
-/// Session ids are random, made by the router or the program embedding it (a client only looks
-/// ids up), so the map can use a fast hasher without opening a flooding attack.
-type SessionMap = std::collections::HashMap<
-    String,
-    (std::time::Instant, Arc<SessionInfo>),
-    foldhash::fast::RandomState,
->;
+/// What else an entry's id must match besides its key.
+#[derive(PartialEq, Eq)]
+enum Check {
+    /// The other half of a random id.
+    Half(u64),
+    /// An id in another shape, whole.
+    Whole(Box<str>),
+}
+
+struct Held {
+    key: u64,
+    check: Check,
+    expires: Instant,
+    info: SessionInfo,
+}
 
 #[derive(Default)]
-struct Generations {
-    current: SessionMap,
-    previous: SessionMap,
-    rotated_at: Option<std::time::Instant>,
+struct Ring {
+    slots: Vec<Held>,
+    /// The slot the next session takes (the oldest, once the ring is full).
+    next: usize,
+    /// Key → slot.
+    index: std::collections::HashMap<u64, usize, std::hash::BuildHasherDefault<KeyHasher>>,
+}
+
+impl Ring {
+    fn put(&mut self, held: Held, capacity: usize) {
+        let key = held.key;
+        let slot = self.next;
+        if slot < self.slots.len() {
+            let old = std::mem::replace(&mut self.slots[slot], held);
+            if self.index.get(&old.key) == Some(&slot) {
+                self.index.remove(&old.key);
+            }
+        } else {
+            self.slots.push(held);
+        }
+        self.index.insert(key, slot);
+        self.next = (slot + 1) % capacity;
+    }
+
+    fn get(&self, key: u64) -> Option<&Held> {
+        self.slots.get(*self.index.get(&key)?)
+    }
+}
+
+/// Keys are random bits already: one multiplication spreads them over the table.
+#[derive(Default, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// The map key of an id and what else it must match. Ids come from the router or the
+/// program embedding it (a client only looks them up), so keying other shapes by a fast
+/// hash opens no flooding attack.
+fn key(id: &SessionId) -> (u64, Check) {
+    let random =
+        id.0.strip_prefix("sess_")
+            .filter(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|hex| {
+                let high = u64::from_str_radix(&hex[..16], 16).ok()?;
+                let low = u64::from_str_radix(&hex[16..], 16).ok()?;
+                Some((low, Check::Half(high)))
+            });
+    random.unwrap_or_else(|| {
+        use std::hash::BuildHasher;
+        static SEED: std::sync::LazyLock<foldhash::fast::RandomState> =
+            std::sync::LazyLock::new(Default::default);
+        (SEED.hash_one(&id.0), Check::Whole(id.0.as_str().into()))
+    })
 }
 
 impl MemorySessions {
-    /// Sessions living `ttl`.
+    /// Sessions living `ttl`, at most a million held.
     pub fn new(ttl: Duration) -> Self {
+        Self::with_capacity(ttl, CAPACITY)
+    }
+
+    /// Sessions living `ttl`, about `capacity` held at most (the oldest make room).
+    pub fn with_capacity(ttl: Duration, capacity: usize) -> Self {
         Self {
             ttl,
-            per_shard: CAPACITY / SHARDS,
+            per_shard: capacity.div_ceil(SHARDS).max(1),
             shards: (0..SHARDS).map(|_| Default::default()).collect(),
         }
     }
 
-    fn shard(&self, id: &SessionId) -> std::sync::MutexGuard<'_, Generations> {
-        let index = shard_index(&id.0, self.shards.len());
+    fn shard(&self, key: u64) -> std::sync::MutexGuard<'_, Ring> {
+        // The key's low bits (random in both kinds of key) pick the shard.
+        let index = usize::try_from(key % SHARDS as u64).unwrap_or(0);
         // Every change below is one map operation: a poisoned shard is still consistent.
         self.shards[index]
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    /// How many sessions are held (live or not yet dropped).
+    /// How many sessions are held (live or expired but not yet replaced).
     pub fn len(&self) -> usize {
-        (0..self.shards.len())
-            .map(|i| {
-                let shard = self.shards[i]
-                    .lock()
-                    .unwrap_or_else(|poison| poison.into_inner());
-                shard.current.len() + shard.previous.len()
+        self.shards
+            .iter()
+            .map(|shard| {
+                let shard = shard.lock().unwrap_or_else(|poison| poison.into_inner());
+                shard.index.len()
             })
             .sum()
     }
@@ -139,14 +221,6 @@ impl MemorySessions {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-/// Session ids end in random hex: their last bytes spread them over the shards.
-fn shard_index(id: &str, shards: usize) -> usize {
-    let tail = id.as_bytes().iter().rev().take(4);
-    tail.fold(0_usize, |acc, b| {
-        acc.wrapping_mul(31).wrapping_add(usize::from(*b))
-    }) % shards
 }
 
 impl std::fmt::Debug for MemorySessions {
@@ -160,35 +234,25 @@ impl std::fmt::Debug for MemorySessions {
 #[async_trait]
 impl SessionStore for MemorySessions {
     async fn put(&self, id: &SessionId, info: SessionInfo) -> Result<(), SessionError> {
-        let now = std::time::Instant::now();
-        let mut shard = self.shard(id);
-        let rotated_at = *shard.rotated_at.get_or_insert(now);
-        if now.duration_since(rotated_at) >= self.ttl || shard.current.len() >= self.per_shard {
-            // Everything in `previous` is older than a TTL by now, or the shard is full. The
-            // new generation starts as large as the last one grew, so it does not grow (and
-            // copy itself) again on the way.
-            let capacity = shard.current.len();
-            shard.previous = std::mem::replace(
-                &mut shard.current,
-                SessionMap::with_capacity_and_hasher(capacity, Default::default()),
-            );
-            shard.rotated_at = Some(now);
-        }
-        shard
-            .current
-            .insert(id.0.clone(), (now + self.ttl, Arc::new(info)));
+        let (key, check) = key(id);
+        let held = Held {
+            key,
+            check,
+            expires: Instant::now() + self.ttl,
+            info,
+        };
+        self.shard(key).put(held, self.per_shard);
         Ok(())
     }
 
     async fn get(&self, id: &SessionId) -> Result<Option<SessionInfo>, SessionError> {
-        let now = std::time::Instant::now();
-        let shard = self.shard(id);
-        Ok(shard
-            .current
-            .get(&id.0)
-            .or_else(|| shard.previous.get(&id.0))
-            .filter(|(expires, _)| *expires > now)
-            .map(|(_, info)| (**info).clone()))
+        let now = Instant::now();
+        let (key, check) = key(id);
+        Ok(self
+            .shard(key)
+            .get(key)
+            .filter(|held| held.check == check && held.expires > now)
+            .map(|held| held.info.clone()))
     }
 }
 
