@@ -4,7 +4,7 @@
 //! each and the ratio (issue goal: the router endpoint reaches at least 60 % of bare hyper).
 //!
 //! The server is measured as it is deployed: authentication on, the collector sending its API
-//! key with every event. A row without authentication (`serve --dev`) shows what the key check
+//! key with every event, metrics recorded by the Prometheus recorder. A row without authentication (`serve --dev`) shows what the key check
 //! costs.
 //!
 //! `cargo bench -p tests --bench http_load` (`BENCH_SECS` per row, default 10, run in
@@ -303,6 +303,8 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
+        // As `waddlebot serve` does: a Prometheus recorder, installed before the routers.
+        let _metrics = waddlebot_server::install_metrics().expect("recorder");
         let dir = tempfile::tempdir().expect("dir");
         println!(
             "{connections} connections, {secs} s per row in {rounds} rounds, loopback, {} cores shared by server and load",

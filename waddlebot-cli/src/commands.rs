@@ -159,6 +159,12 @@ pub(crate) async fn serve_http(config: &Config, dev: bool) -> anyhow::Result<()>
         None => tracing::info!("AI off (set AI_PROVIDER to turn !ai and /api/v1/ai on)"),
     }
     let ai = waddlebot::AiSlot::new(ai);
+    // Before the router: it registers its metrics when it is built.
+    let metrics = waddlebot_server::install_metrics()
+        .inspect_err(
+            |err| tracing::warn!(error = %err, "metrics are off: cannot install the recorder"),
+        )
+        .ok();
     let router = build_router_with_ai(config, platforms, ai.clone()).await?;
     if let (Some((_, discord)), Some(settings)) = (&webhooks.discord, &config.platforms.discord) {
         let discord = Arc::clone(discord);
@@ -201,9 +207,8 @@ pub(crate) async fn serve_http(config: &Config, dev: bool) -> anyhow::Result<()>
     if let Some(url) = &config.redis_url {
         state = state.with_check(waddlebot_server::redis_check(url)?);
     }
-    match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
-        Ok(handle) => state = state.with_metrics(handle),
-        Err(err) => tracing::warn!(error = %err, "metrics are off: cannot install the recorder"),
+    if let Some(handle) = metrics {
+        state = state.with_metrics(handle);
     }
     if dev {
         tracing::warn!("--dev: authentication is off; every route is open on {addr}");

@@ -358,13 +358,18 @@ async fn serve_authenticates_answers_events_and_stops_cleanly_on_sigterm() {
         .expect("answered");
     assert_eq!(metrics.headers()["x-request-id"], "trace-me-42");
     let text = metrics.text().await.expect("text");
+    // Series are registered up front (at zero); these must have counted this test's requests.
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in {text}"))
+    };
     assert!(
-        text.contains(
+        value(
             r#"waddlebot_http_requests_total{method="POST",route="/router/events",status="200"}"#
-        ),
-        "{text}"
+        ) >= 2.0
     );
-    assert!(text.contains("waddlebot_events_total"), "{text}");
+    assert!(value(r#"waddlebot_events_total{kind="chat_message"}"#) >= 2.0);
     let anonymous = client
         .get(format!("{base}/metrics"))
         .send()

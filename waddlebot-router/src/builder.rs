@@ -233,7 +233,16 @@ impl RouterBuilder {
                 .any(|kind| kind == waddlebot::COMMAND_USED)
         });
         let overlays = Arc::new(crate::overlay::OverlayHub::new(Arc::clone(&clock)));
+        let meters = crate::meters::Meters::new(
+            catalog
+                .specs()
+                .iter()
+                .map(|spec| spec.module.as_str())
+                .chain(subscribers.iter().map(|s| s.subscription.module.as_str()))
+                .chain([waddlebot::store::CUSTOM_COMMANDS_MODULE]),
+        );
         Ok(Router {
+            meters,
             overlays,
             observes_commands,
             store,

@@ -14,22 +14,13 @@ use async_trait::async_trait;
 use moka::sync::Cache;
 
 use crate::invalidation::{Invalidation, InvalidationBus};
+use crate::meters::Lookups;
 use waddlebot::store::{
     Alias, CommandSettings, CustomCommand, Document, Entity, EntityKey, Expect, ModuleInstall,
     Page, RoleGrant, StringRule,
 };
 use waddlebot::store::{ApiKey, AuditEntry, RemoteModule};
 use waddlebot::{CommunityId, PlatformKind, Store, StoreError};
-
-fn hit(cache: &'static str) {
-    metrics::counter!(crate::metrics_names::CACHE, "cache" => cache, "result" => "hit")
-        .increment(1);
-}
-
-fn miss(cache: &'static str) {
-    metrics::counter!(crate::metrics_names::CACHE, "cache" => cache, "result" => "miss")
-        .increment(1);
-}
 
 /// How long cached records live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +153,9 @@ pub struct CachedStore {
     // it compiled from is no longer the cached one.
     rules: Cache<CommunityId, Arc<Vec<StringRule>>>,
     bus: Option<Arc<dyn InvalidationBus>>,
+    entity_lookups: Lookups,
+    view_lookups: Lookups,
+    rule_lookups: Lookups,
 }
 
 // Bounds keep memory flat however many channels and command names a process sees.
@@ -188,6 +182,9 @@ impl CachedStore {
             views: cache(MAX_COMMUNITIES, ttl.command.min(ttl.module)),
             rules: cache(MAX_COMMUNITIES, ttl.command),
             bus: None,
+            entity_lookups: Lookups::new("entity"),
+            view_lookups: Lookups::new("community"),
+            rule_lookups: Lookups::new("rules"),
         }
     }
 
@@ -227,10 +224,10 @@ impl CachedStore {
     /// A community's view, loaded on first use and after any change to it.
     pub async fn view(&self, community: CommunityId) -> Result<Arc<CommunityView>, StoreError> {
         if let Some(view) = self.views.get(&community) {
-            hit("community");
+            self.view_lookups.hit();
             return Ok(view);
         }
-        miss("community");
+        self.view_lookups.miss();
         let view = Arc::new(CommunityView::load(self.inner.as_ref(), community).await?);
         self.views.insert(community, Arc::clone(&view));
         Ok(view)
@@ -243,10 +240,10 @@ impl CachedStore {
         community: CommunityId,
     ) -> Result<Arc<Vec<StringRule>>, StoreError> {
         if let Some(rules) = self.rules.get(&community) {
-            hit("rules");
+            self.rule_lookups.hit();
             return Ok(rules);
         }
-        miss("rules");
+        self.rule_lookups.miss();
         let rules = Arc::new(self.inner.list_rules(community).await?);
         self.rules.insert(community, Arc::clone(&rules));
         Ok(rules)
@@ -266,10 +263,10 @@ impl std::fmt::Debug for CachedStore {
 impl Store for CachedStore {
     async fn resolve_entity(&self, key: &EntityKey) -> Result<Entity, StoreError> {
         if let Some(entity) = self.entities.get(key) {
-            hit("entity");
+            self.entity_lookups.hit();
             return Ok(entity);
         }
-        miss("entity");
+        self.entity_lookups.miss();
         let entity = self.inner.resolve_entity(key).await?;
         self.entities.insert(key.clone(), entity.clone());
         Ok(entity)

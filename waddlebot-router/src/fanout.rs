@@ -27,20 +27,32 @@ pub struct HandlerReport {
     pub error: Option<String>,
 }
 
+/// Which handlers an event's outcome reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reports {
+    /// Every handler run (events that are not commands).
+    Every,
+    /// Only handlers that answered or failed (the observers of a command).
+    Speaking,
+}
+
 /// Adds one handler's replies (or its error) to the event's totals.
 fn collect(
     replies: &mut Vec<Reply>,
     reports: &mut Vec<HandlerReport>,
-    module: String,
+    wanted: Reports,
+    module: &str,
     got: Option<Vec<Reply>>,
     error: Option<String>,
 ) {
     let mut got = got.unwrap_or_default();
-    reports.push(HandlerReport {
-        module,
-        replies: got.len(),
-        error,
-    });
+    if wanted == Reports::Every || !got.is_empty() || error.is_some() {
+        reports.push(HandlerReport {
+            module: module.to_owned(),
+            replies: got.len(),
+            error,
+        });
+    }
     replies.append(&mut got);
 }
 
@@ -59,6 +71,7 @@ impl Router {
         entity: &waddlebot::store::Entity,
         view: &CommunityView,
         session: &SessionId,
+        wanted: Reports,
     ) -> Result<(Vec<Reply>, Vec<HandlerReport>), StoreError> {
         let kind = event.kind.name();
         // A component interaction goes only to the module named in its custom_id.
@@ -79,7 +92,13 @@ impl Router {
             })
             .collect();
         let mut replies = Vec::new();
-        let mut reports = Vec::with_capacity(chosen.len());
+        let mut reports = Vec::new();
+        // One sink for all of them: every reply goes back to where the event came from.
+        let sink = if chosen.is_empty() {
+            None
+        } else {
+            self.sink_for(&event, entity.community_id)
+        };
         let mut index = 0;
         while index < chosen.len() {
             // A run of parallel subscribers goes together; a sequential one goes alone.
@@ -96,7 +115,7 @@ impl Router {
             // compiler's higher-ranked Send check in callers that box this future.
             let pending: Vec<_> = group
                 .iter()
-                .map(|subscriber| self.run_subscriber(subscriber, &event, entity))
+                .map(|subscriber| self.run_subscriber(subscriber, &event, entity, sink.clone()))
                 .collect();
             // A small group (the usual case) is simply joined; a large one is bounded.
             let results: Vec<_> = if pending.len() <= PARALLEL_LIMIT {
@@ -120,7 +139,8 @@ impl Router {
                 collect(
                     &mut replies,
                     &mut reports,
-                    module.clone(),
+                    wanted,
+                    module,
                     result.ok(),
                     error,
                 );
@@ -135,7 +155,14 @@ impl Router {
                 Box::pin(self.remote_event_replies(&event, entity, view, session)).await?
             {
                 let error = result.as_ref().err().map(|failure| format!("{failure:?}"));
-                collect(&mut replies, &mut reports, module, result.ok(), error);
+                collect(
+                    &mut replies,
+                    &mut reports,
+                    wanted,
+                    &module,
+                    result.ok(),
+                    error,
+                );
             }
         }
         Ok((replies, reports))
@@ -146,6 +173,7 @@ impl Router {
         subscriber: &Subscriber,
         event: &Arc<Event>,
         entity: &waddlebot::store::Entity,
+        sink: Option<Arc<dyn waddlebot::ReplySink>>,
     ) -> Result<Vec<Reply>, CommandError> {
         let ctx = Context::new(
             entity.community_id,
@@ -157,7 +185,7 @@ impl Router {
             Arc::clone(self.catalog()),
         )
         .with_clock(Arc::clone(self.clock()));
-        let ctx = match self.sink_for(event, entity.community_id) {
+        let ctx = match sink {
             Some(sink) => ctx.with_sink(sink),
             None => ctx,
         };

@@ -42,6 +42,7 @@ pub mod governor;
 pub mod invalidation;
 pub mod limit;
 pub mod listing;
+mod meters;
 pub mod metrics_names;
 pub mod overlay;
 mod parse;

@@ -1,6 +1,9 @@
 //! The metrics the router emits, through the `metrics` facade: the embedding program picks the
 //! exporter (the reference server serves Prometheus text). Names here, once, so dashboards and
 //! code agree.
+//!
+//! The router registers its metrics when it is built (handles, so an event does not look its
+//! metrics up again): install the recorder first, or the router records nothing.
 
 /// Events handled, by `kind` (`chat_message`, `follow`...).
 pub const EVENTS: &str = "waddlebot_events_total";

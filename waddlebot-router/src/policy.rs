@@ -70,6 +70,16 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// Every [`reason`](Self::reason).
+    pub const REASONS: &'static [&'static str] = &[
+        "module_disabled",
+        "command_disabled",
+        "permission",
+        "cooldown",
+        "rate_limit",
+        "limiter_unavailable",
+    ];
+
     /// A short stable name, for logs and metrics.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -117,21 +127,21 @@ fn seconds(duration: Duration) -> String {
 }
 
 /// What the router knows about the command being checked.
-#[derive(Debug, Clone)]
-pub(crate) struct CommandRules {
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CommandRules<'a> {
     /// Canonical name, without prefix.
-    pub(crate) name: String,
+    pub(crate) name: &'a str,
     /// Its module (`core` is always on).
-    pub(crate) module: String,
+    pub(crate) module: &'a str,
     pub(crate) min_level: PermissionLevel,
     pub(crate) user_cooldown: Duration,
     pub(crate) global_cooldown: Duration,
-    pub(crate) bucket: Option<String>,
+    pub(crate) bucket: Option<&'a str>,
 }
 
-impl CommandRules {
+impl<'a> CommandRules<'a> {
     /// The command's own rules with a community's overrides applied.
-    fn with(mut self, settings: Option<&CommandSettings>) -> Self {
+    fn with(mut self, settings: Option<&'a CommandSettings>) -> Self {
         if let Some(settings) = settings {
             self.min_level = settings.min_level.unwrap_or(self.min_level);
             if let Some(secs) = settings.user_cooldown_secs {
@@ -140,8 +150,8 @@ impl CommandRules {
             if let Some(secs) = settings.global_cooldown_secs {
                 self.global_cooldown = Duration::from_secs(secs);
             }
-            if settings.cooldown_bucket.is_some() {
-                self.bucket.clone_from(&settings.cooldown_bucket);
+            if let Some(bucket) = &settings.cooldown_bucket {
+                self.bucket = Some(bucket);
             }
         }
         self
@@ -182,12 +192,12 @@ impl Policy {
         view: &CommunityView,
         community: CommunityId,
         event: &Event,
-        rules: CommandRules,
+        rules: CommandRules<'_>,
     ) -> Option<Refusal> {
-        if !self.module_enabled(view, &rules.module) {
-            return Some(Refusal::ModuleDisabled(rules.module));
+        if !self.module_enabled(view, rules.module) {
+            return Some(Refusal::ModuleDisabled(rules.module.to_owned()));
         }
-        let settings = view.settings(&rules.name);
+        let settings = view.settings(rules.name);
         if settings.is_some_and(|s| !s.enabled) {
             return Some(Refusal::CommandDisabled);
         }
@@ -212,7 +222,7 @@ impl Policy {
         }
     }
 
-    fn limits(&self, community: CommunityId, event: &Event, rules: &CommandRules) -> Limits {
+    fn limits(&self, community: CommunityId, event: &Event, rules: &CommandRules<'_>) -> Limits {
         let mut limits = Vec::with_capacity(4);
         let (platform, user) = (&event.platform, &event.user.id);
         let exempt = self
@@ -220,7 +230,7 @@ impl Policy {
             .cooldown_exempt
             .is_some_and(|level| event.user.level >= level);
         if !exempt {
-            let bucket = rules.bucket.as_deref().unwrap_or(&rules.name);
+            let bucket = rules.bucket.unwrap_or(rules.name);
             if !rules.user_cooldown.is_zero() {
                 limits.push(Limit {
                     key: format!("cd:{community}:{bucket}:{platform}:{user}"),

@@ -493,8 +493,8 @@ impl crate::Router {
             ))]);
         };
         let rules = crate::policy::CommandRules {
-            name: invocation.name.clone(),
-            module: module.name.clone(),
+            name: &invocation.name,
+            module: &module.name,
             min_level: waddlebot::PermissionLevel::Everyone,
             user_cooldown: Duration::ZERO,
             global_cooldown: Duration::ZERO,
@@ -502,7 +502,7 @@ impl crate::Router {
         };
         event.user.level = self.policy().effective_level(view, &event);
         if let Some(refusal) = self.policy().check(view, community, &event, rules).await {
-            return Ok(vec![crate::router::refuse(&refusal, &shown)]);
+            return Ok(vec![self.refuse(&refusal, &shown)]);
         }
         let body = payload(
             community,

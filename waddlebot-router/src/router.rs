@@ -16,9 +16,8 @@ use waddlebot::{
 };
 
 use crate::cache::{CacheTtl, CachedCommand, CachedStore, CommunityView};
-use crate::fanout::{HandlerReport, Subscriber};
+use crate::fanout::{HandlerReport, Reports, Subscriber};
 
-use crate::metrics_names;
 use crate::parse::{Invocation, Prefixes, command_line};
 use crate::policy::{CommandRules, Policy, PolicyConfig};
 use crate::remote::RemoteCaller;
@@ -153,6 +152,7 @@ pub struct Router {
     /// Work that outlives a call (replies after the answer window, rule webhooks), so a
     /// shutdown can wait for it.
     pub(crate) tasks: tokio_util::task::TaskTracker,
+    pub(crate) meters: crate::meters::Meters,
 }
 
 impl std::fmt::Debug for Router {
@@ -163,18 +163,6 @@ impl std::fmt::Debug for Router {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
-}
-
-fn count_command(outcome: &'static str) {
-    metrics::counter!(metrics_names::COMMANDS, "outcome" => outcome).increment(1);
-}
-
-/// The reply for a refusal, counted and logged.
-pub(crate) fn refuse(refusal: &crate::policy::Refusal, shown: &str) -> Reply {
-    tracing::info!(reason = refusal.reason(), "command refused");
-    count_command("refused");
-    metrics::counter!(metrics_names::REFUSALS, "reason" => refusal.reason()).increment(1);
-    Reply::text(refusal.text(shown))
 }
 
 /// The umbrella slash command: Slack's `/waddlebot <sub> <args>` runs `!<sub> <args>`.
@@ -343,8 +331,7 @@ impl Router {
         session: SessionId,
     ) -> Result<Outcome, RouterError> {
         let started = std::time::Instant::now();
-        metrics::counter!(metrics_names::EVENTS, "kind" => event.kind.name().to_owned())
-            .increment(1);
+        self.meters.events.increment(event.kind.name());
         let span = tracing::info_span!(
             "event",
             id = %event.id,
@@ -354,7 +341,9 @@ impl Router {
             command = tracing::field::Empty,
         );
         let outcome = self.handle_inner(event, session).instrument(span).await;
-        metrics::histogram!(metrics_names::EVENT_SECONDS).record(started.elapsed().as_secs_f64());
+        self.meters
+            .event_seconds
+            .record(started.elapsed().as_secs_f64());
         outcome
     }
 
@@ -416,14 +405,17 @@ impl Router {
                 name: waddlebot::COMMAND_USED.to_owned(),
             };
             let (replies, reports) = self
-                .fan_out(Arc::new(used), &entity, &view, &outcome.session_id)
+                .fan_out(
+                    Arc::new(used),
+                    &entity,
+                    &view,
+                    &outcome.session_id,
+                    Reports::Speaking,
+                )
                 .await?;
             outcome.replies.extend(replies);
             // Observers that only looked have nothing to report about a command.
-            outcome.handlers = reports
-                .into_iter()
-                .filter(|report| report.replies > 0 || report.error.is_some())
-                .collect();
+            outcome.handlers = reports;
         }
         self.show_overlays(outcome.community_id, &mut outcome.replies);
         self.remember(&outcome, session_info).await;
@@ -500,7 +492,7 @@ impl Router {
                     .record_rule_match(community, rule.id, self.clock.now())
                     .await?;
                 tracing::info!(rule = rule.id, "string rule matched");
-                metrics::counter!(metrics_names::RULE_MATCHES).increment(1);
+                self.meters.rule_matches.increment(1);
                 outcome.processed = true;
                 outcome.matched_rule = Some(rule.id);
                 rules::send_webhook(
@@ -545,7 +537,13 @@ impl Router {
             }
         }
         let (mut replies, reports) = self
-            .fan_out(Arc::clone(event), entity, view, &outcome.session_id)
+            .fan_out(
+                Arc::clone(event),
+                entity,
+                view,
+                &outcome.session_id,
+                Reports::Every,
+            )
             .await?;
         // Handlers that only looked (the member directory, reputation counting a message) do
         // not make a message "processed"; one that answered or failed does.
@@ -584,22 +582,22 @@ impl Router {
         let target = self.lookup(view, &invocation.name);
         let rules = match &target {
             Target::Unknown => {
-                count_command("unknown");
+                self.meters.commands.increment("unknown");
                 return Ok(vec![Reply::text(format!(
                     "Unknown command: {shown}. Type {prefix}commands to see what I can do."
                 ))]);
             }
             Target::Builtin(_, spec) => CommandRules {
-                name: spec.name.clone(),
-                module: spec.module.clone(),
+                name: &spec.name,
+                module: &spec.module,
                 min_level: spec.min_level,
                 user_cooldown: spec.cooldown,
                 global_cooldown: spec.global_cooldown,
-                bucket: spec.cooldown_bucket.clone(),
+                bucket: spec.cooldown_bucket.as_deref(),
             },
             Target::Custom(custom) => CommandRules {
-                name: custom.command.name.clone(),
-                module: waddlebot::store::CUSTOM_COMMANDS_MODULE.to_owned(),
+                name: &custom.command.name,
+                module: waddlebot::store::CUSTOM_COMMANDS_MODULE,
                 min_level: waddlebot::PermissionLevel::Everyone,
                 user_cooldown: Duration::ZERO,
                 global_cooldown: Duration::ZERO,
@@ -608,7 +606,7 @@ impl Router {
         };
         event.user.level = self.policy.effective_level(view, &event);
         if let Some(refusal) = self.policy.check(view, community, &event, rules).await {
-            return Ok(vec![refuse(&refusal, &shown)]);
+            return Ok(vec![self.refuse(&refusal, &shown)]);
         }
         let event = Arc::new(event);
         let result = match target {
@@ -642,11 +640,11 @@ impl Router {
         };
         Ok(match result {
             Ok(replies) => {
-                count_command("ok");
+                self.meters.commands.increment("ok");
                 replies
             }
             Err(err) => {
-                count_command(if err.is_user_error() {
+                self.meters.commands.increment(if err.is_user_error() {
                     "user_error"
                 } else {
                     "failed"
@@ -654,6 +652,14 @@ impl Router {
                 vec![self.explain_failure(&shown, err)]
             }
         })
+    }
+
+    /// The reply for a refusal, counted and logged.
+    pub(crate) fn refuse(&self, refusal: &crate::policy::Refusal, shown: &str) -> Reply {
+        tracing::info!(reason = refusal.reason(), "command refused");
+        self.meters.commands.increment("refused");
+        self.meters.refusals.increment(refusal.reason());
+        Reply::text(refusal.text(shown))
     }
 
     /// The prefix to show in help and refusals: slash commands map to the first chat prefix.
@@ -699,12 +705,11 @@ impl Router {
                 .into(),
             )),
         };
-        metrics::histogram!(metrics_names::HANDLER_SECONDS, "module" => module.to_owned())
-            .record(started.elapsed().as_secs_f64());
-        if result.as_ref().is_err_and(|err| !err.is_user_error()) {
-            metrics::counter!(metrics_names::HANDLER_FAILURES, "module" => module.to_owned())
-                .increment(1);
-        }
+        self.meters.handler_ran(
+            module,
+            started.elapsed().as_secs_f64(),
+            result.as_ref().is_err_and(|err| !err.is_user_error()),
+        );
         result
     }
 

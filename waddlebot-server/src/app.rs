@@ -1,6 +1,7 @@
 //! The HTTP application: routing, body limits, JSON envelopes. Built by [`app`] so tests can
 //! call it in-process, and served on a socket by [`crate::serve`].
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -11,6 +12,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Body;
+use metrics::{Counter, Histogram};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use waddlebot_router::{Outcome, Router, RouterError};
@@ -67,6 +69,7 @@ pub struct AppState {
     /// Cancelled when the server shuts down: long-lived answers (overlay streams) end.
     pub(crate) closing: tokio_util::sync::CancellationToken,
     started: Instant,
+    meters: HttpMeters,
 }
 
 impl std::fmt::Debug for AppState {
@@ -97,6 +100,7 @@ impl AppState {
             http: crate::hygiene::HttpPolicy::default(),
             admin_limiter: crate::hygiene::AdminLimiter::default(),
             closing: tokio_util::sync::CancellationToken::new(),
+            meters: HttpMeters::new(),
             spotify: None,
             overlay_rotations: tokio::sync::watch::channel(0).0,
             started: Instant::now(),
@@ -223,11 +227,12 @@ where
             if let Ok(value) = HeaderValue::from_str(&id) {
                 response.headers_mut().insert("x-request-id", value);
             }
-            let status = response.status().as_u16().to_string();
-            metrics::counter!(HTTP_REQUESTS, "method" => method.to_string(), "route" => route, "status" => status)
-                .increment(1);
-            metrics::histogram!(HTTP_SECONDS, "route" => route)
-                .record(started.elapsed().as_secs_f64());
+            app.state.meters.record(
+                &method,
+                route,
+                response.status(),
+                started.elapsed().as_secs_f64(),
+            );
             Ok(response)
         })
     }
@@ -240,6 +245,39 @@ const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 pub const HTTP_REQUESTS: &str = "waddlebot_http_requests_total";
 /// Seconds to answer an HTTP request, by `route`.
 pub const HTTP_SECONDS: &str = "waddlebot_http_request_duration_seconds";
+
+/// The HTTP metrics, their handles registered once (when the state is made) for every route
+/// of [`ROUTES`] and its usual answer, 200; other labels go through the `metrics` macros.
+struct HttpMeters {
+    routes: HashMap<(&'static str, Method), (Histogram, Counter)>,
+}
+
+impl HttpMeters {
+    fn new() -> Self {
+        let routes = ROUTES
+            .iter()
+            .map(|(route, method, _)| {
+                let seconds = metrics::histogram!(HTTP_SECONDS, "route" => *route);
+                let ok = metrics::counter!(HTTP_REQUESTS, "method" => method.to_string(), "route" => *route, "status" => "200");
+                ((*route, method.clone()), (seconds, ok))
+            })
+            .collect();
+        Self { routes }
+    }
+
+    fn record(&self, method: &Method, route: &'static str, status: StatusCode, seconds: f64) {
+        let registered = self.routes.get(&(route, method.clone()));
+        match registered {
+            Some((_, ok)) if status == StatusCode::OK => ok.increment(1),
+            _ => metrics::counter!(HTTP_REQUESTS, "method" => method.to_string(), "route" => route, "status" => status.as_u16().to_string())
+                .increment(1),
+        }
+        match registered {
+            Some((histogram, _)) => histogram.record(seconds),
+            None => metrics::histogram!(HTTP_SECONDS, "route" => route).record(seconds),
+        }
+    }
+}
 
 /// The request's id: the caller's `X-Request-ID` when it is a sane one (1–128 visible ASCII
 /// characters), else a new one. It is in every log line of the request and in the response.

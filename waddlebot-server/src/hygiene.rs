@@ -1,7 +1,8 @@
 //! What every request goes through besides its handler: URI length, a deadline, CORS, the
 //! admin API's per-client rate limit and security headers.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use sha2::Digest;
@@ -38,9 +39,29 @@ impl Default for HttpPolicy {
     }
 }
 
-/// The admin API's limiter: one sliding minute per client.
-#[derive(Debug, Default)]
-pub(crate) struct AdminLimiter(MemoryLimiter);
+/// The admin API's limiter: one sliding minute per client, and the failed authentications
+/// per address.
+#[derive(Debug)]
+pub(crate) struct AdminLimiter {
+    limiter: MemoryLimiter,
+    /// When the last failed authentication was counted (ms after `started`; 0: never), so
+    /// the lock-out check every request makes is free while nobody has failed for a minute.
+    last_failure: AtomicU64,
+    started: Instant,
+}
+
+impl Default for AdminLimiter {
+    fn default() -> Self {
+        Self {
+            limiter: MemoryLimiter::default(),
+            last_failure: AtomicU64::new(0),
+            started: Instant::now(),
+        }
+    }
+}
+
+/// The window of the failed-authentication limit.
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
 /// A client's standing after a request was counted.
 pub(crate) struct Standing {
@@ -58,7 +79,7 @@ fn failure_limit(peer: Option<std::net::IpAddr>, per_minute: u32) -> Limit {
             peer.map_or_else(|| "local".to_owned(), |ip| ip.to_string())
         ),
         max: per_minute,
-        window: Duration::from_secs(60),
+        window: FAILURE_WINDOW,
     }
 }
 
@@ -69,18 +90,26 @@ impl AdminLimiter {
         peer: Option<std::net::IpAddr>,
         per_minute: u32,
     ) -> Option<Duration> {
-        if per_minute == 0 {
+        let last = self.last_failure.load(Ordering::Relaxed);
+        if per_minute == 0 || last == 0 || self.millis() >= last + FAILURE_WINDOW.as_millis() as u64
+        {
             return None;
         }
-        let (remaining, reset) = self.0.remaining(&failure_limit(peer, per_minute));
+        let (remaining, reset) = self.limiter.remaining(&failure_limit(peer, per_minute));
         (remaining == 0).then_some(reset.max(Duration::from_secs(1)))
     }
 
     /// Counts a failed authentication from `peer`.
     pub(crate) fn record_failure(&self, peer: Option<std::net::IpAddr>, per_minute: u32) {
         if per_minute > 0 {
-            self.0.record(&[failure_limit(peer, per_minute)]);
+            self.limiter.record(&[failure_limit(peer, per_minute)]);
+            self.last_failure
+                .store(self.millis().max(1), Ordering::Relaxed);
         }
+    }
+
+    fn millis(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Counts a request of `client` against `per_minute`.
@@ -90,11 +119,11 @@ impl AdminLimiter {
             max: per_minute,
             window: Duration::from_secs(60),
         };
-        let retry_after = match self.0.acquire_now(std::slice::from_ref(&limit)) {
+        let retry_after = match self.limiter.acquire_now(std::slice::from_ref(&limit)) {
             Verdict::Allowed => None,
             Verdict::Refused { retry_after, .. } => Some(retry_after),
         };
-        let (remaining, reset) = self.0.remaining(&limit);
+        let (remaining, reset) = self.limiter.remaining(&limit);
         Standing {
             limit: per_minute,
             remaining,

@@ -39,6 +39,7 @@ pub mod bootstrap;
 mod config;
 mod hygiene;
 pub mod logging;
+mod metrics;
 pub mod openapi;
 pub mod overlay_keys;
 pub mod platforms;
@@ -59,6 +60,7 @@ pub use config::{
     Secret, ServiceSettings, redact_url,
 };
 pub use hygiene::HttpPolicy;
+pub use metrics::{METRICS_UPKEEP, install_metrics};
 pub use serve::{HEADER_READ_TIMEOUT, MAX_HEADER_BYTES, SHUTDOWN_GRACE, serve, shutdown_signal};
 pub use web::{LINK_TTL, OVERLAY_STREAMS, create_login_link};
 pub use webhooks::TWITCH_REVOCATIONS;

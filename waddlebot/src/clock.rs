@@ -1,7 +1,7 @@
 //! Time, injected: everything time-based (cooldowns, rate limits, TTLs, reminders) asks a
 //! [`Clock`], so tests move time by hand instead of sleeping.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A source of the current time.
@@ -38,6 +38,13 @@ impl Clock for SystemClock {
     fn now(&self) -> SystemTime {
         SystemTime::now()
     }
+}
+
+/// The wall clock, shared: contexts made without a clock of their own read it.
+pub(crate) fn system_clock() -> Arc<dyn Clock> {
+    static SYSTEM: std::sync::LazyLock<Arc<dyn Clock>> =
+        std::sync::LazyLock::new(|| Arc::new(SystemClock));
+    Arc::clone(&SYSTEM)
 }
 
 /// A clock that only moves when told to. Starts at a fixed, whole-second time.

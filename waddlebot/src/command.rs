@@ -235,7 +235,7 @@ impl Context {
             store,
             catalog,
             sink: None,
-            clock: Arc::new(crate::clock::SystemClock),
+            clock: crate::clock::system_clock(),
         }
     }
 

@@ -1,0 +1,151 @@
+//! Metric handles, registered once when the router is built. A `metrics::counter!` call builds
+//! its key (allocating the labels) and looks it up in the recorder's registry every time; at
+//! tens of thousands of events a second, with a dozen metrics per event, that was a visible
+//! part of an event's cost. Label values outside the registered set (a custom event kind, a
+//! remote module) still go through the macros.
+//!
+//! Handles belong to the recorder that was installed when they were made: a program installs
+//! its recorder before building the router (see [`metrics_names`](crate::metrics_names)).
+
+use std::collections::HashMap;
+
+use metrics::{Counter, Histogram};
+
+use crate::metrics_names;
+
+/// Counters of one metric with one label, a handle per known label value.
+pub(crate) struct Labeled {
+    name: &'static str,
+    label: &'static str,
+    counters: Box<[(&'static str, Counter)]>,
+}
+
+impl Labeled {
+    pub(crate) fn new(name: &'static str, label: &'static str, values: &[&'static str]) -> Self {
+        Self {
+            name,
+            label,
+            counters: values
+                .iter()
+                .map(|value| (*value, metrics::counter!(name, label => *value)))
+                .collect(),
+        }
+    }
+
+    /// Adds one to the counter of `value`.
+    pub(crate) fn increment(&self, value: &str) {
+        match self.counters.iter().find(|(known, _)| *known == value) {
+            Some((_, counter)) => counter.increment(1),
+            None => metrics::counter!(self.name, self.label => value.to_owned()).increment(1),
+        }
+    }
+}
+
+/// A handler's duration histogram and failure counter.
+pub(crate) struct HandlerMeters {
+    pub(crate) seconds: Histogram,
+    pub(crate) failures: Counter,
+}
+
+impl HandlerMeters {
+    fn new(module: &str) -> Self {
+        Self {
+            seconds: metrics::histogram!(metrics_names::HANDLER_SECONDS, "module" => module.to_owned()),
+            failures: metrics::counter!(metrics_names::HANDLER_FAILURES, "module" => module.to_owned()),
+        }
+    }
+}
+
+/// The event kinds of [`waddlebot::EventKind`] with a fixed name.
+const EVENT_KINDS: &[&str] = &[
+    "chat_message",
+    "slash_command",
+    "component_interaction",
+    "follow",
+    "subscription",
+    "raid",
+    "cheer",
+    "donation",
+    "member_join",
+    "member_leave",
+    "stream_online",
+    "stream_offline",
+    "moderation",
+];
+
+/// Every outcome of [`metrics_names::COMMANDS`].
+const COMMAND_OUTCOMES: &[&str] = &["ok", "unknown", "refused", "user_error", "failed"];
+
+/// The router's metrics.
+pub(crate) struct Meters {
+    pub(crate) events: Labeled,
+    pub(crate) event_seconds: Histogram,
+    pub(crate) commands: Labeled,
+    pub(crate) refusals: Labeled,
+    pub(crate) rule_matches: Counter,
+    /// By module: every local module known when the router was built.
+    handlers: HashMap<Box<str>, HandlerMeters, foldhash::fast::RandomState>,
+}
+
+impl Meters {
+    /// Registers the router's metrics, with a handler's pair for each of `modules`.
+    pub(crate) fn new<'a>(modules: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut handlers = HashMap::default();
+        for module in modules {
+            handlers
+                .entry(module.into())
+                .or_insert_with(|| HandlerMeters::new(module));
+        }
+        Self {
+            events: Labeled::new(metrics_names::EVENTS, "kind", EVENT_KINDS),
+            event_seconds: metrics::histogram!(metrics_names::EVENT_SECONDS),
+            commands: Labeled::new(metrics_names::COMMANDS, "outcome", COMMAND_OUTCOMES),
+            refusals: Labeled::new(
+                metrics_names::REFUSALS,
+                "reason",
+                crate::policy::Refusal::REASONS,
+            ),
+            rule_matches: metrics::counter!(metrics_names::RULE_MATCHES),
+            handlers,
+        }
+    }
+
+    /// Records that a handler of `module` ran for `seconds`, and whether it failed.
+    pub(crate) fn handler_ran(&self, module: &str, seconds: f64, failed: bool) {
+        let registered_now;
+        let meters = match self.handlers.get(module) {
+            Some(meters) => meters,
+            None => {
+                registered_now = HandlerMeters::new(module);
+                &registered_now
+            }
+        };
+        meters.seconds.record(seconds);
+        if failed {
+            meters.failures.increment(1);
+        }
+    }
+}
+
+/// Hits and misses of one cache.
+pub(crate) struct Lookups {
+    hits: Counter,
+    misses: Counter,
+}
+
+impl Lookups {
+    pub(crate) fn new(cache: &'static str) -> Self {
+        Self {
+            hits: metrics::counter!(metrics_names::CACHE, "cache" => cache, "result" => "hit"),
+            misses: metrics::counter!(metrics_names::CACHE, "cache" => cache, "result" => "miss"),
+        }
+    }
+
+    pub(crate) fn hit(&self) {
+        self.hits.increment(1);
+    }
+
+    pub(crate) fn miss(&self) {
+        self.misses.increment(1);
+    }
+}
