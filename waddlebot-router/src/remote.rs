@@ -475,7 +475,7 @@ impl crate::Router {
     /// `#command`: find the remote module answering it, check the policy, call it.
     pub(crate) async fn run_remote_command(
         &self,
-        mut event: Event,
+        event: std::sync::Arc<Event>,
         entity: &waddlebot::store::Entity,
         view: &CommunityView,
         invocation: crate::Invocation,
@@ -500,7 +500,6 @@ impl crate::Router {
             global_cooldown: Duration::ZERO,
             bucket: None,
         };
-        event.user.level = self.policy().effective_level(view, &event);
         if let Some(refusal) = self.policy().check(view, community, &event, rules).await {
             return Ok(vec![self.refuse(&refusal, &shown)]);
         }

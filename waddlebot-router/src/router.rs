@@ -389,18 +389,30 @@ impl Router {
         let session_info = SessionInfo::of(&entity, &event);
         let shown = format!("{}{}", invocation.prefix, invocation.name);
         outcome.command = Some(shown.clone());
-        let observed = self.observes_commands.then(|| event.clone());
+        // A command runs at the caller's level in this community: badges and role grants.
+        let mut event = event;
+        event.user.level = self.policy.effective_level(&view, &event);
+        let event = Arc::new(event);
         outcome.replies = match self
             .follow_aliases(&event, &entity, &view, invocation)
             .await?
         {
             Ok(invocation) => {
-                self.run_command(event, &entity, &view, invocation, &outcome.session_id)
-                    .await?
+                self.run_command(
+                    Arc::clone(&event),
+                    &entity,
+                    &view,
+                    invocation,
+                    &outcome.session_id,
+                )
+                .await?
             }
             Err(err) => vec![Reply::text(format!("Alias {shown} cannot run: {err}."))],
         };
-        if let Some(mut used) = observed {
+        if self.observes_commands {
+            // The command's handler is done with the event (unless it kept its context): the
+            // observers' copy is the same event, renamed.
+            let mut used = Arc::try_unwrap(event).unwrap_or_else(|shared| (*shared).clone());
             used.kind = EventKind::Custom {
                 name: waddlebot::COMMAND_USED.to_owned(),
             };
@@ -516,8 +528,11 @@ impl Router {
                                     // Boxed: rare, and plain chat should not carry a
                                     // command's future.
                                     Ok(invocation) => {
+                                        let mut commanded = Event::clone(event);
+                                        commanded.user.level =
+                                            self.policy.effective_level(view, &commanded);
                                         Box::pin(self.run_command(
-                                            Event::clone(event),
+                                            Arc::new(commanded),
                                             entity,
                                             view,
                                             invocation,
@@ -565,7 +580,7 @@ impl Router {
 
     async fn run_command(
         &self,
-        mut event: Event,
+        event: Arc<Event>,
         entity: &Entity,
         view: &CommunityView,
         invocation: Invocation,
@@ -604,11 +619,9 @@ impl Router {
                 bucket: None,
             },
         };
-        event.user.level = self.policy.effective_level(view, &event);
         if let Some(refusal) = self.policy.check(view, community, &event, rules).await {
             return Ok(vec![self.refuse(&refusal, &shown)]);
         }
-        let event = Arc::new(event);
         let result = match target {
             Target::Unknown => Ok(Vec::new()),
             Target::Builtin(index, spec) => {

@@ -814,8 +814,10 @@ impl App {
         B: Body,
         B::Error: Into<BoxError>,
     {
+        // The pages, the admin API and the AI interaction route have large futures of their
+        // own: boxed, so the hot router routes do not carry (and copy) their space.
         if found.is_none() && crate::web::is_page(&path) {
-            return self.page(request, &path).await;
+            return Box::pin(self.page(request, &path)).await;
         }
         let method = request.method().clone();
         let community = found
@@ -849,9 +851,7 @@ impl App {
                 .iter()
                 .any(|prefix| pattern.starts_with(prefix))
         {
-            let result = self
-                .admin(request, pattern, params, principal.as_ref())
-                .await;
+            let result = Box::pin(self.admin(request, pattern, params, principal.as_ref())).await;
             return result.unwrap_or_else(error);
         }
         let result = match (method.clone(), path.as_str()) {
@@ -871,7 +871,9 @@ impl App {
             }
             (Method::POST, "/api/v1/ai/chat/completions") => self.ai_completions(request).await,
             (Method::GET, "/api/v1/ai/models") => self.ai_models().await,
-            (Method::POST, "/api/v1/ai/interaction") => self.ai_interaction(request).await,
+            (Method::POST, "/api/v1/ai/interaction") => {
+                Box::pin(self.ai_interaction(request)).await
+            }
             (Method::GET, "/api/v1/ai/config") => Ok(self.ai_config()),
             (Method::GET, "/metrics") => self.metrics(),
             (Method::GET, "/openapi.json") => Ok(json(StatusCode::OK, &crate::openapi::document())),
@@ -1035,7 +1037,11 @@ impl App {
         let event = inbound
             .into_event()
             .map_err(|message| Failure::bad_request(format!("invalid event: {message}")))?;
-        let outcome = self.state.router.handle(event).await.map_err(unavailable)?;
+        // Boxed: the router's future is large, and every request's future (of every route)
+        // would otherwise carry it and be copied with it at each level.
+        let outcome = Box::pin(self.state.router.handle(event))
+            .await
+            .map_err(unavailable)?;
         Ok(success(StatusCode::OK, &outcome))
     }
 
