@@ -4,8 +4,8 @@
 //! each and the ratio (issue goal: the router endpoint reaches at least 60 % of bare hyper).
 //!
 //! The server is measured as it is deployed: authentication on, the collector sending its API
-//! key with every event, metrics recorded by the Prometheus recorder. A row without authentication (`serve --dev`) shows what the key check
-//! costs.
+//! key with every event, metrics recorded by the Prometheus recorder. A row without
+//! authentication (`serve --dev`) shows what the key check costs.
 //!
 //! `cargo bench -p tests --bench http_load` (`BENCH_SECS` per row, default 10, run in
 //! `BENCH_ROUNDS` turns, default 5, so that every row sees the machine alike;

@@ -21,7 +21,7 @@ pub(crate) struct Labeled {
 }
 
 impl Labeled {
-    pub(crate) fn new(name: &'static str, label: &'static str, values: &[&'static str]) -> Self {
+    fn new(name: &'static str, label: &'static str, values: &[&'static str]) -> Self {
         Self {
             name,
             label,
@@ -42,9 +42,9 @@ impl Labeled {
 }
 
 /// A handler's duration histogram and failure counter.
-pub(crate) struct HandlerMeters {
-    pub(crate) seconds: Histogram,
-    pub(crate) failures: Counter,
+struct HandlerMeters {
+    seconds: Histogram,
+    failures: Counter,
 }
 
 impl HandlerMeters {
@@ -55,23 +55,6 @@ impl HandlerMeters {
         }
     }
 }
-
-/// The event kinds of [`waddlebot::EventKind`] with a fixed name.
-const EVENT_KINDS: &[&str] = &[
-    "chat_message",
-    "slash_command",
-    "component_interaction",
-    "follow",
-    "subscription",
-    "raid",
-    "cheer",
-    "donation",
-    "member_join",
-    "member_leave",
-    "stream_online",
-    "stream_offline",
-    "moderation",
-];
 
 /// Every outcome of [`metrics_names::COMMANDS`].
 const COMMAND_OUTCOMES: &[&str] = &["ok", "unknown", "refused", "user_error", "failed"];
@@ -97,7 +80,7 @@ impl Meters {
                 .or_insert_with(|| HandlerMeters::new(module));
         }
         Self {
-            events: Labeled::new(metrics_names::EVENTS, "kind", EVENT_KINDS),
+            events: Labeled::new(metrics_names::EVENTS, "kind", waddlebot::EventKind::NAMES),
             event_seconds: metrics::histogram!(metrics_names::EVENT_SECONDS),
             commands: Labeled::new(metrics_names::COMMANDS, "outcome", COMMAND_OUTCOMES),
             refusals: Labeled::new(

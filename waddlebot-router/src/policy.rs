@@ -275,6 +275,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_refusal_reason_is_listed() {
+        let refusals = [
+            Refusal::ModuleDisabled("quotes".into()),
+            Refusal::CommandDisabled,
+            Refusal::Forbidden(PermissionLevel::Vip),
+            Refusal::Cooldown(Duration::from_secs(1)),
+            Refusal::RateLimited(Duration::from_secs(1)),
+            Refusal::LimiterUnavailable,
+        ];
+        let reasons: Vec<&str> = refusals.iter().map(Refusal::reason).collect();
+        assert_eq!(reasons, Refusal::REASONS);
+    }
+
+    #[test]
     fn remaining_time_is_rounded_up_to_whole_seconds() {
         assert_eq!(seconds(Duration::from_millis(1)), "1 second");
         assert_eq!(seconds(Duration::from_millis(1001)), "2 seconds");

@@ -284,9 +284,10 @@ async fn command_observers_hear_commands_after_they_ran_and_report_only_when_the
             Subscription::new("tally", &[waddlebot::COMMAND_USED]),
             |ctx: Context| async move {
                 HEARD.lock().expect("lock").push(format!(
-                    "{} {}",
+                    "{} {} {:?}",
                     ctx.event.kind.name(),
-                    ctx.event.text
+                    ctx.event.text,
+                    ctx.level()
                 ));
             },
         ))
@@ -300,6 +301,29 @@ async fn command_observers_hear_commands_after_they_ran_and_report_only_when_the
         ))
         .build()
         .expect("valid wiring");
+    // The raider is a moderator here: observers see the level the command ran at.
+    let community = router
+        .store()
+        .resolve_entity(&EntityKey {
+            platform: PlatformKind::Twitch,
+            server_id: "pond".into(),
+            channel_id: "pond".into(),
+        })
+        .await
+        .expect("entity")
+        .community_id;
+    router
+        .store()
+        .put_role_grant(&waddlebot::store::RoleGrant {
+            community_id: community,
+            platform: PlatformKind::Twitch,
+            user_id: "raider".into(),
+            level: waddlebot::PermissionLevel::Moderator,
+            granted_by: "owner".into(),
+            granted_at: SystemTime::now(),
+        })
+        .await
+        .expect("granted");
     let quiet = router
         .handle(event(EventKind::ChatMessage, "!ping"))
         .await
@@ -318,8 +342,8 @@ async fn command_observers_hear_commands_after_they_ran_and_report_only_when_the
     );
     assert_eq!(
         *HEARD.lock().expect("lock"),
-        ["command_used !ping"],
-        "the observer got the command as a command_used event"
+        ["command_used !ping Moderator"],
+        "the observer got the command as a command_used event, at the caller's level here"
     );
 
     let loud = router

@@ -204,6 +204,23 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// The [`name`](Self::name) of every kind but [`Custom`](Self::Custom).
+    pub const NAMES: &'static [&'static str] = &[
+        "chat_message",
+        "slash_command",
+        "component_interaction",
+        "follow",
+        "subscription",
+        "raid",
+        "cheer",
+        "donation",
+        "member_join",
+        "member_leave",
+        "stream_online",
+        "stream_offline",
+        "moderation",
+    ];
+
     /// A short stable name for logs and metrics (`chat_message`, `raid`...).
     pub fn name(&self) -> &str {
         match self {
@@ -325,6 +342,42 @@ pub enum ModerationAction {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_kind_but_custom_has_its_name_listed() {
+        let kinds = [
+            EventKind::ChatMessage,
+            EventKind::SlashCommand {
+                name: "ping".into(),
+            },
+            EventKind::ComponentInteraction {
+                custom_id: "poll:vote:1".into(),
+                values: Vec::new(),
+            },
+            EventKind::Follow,
+            EventKind::Subscription {
+                tier: SubscriptionTier::Tier1,
+                months: 1,
+                gift: None,
+            },
+            EventKind::Raid { viewers: 1 },
+            EventKind::Cheer { bits: 1 },
+            EventKind::Donation {
+                amount: 1.0,
+                currency: "USD".into(),
+            },
+            EventKind::MemberJoin,
+            EventKind::MemberLeave,
+            EventKind::StreamOnline,
+            EventKind::StreamOffline,
+            EventKind::Moderation(ModerationAction::Warn {
+                user_id: "1".into(),
+                reason: None,
+            }),
+        ];
+        let names: Vec<&str> = kinds.iter().map(EventKind::name).collect();
+        assert_eq!(names, EventKind::NAMES);
+    }
 
     #[test]
     fn twitch_tier_strings_map_to_their_tier() {
