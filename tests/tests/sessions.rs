@@ -67,6 +67,23 @@ async fn memory_sessions_keep_the_newest_when_full() {
 }
 
 #[tokio::test]
+async fn memory_sessions_wrap_around_a_ring_of_several_chunks() {
+    // 2,500 a shard: each ring grows over three chunks of slots, fills, and wraps around.
+    let store = MemorySessions::with_capacity(Duration::from_secs(3600), 16 * 2_500);
+    let ids: Vec<SessionId> = (0..100_000).map(|_| SessionId::random()).collect();
+    for id in &ids {
+        store.put(id, info()).await.expect("stored");
+    }
+    assert_eq!(store.len(), 40_000, "every shard full, and no larger");
+    for id in &ids[..1_000] {
+        assert_eq!(store.get(id).await.expect("read"), None, "old ones made room");
+    }
+    for id in &ids[99_000..] {
+        assert!(store.get(id).await.expect("read").is_some(), "new ones kept");
+    }
+}
+
+#[tokio::test]
 async fn redis_sessions_round_trip_with_their_ttl_set() {
     let Ok(url) = std::env::var("WADDLEBOT_TEST_REDIS_URL") else {
         eprintln!("skipped: WADDLEBOT_TEST_REDIS_URL is not set");

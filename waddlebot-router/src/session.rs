@@ -79,9 +79,10 @@ pub trait SessionStore: Send + Sync {
 
 /// Sessions in this process: a few mutex-guarded shards, each a ring of sessions (a million
 /// in all by default) with an index by id. A new session takes the next slot, replacing
-/// the oldest once the ring is full; a session is readable until its own expiry time. After
-/// warm-up nothing is allocated or freed but the session's own strings: the ring and its
-/// index keep their memory, so a steady stream of events does not churn through fresh pages.
+/// the oldest once the ring is full; a session is readable until its own expiry time. A ring
+/// grows a chunk of slots at a time, without moving the sessions it holds; after warm-up
+/// nothing is allocated or freed but the session's own strings: the ring and its index keep
+/// their memory, so a steady stream of events does not churn through fresh pages.
 ///
 /// An id in the router's shape (`sess_` and 32 hex digits, random) is kept as two numbers: 64
 /// of its bits are the index key as they are (no hashing of text, no copy of the id), the
@@ -112,9 +113,14 @@ struct Held {
     info: SessionInfo,
 }
 
+/// Slots per chunk of a ring: a ring grows a chunk at a time, so growing never copies the
+/// sessions it holds (a doubling vector would copy them all, and touch twice the memory).
+const CHUNK: usize = 1024;
+
 #[derive(Default)]
 struct Ring {
-    slots: Vec<Held>,
+    /// The slots, in chunks of [`CHUNK`] allocated whole; only the last is partly filled.
+    chunks: Vec<Vec<Held>>,
     /// The slot the next session takes (the oldest, once the ring is full).
     next: usize,
     /// Key → slot.
@@ -125,20 +131,26 @@ impl Ring {
     fn put(&mut self, held: Held, capacity: usize) {
         let key = held.key;
         let slot = self.next;
-        if slot < self.slots.len() {
-            let old = std::mem::replace(&mut self.slots[slot], held);
+        let (chunk, offset) = (slot / CHUNK, slot % CHUNK);
+        if let Some(taken) = self.chunks.get_mut(chunk).and_then(|c| c.get_mut(offset)) {
+            let old = std::mem::replace(taken, held);
             if self.index.get(&old.key) == Some(&slot) {
                 self.index.remove(&old.key);
             }
         } else {
-            self.slots.push(held);
+            if offset == 0 {
+                self.chunks.push(Vec::with_capacity(CHUNK.min(capacity)));
+            }
+            // Within the chunk's capacity: never reallocates.
+            self.chunks[chunk].push(held);
         }
         self.index.insert(key, slot);
         self.next = (slot + 1) % capacity;
     }
 
     fn get(&self, key: u64) -> Option<&Held> {
-        self.slots.get(*self.index.get(&key)?)
+        let slot = *self.index.get(&key)?;
+        self.chunks.get(slot / CHUNK)?.get(slot % CHUNK)
     }
 }
 
