@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -147,11 +148,11 @@ fn by_name<T>(items: Vec<T>, name: impl Fn(&T) -> &str) -> HashMap<String, T> {
 /// per community) of an inner store.
 pub struct CachedStore {
     inner: Arc<dyn Store>,
-    entities: Cache<EntityKey, Entity>,
-    views: Cache<CommunityId, Arc<CommunityView>>,
+    entities: Fresh<EntityKey, Entity>,
+    views: Fresh<CommunityId, Arc<CommunityView>>,
     // Shared lists: the router compiles rules from them and knows a list changed when the Arc
     // it compiled from is no longer the cached one.
-    rules: Cache<CommunityId, Arc<Vec<StringRule>>>,
+    rules: Fresh<CommunityId, Arc<Vec<StringRule>>>,
     bus: Option<Arc<dyn InvalidationBus>>,
     entity_lookups: Lookups,
     view_lookups: Lookups,
@@ -162,15 +163,63 @@ pub struct CachedStore {
 const MAX_ENTITIES: u64 = 100_000;
 const MAX_COMMUNITIES: u64 = 10_000;
 
-fn cache<K, V>(capacity: u64, ttl: Duration) -> Cache<K, V>
+/// A bounded, expiring cache whose loads cannot put back what a change made stale.
+///
+/// A load reads the inner store and then inserts what it read; a change that lands in
+/// between (another request's write, another process's invalidation) finds nothing to drop,
+/// and the stale copy would be served until it expires. So every change counts, a load notes
+/// the count before it reads, and what it read is dropped again if a change came in since.
+struct Fresh<K, V> {
+    cache: Cache<K, V>,
+    changes: AtomicU64,
+}
+
+impl<K, V> Fresh<K, V>
 where
-    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    Cache::builder()
-        .max_capacity(capacity)
-        .time_to_live(ttl)
-        .build()
+    fn new(capacity: u64, ttl: Duration) -> Self {
+        Self {
+            cache: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
+            changes: AtomicU64::new(0),
+        }
+    }
+
+    fn get(&self, key: &K) -> Option<V> {
+        self.cache.get(key)
+    }
+
+    /// Taken before a load reads the inner store.
+    fn changes(&self) -> u64 {
+        self.changes.load(Ordering::SeqCst)
+    }
+
+    /// Keeps what a load read, unless something changed since `changes` was taken. Inserted
+    /// first and checked after, so a change between the check and the insert cannot slip by.
+    fn insert_loaded(&self, key: K, value: V, changes: u64) {
+        self.cache.insert(key.clone(), value);
+        if self.changes() != changes {
+            self.cache.invalidate(&key);
+        }
+    }
+
+    fn invalidate(&self, key: &K) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
+        self.cache.invalidate(key);
+    }
+
+    fn invalidate_all(&self) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
+        self.cache.invalidate_all();
+    }
+
+    fn entry_count(&self) -> u64 {
+        self.cache.entry_count()
+    }
 }
 
 impl CachedStore {
@@ -178,9 +227,9 @@ impl CachedStore {
     pub fn new(inner: Arc<dyn Store>, ttl: CacheTtl) -> Self {
         Self {
             inner,
-            entities: cache(MAX_ENTITIES, ttl.entity),
-            views: cache(MAX_COMMUNITIES, ttl.command.min(ttl.module)),
-            rules: cache(MAX_COMMUNITIES, ttl.command),
+            entities: Fresh::new(MAX_ENTITIES, ttl.entity),
+            views: Fresh::new(MAX_COMMUNITIES, ttl.command.min(ttl.module)),
+            rules: Fresh::new(MAX_COMMUNITIES, ttl.command),
             bus: None,
             entity_lookups: Lookups::new("entity"),
             view_lookups: Lookups::new("community"),
@@ -228,8 +277,10 @@ impl CachedStore {
             return Ok(view);
         }
         self.view_lookups.miss();
+        let changes = self.views.changes();
         let view = Arc::new(CommunityView::load(self.inner.as_ref(), community).await?);
-        self.views.insert(community, Arc::clone(&view));
+        self.views
+            .insert_loaded(community, Arc::clone(&view), changes);
         Ok(view)
     }
 
@@ -244,8 +295,10 @@ impl CachedStore {
             return Ok(rules);
         }
         self.rule_lookups.miss();
+        let changes = self.rules.changes();
         let rules = Arc::new(self.inner.list_rules(community).await?);
-        self.rules.insert(community, Arc::clone(&rules));
+        self.rules
+            .insert_loaded(community, Arc::clone(&rules), changes);
         Ok(rules)
     }
 }
@@ -267,8 +320,10 @@ impl Store for CachedStore {
             return Ok(entity);
         }
         self.entity_lookups.miss();
+        let changes = self.entities.changes();
         let entity = self.inner.resolve_entity(key).await?;
-        self.entities.insert(key.clone(), entity.clone());
+        self.entities
+            .insert_loaded(key.clone(), entity.clone(), changes);
         Ok(entity)
     }
 
@@ -677,5 +732,31 @@ impl Store for CachedStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_load_that_raced_a_change_is_not_kept() {
+        let cache: Fresh<u32, &str> = Fresh::new(10, Duration::from_secs(60));
+        let changes = cache.changes();
+        // A change lands while the load reads: what the load read is stale.
+        cache.invalidate(&1);
+        cache.insert_loaded(1, "stale", changes);
+        assert_eq!(cache.get(&1), None, "the next lookup loads again");
+
+        // A change elsewhere counts too (the count is per cache): a lookup more, never a
+        // stale one.
+        let changes = cache.changes();
+        cache.invalidate_all();
+        cache.insert_loaded(1, "maybe stale", changes);
+        assert_eq!(cache.get(&1), None);
+
+        let changes = cache.changes();
+        cache.insert_loaded(1, "fresh", changes);
+        assert_eq!(cache.get(&1), Some("fresh"), "an undisturbed load is kept");
     }
 }
