@@ -379,14 +379,13 @@ impl Router {
             let mut outcome = self.handle_plain(&event, &entity, &view, outcome).await?;
             self.show_overlays(outcome.community_id, &mut outcome.replies);
             if outcome.processed {
-                self.remember(&outcome, SessionInfo::of(&entity, &event))
+                self.remember(&outcome, SessionInfo::of_shared(&entity, event))
                     .await;
             }
             return Ok(outcome);
         };
         tracing::Span::current().record("command", invocation.name.as_str());
         outcome.processed = true;
-        let session_info = SessionInfo::of(&entity, &event);
         let shown = format!("{}{}", invocation.prefix, invocation.name);
         outcome.command = Some(shown.clone());
         // A command runs at the caller's level in this community: badges and role grants.
@@ -409,16 +408,17 @@ impl Router {
             }
             Err(err) => vec![Reply::text(format!("Alias {shown} cannot run: {err}."))],
         };
-        if self.observes_commands {
+        let event = if self.observes_commands {
             // The command's handler is done with the event (unless it kept its context): the
             // observers' copy is the same event, renamed.
             let mut used = Arc::try_unwrap(event).unwrap_or_else(|shared| (*shared).clone());
             used.kind = EventKind::Custom {
                 name: waddlebot::COMMAND_USED.to_owned(),
             };
+            let used = Arc::new(used);
             let (replies, reports) = self
                 .fan_out(
-                    Arc::new(used),
+                    Arc::clone(&used),
                     &entity,
                     &view,
                     &outcome.session_id,
@@ -428,9 +428,13 @@ impl Router {
             outcome.replies.extend(replies);
             // Observers that only looked have nothing to report about a command.
             outcome.handlers = reports;
-        }
+            used
+        } else {
+            event
+        };
         self.show_overlays(outcome.community_id, &mut outcome.replies);
-        self.remember(&outcome, session_info).await;
+        self.remember(&outcome, SessionInfo::of_shared(&entity, event))
+            .await;
         Ok(outcome)
     }
 

@@ -44,6 +44,26 @@ impl SessionInfo {
             event_id: event.id.clone(),
         }
     }
+
+    /// [`of`](Self::of) an event the router is done with: its strings are taken rather than
+    /// copied when nothing else holds it.
+    pub(crate) fn of_shared(
+        entity: &waddlebot::store::Entity,
+        event: std::sync::Arc<waddlebot::Event>,
+    ) -> Self {
+        match std::sync::Arc::try_unwrap(event) {
+            Ok(event) => Self {
+                community_id: entity.community_id,
+                entity_id: entity.id,
+                platform: event.platform,
+                server_id: event.server_id,
+                channel_id: event.channel_id,
+                user_id: event.user.id,
+                event_id: event.id,
+            },
+            Err(shared) => Self::of(entity, &shared),
+        }
+    }
 }
 
 /// The session store failed.
