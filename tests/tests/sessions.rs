@@ -36,6 +36,25 @@ async fn memory_sessions_round_trip_and_expire() {
 }
 
 #[tokio::test]
+async fn memory_sessions_reuse_expired_slots_instead_of_growing() {
+    let store = MemorySessions::new(Duration::from_millis(50));
+    // Ids in the router's shape, spread evenly over the store's shards.
+    let id = |n: u64| SessionId(format!("sess_{:016x}{n:016x}", n.wrapping_mul(0x9E37_79B9)));
+    for n in 0..2_000 {
+        store.put(&id(n), info()).await.expect("stored");
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    for n in 2_000..4_000 {
+        store.put(&id(n), info()).await.expect("stored");
+    }
+    // Far below the capacity of a million: the expired sessions made room.
+    assert_eq!(store.len(), 2_000, "the new sessions took the expired ones' slots");
+    for n in 2_000..4_000 {
+        assert!(store.get(&id(n)).await.expect("read").is_some(), "live ones kept");
+    }
+}
+
+#[tokio::test]
 async fn memory_sessions_keep_the_newest_when_full() {
     let store = MemorySessions::with_capacity(Duration::from_secs(3600), 160);
     let ids: Vec<SessionId> = (0..1000).map(|_| SessionId::random()).collect();

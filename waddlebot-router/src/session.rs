@@ -97,12 +97,14 @@ pub trait SessionStore: Send + Sync {
     async fn get(&self, id: &SessionId) -> Result<Option<SessionInfo>, SessionError>;
 }
 
-/// Sessions in this process: a few mutex-guarded shards, each a ring of sessions (a million
-/// in all by default) with an index by id. A new session takes the next slot, replacing
-/// the oldest once the ring is full; a session is readable until its own expiry time. A ring
-/// grows a chunk of slots at a time, without moving the sessions it holds; after warm-up
-/// nothing is allocated or freed but the session's own strings: the ring and its index keep
-/// their memory, so a steady stream of events does not churn through fresh pages.
+/// Sessions in this process: a few mutex-guarded shards, each a ring of sessions with an
+/// index by id. A new session takes the slot of the oldest once that one has expired, or a
+/// new slot while there are fewer than the capacity (a million in all by default), or else
+/// replaces the oldest; a session is readable until its own expiry time. So memory follows
+/// the sessions of one TTL (a bot seeing ten events a second holds about 36,000), up to the
+/// capacity. A ring grows a chunk of slots at a time, without moving the sessions it holds;
+/// it keeps its memory, so a steady stream of events reuses slots instead of churning
+/// through fresh pages.
 ///
 /// An id in the router's shape (`sess_` and 32 hex digits, random) is kept as two numbers: 64
 /// of its bits are the index key as they are (no hashing of text, no copy of the id), the
@@ -141,31 +143,52 @@ const CHUNK: usize = 1024;
 struct Ring {
     /// The slots, in chunks of [`CHUNK`] allocated whole; only the last is partly filled.
     chunks: Vec<Vec<Held>>,
-    /// The slot the next session takes (the oldest, once the ring is full).
+    /// How many slots are in use.
+    len: usize,
+    /// The slot written longest ago: the next to be reused.
     next: usize,
     /// Key → slot.
     index: std::collections::HashMap<u64, usize, std::hash::BuildHasherDefault<KeyHasher>>,
 }
 
 impl Ring {
-    fn put(&mut self, held: Held, capacity: usize) {
+    /// Keeps `held` in the slot written longest ago once that one has expired (or the ring is
+    /// at `capacity`), else in a new slot. So a ring grows to the sessions of one TTL (or to
+    /// its capacity) and then cycles: a quiet bot keeps an hour of sessions, not a million.
+    fn put(&mut self, held: Held, capacity: usize, now: Instant) {
         let key = held.key;
-        let slot = self.next;
-        let (chunk, offset) = (slot / CHUNK, slot % CHUNK);
-        if let Some(taken) = self.chunks.get_mut(chunk).and_then(|c| c.get_mut(offset)) {
+        let reuse = self.len > 0
+            && (self.len >= capacity
+                || self
+                    .slot_mut(self.next)
+                    .is_some_and(|oldest| oldest.expires <= now));
+        let slot = if reuse {
+            let slot = self.next;
+            let Some(taken) = self.slot_mut(slot) else {
+                return;
+            };
             let old = std::mem::replace(taken, held);
             if self.index.get(&old.key) == Some(&slot) {
                 self.index.remove(&old.key);
             }
+            self.next = (slot + 1) % self.len;
+            slot
         } else {
-            if offset == 0 {
+            // A new slot at the end; the oldest stays where it is.
+            let slot = self.len;
+            if slot.is_multiple_of(CHUNK) {
                 self.chunks.push(Vec::with_capacity(CHUNK.min(capacity)));
             }
             // Within the chunk's capacity: never reallocates.
-            self.chunks[chunk].push(held);
-        }
+            self.chunks[slot / CHUNK].push(held);
+            self.len += 1;
+            slot
+        };
         self.index.insert(key, slot);
-        self.next = (slot + 1) % capacity;
+    }
+
+    fn slot_mut(&mut self, slot: usize) -> Option<&mut Held> {
+        self.chunks.get_mut(slot / CHUNK)?.get_mut(slot % CHUNK)
     }
 
     fn get(&self, key: u64) -> Option<&Held> {
@@ -267,13 +290,14 @@ impl std::fmt::Debug for MemorySessions {
 impl SessionStore for MemorySessions {
     async fn put(&self, id: &SessionId, info: SessionInfo) -> Result<(), SessionError> {
         let (key, check) = key(id);
+        let now = Instant::now();
         let held = Held {
             key,
             check,
-            expires: Instant::now() + self.ttl,
+            expires: now + self.ttl,
             info,
         };
-        self.shard(key).put(held, self.per_shard);
+        self.shard(key).put(held, self.per_shard, now);
         Ok(())
     }
 
