@@ -572,6 +572,20 @@ async fn api_keys_over_http_hand_out_no_more_than_the_caller_has() {
     )
     .await;
     assert_eq!(status, 201, "{collector}");
+    let (status, answer) = send(
+        &bot,
+        Method::POST,
+        "/api-keys",
+        &admin,
+        json!({"name": "feeder", "role": "collector", "community_id": 1}),
+    )
+    .await;
+    assert_eq!(status, 400, "a collector is bot-wide: {answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("whole bot"))
+    );
     let (_, all) = get(&bot, "/api-keys?revoked=true", &admin).await;
     assert_eq!(names(&all, "id"), [id]);
     let (status, _) = get(&bot, "/api-keys", &community_admin).await;

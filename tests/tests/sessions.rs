@@ -48,9 +48,16 @@ async fn memory_sessions_reuse_expired_slots_instead_of_growing() {
         store.put(&id(n), info()).await.expect("stored");
     }
     // Far below the capacity of a million: the expired sessions made room.
-    assert_eq!(store.len(), 2_000, "the new sessions took the expired ones' slots");
+    assert_eq!(
+        store.len(),
+        2_000,
+        "the new sessions took the expired ones' slots"
+    );
     for n in 2_000..4_000 {
-        assert!(store.get(&id(n)).await.expect("read").is_some(), "live ones kept");
+        assert!(
+            store.get(&id(n)).await.expect("read").is_some(),
+            "live ones kept"
+        );
     }
 }
 
@@ -95,10 +102,17 @@ async fn memory_sessions_wrap_around_a_ring_of_several_chunks() {
     }
     assert_eq!(store.len(), 40_000, "every shard full, and no larger");
     for id in &ids[..1_000] {
-        assert_eq!(store.get(id).await.expect("read"), None, "old ones made room");
+        assert_eq!(
+            store.get(id).await.expect("read"),
+            None,
+            "old ones made room"
+        );
     }
     for id in &ids[99_000..] {
-        assert!(store.get(id).await.expect("read").is_some(), "new ones kept");
+        assert!(
+            store.get(id).await.expect("read").is_some(),
+            "new ones kept"
+        );
     }
 }
 

@@ -462,6 +462,9 @@ impl Authenticator {
                 claims.role
             )));
         }
+        if !claims.role.is_community_role() && claims.community.is_some() {
+            return Err(AuthError::Unauthenticated(bot_wide(claims.role, "token")));
+        }
         Ok(Principal {
             subject: claims.sub,
             role: claims.role,
@@ -512,6 +515,13 @@ impl Authenticator {
     }
 }
 
+/// Why an admin or collector credential cannot name a community: both roles serve the whole
+/// bot (a collector feeds any channel's events in; which community an event belongs to is
+/// the bot's to decide), so such a credential would be refused on every route.
+fn bot_wide(role: Role, what: &str) -> String {
+    format!("{role} {what}s are for the whole bot; leave the community out")
+}
+
 /// A new API key and the record to store for it. The key is shown once; only its hash is kept.
 pub fn new_api_key(
     name: &str,
@@ -522,10 +532,8 @@ pub fn new_api_key(
     if role.is_community_role() && community.is_none() {
         return Err(format!("a {role} key needs a community"));
     }
-    if !role.is_community_role() && community.is_some() && role != Role::Collector {
-        return Err(format!(
-            "an {role} key is for the whole bot, not one community"
-        ));
+    if !role.is_community_role() && community.is_some() {
+        return Err(bot_wide(role, "key"));
     }
     let mut bytes = [0u8; ID_HEX / 2 + SECRET_BYTES];
     getrandom::fill(&mut bytes).map_err(|err| format!("no randomness available: {err}"))?;
@@ -584,6 +592,9 @@ pub fn issue_signed_token(
 ) -> Result<String, String> {
     if role.is_community_role() && community.is_none() {
         return Err(format!("a {role} token needs a community"));
+    }
+    if !role.is_community_role() && community.is_some() {
+        return Err(bot_wide(role, "token"));
     }
     let (header, key) = match signing {
         Signing::Hs256 => {
@@ -704,6 +715,8 @@ mod tests {
             "admins are bot-wide"
         );
         assert!(new_api_key("x", Role::Viewer, one, None).is_ok());
+        let scoped = new_api_key("x", Role::Collector, one, None).expect_err("refused");
+        assert!(scoped.contains("whole bot"), "{scoped}");
         let (key, record) = new_api_key("x", Role::Collector, None, None).expect("key");
         assert!(key.starts_with(KEY_PREFIX) && key.len() == KEY_PREFIX.len() + 16 + 64);
         assert_ne!(record.hash, key, "only the hash is kept");
@@ -717,6 +730,41 @@ mod tests {
             issue_token(&long, "s", Role::Moderator, None, Duration::from_secs(60)).is_err(),
             "a community role needs its community"
         );
+        assert!(
+            issue_token(&long, "s", Role::Collector, one, Duration::from_secs(60)).is_err(),
+            "a collector is bot-wide"
+        );
         assert_eq!(generate_secret().expect("random").len(), 128);
+    }
+
+    #[tokio::test]
+    async fn a_collector_token_naming_a_community_is_refused_with_the_reason() {
+        // Signed with the bot's secret by some other tool: valid, but a collector is bot-wide.
+        let settings = JwtSettings::hs256(vec![7; MIN_SECRET_BYTES], "i", "a");
+        let now = SystemTime::now();
+        let claims = Claims {
+            sub: "feeder".into(),
+            role: Role::Collector,
+            community: Some(1),
+            iss: "i".into(),
+            aud: "a".into(),
+            exp: unix(now + Duration::from_secs(60)),
+            nbf: unix(now),
+            iat: unix(now),
+        };
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(&settings.secret),
+        )
+        .expect("signed");
+        let store: Arc<dyn Store> = Arc::new(waddlebot::store::MemoryStore::new());
+        let auth = Authenticator::new(store, Some(settings)).expect("auth");
+        match auth.authenticate(&bearer(&token)).await {
+            Err(AuthError::Unauthenticated(message)) => {
+                assert!(message.contains("whole bot"), "{message}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
     }
 }
