@@ -63,7 +63,9 @@ enum Mode {
     Replay,
 }
 
-/// A recording or replaying provider. See the [module documentation](self).
+/// A recording or replaying provider: every request and its answer written to a file (JSON
+/// lines), or answered from such a file, so module tests and transcripts are the same on
+/// every run without a model.
 ///
 /// ```
 /// use std::sync::Arc;

@@ -112,7 +112,7 @@ pub(crate) enum PortalAction {
         /// Their portal role: owner, community_admin, moderator or viewer.
         #[arg(long, default_value = "owner")]
         role: String,
-        /// The server's address as browsers reach it (default: http://<bind address>).
+        /// The server's address as browsers reach it (default: `http://<bind address>`).
         #[arg(long, env = "WADDLEBOT_PUBLIC_URL", value_name = "URL")]
         base_url: Option<String>,
     },

@@ -1,25 +1,25 @@
 //! # WaddleBot modules
 //!
-//! The built-in modules, each a [`CommandHandler`](waddlebot::CommandHandler) that works on every
-//! platform and keeps its data in the [`Store`](waddlebot::Store).
+//! The built-in modules, each a [`CommandHandler`] that works on every platform and keeps its
+//! data in the [`Store`].
 //!
 //! | module | commands |
 //! |---|---|
-//! | [`CustomCommands`] | `!command add|edit|remove|show` (moderators) |
-//! | [`Aliases`] | `!alias add|remove|list` (managing: moderators) |
-//! | [`Quotes`] | `!quote [id]`, `!quote add|search|delete|up|down` (adding and deleting: moderators) |
-//! | [`Memories`] | `!memories add url|note`, `list`, `get`, `search`, `delete` (adding and deleting: moderators) |
-//! | [`Inventory`] | `!inventory add|checkout|checkin|delete|labels` (moderators), `list|search|status|stats|history` (everyone) |
-//! | [`Labels`] | `!label add|remove` (moderators), `!label list`: labels on users, items, events, commands, memories, optionally expiring |
-//! | [`Calendar`] | `!event add|list|info|join|leave|approve|reject|cancel|edit|repeat` (`!calendar`): events in the community's time zone, approval, RSVPs and waitlists, recurrence, reminders |
-//! | [`Reminders`] | `!remind <text> in <5m|2h|1d|3w> [daily|weekly]`, `!remind list|cancel` (delivered by the router's scheduler) |
+//! | [`CustomCommands`] | `!command add\|edit\|remove\|show` (moderators) |
+//! | [`Aliases`] | `!alias add\|remove\|list` (managing: moderators) |
+//! | [`Quotes`] | `!quote [id]`, `!quote add\|search\|delete\|up\|down` (adding and deleting: moderators) |
+//! | [`Memories`] | `!memories add url\|note`, `list`, `get`, `search`, `delete` (adding and deleting: moderators) |
+//! | [`Inventory`] | `!inventory add\|checkout\|checkin\|delete\|labels` (moderators), `list\|search\|status\|stats\|history` (everyone) |
+//! | [`Labels`] | `!label add\|remove` (moderators), `!label list`: labels on users, items, events, commands, memories, optionally expiring |
+//! | [`Calendar`] | `!event add\|list\|info\|join\|leave\|approve\|reject\|cancel\|edit\|repeat` (`!calendar`): events in the community's time zone, approval, RSVPs and waitlists, recurrence, reminders |
+//! | [`Reminders`] | `!remind <text> in <5m\|2h\|1d\|3w> [daily\|weekly]`, `!remind list\|cancel` (delivered by the router's scheduler) |
 //! | [`Reputation`] | `!rep [user]`, `!rep top [n]`, `!rep global [user]`, `!rep set <user> <score> <reason>` (moderators): 300–850 scores moved by events with exact fractional weights, auto-ban (also an event handler) |
 //! | [`Identity`] | `!identity link <platform> <username>`, `!verify <CODE>`, `!identity unlink <platform>`: one person behind accounts on several platforms ([`person_of`]) |
 //! | [`CommunityAdmin`] | `!community info\|members\|roles\|context`, `!role grant\|revoke`, `!module enable\|disable`, `!prefix` |
 //! | [`Shoutouts`] | `!so <user>`, `!vso <user>`, `!so history`; automatic shoutouts on raids (needs a [`CreatorLookup`] such as [`Helix`]) |
 //! | [`Music`] | `!sr`, `!queue`, `!np`, `!vote`, `!remove`, `!clear`, `!skip` (YouTube song requests), `!spotify …` (needs [`YouTube`] / [`Spotify`]) |
 //! | [`Members`] | no commands: the directory of who a community has seen (an event handler) |
-//! | [`Alerts`] | no commands: follows, subscriptions, raids, cheers and donations shown on the community's overlay (an [`EventHandler`](waddlebot::EventHandler) the embedder registers) |
+//! | [`Alerts`] | no commands: follows, subscriptions, raids, cheers and donations shown on the community's overlay (an [`EventHandler`] the embedder registers) |
 //! | [`AiChat`] | `!ai` / `!ask`, and answers to greetings, questions, mentions and channel events (needs an AI provider; registered by the embedder with [`AiChat::listener`]) |
 //!
 //! [`standard_modules`] gives them all, command side and event side; [`standard_modules_with`]

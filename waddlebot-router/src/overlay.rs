@@ -46,7 +46,7 @@ pub const EMBED_HOSTS: [(&str, &str); 2] = [
 /// Most captions kept per community.
 const MAX_CAPTIONS: usize = 100;
 /// Pushes buffered per community for a slow page before it is told to resynchronise.
-const CHANNEL_CAPACITY: usize = 256;
+pub const CHANNEL_CAPACITY: usize = 256;
 
 /// One item on (or waiting for) a community's overlay.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -295,7 +295,7 @@ pub struct Subscription {
     pub on_screen: Vec<Shown>,
     /// The hub's clock at subscription (Unix milliseconds), so pages can correct their own.
     pub now_ms: u64,
-    /// New items as they are shown. A page that falls [`CHANNEL_CAPACITY`] behind gets
+    /// New items as they are shown. A page that falls [`CHANNEL_CAPACITY`] items behind gets
     /// `Lagged` and should subscribe again.
     pub pushes: broadcast::Receiver<Arc<Shown>>,
 }

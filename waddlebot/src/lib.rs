@@ -32,7 +32,7 @@
 //! | feature | adds |
 //! |---|---|
 //! | `sqlite` | [`store::SqliteStore`], the embedded default store (sqlx, bundled SQLite) |
-//! | `test-util` | [`testing`] fakes and the store conformance suite |
+//! | `test-util` | `testing` fakes and the store conformance suite |
 //!
 //! With no features the crate compiles serde, thiserror, async-trait and tracing and little else.
 
