@@ -387,7 +387,6 @@ impl Router {
         tracing::Span::current().record("command", invocation.name.as_str());
         outcome.processed = true;
         let shown = format!("{}{}", invocation.prefix, invocation.name);
-        outcome.command = Some(shown.clone());
         // A command runs at the caller's level in this community: badges and role grants.
         let mut event = event;
         event.user.level = self.policy.effective_level(&view, &event);
@@ -408,6 +407,7 @@ impl Router {
             }
             Err(err) => vec![Reply::text(format!("Alias {shown} cannot run: {err}."))],
         };
+        outcome.command = Some(shown);
         let event = if self.observes_commands {
             // The command's handler is done with the event (unless it kept its context): the
             // observers' copy is the same event, renamed.
@@ -595,15 +595,18 @@ impl Router {
             return Box::pin(self.run_remote_command(event, entity, view, invocation, session))
                 .await;
         }
-        let shown = format!("{}{}", invocation.prefix, invocation.name);
-        let prefix = self.display_prefix(&invocation.prefix);
+        // The command as typed, for the answers that name it (refusals, failures): built only
+        // when one is given.
+        let shown = || format!("{}{}", invocation.prefix, invocation.name);
         let community = entity.community_id;
         let target = self.lookup(view, &invocation.name);
         let rules = match &target {
             Target::Unknown => {
                 self.meters.commands.increment("unknown");
+                let prefix = self.display_prefix(&invocation.prefix);
                 return Ok(vec![Reply::text(format!(
-                    "Unknown command: {shown}. Type {prefix}commands to see what I can do."
+                    "Unknown command: {}. Type {prefix}commands to see what I can do.",
+                    shown()
                 ))]);
             }
             Target::Builtin(_, spec) => CommandRules {
@@ -624,7 +627,7 @@ impl Router {
             },
         };
         if let Some(refusal) = self.policy.check(view, community, &event, rules).await {
-            return Ok(vec![self.refuse(&refusal, &shown)]);
+            return Ok(vec![self.refuse(&refusal, &shown())]);
         }
         let result = match target {
             Target::Unknown => Ok(Vec::new()),
@@ -638,7 +641,7 @@ impl Router {
                     Arc::clone(&self.store),
                     Arc::clone(&self.catalog),
                 )
-                .with_prefix(prefix.clone())
+                .with_prefix(self.display_prefix(&invocation.prefix))
                 .with_clock(Arc::clone(&self.clock));
                 let ctx = match self.sink_for(&event, community) {
                     Some(sink) => ctx.with_sink(sink),
@@ -666,7 +669,7 @@ impl Router {
                 } else {
                     "failed"
                 });
-                vec![self.explain_failure(&shown, err)]
+                vec![self.explain_failure(&shown(), err)]
             }
         })
     }
