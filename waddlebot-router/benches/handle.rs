@@ -3,7 +3,8 @@
 //! (a) a custom text command with a template variable, in-memory limiter;
 //! (b) a plain chat message checked against 50 string rules (none match);
 //! (c) an alias that expands to that custom command;
-//! plus (a) on the SQLite store, and a `{count}` command (one SQLite write per use).
+//! plus plain chat with no handler and with two silent event handlers (what fan-out costs),
+//! (a) on the SQLite store, and a `{count}` command (one SQLite write per use).
 //!
 //! `cargo bench -p waddlebot-router` (`BENCH_EVENTS` changes the sample size).
 
@@ -14,7 +15,7 @@ use hdrhistogram::Histogram;
 use waddlebot::store::{
     CustomCommand, EntityKey, MatchType, MemoryStore, RuleAction, SqliteStore, StringRule,
 };
-use waddlebot::{CommunityId, Event, PlatformKind, Store};
+use waddlebot::{CommunityId, Event, PlatformKind, Store, Subscription};
 use waddlebot_router::policy::{PolicyConfig, RateLimit};
 use waddlebot_router::{Router, RouterConfig};
 
@@ -25,6 +26,19 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const VIEWERS: u64 = 500;
 
 async fn setup(store: Arc<dyn Store>, response: &str) -> (Router, CommunityId) {
+    setup_with(store, response, 0).await
+}
+
+/// Counts the events its handlers saw, so the bench can check they ran.
+static OBSERVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// `observers` event handlers that look at every event and say nothing, as the member
+/// directory and reputation do with chat.
+async fn setup_with(
+    store: Arc<dyn Store>,
+    response: &str,
+    observers: usize,
+) -> (Router, CommunityId) {
     let key = EntityKey {
         platform: PlatformKind::Twitch,
         server_id: "bench".into(),
@@ -57,11 +71,16 @@ async fn setup(store: Arc<dyn Store>, response: &str) -> (Router, CommunityId) {
         },
         ..RouterConfig::default()
     };
-    let router = Router::builder()
-        .store(store)
-        .config(config)
-        .build()
-        .expect("router");
+    let mut builder = Router::builder().store(store).config(config);
+    for n in 0..observers {
+        builder = builder.event_handler(waddlebot::event_fn(
+            Subscription::new(format!("observer{n}"), &["*"]).parallel(),
+            |_ctx| async {
+                OBSERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            },
+        ));
+    }
+    let router = builder.build().expect("router");
     (router, community)
 }
 
@@ -187,6 +206,29 @@ fn main() {
             .expect("alias");
         check(&router, "!hi", "Hi viewer1, welcome to the pond!").await;
         measure("(c) alias to the custom command", &router, events, "!hi").await;
+
+        // What event handlers cost the router: plain chat without rules, with no handler and
+        // with two that only look (the member directory and reputation do that on every
+        // message).
+        let (router, _) = setup(Arc::new(MemoryStore::new()), greeting).await;
+        measure(
+            "(d) plain chat, no rules, no handlers",
+            &router,
+            events,
+            plain,
+        )
+        .await;
+        let (router, _) = setup_with(Arc::new(MemoryStore::new()), greeting, 2).await;
+        let before = OBSERVED.load(std::sync::atomic::Ordering::Relaxed);
+        measure(
+            "(e) the same, two silent event handlers",
+            &router,
+            events,
+            plain,
+        )
+        .await;
+        let seen = OBSERVED.load(std::sync::atomic::Ordering::Relaxed) - before;
+        assert!(seen >= 2 * events, "both handlers saw every event ({seen})");
 
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("bench.db").display());
