@@ -14,18 +14,29 @@
 /// assert_eq!(args.get(1), Some("Best quote ever"));
 /// assert_eq!(args.rest(1), r#""Best quote ever" pingu"#);
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Args {
     raw: String,
     tokens: Vec<Token>,
 }
 
+/// One argument: where it is in the raw text (no copy of its own).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Token {
-    value: String,
+    /// The argument's text in `raw`, quotes removed.
+    value: std::ops::Range<usize>,
     /// Byte offset of the token's first character (its quote, if quoted) in `raw`.
     start: usize,
     quoted: bool,
+}
+
+impl std::fmt::Debug for Args {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Args")
+            .field("raw", &self.raw)
+            .field("args", &self.iter().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 fn is_open_quote(c: char) -> bool {
@@ -42,30 +53,32 @@ impl Args {
         let raw = raw.trim().to_owned();
         let mut tokens = Vec::new();
         let mut chars = raw.char_indices().peekable();
-        while let Some(&(start, c)) = chars.peek() {
+        while let Some((start, c)) = chars.next() {
             if c.is_whitespace() {
-                chars.next();
                 continue;
             }
-            let mut value = String::new();
             let quoted = is_open_quote(c);
-            if quoted {
-                chars.next();
-                for (_, c) in chars.by_ref() {
+            // Up to the closing quote (or the end: an unclosed quote runs on), or up to the
+            // next whitespace.
+            let mut end = raw.len();
+            let value = if quoted {
+                for (at, c) in chars.by_ref() {
                     if is_close_quote(c) {
+                        end = at;
                         break;
                     }
-                    value.push(c);
                 }
+                start + c.len_utf8()..end
             } else {
-                while let Some(&(_, c)) = chars.peek() {
+                while let Some(&(at, c)) = chars.peek() {
                     if c.is_whitespace() {
+                        end = at;
                         break;
                     }
-                    value.push(c);
                     chars.next();
                 }
-            }
+                start..end
+            };
             tokens.push(Token {
                 value,
                 start,
@@ -87,12 +100,12 @@ impl Args {
 
     /// The `index`-th argument (0-based), quotes removed.
     pub fn get(&self, index: usize) -> Option<&str> {
-        self.tokens.get(index).map(|token| token.value.as_str())
+        self.tokens.get(index).map(|token| self.text(token))
     }
 
     /// All arguments, quotes removed.
     pub fn iter(&self) -> impl Iterator<Item = &str> {
-        self.tokens.iter().map(|token| token.value.as_str())
+        self.tokens.iter().map(|token| self.text(token))
     }
 
     /// All arguments as owned strings.
@@ -116,9 +129,13 @@ impl Args {
     /// removed: `!command add hi "Hello there"` gives `Hello there`.
     pub fn rest_unquoted(&self, index: usize) -> &str {
         match self.tokens.get(index..) {
-            Some([only]) if only.quoted => &only.value,
+            Some([only]) if only.quoted => self.text(only),
             _ => self.rest(index),
         }
+    }
+
+    fn text(&self, token: &Token) -> &str {
+        &self.raw[token.value.clone()]
     }
 
     /// The arguments after the first `n`, as a new `Args` (for sub-commands).
@@ -168,7 +185,52 @@ mod tests {
         );
     }
 
+    /// The splitting rules written the plain way, one character at a time.
+    fn split_plainly(raw: &str) -> Vec<(String, bool)> {
+        let mut out = Vec::new();
+        let mut chars = raw.trim().chars().peekable();
+        while let Some(&c) = chars.peek() {
+            if c.is_whitespace() {
+                chars.next();
+                continue;
+            }
+            let mut value = String::new();
+            let quoted = is_open_quote(c);
+            if quoted {
+                chars.next();
+                for c in chars.by_ref() {
+                    if is_close_quote(c) {
+                        break;
+                    }
+                    value.push(c);
+                }
+            } else {
+                while let Some(&c) = chars.peek() {
+                    if c.is_whitespace() {
+                        break;
+                    }
+                    value.push(c);
+                    chars.next();
+                }
+            }
+            out.push((value, quoted));
+        }
+        out
+    }
+
     proptest::proptest! {
+        #[test]
+        fn arguments_are_what_the_plain_rules_give(text in "[ a\"“”„'\t]{0,12}|\\PC{0,40}") {
+            let args = Args::parse(&text);
+            let plain = split_plainly(&text);
+            let values: Vec<(String, bool)> = args
+                .tokens
+                .iter()
+                .map(|token| (args.text(token).to_owned(), token.quoted))
+                .collect();
+            proptest::prop_assert_eq!(values, plain);
+        }
+
         #[test]
         fn parsing_any_text_never_panics_and_rest_is_a_suffix(text in "\\PC{0,80}", index in 0usize..6) {
             let args = Args::parse(&text);
