@@ -117,13 +117,19 @@ impl CompiledRule {
 /// A community's enabled rules, compiled, by priority.
 pub(crate) struct RuleSet {
     rules: Vec<CompiledRule>,
+    /// The regular-expression rules (`word` and `regex`) again, as one automaton per case
+    /// setting that tells which of them match in one pass over the text, instead of one pass
+    /// per rule. Built with the same settings as each rule's own regex, so they agree.
+    sets: [Option<regex::RegexSet>; 2],
+    /// Per rule, its set (0: case-insensitive, 1: case-sensitive) and place in it.
+    in_set: Vec<Option<(usize, usize)>>,
 }
 
 impl RuleSet {
     /// Compiles what the store holds. A stored rule that no longer compiles is skipped with a
     /// log line rather than failing every message.
     pub(crate) fn compile(rules: Vec<StringRule>) -> Self {
-        let rules = rules
+        let rules: Vec<CompiledRule> = rules
             .into_iter()
             .filter(|rule| rule.enabled)
             .filter_map(|rule| {
@@ -133,7 +139,36 @@ impl RuleSet {
                     .ok()
             })
             .collect();
-        Self { rules }
+        let mut sources: [Vec<&str>; 2] = [Vec::new(), Vec::new()];
+        let mut in_set = Vec::with_capacity(rules.len());
+        for compiled in &rules {
+            in_set.push(match &compiled.matcher {
+                Matcher::Regex(regex) => {
+                    let set = usize::from(compiled.rule.case_sensitive);
+                    sources[set].push(regex.as_str());
+                    Some((set, sources[set].len() - 1))
+                }
+                _ => None,
+            });
+        }
+        let sets = [0, 1].map(|set| {
+            // One regex alone is as fast as a set of one.
+            if sources[set].len() < 2 {
+                return None;
+            }
+            regex::RegexSetBuilder::new(&sources[set])
+                .case_insensitive(set == 0)
+                .size_limit(sources[set].len() << 20)
+                .build()
+                // Too large together: each rule's own regex still works.
+                .map_err(|err| tracing::debug!(error = %err, "rule patterns not combined"))
+                .ok()
+        });
+        Self {
+            rules,
+            sets,
+            in_set,
+        }
     }
 
     /// The first rule matching `text`.
@@ -142,10 +177,22 @@ impl RuleSet {
             return None;
         }
         let lowered = text.to_lowercase();
+        // Each set runs once, when the first of its rules comes up.
+        let mut matched: [Option<regex::SetMatches>; 2] = [None, None];
         self.rules
             .iter()
-            .find(|compiled| compiled.matches(text, &lowered))
-            .map(|compiled| &compiled.rule)
+            .zip(&self.in_set)
+            .find(|(compiled, slot)| {
+                if let Some((set, index)) = slot
+                    && let Some(regexes) = &self.sets[*set]
+                {
+                    return matched[*set]
+                        .get_or_insert_with(|| regexes.matches(text))
+                        .matched(*index);
+                }
+                compiled.matches(text, &lowered)
+            })
+            .map(|(compiled, _)| &compiled.rule)
     }
 }
 
@@ -349,6 +396,35 @@ mod tests {
             "word patterns are literal"
         );
         assert!(!matches("a.b", MatchType::Word, false, "see axb now"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn combined_patterns_pick_the_same_rule_as_one_by_one(
+            specs in proptest::collection::vec(
+                (0usize..4, proptest::bool::ANY, "[a-cA-C .]{1,4}"),
+                0..12,
+            ),
+            text in "[a-cA-C .!]{0,20}",
+        ) {
+            let types = [MatchType::Exact, MatchType::Contains, MatchType::Word, MatchType::Regex];
+            let rules = specs
+                .iter()
+                .zip(1..)
+                .map(|((kind, case_sensitive, pattern), id)| StringRule {
+                    id,
+                    ..rule(pattern, types[*kind], *case_sensitive)
+                })
+                .collect();
+            let set = RuleSet::compile(rules);
+            let lowered = text.to_lowercase();
+            let one_by_one = set
+                .rules
+                .iter()
+                .find(|compiled| compiled.matches(&text, &lowered))
+                .map(|compiled| compiled.rule.id);
+            proptest::prop_assert_eq!(set.first_match(&text).map(|rule| rule.id), one_by_one);
+        }
     }
 
     #[test]
