@@ -144,11 +144,29 @@ fn by_name<T>(items: Vec<T>, name: impl Fn(&T) -> &str) -> HashMap<String, T> {
         .collect()
 }
 
+/// An [`EntityKey`] made of borrowed parts, to look one up without copying the event's strings.
+/// Its fields hash as the key's do (a reference hashes as what it points to, a `String` as its
+/// `str`), which the cache relies on.
+#[derive(Hash)]
+struct EntityKeyRef<'a> {
+    platform: &'a PlatformKind,
+    server_id: &'a str,
+    channel_id: &'a str,
+}
+
+impl moka::Equivalent<EntityKey> for EntityKeyRef<'_> {
+    fn equivalent(&self, key: &EntityKey) -> bool {
+        *self.platform == key.platform
+            && self.server_id == key.server_id
+            && self.channel_id == key.channel_id
+    }
+}
+
 /// A [`Store`] that caches what every event reads (entity resolution, and a [`CommunityView`]
 /// per community) of an inner store.
 pub struct CachedStore {
     inner: Arc<dyn Store>,
-    entities: Fresh<EntityKey, Entity>,
+    entities: Fresh<EntityKey, Arc<Entity>>,
     views: Fresh<CommunityId, Arc<CommunityView>>,
     // Shared lists: the router compiles rules from them and knows a list changed when the Arc
     // it compiled from is no longer the cached one.
@@ -189,7 +207,10 @@ where
         }
     }
 
-    fn get(&self, key: &K) -> Option<V> {
+    fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        Q: moka::Equivalent<K> + std::hash::Hash + ?Sized,
+    {
         self.cache.get(key)
     }
 
@@ -284,6 +305,36 @@ impl CachedStore {
         Ok(view)
     }
 
+    /// The entity an event happened in (created on first sight), shared. The lookup borrows
+    /// the event's strings: a warm lookup copies nothing.
+    pub async fn entity(
+        &self,
+        platform: &PlatformKind,
+        server_id: &str,
+        channel_id: &str,
+    ) -> Result<Arc<Entity>, StoreError> {
+        let borrowed = EntityKeyRef {
+            platform,
+            server_id,
+            channel_id,
+        };
+        if let Some(entity) = self.entities.get(&borrowed) {
+            self.entity_lookups.hit();
+            return Ok(entity);
+        }
+        self.entity_lookups.miss();
+        let key = EntityKey {
+            platform: platform.clone(),
+            server_id: server_id.to_owned(),
+            channel_id: channel_id.to_owned(),
+        };
+        let changes = self.entities.changes();
+        let entity = Arc::new(self.inner.resolve_entity(&key).await?);
+        self.entities
+            .insert_loaded(key, Arc::clone(&entity), changes);
+        Ok(entity)
+    }
+
     /// A community's string rules, shared: the same `Arc` until a rule is added or removed
     /// through this store (or the entry expires).
     pub async fn shared_rules(
@@ -315,16 +366,10 @@ impl std::fmt::Debug for CachedStore {
 #[async_trait]
 impl Store for CachedStore {
     async fn resolve_entity(&self, key: &EntityKey) -> Result<Entity, StoreError> {
-        if let Some(entity) = self.entities.get(key) {
-            self.entity_lookups.hit();
-            return Ok(entity);
-        }
-        self.entity_lookups.miss();
-        let changes = self.entities.changes();
-        let entity = self.inner.resolve_entity(key).await?;
-        self.entities
-            .insert_loaded(key.clone(), entity.clone(), changes);
-        Ok(entity)
+        let entity = self
+            .entity(&key.platform, &key.server_id, &key.channel_id)
+            .await?;
+        Ok(Entity::clone(&entity))
     }
 
     async fn community(
@@ -758,5 +803,38 @@ mod tests {
         let changes = cache.changes();
         cache.insert_loaded(1, "fresh", changes);
         assert_eq!(cache.get(&1), Some("fresh"), "an undisturbed load is kept");
+    }
+
+    #[test]
+    fn an_entity_is_found_by_its_borrowed_parts() {
+        let cache: Fresh<EntityKey, u32> = Fresh::new(10, Duration::from_secs(60));
+        let platforms = [
+            PlatformKind::Twitch,
+            PlatformKind::Slack,
+            PlatformKind::Custom("matrix".into()),
+        ];
+        for (n, platform) in (0..).zip(&platforms) {
+            let key = EntityKey {
+                platform: platform.clone(),
+                server_id: "guild".into(),
+                channel_id: format!("general{n}"),
+            };
+            cache.insert_loaded(key, n, cache.changes());
+        }
+        for (n, platform) in (0..).zip(&platforms) {
+            let channel = format!("general{n}");
+            let borrowed = |server_id, channel_id| EntityKeyRef {
+                platform,
+                server_id,
+                channel_id,
+            };
+            assert_eq!(
+                cache.get(&borrowed("guild", &channel)),
+                Some(n),
+                "{platform:?}"
+            );
+            assert_eq!(cache.get(&borrowed("guild", "general9")), None);
+            assert_eq!(cache.get(&borrowed("guil", &format!("d{channel}"))), None);
+        }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::{FutureExt, StreamExt};
 use serde::Serialize;
 use tracing::Instrument;
-use waddlebot::store::{Entity, EntityKey, StringRule, community_namespace};
+use waddlebot::store::{Entity, StringRule, community_namespace};
 use waddlebot::template::{Var, Vars};
 use waddlebot::{
     CommandCatalog, CommandError, CommandHandler, CommunityId, Context, DuplicateCommand, EntityId,
@@ -349,12 +349,8 @@ impl Router {
 
     async fn handle_inner(&self, event: Event, session: SessionId) -> Result<Outcome, RouterError> {
         let entity = self
-            .store
-            .resolve_entity(&EntityKey {
-                platform: event.platform.clone(),
-                server_id: event.server_id.clone(),
-                channel_id: event.channel_id.clone(),
-            })
+            .cached
+            .entity(&event.platform, &event.server_id, &event.channel_id)
             .await?;
         tracing::Span::current().record("community", entity.community_id.0);
         let mut outcome = Outcome {
