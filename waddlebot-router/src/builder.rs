@@ -254,10 +254,7 @@ impl RouterBuilder {
             platforms: Arc::new(platforms),
             policy,
             clock,
-            rules: moka::sync::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(self.config.cache_ttl.command)
-                .build(),
+            rules: crate::cache::bounded(10_000),
             sessions: self
                 .sessions
                 .unwrap_or_else(|| Arc::new(MemorySessions::new(SESSION_TTL))),

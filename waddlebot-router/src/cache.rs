@@ -9,10 +9,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use moka::sync::Cache;
 
 use crate::invalidation::{Invalidation, InvalidationBus};
 use crate::meters::Lookups;
@@ -154,7 +153,7 @@ struct EntityKeyRef<'a> {
     channel_id: &'a str,
 }
 
-impl moka::Equivalent<EntityKey> for EntityKeyRef<'_> {
+impl quick_cache::Equivalent<EntityKey> for EntityKeyRef<'_> {
     fn equivalent(&self, key: &EntityKey) -> bool {
         *self.platform == key.platform
             && self.server_id == key.server_id
@@ -183,35 +182,62 @@ const MAX_COMMUNITIES: u64 = 10_000;
 
 /// A bounded, expiring cache whose loads cannot put back what a change made stale.
 ///
+/// Bounded by [`quick_cache`] (sharded locks, a lookup marks its entry and takes no write
+/// lock); each entry carries when it expires, and an expired entry is a miss.
+///
 /// A load reads the inner store and then inserts what it read; a change that lands in
 /// between (another request's write, another process's invalidation) finds nothing to drop,
 /// and the stale copy would be served until it expires. So every change counts, a load notes
 /// the count before it reads, and what it read is dropped again if a change came in since.
 struct Fresh<K, V> {
-    cache: Cache<K, V>,
+    cache: Bounded<K, (Instant, V)>,
+    ttl: Duration,
     changes: AtomicU64,
+}
+
+/// A [`quick_cache`] cache with foldhash (the keys are ours: ids and platform names).
+pub(crate) type Bounded<K, V> = quick_cache::sync::Cache<
+    K,
+    V,
+    quick_cache::UnitWeighter,
+    foldhash::fast::RandomState,
+    quick_cache::sync::DefaultLifecycle<K, V>,
+>;
+
+/// A [`Bounded`] cache of about `capacity` entries.
+pub(crate) fn bounded<K, V>(capacity: u64) -> Bounded<K, V>
+where
+    K: std::hash::Hash + Eq,
+    V: Clone,
+{
+    quick_cache::sync::Cache::with(
+        usize::try_from(capacity).unwrap_or(usize::MAX),
+        capacity,
+        quick_cache::UnitWeighter,
+        foldhash::fast::RandomState::default(),
+        quick_cache::sync::DefaultLifecycle::default(),
+    )
 }
 
 impl<K, V> Fresh<K, V>
 where
-    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
+    K: std::hash::Hash + Eq + Clone,
+    V: Clone,
 {
     fn new(capacity: u64, ttl: Duration) -> Self {
         Self {
-            cache: Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(ttl)
-                .build(),
+            cache: bounded(capacity),
+            ttl,
             changes: AtomicU64::new(0),
         }
     }
 
     fn get<Q>(&self, key: &Q) -> Option<V>
     where
-        Q: moka::Equivalent<K> + std::hash::Hash + ?Sized,
+        Q: quick_cache::Equivalent<K> + std::hash::Hash + ?Sized,
     {
-        self.cache.get(key)
+        let (expires, value) = self.cache.get(key)?;
+        (Instant::now() < expires).then_some(value)
     }
 
     /// Taken before a load reads the inner store.
@@ -222,24 +248,25 @@ where
     /// Keeps what a load read, unless something changed since `changes` was taken. Inserted
     /// first and checked after, so a change between the check and the insert cannot slip by.
     fn insert_loaded(&self, key: K, value: V, changes: u64) {
-        self.cache.insert(key.clone(), value);
+        self.cache
+            .insert(key.clone(), (Instant::now() + self.ttl, value));
         if self.changes() != changes {
-            self.cache.invalidate(&key);
+            self.cache.remove(&key);
         }
     }
 
     fn invalidate(&self, key: &K) {
         self.changes.fetch_add(1, Ordering::SeqCst);
-        self.cache.invalidate(key);
+        self.cache.remove(key);
     }
 
     fn invalidate_all(&self) {
         self.changes.fetch_add(1, Ordering::SeqCst);
-        self.cache.invalidate_all();
+        self.cache.clear();
     }
 
-    fn entry_count(&self) -> u64 {
-        self.cache.entry_count()
+    fn entry_count(&self) -> usize {
+        self.cache.len()
     }
 }
 
@@ -836,5 +863,22 @@ mod tests {
             assert_eq!(cache.get(&borrowed("guild", "general9")), None);
             assert_eq!(cache.get(&borrowed("guil", &format!("d{channel}"))), None);
         }
+    }
+
+    #[test]
+    fn an_entry_expires_after_its_time_to_live() {
+        let lasting: Fresh<u32, &str> = Fresh::new(10, Duration::from_secs(60));
+        let brief: Fresh<u32, &str> = Fresh::new(10, Duration::from_millis(1));
+        lasting.insert_loaded(1, "kept", lasting.changes());
+        brief.insert_loaded(1, "gone", brief.changes());
+        std::thread::sleep(Duration::from_millis(10));
+        assert_eq!(lasting.get(&1), Some("kept"));
+        assert_eq!(brief.get(&1), None, "an expired entry is a miss");
+        brief.insert_loaded(1, "again", brief.changes());
+        assert_eq!(
+            brief.entry_count(),
+            1,
+            "a reload replaces the expired entry"
+        );
     }
 }

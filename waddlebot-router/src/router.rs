@@ -135,7 +135,7 @@ pub struct Router {
     /// The same store, typed, for its shared lists.
     pub(crate) cached: Arc<CachedStore>,
     /// Compiled string rules per community, with the list they were compiled from.
-    pub(crate) rules: moka::sync::Cache<CommunityId, (Arc<Vec<StringRule>>, SharedRules)>,
+    pub(crate) rules: crate::cache::Bounded<CommunityId, (Arc<Vec<StringRule>>, SharedRules)>,
     /// For rule webhooks.
     pub(crate) http: reqwest::Client,
     /// Whether remote modules and rule webhooks may call private addresses.
