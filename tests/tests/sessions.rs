@@ -138,3 +138,34 @@ async fn redis_sessions_round_trip_with_their_ttl_set() {
         .expect("ttl");
     assert!((3500..=3600).contains(&ttl), "ttl {ttl}");
 }
+
+#[tokio::test]
+async fn memory_sessions_tell_ids_of_near_shapes_apart() {
+    let store = MemorySessions::new(Duration::from_secs(3600));
+    let id = SessionId::random();
+    store.put(&id, info()).await.expect("stored");
+    let hex = &id.0["sess_".len()..];
+    // The same bits written otherwise are other ids: none of them finds the session.
+    let hyphenated = format!(
+        "sess_{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    );
+    let signed = format!("sess_+{}", &hex[1..]);
+    let other_half = format!("sess_{}{}", &hex[16..], &hex[..16]);
+    for near in [hyphenated, signed, other_half, hex.to_owned()] {
+        assert_eq!(
+            store.get(&SessionId(near.clone())).await.expect("read"),
+            None,
+            "{near}"
+        );
+    }
+    // A near shape stored as its own id is its own session.
+    let own = SessionId(format!("sess_{}g", &hex[1..]));
+    store.put(&own, info()).await.expect("stored");
+    assert!(store.get(&own).await.expect("read").is_some());
+    assert!(store.get(&id).await.expect("read").is_some());
+}

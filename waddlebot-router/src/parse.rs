@@ -36,9 +36,8 @@ impl Prefixes {
 
     /// Parses a chat line as a command, if it is one.
     pub fn parse(&self, text: &str) -> Option<Invocation> {
-        let mut all = self.local.clone();
-        all.push(self.remote.clone());
-        let mut invocation = command_line(text, &all)?;
+        let all = self.local.iter().chain(std::iter::once(&self.remote));
+        let mut invocation = command_line_of(text, all)?;
         invocation.remote = invocation.prefix == self.remote;
         Some(invocation)
     }
@@ -48,9 +47,16 @@ impl Prefixes {
 /// a name.
 /// `!` alone, `! ping` and text without a prefix are not commands.
 pub fn command_line(text: &str, prefixes: &[String]) -> Option<Invocation> {
+    command_line_of(text, prefixes)
+}
+
+fn command_line_of<'a>(
+    text: &str,
+    prefixes: impl IntoIterator<Item = &'a String>,
+) -> Option<Invocation> {
     let text = text.trim_start();
     let prefix = prefixes
-        .iter()
+        .into_iter()
         .filter(|p| !p.is_empty() && text.starts_with(p.as_str()))
         .max_by_key(|p| p.len())?;
     let rest = &text[prefix.len()..];

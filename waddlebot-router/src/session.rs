@@ -223,11 +223,12 @@ impl std::hash::Hasher for KeyHasher {
 fn key(id: &SessionId) -> (u64, Check) {
     let random =
         id.0.strip_prefix("sess_")
-            .filter(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-            .and_then(|hex| {
-                let high = u64::from_str_radix(&hex[..16], 16).ok()?;
-                let low = u64::from_str_radix(&hex[16..], 16).ok()?;
-                Some((low, Check::Half(high)))
+            // 32 hex digits (uuid's parser checks each; the length rules out its other forms).
+            .filter(|hex| hex.len() == 32)
+            .and_then(|hex| uuid::Uuid::try_parse(hex).ok())
+            .map(|bits| {
+                let (high, low) = bits.as_u64_pair();
+                (low, Check::Half(high))
             });
     random.unwrap_or_else(|| {
         use std::hash::BuildHasher;

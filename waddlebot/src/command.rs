@@ -120,6 +120,14 @@ pub fn normalize_command_name(name: &str) -> String {
         .to_lowercase()
 }
 
+/// Whether `name` is ASCII and [`normalize_command_name`] would leave it as it is.
+fn is_normalized_ascii(name: &str) -> bool {
+    !name.starts_with(['!', '#', '/'])
+        && name
+            .bytes()
+            .all(|b| b.is_ascii() && !b.is_ascii_uppercase() && !b.is_ascii_whitespace())
+}
+
 /// The built-in commands of a router, by name and alias.
 #[derive(Debug, Clone, Default)]
 pub struct CommandCatalog {
@@ -161,7 +169,12 @@ impl CommandCatalog {
 
     /// The spec answering to `name` (or alias), and its position in [`specs`](Self::specs).
     pub fn find(&self, name: &str) -> Option<(usize, &CommandSpec)> {
-        let index = *self.by_name.get(&normalize_command_name(name))?;
+        // The router looks names up already normalized: those need no copy.
+        let index = if is_normalized_ascii(name) {
+            *self.by_name.get(name)?
+        } else {
+            *self.by_name.get(&normalize_command_name(name))?
+        };
         Some((index, &self.specs[index]))
     }
 
@@ -507,6 +520,25 @@ mod tests {
         assert_eq!(normalize_command_name(" !Hello "), "hello");
         assert_eq!(normalize_command_name("#weather"), "weather");
         assert_eq!(CommandSpec::new("!Ping").name, "ping");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn names_taken_as_they_are_need_no_normalising(name in "[ !#/a-zA-Z0-9_\u{e9}\u{c9}\u{3000}-]{0,8}") {
+            if is_normalized_ascii(&name) {
+                proptest::prop_assert_eq!(normalize_command_name(&name), name);
+            }
+        }
+    }
+
+    #[test]
+    fn the_catalog_finds_a_name_however_it_is_typed() {
+        let catalog =
+            CommandCatalog::new(vec![CommandSpec::new("ping").alias("pong")]).expect("catalog");
+        for typed in ["ping", "PING", " !Ping ", "pong", "#Pong"] {
+            assert_eq!(catalog.find(typed).map(|(i, _)| i), Some(0), "{typed:?}");
+        }
+        assert!(catalog.find("pin").is_none());
     }
 
     #[test]

@@ -56,7 +56,12 @@ pub struct SessionId(pub String);
 impl SessionId {
     /// A fresh random session id.
     pub fn random() -> Self {
-        Self(format!("sess_{}", uuid::Uuid::new_v4().simple()))
+        let mut buffer = uuid::Uuid::encode_buffer();
+        let hex = uuid::Uuid::new_v4().simple().encode_lower(&mut buffer);
+        let mut id = String::with_capacity(5 + hex.len());
+        id.push_str("sess_");
+        id.push_str(hex);
+        Self(id)
     }
 }
 
