@@ -169,3 +169,9 @@ async fn memory_sessions_tell_ids_of_near_shapes_apart() {
     assert!(store.get(&own).await.expect("read").is_some());
     assert!(store.get(&id).await.expect("read").is_some());
 }
+
+#[tokio::test]
+async fn memory_sessions_take_an_endless_ttl() {
+    let store = MemorySessions::new(Duration::MAX);
+    sessions_round_trip(&store).await;
+}

@@ -195,6 +195,9 @@ struct Fresh<K, V> {
     changes: AtomicU64,
 }
 
+/// The longest a cache entry or a session lives, whatever is configured.
+pub(crate) const FOREVER: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
 /// A [`quick_cache`] cache with foldhash (the keys are ours: ids and platform names).
 pub(crate) type Bounded<K, V> = quick_cache::sync::Cache<
     K,
@@ -227,7 +230,8 @@ where
     fn new(capacity: u64, ttl: Duration) -> Self {
         Self {
             cache: bounded(capacity),
-            ttl,
+            // An instant plus a huge duration overflows (a panic): ten years is forever here.
+            ttl: ttl.min(FOREVER),
             changes: AtomicU64::new(0),
         }
     }
@@ -863,6 +867,13 @@ mod tests {
             assert_eq!(cache.get(&borrowed("guild", "general9")), None);
             assert_eq!(cache.get(&borrowed("guil", &format!("d{channel}"))), None);
         }
+    }
+
+    #[test]
+    fn an_endless_time_to_live_keeps_entries_without_overflowing() {
+        let cache: Fresh<u32, &str> = Fresh::new(10, Duration::MAX);
+        cache.insert_loaded(1, "kept", cache.changes());
+        assert_eq!(cache.get(&1), Some("kept"));
     }
 
     #[test]

@@ -247,7 +247,8 @@ impl MemorySessions {
     /// Sessions living `ttl`, about `capacity` held at most (the oldest make room).
     pub fn with_capacity(ttl: Duration, capacity: usize) -> Self {
         Self {
-            ttl,
+            // An instant plus a huge duration overflows (a panic).
+            ttl: ttl.min(crate::cache::FOREVER),
             per_shard: capacity.div_ceil(SHARDS).max(1),
             shards: (0..SHARDS).map(|_| Default::default()).collect(),
         }
@@ -359,7 +360,8 @@ mod redis_sessions {
             Ok(Self {
                 connection,
                 prefix: prefix.to_owned(),
-                ttl,
+                // Redis refuses an expiry beyond what its milliseconds can hold.
+                ttl: ttl.min(crate::cache::FOREVER),
             })
         }
     }
