@@ -240,8 +240,16 @@ where
     where
         Q: quick_cache::Equivalent<K> + std::hash::Hash + ?Sized,
     {
+        self.get_at(key, Instant::now())
+    }
+
+    /// [`get`](Self::get) at a moment the caller already read (one clock read per event).
+    fn get_at<Q>(&self, key: &Q, now: Instant) -> Option<V>
+    where
+        Q: quick_cache::Equivalent<K> + std::hash::Hash + ?Sized,
+    {
         let (expires, value) = self.cache.get(key)?;
-        (Instant::now() < expires).then_some(value)
+        (now < expires).then_some(value)
     }
 
     /// Taken before a load reads the inner store.
@@ -324,7 +332,16 @@ impl CachedStore {
 
     /// A community's view, loaded on first use and after any change to it.
     pub async fn view(&self, community: CommunityId) -> Result<Arc<CommunityView>, StoreError> {
-        if let Some(view) = self.views.get(&community) {
+        self.view_at(community, Instant::now()).await
+    }
+
+    /// [`view`](Self::view) with the clock already read.
+    pub(crate) async fn view_at(
+        &self,
+        community: CommunityId,
+        now: Instant,
+    ) -> Result<Arc<CommunityView>, StoreError> {
+        if let Some(view) = self.views.get_at(&community, now) {
             self.view_lookups.hit();
             return Ok(view);
         }
@@ -344,12 +361,24 @@ impl CachedStore {
         server_id: &str,
         channel_id: &str,
     ) -> Result<Arc<Entity>, StoreError> {
+        self.entity_at(platform, server_id, channel_id, Instant::now())
+            .await
+    }
+
+    /// [`entity`](Self::entity) with the clock already read.
+    pub(crate) async fn entity_at(
+        &self,
+        platform: &PlatformKind,
+        server_id: &str,
+        channel_id: &str,
+        now: Instant,
+    ) -> Result<Arc<Entity>, StoreError> {
         let borrowed = EntityKeyRef {
             platform,
             server_id,
             channel_id,
         };
-        if let Some(entity) = self.entities.get(&borrowed) {
+        if let Some(entity) = self.entities.get_at(&borrowed, now) {
             self.entity_lookups.hit();
             return Ok(entity);
         }

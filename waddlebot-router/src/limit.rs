@@ -192,18 +192,16 @@ impl MemoryLimiter {
     fn record_locked(state: &mut MemoryState, limits: &[Limit], now: u64) {
         for limit in limits {
             let window_ms = millis(limit.window);
-            // The key is copied only the first time it is seen.
-            if !state.windows.contains_key(&limit.key) {
-                state.windows.insert(
-                    limit.key.clone(),
-                    Window {
+            // One lookup for a key already seen; the key is copied only the first time.
+            let window = match state.windows.get_mut(&limit.key) {
+                Some(window) => window,
+                None => state
+                    .windows
+                    .entry(limit.key.clone())
+                    .or_insert_with(|| Window {
                         hits: VecDeque::new(),
                         window_ms,
-                    },
-                );
-            }
-            let Some(window) = state.windows.get_mut(&limit.key) else {
-                continue;
+                    }),
             };
             window.window_ms = window.window_ms.max(window_ms);
             window.hits.push_back(now);

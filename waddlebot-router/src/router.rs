@@ -340,17 +340,31 @@ impl Router {
             community = tracing::field::Empty,
             command = tracing::field::Empty,
         );
-        let outcome = self.handle_inner(event, session).instrument(span).await;
+        let outcome = self
+            .handle_inner(event, session, started)
+            .instrument(span)
+            .await;
         self.meters
             .event_seconds
             .record(started.elapsed().as_secs_f64());
         outcome
     }
 
-    async fn handle_inner(&self, event: Event, session: SessionId) -> Result<Outcome, RouterError> {
+    /// `started`: when handling began, the moment the cache lookups check expiry against.
+    async fn handle_inner(
+        &self,
+        event: Event,
+        session: SessionId,
+        started: std::time::Instant,
+    ) -> Result<Outcome, RouterError> {
         let entity = self
             .cached
-            .entity(&event.platform, &event.server_id, &event.channel_id)
+            .entity_at(
+                &event.platform,
+                &event.server_id,
+                &event.channel_id,
+                started,
+            )
             .await?;
         tracing::Span::current().record("community", entity.community_id.0);
         let mut outcome = Outcome {
@@ -364,7 +378,7 @@ impl Router {
             matched_rule: None,
             handlers: Vec::new(),
         };
-        let view = self.cached.view(entity.community_id).await?;
+        let view = self.cached.view_at(entity.community_id, started).await?;
         let invocation = match &event.kind {
             EventKind::ChatMessage => self.prefixes_for(&view).parse(&event.text),
             EventKind::SlashCommand { name } => slash_invocation(name, &event.text),
