@@ -9,7 +9,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// A TSC read where the CPU has a steady one (about 9 ns against 21 for `std::time::Instant`
+// on the project machine): every event checks two entries' expiry.
+use quanta::Instant;
 
 use async_trait::async_trait;
 
@@ -260,8 +264,10 @@ where
     /// Keeps what a load read, unless something changed since `changes` was taken. Inserted
     /// first and checked after, so a change between the check and the insert cannot slip by.
     fn insert_loaded(&self, key: K, value: V, changes: u64) {
-        self.cache
-            .insert(key.clone(), (Instant::now() + self.ttl, value));
+        let now = Instant::now();
+        // Unreachable with the capped TTL; an entry that cannot say when it expires is not kept.
+        let expires = now.checked_add(self.ttl).unwrap_or(now);
+        self.cache.insert(key.clone(), (expires, value));
         if self.changes() != changes {
             self.cache.remove(&key);
         }

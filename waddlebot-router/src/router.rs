@@ -330,7 +330,7 @@ impl Router {
         event: Event,
         session: SessionId,
     ) -> Result<Outcome, RouterError> {
-        let started = std::time::Instant::now();
+        let started = quanta::Instant::now();
         self.meters.events.increment(event.kind.name());
         let span = tracing::info_span!(
             "event",
@@ -346,7 +346,7 @@ impl Router {
             .await;
         self.meters
             .event_seconds
-            .record(started.elapsed().as_secs_f64());
+            .record(since(started).as_secs_f64());
         outcome
     }
 
@@ -355,7 +355,7 @@ impl Router {
         &self,
         event: Event,
         session: SessionId,
-        started: std::time::Instant,
+        started: quanta::Instant,
     ) -> Result<Outcome, RouterError> {
         let entity = self
             .cached
@@ -713,15 +713,16 @@ impl Router {
         module: &str,
         future: impl std::future::Future<Output = Result<Vec<Reply>, CommandError>>,
     ) -> Result<Vec<Reply>, CommandError> {
-        let started = tokio::time::Instant::now();
+        let started = quanta::Instant::now();
         let mut caught = std::pin::pin!(AssertUnwindSafe(future).catch_unwind());
         // Most handlers (text commands, lookups in cached data) finish on their first poll:
-        // only a handler that has to wait pays for a timer.
+        // only a handler that has to wait pays for a timer (for what is left of its time).
         let first = std::future::poll_fn(|cx| std::task::Poll::Ready(caught.as_mut().poll(cx)));
         let finished = match first.await {
             std::task::Poll::Ready(result) => Ok(result),
             std::task::Poll::Pending => {
-                tokio::time::timeout_at(started + self.config.handler_timeout, caught).await
+                let left = self.config.handler_timeout.saturating_sub(since(started));
+                tokio::time::timeout(left, caught).await
             }
         };
         let result = match finished {
@@ -737,7 +738,7 @@ impl Router {
         };
         self.meters.handler_ran(
             module,
-            started.elapsed().as_secs_f64(),
+            since(started).as_secs_f64(),
             result.as_ref().is_err_and(|err| !err.is_user_error()),
         );
         result
@@ -799,4 +800,10 @@ impl Router {
             }
         }
     }
+}
+
+/// Time since `started`, never negative: `quanta` reads the TSC, and its `elapsed` may panic
+/// again in a later version if two cores' counters disagree.
+fn since(started: quanta::Instant) -> std::time::Duration {
+    quanta::Instant::now().saturating_duration_since(started)
 }
