@@ -56,14 +56,49 @@ impl HandlerMeters {
     }
 }
 
-/// Every outcome of [`metrics_names::COMMANDS`].
-const COMMAND_OUTCOMES: &[&str] = &["ok", "unknown", "refused", "user_error", "failed"];
+/// How a command ended, the `outcome` label of [`metrics_names::COMMANDS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CommandOutcome {
+    /// It ran and answered.
+    Ok,
+    /// No command (local or remote) has that name.
+    Unknown,
+    /// A check refused it (permission, cooldown, rate limit, switched off).
+    Refused,
+    /// The handler (or remote module) said the input was wrong.
+    UserError,
+    /// The handler failed, or the remote module could not be reached or made no sense.
+    Failed,
+}
+
+impl CommandOutcome {
+    /// Every outcome, in label order.
+    const ALL: [Self; 5] = [
+        Self::Ok,
+        Self::Unknown,
+        Self::Refused,
+        Self::UserError,
+        Self::Failed,
+    ];
+
+    /// The metric label.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Unknown => "unknown",
+            Self::Refused => "refused",
+            Self::UserError => "user_error",
+            Self::Failed => "failed",
+        }
+    }
+}
 
 /// The router's metrics.
 pub(crate) struct Meters {
     pub(crate) events: Labeled,
     pub(crate) event_seconds: Histogram,
-    pub(crate) commands: Labeled,
+    /// By [`CommandOutcome`], in its order.
+    commands: [Counter; 5],
     pub(crate) refusals: Labeled,
     pub(crate) rule_matches: Counter,
     /// By module: every local module known when the router was built.
@@ -82,7 +117,9 @@ impl Meters {
         Self {
             events: Labeled::new(metrics_names::EVENTS, "kind", waddlebot::EventKind::NAMES),
             event_seconds: metrics::histogram!(metrics_names::EVENT_SECONDS),
-            commands: Labeled::new(metrics_names::COMMANDS, "outcome", COMMAND_OUTCOMES),
+            commands: CommandOutcome::ALL.map(
+                |outcome| metrics::counter!(metrics_names::COMMANDS, "outcome" => outcome.label()),
+            ),
             refusals: Labeled::new(
                 metrics_names::REFUSALS,
                 "reason",
@@ -91,6 +128,11 @@ impl Meters {
             rule_matches: metrics::counter!(metrics_names::RULE_MATCHES),
             handlers,
         }
+    }
+
+    /// Counts a command that ended so.
+    pub(crate) fn command(&self, outcome: CommandOutcome) {
+        self.commands[outcome as usize].increment(1);
     }
 
     /// Records that a handler of `module` ran for `seconds`, and whether it failed.
@@ -130,5 +172,19 @@ impl Lookups {
 
     pub(crate) fn miss(&self) {
         self.misses.increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_outcomes_are_listed_in_their_own_order() {
+        for (index, outcome) in CommandOutcome::ALL.into_iter().enumerate() {
+            assert_eq!(outcome as usize, index, "{outcome:?}");
+        }
+        let labels = CommandOutcome::ALL.map(CommandOutcome::label);
+        assert_eq!(labels, ["ok", "unknown", "refused", "user_error", "failed"]);
     }
 }

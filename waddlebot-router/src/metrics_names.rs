@@ -9,8 +9,8 @@
 pub const EVENTS: &str = "waddlebot_events_total";
 /// Seconds to handle one event, from intake to outcome.
 pub const EVENT_SECONDS: &str = "waddlebot_event_duration_seconds";
-/// Commands, by `outcome`: `ok`, `unknown`, `refused`, `user_error` (the handler said the
-/// input was wrong), `failed`.
+/// Commands, local and remote, by `outcome`: `ok`, `unknown`, `refused`, `user_error` (the
+/// handler or remote module said the input was wrong), `failed`.
 pub const COMMANDS: &str = "waddlebot_commands_total";
 /// Refusals, by `reason` (`permission`, `cooldown`, `rate_limit`, `module_disabled`...).
 pub const REFUSALS: &str = "waddlebot_refusals_total";

@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::cache::CommunityView;
+use crate::meters::CommandOutcome;
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -488,6 +489,7 @@ impl crate::Router {
             .iter()
             .find(|m| m.enabled && m.commands.contains(&invocation.name))
         else {
+            self.meters.command(CommandOutcome::Unknown);
             return Ok(vec![Reply::text(format!(
                 "Unknown command: {shown}. No community module answers it."
             ))]);
@@ -516,8 +518,17 @@ impl crate::Router {
             &invocation.prefix,
         );
         Ok(match self.remote.call(module, &body).await {
-            Ok(replies) => replies,
-            Err(failure) => vec![Reply::text(failure.text(&shown))],
+            Ok(replies) => {
+                self.meters.command(CommandOutcome::Ok);
+                replies
+            }
+            Err(failure) => {
+                self.meters.command(match failure {
+                    CallFailure::Refused(_) => CommandOutcome::UserError,
+                    _ => CommandOutcome::Failed,
+                });
+                vec![Reply::text(failure.text(&shown))]
+            }
         })
     }
 

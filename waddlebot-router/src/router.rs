@@ -18,6 +18,7 @@ use waddlebot::{
 use crate::cache::{CacheTtl, CachedCommand, CachedStore, CommunityView};
 use crate::fanout::{HandlerReport, Reports, Subscriber};
 
+use crate::meters::CommandOutcome;
 use crate::parse::{Invocation, Prefixes, command_line};
 use crate::policy::{CommandRules, Policy, PolicyConfig};
 use crate::remote::RemoteCaller;
@@ -612,7 +613,7 @@ impl Router {
         let target = self.lookup(view, &invocation.name);
         let rules = match &target {
             Target::Unknown => {
-                self.meters.commands.increment("unknown");
+                self.meters.command(CommandOutcome::Unknown);
                 let prefix = self.display_prefix(&invocation.prefix);
                 return Ok(vec![Reply::text(format!(
                     "Unknown command: {}. Type {prefix}commands to see what I can do.",
@@ -670,14 +671,14 @@ impl Router {
         };
         Ok(match result {
             Ok(replies) => {
-                self.meters.commands.increment("ok");
+                self.meters.command(CommandOutcome::Ok);
                 replies
             }
             Err(err) => {
-                self.meters.commands.increment(if err.is_user_error() {
-                    "user_error"
+                self.meters.command(if err.is_user_error() {
+                    CommandOutcome::UserError
                 } else {
-                    "failed"
+                    CommandOutcome::Failed
                 });
                 vec![self.explain_failure(&shown(), err)]
             }
@@ -687,7 +688,7 @@ impl Router {
     /// The reply for a refusal, counted and logged.
     pub(crate) fn refuse(&self, refusal: &crate::policy::Refusal, shown: &str) -> Reply {
         tracing::info!(reason = refusal.reason(), "command refused");
-        self.meters.commands.increment("refused");
+        self.meters.command(CommandOutcome::Refused);
         self.meters.refusals.increment(refusal.reason());
         Reply::text(refusal.text(shown))
     }

@@ -1,14 +1,16 @@
 //! The router's metrics, read back through a debugging recorder.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use waddlebot::store::MemoryStore;
+use waddlebot::store::{EntityKey, MemoryStore, RemoteKind, RemoteModule};
 use waddlebot::{
     CommandError, CommandSpec, Context, Event, PermissionLevel, PlatformKind, command_fn,
 };
 use waddlebot_router::Router;
+use wiremock::matchers::path;
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// (name, labels, value) of one recorded metric.
 type Recorded = (String, Vec<(String, String)>, DebugValue);
@@ -38,6 +40,7 @@ fn commands_refusals_events_and_caches_are_counted() {
         runtime.block_on(async {
             let router = Router::builder()
                 .store(Arc::new(MemoryStore::new()))
+                .allow_private_targets(true)
                 .handler(command_fn(
                     CommandSpec::new("mod-only").min_level(PermissionLevel::Moderator),
                     |_ctx: Context| async { "ok" },
@@ -54,6 +57,60 @@ fn commands_refusals_events_and_caches_are_counted() {
                 ))
                 .build()
                 .expect("valid wiring");
+            // Remote (`#`) commands count too: one answers, one says the input was wrong,
+            // one is broken, one does not exist.
+            let server = MockServer::start().await;
+            for (route, answer) in [
+                (
+                    "/weather",
+                    ResponseTemplate::new(200).set_body_json(serde_json::json!(
+                        {"success": true, "response_type": "text", "message": "sunny"}
+                    )),
+                ),
+                (
+                    "/lookup",
+                    ResponseTemplate::new(200).set_body_json(serde_json::json!(
+                        {"success": false, "error": "no such city"}
+                    )),
+                ),
+                ("/broken", ResponseTemplate::new(404)),
+            ] {
+                Mock::given(path(route))
+                    .respond_with(answer)
+                    .mount(&server)
+                    .await;
+            }
+            let community = router
+                .store()
+                .resolve_entity(&EntityKey {
+                    platform: PlatformKind::Twitch,
+                    server_id: "pond".into(),
+                    channel_id: "pond".into(),
+                })
+                .await
+                .expect("entity")
+                .community_id;
+            for name in ["weather", "lookup", "broken"] {
+                router
+                    .register_remote_module(RemoteModule {
+                        community_id: community,
+                        name: name.into(),
+                        url: format!("{}/{name}", server.uri()),
+                        secret: "correct-horse-battery-staple".into(),
+                        commands: vec![name.into()],
+                        events: vec![],
+                        timeout_ms: 1500,
+                        kind: RemoteKind::Webhook,
+                        enabled: true,
+                        created_at: SystemTime::now(),
+                    })
+                    .await
+                    .expect("registered");
+            }
+            for text in ["#weather", "#lookup", "#broken", "#nothere"] {
+                let event = Event::chat(PlatformKind::Twitch, "pond", "pond", "alice", text);
+                router.handle(event).await.expect("handled");
+            }
             for text in [
                 "!ping",
                 "!ping",
@@ -83,10 +140,11 @@ fn commands_refusals_events_and_caches_are_counted() {
         })
         .collect();
     let commands = "waddlebot_commands_total";
-    assert_eq!(counter(&snapshot, commands, ("outcome", "ok")), 3);
-    assert_eq!(counter(&snapshot, commands, ("outcome", "unknown")), 1);
+    assert_eq!(counter(&snapshot, commands, ("outcome", "ok")), 3 + 1);
+    assert_eq!(counter(&snapshot, commands, ("outcome", "unknown")), 1 + 1);
     assert_eq!(counter(&snapshot, commands, ("outcome", "refused")), 2);
-    assert_eq!(counter(&snapshot, commands, ("outcome", "failed")), 1);
+    assert_eq!(counter(&snapshot, commands, ("outcome", "user_error")), 1);
+    assert_eq!(counter(&snapshot, commands, ("outcome", "failed")), 1 + 1);
     let refusals = "waddlebot_refusals_total";
     assert_eq!(counter(&snapshot, refusals, ("reason", "permission")), 1);
     assert_eq!(counter(&snapshot, refusals, ("reason", "cooldown")), 1);
@@ -104,12 +162,12 @@ fn commands_refusals_events_and_caches_are_counted() {
             "waddlebot_events_total",
             ("kind", "chat_message")
         ),
-        8
+        8 + 4
     );
     let cache = "waddlebot_cache_requests_total";
     assert!(counter(&snapshot, cache, ("result", "miss")) > 0);
     assert!(
-        counter(&snapshot, cache, ("result", "hit")) >= 7,
+        counter(&snapshot, cache, ("result", "hit")) >= 11,
         "the entity is cached after the first event"
     );
 }
