@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use waddlebot::store::{EntityKey, MemoryStore, RemoteKind, RemoteModule};
+use waddlebot::store::{MemoryStore, RemoteKind, RemoteModule};
 use waddlebot::{
     CommandError, CommandSpec, Context, Event, PermissionLevel, PlatformKind, command_fn,
 };
@@ -57,6 +57,21 @@ fn commands_refusals_events_and_caches_are_counted() {
                 ))
                 .build()
                 .expect("valid wiring");
+            let mut community = None;
+            for text in [
+                "!ping",
+                "!ping",
+                "!nope",
+                "!mod-only",
+                "!boom",
+                "!slow",
+                "!slow",
+                "hello",
+            ] {
+                let event = Event::chat(PlatformKind::Twitch, "pond", "pond", "alice", text);
+                community = Some(router.handle(event).await.expect("handled").community_id);
+            }
+            let community = community.expect("a community");
             // Remote (`#`) commands count too: one answers, one says the input was wrong,
             // one is broken, one does not exist.
             let server = MockServer::start().await;
@@ -80,16 +95,6 @@ fn commands_refusals_events_and_caches_are_counted() {
                     .mount(&server)
                     .await;
             }
-            let community = router
-                .store()
-                .resolve_entity(&EntityKey {
-                    platform: PlatformKind::Twitch,
-                    server_id: "pond".into(),
-                    channel_id: "pond".into(),
-                })
-                .await
-                .expect("entity")
-                .community_id;
             for name in ["weather", "lookup", "broken"] {
                 router
                     .register_remote_module(RemoteModule {
@@ -108,19 +113,6 @@ fn commands_refusals_events_and_caches_are_counted() {
                     .expect("registered");
             }
             for text in ["#weather", "#lookup", "#broken", "#nothere"] {
-                let event = Event::chat(PlatformKind::Twitch, "pond", "pond", "alice", text);
-                router.handle(event).await.expect("handled");
-            }
-            for text in [
-                "!ping",
-                "!ping",
-                "!nope",
-                "!mod-only",
-                "!boom",
-                "!slow",
-                "!slow",
-                "hello",
-            ] {
                 let event = Event::chat(PlatformKind::Twitch, "pond", "pond", "alice", text);
                 router.handle(event).await.expect("handled");
             }
