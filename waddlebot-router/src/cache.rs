@@ -265,7 +265,8 @@ where
     /// first and checked after, so a change between the check and the insert cannot slip by.
     fn insert_loaded(&self, key: K, value: V, changes: u64) {
         let now = Instant::now();
-        // Unreachable with the capped TTL; an entry that cannot say when it expires is not kept.
+        // Cannot overflow with the capped TTL; were it to, the entry would be a miss at once,
+        // never one kept forever.
         let expires = now.checked_add(self.ttl).unwrap_or(now);
         self.cache.insert(key.clone(), (expires, value));
         if self.changes() != changes {
@@ -359,19 +360,8 @@ impl CachedStore {
         Ok(view)
     }
 
-    /// The entity an event happened in (created on first sight), shared. The lookup borrows
-    /// the event's strings: a warm lookup copies nothing.
-    pub async fn entity(
-        &self,
-        platform: &PlatformKind,
-        server_id: &str,
-        channel_id: &str,
-    ) -> Result<Arc<Entity>, StoreError> {
-        self.entity_at(platform, server_id, channel_id, Instant::now())
-            .await
-    }
-
-    /// [`entity`](Self::entity) with the clock already read.
+    /// The entity an event happened in (created on first sight), shared, with the clock
+    /// already read. The lookup borrows the event's strings: a warm lookup copies nothing.
     pub(crate) async fn entity_at(
         &self,
         platform: &PlatformKind,
@@ -433,7 +423,12 @@ impl std::fmt::Debug for CachedStore {
 impl Store for CachedStore {
     async fn resolve_entity(&self, key: &EntityKey) -> Result<Entity, StoreError> {
         let entity = self
-            .entity(&key.platform, &key.server_id, &key.channel_id)
+            .entity_at(
+                &key.platform,
+                &key.server_id,
+                &key.channel_id,
+                Instant::now(),
+            )
             .await?;
         Ok(Entity::clone(&entity))
     }

@@ -82,7 +82,7 @@ impl CommandOutcome {
     ];
 
     /// The metric label.
-    pub(crate) fn label(self) -> &'static str {
+    fn label(self) -> &'static str {
         match self {
             Self::Ok => "ok",
             Self::Unknown => "unknown",

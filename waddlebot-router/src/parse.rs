@@ -37,7 +37,7 @@ impl Prefixes {
     /// Parses a chat line as a command, if it is one.
     pub fn parse(&self, text: &str) -> Option<Invocation> {
         let all = self.local.iter().chain(std::iter::once(&self.remote));
-        let mut invocation = command_line_of(text, all)?;
+        let mut invocation = command_line(text, all)?;
         invocation.remote = invocation.prefix == self.remote;
         Some(invocation)
     }
@@ -46,11 +46,7 @@ impl Prefixes {
 /// Parses `text` as a (local) command if it starts with one of `prefixes` directly followed by
 /// a name.
 /// `!` alone, `! ping` and text without a prefix are not commands.
-pub fn command_line(text: &str, prefixes: &[String]) -> Option<Invocation> {
-    command_line_of(text, prefixes)
-}
-
-fn command_line_of<'a>(
+pub fn command_line<'a>(
     text: &str,
     prefixes: impl IntoIterator<Item = &'a String>,
 ) -> Option<Invocation> {

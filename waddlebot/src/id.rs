@@ -58,10 +58,7 @@ impl SessionId {
     pub fn random() -> Self {
         let mut buffer = uuid::Uuid::encode_buffer();
         let hex = uuid::Uuid::new_v4().simple().encode_lower(&mut buffer);
-        let mut id = String::with_capacity(5 + hex.len());
-        id.push_str("sess_");
-        id.push_str(hex);
-        Self(id)
+        Self(["sess_", hex].concat())
     }
 }
 
