@@ -35,51 +35,86 @@ async fn memory_sessions_round_trip_and_expire() {
     assert_eq!(store.get(&id).await.expect("read"), None, "expired");
 }
 
+/// Slots a shard grows and drops at a time, and shards: what the store's bounds are made of.
+const CHUNK: usize = 256;
+const SHARDS: usize = 16;
+
+/// Ids this store gives out, and ids in its shape it did not give out (a program's own): the
+/// bounds hold for both.
+fn id_kinds(store: &MemorySessions) -> [Box<dyn Fn(usize) -> SessionId + '_>; 2] {
+    [
+        Box::new(|_| store.new_id()),
+        Box::new(|n| {
+            SessionId(format!(
+                "sess_{:016x}{n:016x}",
+                (n as u64).wrapping_mul(0x9E37_79B9)
+            ))
+        }),
+    ]
+}
+
 #[tokio::test]
-async fn memory_sessions_reuse_expired_slots_instead_of_growing() {
-    let store = MemorySessions::new(Duration::from_millis(50));
-    // Ids in the router's shape, spread evenly over the store's shards.
-    let id = |n: u64| SessionId(format!("sess_{:016x}{n:016x}", n.wrapping_mul(0x9E37_79B9)));
-    for n in 0..2_000 {
-        store.put(&id(n), info()).await.expect("stored");
-    }
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    for n in 2_000..4_000 {
-        store.put(&id(n), info()).await.expect("stored");
-    }
-    // Far below the capacity of a million: the expired sessions made room.
-    assert_eq!(
-        store.len(),
-        2_000,
-        "the new sessions took the expired ones' slots"
-    );
-    for n in 2_000..4_000 {
+async fn memory_sessions_drop_expired_chunks_instead_of_growing() {
+    const WAVE: usize = SHARDS * CHUNK * 2;
+    // Long enough for the second wave to be stored and read back while it lives (a debug
+    // build is slow); the waits are a little longer.
+    const TTL: Duration = Duration::from_millis(600);
+    let store = MemorySessions::new(TTL);
+    for (kind, id) in id_kinds(&store).iter().enumerate() {
+        for n in 0..WAVE {
+            store.put(&id(n), info()).await.expect("stored");
+        }
+        tokio::time::sleep(TTL + Duration::from_millis(100)).await;
+        let second: Vec<SessionId> = (WAVE..2 * WAVE).map(id).collect();
+        for id in &second {
+            store.put(id, info()).await.expect("stored");
+        }
+        // Far below the capacity of a million: the expired chunks were dropped, all but the
+        // one in each shard the second wave went on filling.
+        let held = store.len();
         assert!(
-            store.get(&id(n)).await.expect("read").is_some(),
-            "live ones kept"
+            (WAVE..=WAVE + SHARDS * CHUNK).contains(&held),
+            "ids of kind {kind}: {held} held"
         );
+        for (n, id) in second.iter().enumerate() {
+            assert!(
+                store.get(id).await.expect("read").is_some(),
+                "live ones kept: ids of kind {kind}, {n}"
+            );
+        }
+        tokio::time::sleep(TTL + Duration::from_millis(100)).await;
     }
 }
 
 #[tokio::test]
 async fn memory_sessions_keep_the_newest_when_full() {
     let store = MemorySessions::with_capacity(Duration::from_secs(3600), 160);
-    let ids: Vec<SessionId> = (0..1000).map(|_| SessionId::random()).collect();
-    for id in &ids {
-        store.put(id, info()).await.expect("stored");
+    for (kind, id) in id_kinds(&store).iter().enumerate() {
+        let ids: Vec<SessionId> = (0..1000).map(id).collect();
+        for id in &ids {
+            store.put(id, info()).await.expect("stored");
+        }
+        // A chunk is 10 slots here (the capacity's share of a shard): full, and at most a
+        // chunk a shard more.
+        let held = store.len();
+        assert!(
+            (160..=160 + SHARDS * 10).contains(&held),
+            "ids of kind {kind}: {held} held"
+        );
+        assert_eq!(
+            store.get(&ids[0]).await.expect("read"),
+            None,
+            "the oldest made room"
+        );
+        for id in &ids[1000 - 160..] {
+            assert!(
+                store.get(id).await.expect("read").is_some(),
+                "the newest are kept"
+            );
+        }
     }
-    assert_eq!(store.len(), 160, "full, and no larger");
-    assert_eq!(
-        store.get(&ids[0]).await.expect("read"),
-        None,
-        "the oldest made room"
-    );
-    assert!(
-        store.get(&ids[999]).await.expect("read").is_some(),
-        "the newest is kept"
-    );
 
-    // Ids in another shape, as a program may choose, are kept too.
+    // Ids in any other shape, as a program may choose, are kept too.
     let own = SessionId("my-own-id".to_owned());
     store.put(&own, info()).await.expect("stored");
     assert!(store.get(&own).await.expect("read").is_some());
@@ -94,13 +129,18 @@ async fn memory_sessions_keep_the_newest_when_full() {
 
 #[tokio::test]
 async fn memory_sessions_wrap_around_a_ring_of_several_chunks() {
-    // 2,500 a shard: each ring grows over three chunks of slots, fills, and wraps around.
-    let store = MemorySessions::with_capacity(Duration::from_secs(3600), 16 * 2_500);
-    let ids: Vec<SessionId> = (0..100_000).map(|_| SessionId::random()).collect();
+    // 2,500 a shard: each shard fills ten chunks and more, then drops its oldest as it goes.
+    const CAPACITY: usize = SHARDS * 2_500;
+    let store = MemorySessions::with_capacity(Duration::from_secs(3600), CAPACITY);
+    let ids: Vec<SessionId> = (0..100_000).map(|_| store.new_id()).collect();
     for id in &ids {
         store.put(id, info()).await.expect("stored");
     }
-    assert_eq!(store.len(), 40_000, "every shard full, and no larger");
+    let held = store.len();
+    assert!(
+        (CAPACITY..=CAPACITY + SHARDS * CHUNK).contains(&held),
+        "every shard full, and at most a chunk larger: {held}"
+    );
     for id in &ids[..1_000] {
         assert_eq!(
             store.get(id).await.expect("read"),
@@ -108,11 +148,91 @@ async fn memory_sessions_wrap_around_a_ring_of_several_chunks() {
             "old ones made room"
         );
     }
-    for id in &ids[99_000..] {
+    for id in &ids[100_000 - CAPACITY..] {
         assert!(
             store.get(id).await.expect("read").is_some(),
             "new ones kept"
         );
+    }
+}
+
+#[tokio::test]
+async fn memory_sessions_keep_a_session_whose_slot_was_dropped_while_it_ran() {
+    // One slot a shard: the chunk of an id given out early is dropped long before a slow
+    // handler is done with its event.
+    let store = MemorySessions::with_capacity(Duration::from_secs(3600), SHARDS);
+    let slow = store.new_id();
+    for _ in 0..1_000 {
+        let id = store.new_id();
+        store.put(&id, info()).await.expect("stored");
+    }
+    let info = info();
+    store.put(&slow, info.clone()).await.expect("stored");
+    assert_eq!(store.get(&slow).await.expect("read"), Some(info));
+}
+
+#[tokio::test]
+async fn memory_sessions_find_only_their_own_ids() {
+    let store = MemorySessions::new(Duration::from_secs(3600));
+    let other = MemorySessions::new(Duration::from_secs(3600));
+    let id = store.new_id();
+    store.put(&id, info()).await.expect("stored");
+    // An id the other store gave out (after a restart, say) names no session here, even with
+    // sessions in every slot it could point at.
+    let foreign = other.new_id();
+    for _ in 0..10 {
+        let id = store.new_id();
+        store.put(&id, info()).await.expect("stored");
+    }
+    assert_eq!(store.get(&foreign).await.expect("read"), None);
+    assert!(store.get(&id).await.expect("read").is_some());
+    // Ids are not a count anyone can read: consecutive ones differ in more than the last digit.
+    let (a, b) = (store.new_id(), store.new_id());
+    assert_ne!(a.0[..20], b.0[..20]);
+}
+
+#[tokio::test]
+async fn memory_sessions_keep_what_a_handled_event_came_from() {
+    use std::sync::Arc;
+    use waddlebot::Event;
+    use waddlebot::store::{Entity, EntityKey};
+
+    let store = MemorySessions::new(Duration::from_secs(3600));
+    let entity = Arc::new(Entity {
+        id: EntityId(7),
+        community_id: CommunityId(3),
+        key: EntityKey {
+            platform: PlatformKind::Discord,
+            server_id: "guild".into(),
+            channel_id: "general".into(),
+        },
+        created_at: std::time::SystemTime::now(),
+    });
+    let event = |user: &str, event_id: &str, channel: &str| {
+        let mut event = Event::chat(PlatformKind::Discord, "guild", channel, user, "!hello");
+        event.id = EventId(event_id.to_owned());
+        Arc::new(event)
+    };
+    let cases = [
+        // The router's own event ids, platform ids of other shapes, and a user id longer
+        // than what is kept inline.
+        event("42", &EventId::random().0, "general"),
+        event("42", &EventId::random().0.to_uppercase(), "general"),
+        event("1234567890123456789", "1234567890123456789", "general"),
+        event(
+            "U0123ABCD",
+            "8d3e4f5a-0000-4000-8000-123456789abc",
+            "general",
+        ),
+        event(&"long-user-id-".repeat(4), "Ev0123", "general"),
+        // An event from another place than its entity's key (not shared, kept whole).
+        event("42", "e1", "elsewhere"),
+    ];
+    for event in cases {
+        let id = store.new_id();
+        let expected = SessionInfo::of(&entity, &event);
+        store.put_event(&id, &entity, event).await.expect("stored");
+        assert_eq!(store.get(&id).await.expect("read"), Some(expected));
     }
 }
 
@@ -142,7 +262,7 @@ async fn redis_sessions_round_trip_with_their_ttl_set() {
 #[tokio::test]
 async fn memory_sessions_tell_ids_of_near_shapes_apart() {
     let store = MemorySessions::new(Duration::from_secs(3600));
-    let id = SessionId::random();
+    let id = store.new_id();
     store.put(&id, info()).await.expect("stored");
     let hex = &id.0["sess_".len()..];
     // The same bits written otherwise are other ids: none of them finds the session.

@@ -52,19 +52,25 @@ impl Default for CacheTtl {
 /// dropped whole when anything in it changes: one cache lookup per event instead of one per
 /// record, and no key to allocate. Communities keep few of these records (commands, aliases,
 /// overrides, module switches, grants, remote modules), so holding them all is cheap.
+///
+/// Its maps hash with foldhash: their keys are names and ids the community's own records hold,
+/// looked up several times per event.
 #[derive(Debug, Default)]
 pub struct CommunityView {
-    commands: HashMap<String, Arc<CachedCommand>>,
-    aliases: HashMap<String, Alias>,
-    settings: HashMap<String, CommandSettings>,
-    installs: HashMap<String, ModuleInstall>,
+    commands: Map<Arc<CachedCommand>>,
+    aliases: Map<Alias>,
+    settings: Map<CommandSettings>,
+    installs: Map<ModuleInstall>,
     /// Grants by platform, then user id: looked up with borrowed strings.
-    grants: HashMap<String, HashMap<String, RoleGrant>>,
+    grants: Map<Map<RoleGrant>>,
     /// The remote modules, in registration order.
     remote: Arc<Vec<RemoteModule>>,
     /// The prefixes from the `core` module config, worked out once per view.
     pub(crate) prefixes: std::sync::OnceLock<Option<crate::parse::Prefixes>>,
 }
+
+/// A [`CommunityView`] map, by name.
+type Map<T> = HashMap<String, T, foldhash::fast::RandomState>;
 
 /// A custom command with its template parsed once.
 #[derive(Debug)]
@@ -107,7 +113,7 @@ impl CommunityView {
     }
 
     async fn load(store: &dyn Store, community: CommunityId) -> Result<Self, StoreError> {
-        let mut grants: HashMap<String, HashMap<String, RoleGrant>> = HashMap::new();
+        let mut grants: Map<Map<RoleGrant>> = Map::default();
         for grant in store.list_role_grants(community).await? {
             grants
                 .entry(grant.platform.as_str().to_owned())
@@ -140,7 +146,7 @@ impl CommunityView {
     }
 }
 
-fn by_name<T>(items: Vec<T>, name: impl Fn(&T) -> &str) -> HashMap<String, T> {
+fn by_name<T>(items: Vec<T>, name: impl Fn(&T) -> &str) -> Map<T> {
     items
         .into_iter()
         .map(|item| (name(&item).to_owned(), item))

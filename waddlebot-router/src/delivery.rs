@@ -173,7 +173,7 @@ impl Router {
             .get(&event.platform)
             .cloned()
             .ok_or_else(|| RouterError::NoPlatform(event.platform.clone()))?;
-        let session = SessionId::random();
+        let session = self.new_session_id();
         let Some(window) = platform.limits().answer_window else {
             return self
                 .handle_and_deliver(platform, event, session)

@@ -78,7 +78,9 @@ pub struct MemoryLimiter {
 
 #[derive(Default)]
 struct MemoryState {
-    windows: HashMap<String, Window>,
+    /// By key. foldhash: a key's variable parts are a community, a command and a platform's
+    /// user id, which users do not choose (the platform assigns it).
+    windows: HashMap<String, Window, foldhash::fast::RandomState>,
     calls: u64,
 }
 

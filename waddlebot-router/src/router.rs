@@ -23,7 +23,7 @@ use crate::parse::{Invocation, Prefixes, command_line};
 use crate::policy::{CommandRules, Policy, PolicyConfig};
 use crate::remote::RemoteCaller;
 use crate::rules::{self, RuleEffect, SharedRules};
-use crate::session::{SessionInfo, SessionStore};
+use crate::session::SessionStore;
 use waddlebot::clock::Clock;
 
 /// Router settings.
@@ -321,11 +321,19 @@ impl Router {
     /// Decides what an event means and runs it, returning what would be delivered. Nothing is
     /// sent: see [`dispatch`](Self::dispatch) for that.
     pub async fn handle(&self, event: Event) -> Result<Outcome, RouterError> {
-        self.handle_with_session(event, SessionId::random()).await
+        self.handle_with_session(event, self.new_session_id()).await
+    }
+
+    /// A new session id from the router's session store, for
+    /// [`handle_with_session`](Self::handle_with_session). Any id works there; one from here is
+    /// the one the store finds fastest.
+    pub fn new_session_id(&self) -> SessionId {
+        self.sessions.new_id()
     }
 
     /// [`handle`](Self::handle) with a session id chosen by the caller (who may need it before
-    /// the outcome is known, to defer a platform's answer).
+    /// the outcome is known, to defer a platform's answer): preferably one from
+    /// [`new_session_id`](Self::new_session_id).
     pub async fn handle_with_session(
         &self,
         event: Event,
@@ -390,14 +398,13 @@ impl Router {
             let mut outcome = self.handle_plain(&event, &entity, &view, outcome).await?;
             self.show_overlays(outcome.community_id, &mut outcome.replies);
             if outcome.processed {
-                self.remember(&outcome, SessionInfo::of_shared(&entity, event))
-                    .await;
+                self.remember(&outcome, &entity, event).await;
             }
             return Ok(outcome);
         };
         tracing::Span::current().record("command", invocation.name.as_str());
         outcome.processed = true;
-        let shown = format!("{}{}", invocation.prefix, invocation.name);
+        let shown = [invocation.prefix.as_str(), &invocation.name].concat();
         // A command runs at the caller's level in this community: badges and role grants.
         let mut event = event;
         event.user.level = self.policy.effective_level(&view, &event);
@@ -444,8 +451,7 @@ impl Router {
             event
         };
         self.show_overlays(outcome.community_id, &mut outcome.replies);
-        self.remember(&outcome, SessionInfo::of_shared(&entity, event))
-            .await;
+        self.remember(&outcome, &entity, event).await;
         Ok(outcome)
     }
 
@@ -497,8 +503,12 @@ impl Router {
 
     /// Keeps the session of a processed event, so late replies can find their way back. A
     /// session store failure costs only late replies, so it is logged, not raised.
-    async fn remember(&self, outcome: &Outcome, info: SessionInfo) {
-        if let Err(err) = self.sessions.put(&outcome.session_id, info).await {
+    async fn remember(&self, outcome: &Outcome, entity: &Arc<Entity>, event: Arc<Event>) {
+        if let Err(err) = self
+            .sessions
+            .put_event(&outcome.session_id, entity, event)
+            .await
+        {
             tracing::warn!(error = %err, "session not stored; late replies to it will be refused");
         }
     }

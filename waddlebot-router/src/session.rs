@@ -2,12 +2,17 @@
 //! quote. A session remembers where the event came from, for [`SESSION_TTL`] (an hour, the
 //! original's `SESSION_TTL`), so a late answer reaches the right channel and only that one.
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
+use compact_str::CompactString;
+use quanta::Instant;
 use serde::{Deserialize, Serialize};
-use waddlebot::{CommunityId, EntityId, EventId, PlatformKind, SessionId};
+use waddlebot::store::Entity;
+use waddlebot::{CommunityId, EntityId, Event, EventId, PlatformKind, SessionId};
 
 /// How long a session lives by default.
 pub const SESSION_TTL: Duration = Duration::from_secs(3600);
@@ -33,7 +38,7 @@ pub struct SessionInfo {
 
 impl SessionInfo {
     /// Where `event`, which happened in `entity`, came from.
-    pub fn of(entity: &waddlebot::store::Entity, event: &waddlebot::Event) -> Self {
+    pub fn of(entity: &Entity, event: &Event) -> Self {
         Self {
             community_id: entity.community_id,
             entity_id: entity.id,
@@ -47,11 +52,8 @@ impl SessionInfo {
 
     /// [`of`](Self::of) an event the router is done with: its strings are taken rather than
     /// copied when nothing else holds it.
-    pub(crate) fn of_shared(
-        entity: &waddlebot::store::Entity,
-        event: std::sync::Arc<waddlebot::Event>,
-    ) -> Self {
-        match std::sync::Arc::try_unwrap(event) {
+    fn of_shared(entity: &Entity, event: Arc<Event>) -> Self {
+        match Arc::try_unwrap(event) {
             Ok(event) => Self {
                 community_id: entity.community_id,
                 entity_id: entity.id,
@@ -95,181 +97,407 @@ pub trait SessionStore: Send + Sync {
 
     /// A live session, or `None` once it expired.
     async fn get(&self, id: &SessionId) -> Result<Option<SessionInfo>, SessionError>;
+
+    /// A new session id, for an event about to be handled. The default is
+    /// [`SessionId::random`]; a store may give ids it finds its sessions by
+    /// ([`MemorySessions`] does).
+    fn new_id(&self) -> SessionId {
+        SessionId::random()
+    }
+
+    /// Remembers the session of `event`, which the router handled in `entity`: what the router
+    /// calls for every processed event. The default keeps [`SessionInfo::of`] the two through
+    /// [`put`](Self::put) (taking the event's strings when nothing else holds it); a store may
+    /// keep less ([`MemorySessions`] shares the entity with the router's cache).
+    async fn put_event(
+        &self,
+        id: &SessionId,
+        entity: &Arc<Entity>,
+        event: Arc<Event>,
+    ) -> Result<(), SessionError> {
+        self.put(id, SessionInfo::of_shared(entity, event)).await
+    }
 }
 
-/// Sessions in this process: a few mutex-guarded shards, each a ring of sessions with an
-/// index by id. A new session takes the slot of the oldest once that one has expired, or a
-/// new slot while there are fewer than the capacity (a million in all by default), or else
-/// replaces the oldest; a session is readable until its own expiry time. So memory follows
-/// the sessions of one TTL (a bot seeing ten events a second holds about 36,000), up to the
-/// capacity. A ring grows a chunk of slots at a time, without moving the sessions it holds;
-/// it keeps its memory, so a steady stream of events reuses slots instead of churning
-/// through fresh pages.
+/// Sessions in this process, found without an index: an id this store gave out
+/// ([`new_id`](SessionStore::new_id)) carries the number of its slot. Sessions sit in a few
+/// mutex-guarded shards, each a run of chunks of slots by number; a chunk is dropped whole once
+/// everything in it has expired, or when the shard holds more than its share of the capacity (a
+/// million in all by default), and the last one dropped is reused for the next. So memory
+/// follows the sessions of one TTL (a bot seeing ten events a second holds about 36,000), up
+/// to the capacity, and a steady stream of events reuses chunks instead of touching fresh
+/// pages. A session is readable until its own expiry time.
 ///
-/// An id in the router's shape (`sess_` and 32 hex digits, random) is kept as two numbers: 64
-/// of its bits are the index key as they are (no hashing of text, no copy of the id), the
-/// other 64 are compared on lookup. Any other id a program chooses is keyed by its hash and
-/// compared whole.
+/// An id this store gave out is `sess_` and 32 hex digits: its slot's number (masked, so ids do
+/// not count the events) and 64 random bits, compared on lookup. Any other id (a program's own,
+/// or one given out before a restart) is kept in the next free slot and found through a map
+/// by the whole id.
 pub struct MemorySessions {
     ttl: Duration,
-    per_shard: usize,
+    /// Slots in a chunk.
+    chunk: usize,
+    /// Chunks a shard keeps at most.
+    chunks: usize,
+    /// The number the next slot gets.
+    next: AtomicU64,
+    /// Mixed into the numbers ids show.
+    mask: u64,
     shards: Box<[Mutex<Ring>]>,
+    /// Ids in another shape, or whose slot was gone when they were kept: their slot numbers.
+    others: Mutex<Others>,
 }
+
+type Others = HashMap<Box<str>, u64, foldhash::fast::RandomState>;
+
+/// Ids in another shape whose sessions a shard dropped, with their numbers in the shard.
+type Dropped = Vec<(Box<str>, u64)>;
 
 const SHARDS: usize = 16;
 const CAPACITY: usize = 1_000_000;
 
-/// What else an entry's id must match besides its key.
+/// An odd multiplier (the golden ratio's bits) and its inverse modulo 2^64.
+const MIX: u64 = 0x9E37_79B9_7F4A_7C15;
+const MIX_INVERSE: u64 = {
+    // Newton's iteration: each step doubles the bits that are right (3 → 96).
+    let mut inverse = MIX;
+    let mut step = 0;
+    while step < 5 {
+        inverse = inverse.wrapping_mul(2u64.wrapping_sub(MIX.wrapping_mul(inverse)));
+        step += 1;
+    }
+    inverse
+};
+const _: () = assert!(MIX.wrapping_mul(MIX_INVERSE) == 1);
+
+/// Slots per chunk: a shard grows and drops this many at a time.
+const CHUNK: usize = 256;
+
+/// What a session's id must match besides its slot.
 #[derive(PartialEq, Eq)]
 enum Check {
-    /// The other half of a random id.
+    /// The random half of an id this store gave out.
     Half(u64),
-    /// An id in another shape, whole.
+    /// Any other id, whole.
     Whole(Box<str>),
 }
 
 struct Held {
-    key: u64,
     check: Check,
     expires: Instant,
-    info: SessionInfo,
+    origin: Origin,
 }
 
-/// Slots per chunk of a ring: a ring grows a chunk at a time, so growing never copies the
-/// sessions it holds (a doubling vector would copy them all, and touch twice the memory).
-const CHUNK: usize = 1024;
-
-#[derive(Default)]
-struct Ring {
-    /// The slots, in chunks of [`CHUNK`] allocated whole; only the last is partly filled.
-    chunks: Vec<Vec<Held>>,
-    /// How many slots are in use.
-    len: usize,
-    /// The slot written longest ago: the next to be reused.
-    next: usize,
-    /// Key → slot.
-    index: std::collections::HashMap<u64, usize, std::hash::BuildHasherDefault<KeyHasher>>,
+/// Where a session's event came from, in as few bytes as a router's session allows: a store
+/// holding a million of them touches memory in proportion (80 bytes a slot, no allocation of
+/// its own, against ~300 bytes and four strings for a whole [`SessionInfo`]).
+enum Origin {
+    /// An event the router handled: the entity (community, platform, server, channel) shared
+    /// with the router's cache, the user's and the event's ids inline when they are short.
+    Event {
+        entity: Arc<Entity>,
+        user_id: CompactString,
+        event_id: EventKey,
+    },
+    /// A session given whole ([`SessionStore::put`]).
+    Info(Box<SessionInfo>),
 }
 
-impl Ring {
-    /// Keeps `held` in the slot written longest ago once that one has expired (or the ring is
-    /// at `capacity`), else in a new slot. So a ring grows to the sessions of one TTL (or to
-    /// its capacity) and then cycles: a quiet bot keeps an hour of sessions, not a million.
-    fn put(&mut self, held: Held, capacity: usize, now: Instant) {
-        let key = held.key;
-        let reuse = self.len > 0
-            && (self.len >= capacity
-                || self
-                    .slot_mut(self.next)
-                    .is_some_and(|oldest| oldest.expires <= now));
-        let slot = if reuse {
-            let slot = self.next;
-            let Some(taken) = self.slot_mut(slot) else {
-                return;
-            };
-            let old = std::mem::replace(taken, held);
-            if self.index.get(&old.key) == Some(&slot) {
-                self.index.remove(&old.key);
-            }
-            self.next = (slot + 1) % self.len;
-            slot
-        } else {
-            // A new slot at the end; the oldest stays where it is.
-            let slot = self.len;
-            if slot.is_multiple_of(CHUNK) {
-                self.chunks.push(Vec::with_capacity(CHUNK.min(capacity)));
-            }
-            // Within the chunk's capacity: never reallocates.
-            self.chunks[slot / CHUNK].push(held);
-            self.len += 1;
-            slot
-        };
-        self.index.insert(key, slot);
-    }
-
-    fn slot_mut(&mut self, slot: usize) -> Option<&mut Held> {
-        self.chunks.get_mut(slot / CHUNK)?.get_mut(slot % CHUNK)
-    }
-
-    fn get(&self, key: u64) -> Option<&Held> {
-        let slot = *self.index.get(&key)?;
-        self.chunks.get(slot / CHUNK)?.get(slot % CHUNK)
-    }
+/// An event id: the router's own (32 lower-case hex digits) as its 16 bytes, any other as text.
+enum EventKey {
+    Simple(uuid::Uuid),
+    Text(CompactString),
 }
 
-/// Keys are random bits already: one multiplication spreads them over the table.
-#[derive(Default, Clone, Copy)]
-struct KeyHasher(u64);
-
-impl std::hash::Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+impl EventKey {
+    fn new(id: &str) -> Self {
+        let simple = id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        match simple.then(|| uuid::Uuid::try_parse(id).ok()).flatten() {
+            Some(bits) => Self::Simple(bits),
+            None => Self::Text(id.into()),
         }
     }
 
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
+    fn to_event_id(&self) -> EventId {
+        EventId(match self {
+            Self::Simple(bits) => bits.simple().to_string(),
+            Self::Text(text) => text.to_string(),
+        })
     }
 }
 
-/// The map key of an id and what else it must match. Ids come from the router or the
-/// program embedding it (a client only looks them up), so keying other shapes by a fast
-/// hash opens no flooding attack.
-fn key(id: &SessionId) -> (u64, Check) {
-    let random =
-        id.0.strip_prefix("sess_")
-            // 32 hex digits (uuid's parser checks each; the length rules out its other forms).
-            .filter(|hex| hex.len() == 32)
-            .and_then(|hex| uuid::Uuid::try_parse(hex).ok())
-            .map(|bits| {
-                let (high, low) = bits.as_u64_pair();
-                (low, Check::Half(high))
-            });
-    random.unwrap_or_else(|| {
-        use std::hash::BuildHasher;
-        static SEED: std::sync::LazyLock<foldhash::fast::RandomState> =
-            std::sync::LazyLock::new(Default::default);
-        (SEED.hash_one(&id.0), Check::Whole(id.0.as_str().into()))
-    })
+impl Origin {
+    fn info(&self) -> SessionInfo {
+        match self {
+            Self::Event {
+                entity,
+                user_id,
+                event_id,
+            } => SessionInfo {
+                community_id: entity.community_id,
+                entity_id: entity.id,
+                platform: entity.key.platform.clone(),
+                server_id: entity.key.server_id.clone(),
+                channel_id: entity.key.channel_id.clone(),
+                user_id: user_id.to_string(),
+                event_id: event_id.to_event_id(),
+            },
+            Self::Info(info) => SessionInfo::clone(info),
+        }
+    }
+}
+
+struct Chunk {
+    slots: Box<[Option<Held>]>,
+    /// The latest expiry of the sessions in it.
+    newest: Option<Instant>,
+}
+
+impl Chunk {
+    fn new(size: usize) -> Self {
+        Self {
+            slots: (0..size).map(|_| None).collect(),
+            newest: None,
+        }
+    }
+}
+
+/// One shard: chunks of slots by number, the first holding slot `first`.
+#[derive(Default)]
+struct Ring {
+    first: u64,
+    /// A position no session was kept in yet holds no chunk.
+    chunks: VecDeque<Option<Chunk>>,
+    /// The chunk dropped last, emptied, for the next one needed.
+    spare: Option<Chunk>,
+}
+
+impl Ring {
+    /// Keeps `held` in slot `number` (this shard's count), unless that slot is taken or its
+    /// chunk was already dropped: then `held` comes back. Returns too the ids in another shape
+    /// whose sessions were dropped to make room, with their numbers, for the caller to forget.
+    fn put(
+        &mut self,
+        number: u64,
+        held: Held,
+        store: &MemorySessions,
+        now: Instant,
+    ) -> (Result<(), Held>, Dropped) {
+        let mut dropped = Vec::new();
+        let Some(offset) = number.checked_sub(self.first) else {
+            return (Err(held), dropped);
+        };
+        let size = store.chunk as u64;
+        let mut position = usize::try_from(offset / size).unwrap_or(usize::MAX);
+        // Full: the oldest chunks make room (those beyond the ones held only move `first`).
+        if position >= store.chunks {
+            let excess = position - (store.chunks - 1);
+            for _ in 0..excess.min(self.chunks.len()) {
+                self.drop_front(store.chunk, &mut dropped);
+            }
+            let rest = excess.saturating_sub(self.chunks.len());
+            self.first = self
+                .first
+                .saturating_add((rest as u64).saturating_mul(size));
+            position = store.chunks - 1;
+        }
+        while self.chunks.len() <= position {
+            self.chunks.push_back(None);
+        }
+        let spare = &mut self.spare;
+        let chunk = self.chunks[position]
+            .get_or_insert_with(|| spare.take().unwrap_or_else(|| Chunk::new(store.chunk)));
+        let slot = &mut chunk.slots[(offset % size) as usize];
+        if slot.is_some() {
+            return (Err(held), dropped);
+        }
+        chunk.newest = chunk.newest.max(Some(held.expires));
+        *slot = Some(held);
+        // Chunks before the newest whose sessions have all expired (or that hold none).
+        while self.chunks.len() > 1
+            && self.chunks[0]
+                .as_ref()
+                .is_none_or(|chunk| chunk.newest.is_none_or(|newest| newest <= now))
+        {
+            self.drop_front(store.chunk, &mut dropped);
+        }
+        (Ok(()), dropped)
+    }
+
+    fn drop_front(&mut self, size: usize, dropped: &mut Dropped) {
+        let first = self.first;
+        self.first += size as u64;
+        let Some(Some(mut chunk)) = self.chunks.pop_front() else {
+            return;
+        };
+        for (n, slot) in chunk.slots.iter_mut().enumerate() {
+            if let Some(Held {
+                check: Check::Whole(id),
+                ..
+            }) = slot.take()
+            {
+                dropped.push((id, first + n as u64));
+            }
+        }
+        chunk.newest = None;
+        self.spare = Some(chunk);
+    }
+
+    fn get(&self, number: u64, size: usize) -> Option<&Held> {
+        let offset = number.checked_sub(self.first)?;
+        let position = usize::try_from(offset / size as u64).ok()?;
+        self.chunks.get(position)?.as_ref()?.slots[(offset % size as u64) as usize].as_ref()
+    }
+
+    fn held(&self) -> usize {
+        self.chunks
+            .iter()
+            .flatten()
+            .map(|chunk| chunk.slots.iter().flatten().count())
+            .sum()
+    }
 }
 
 impl MemorySessions {
-    /// Sessions living `ttl`, at most a million held.
+    /// Sessions living `ttl`, a million held at most.
     pub fn new(ttl: Duration) -> Self {
         Self::with_capacity(ttl, CAPACITY)
     }
 
-    /// Sessions living `ttl`, about `capacity` held at most (the oldest make room).
+    /// Sessions living `ttl`: at least the newest `capacity` are kept (while they live), and at
+    /// most a chunk of 256 slots a shard more.
     pub fn with_capacity(ttl: Duration, capacity: usize) -> Self {
+        let per_shard = capacity.div_ceil(SHARDS).max(1);
+        let chunk = CHUNK.min(per_shard);
         Self {
             // An instant plus a huge duration overflows (a panic).
             ttl: ttl.min(crate::cache::FOREVER),
-            per_shard: capacity.div_ceil(SHARDS).max(1),
+            chunk,
+            // One more than the capacity needs: the newest chunk is still filling.
+            chunks: per_shard.div_ceil(chunk) + 1,
+            next: AtomicU64::new(0),
+            mask: rand::random(),
             shards: (0..SHARDS).map(|_| Default::default()).collect(),
+            others: Mutex::default(),
         }
     }
 
-    fn shard(&self, key: u64) -> std::sync::MutexGuard<'_, Ring> {
-        // The key's low bits (random in both kinds of key) pick the shard.
-        let index = usize::try_from(key % SHARDS as u64).unwrap_or(0);
-        // Every change below is one map operation: a poisoned shard is still consistent.
-        self.shards[index]
+    /// The shard of slot `number`, and the slot's number within it.
+    fn shard(&self, number: u64) -> (std::sync::MutexGuard<'_, Ring>, u64) {
+        let index = usize::try_from(number % SHARDS as u64).unwrap_or(0);
+        // Every change below leaves a shard consistent: a poisoned one is still usable.
+        let ring = self.shards[index]
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        (ring, number / SHARDS as u64)
+    }
+
+    fn others(&self) -> std::sync::MutexGuard<'_, Others> {
+        self.others
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    /// How many sessions are held (live or expired but not yet replaced).
+    /// The number an id shows for slot `number`: mixed (an invertible multiply between two
+    /// masks), so consecutive ids look unrelated and do not count the events. Not a secret:
+    /// the random half is what makes an id unguessable.
+    fn shown(&self, number: u64) -> u64 {
+        (number ^ self.mask).wrapping_mul(MIX) ^ self.mask.rotate_left(32)
+    }
+
+    /// The slot number an id shows, undoing [`shown`](Self::shown).
+    fn slot_of(&self, shown: u64) -> u64 {
+        (shown ^ self.mask.rotate_left(32)).wrapping_mul(MIX_INVERSE) ^ self.mask
+    }
+
+    /// The slot number and random half of an id this store gave out.
+    fn ours(&self, id: &SessionId) -> Option<(u64, u64)> {
+        let hex = id.0.strip_prefix("sess_")?;
+        // 32 hex digits (uuid's parser checks each; the length rules out its other forms).
+        if hex.len() != 32 {
+            return None;
+        }
+        let (high, low) = uuid::Uuid::try_parse(hex).ok()?.as_u64_pair();
+        let number = self.slot_of(high);
+        (number < self.next.load(Ordering::Relaxed)).then_some((number, low))
+    }
+
+    fn keep(&self, id: &SessionId, origin: Origin) {
+        let now = Instant::now();
+        let expires = now + self.ttl;
+        let mut held = Held {
+            check: Check::Half(0),
+            expires,
+            origin,
+        };
+        if let Some((number, random)) = self.ours(id) {
+            held.check = Check::Half(random);
+            match self.put_at(number, held, now) {
+                Ok(()) => return,
+                // Its slot is gone (it was handled for longer than its chunk lived) or taken:
+                // kept as any other id.
+                Err(back) => held = back,
+            }
+        }
+        held.check = Check::Whole(id.0.as_str().into());
+        // A new slot. Another thread's newer session may have dropped its (empty) chunk
+        // first: then the next one.
+        loop {
+            let number = self.next.fetch_add(1, Ordering::Relaxed);
+            match self.put_at(number, held, now) {
+                Ok(()) => {
+                    self.others().insert(id.0.as_str().into(), number);
+                    return;
+                }
+                Err(back) => held = back,
+            }
+        }
+    }
+
+    fn put_at(&self, number: u64, held: Held, now: Instant) -> Result<(), Held> {
+        let (mut ring, local) = self.shard(number);
+        let (kept, dropped) = ring.put(local, held, self, now);
+        drop(ring);
+        if !dropped.is_empty() {
+            let mut others = self.others();
+            for (id, local) in dropped {
+                let number = local * SHARDS as u64 + number % SHARDS as u64;
+                if others.get(&id) == Some(&number) {
+                    others.remove(&id);
+                }
+            }
+        }
+        kept
+    }
+
+    fn find(&self, id: &SessionId, now: Instant) -> Option<SessionInfo> {
+        let live = |number: u64, matches: &dyn Fn(&Check) -> bool| {
+            let (ring, local) = self.shard(number);
+            ring.get(local, self.chunk)
+                .filter(|held| matches(&held.check) && held.expires > now)
+                .map(|held| held.origin.info())
+        };
+        if let Some((number, random)) = self.ours(id) {
+            let found = live(number, &|check| *check == Check::Half(random));
+            if found.is_some() {
+                return found;
+            }
+        }
+        let number = *self.others().get(id.0.as_str())?;
+        live(
+            number,
+            &|check| matches!(check, Check::Whole(whole) if **whole == *id.0),
+        )
+    }
+
+    /// How many sessions are held (live, or expired in a chunk not yet dropped).
     pub fn len(&self) -> usize {
         self.shards
             .iter()
             .map(|shard| {
-                let shard = shard.lock().unwrap_or_else(|poison| poison.into_inner());
-                shard.index.len()
+                shard
+                    .lock()
+                    .unwrap_or_else(|poison| poison.into_inner())
+                    .held()
             })
             .sum()
     }
@@ -290,27 +518,45 @@ impl std::fmt::Debug for MemorySessions {
 
 #[async_trait]
 impl SessionStore for MemorySessions {
+    fn new_id(&self) -> SessionId {
+        let number = self.next.fetch_add(1, Ordering::Relaxed);
+        let bits = uuid::Uuid::from_u64_pair(self.shown(number), rand::random());
+        let mut buffer = uuid::Uuid::encode_buffer();
+        SessionId(["sess_", bits.simple().encode_lower(&mut buffer)].concat())
+    }
+
     async fn put(&self, id: &SessionId, info: SessionInfo) -> Result<(), SessionError> {
-        let (key, check) = key(id);
-        let now = Instant::now();
-        let held = Held {
-            key,
-            check,
-            expires: now + self.ttl,
-            info,
-        };
-        self.shard(key).put(held, self.per_shard, now);
+        self.keep(id, Origin::Info(Box::new(info)));
         Ok(())
     }
 
     async fn get(&self, id: &SessionId) -> Result<Option<SessionInfo>, SessionError> {
-        let now = Instant::now();
-        let (key, check) = key(id);
-        Ok(self
-            .shard(key)
-            .get(key)
-            .filter(|held| held.check == check && held.expires > now)
-            .map(|held| held.info.clone()))
+        Ok(self.find(id, Instant::now()))
+    }
+
+    async fn put_event(
+        &self,
+        id: &SessionId,
+        entity: &Arc<Entity>,
+        event: Arc<Event>,
+    ) -> Result<(), SessionError> {
+        // The entity was found by the event's place, so its key is that place; checked all
+        // the same, since sharing it is only right when they are equal.
+        let place = &entity.key;
+        let origin = if place.platform == event.platform
+            && place.server_id == event.server_id
+            && place.channel_id == event.channel_id
+        {
+            Origin::Event {
+                entity: Arc::clone(entity),
+                user_id: CompactString::from(event.user.id.as_str()),
+                event_id: EventKey::new(&event.id.0),
+            }
+        } else {
+            Origin::Info(Box::new(SessionInfo::of_shared(entity, event)))
+        };
+        self.keep(id, origin);
+        Ok(())
     }
 }
 
@@ -390,5 +636,18 @@ mod redis_sessions {
             json.map(|text| serde_json::from_str(&text).map_err(error))
                 .transpose()
         }
+    }
+}
+#[cfg(test)]
+mod tests {
+    /// What a million sessions cost: a slot is the whole of a session a router keeps (no
+    /// allocation of its own while its user and event ids are short).
+    #[test]
+    fn a_slot_stays_small() {
+        assert!(
+            size_of::<Option<super::Held>>() <= 80,
+            "{} bytes",
+            size_of::<Option<super::Held>>()
+        );
     }
 }

@@ -181,7 +181,17 @@ impl Template {
 
     /// Renders the template.
     pub fn render(&self, vars: &Vars<'_>) -> String {
-        let mut out = String::new();
+        // Room for the literal text and a short value per variable: most answers are written
+        // without growing the string.
+        let room = self
+            .parts
+            .iter()
+            .map(|part| match part {
+                Part::Literal(text) => text.len(),
+                Part::Var(_) => 16,
+            })
+            .sum();
+        let mut out = String::with_capacity(room);
         for part in &self.parts {
             match part {
                 Part::Literal(text) => out.push_str(text),
