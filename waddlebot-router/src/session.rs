@@ -121,17 +121,18 @@ pub trait SessionStore: Send + Sync {
 
 /// Sessions in this process, found without an index: an id this store gave out
 /// ([`new_id`](SessionStore::new_id)) carries the number of its slot. Sessions sit in a few
-/// mutex-guarded shards, each a run of chunks of slots by number; a chunk is dropped whole once
-/// everything in it has expired, or when the shard holds more than its share of the capacity (a
-/// million in all by default), and the last one dropped is reused for the next. So memory
-/// follows the sessions of one TTL (a bot seeing ten events a second holds about 36,000), up
-/// to the capacity, and a steady stream of events reuses chunks instead of touching fresh
-/// pages. A session is readable until its own expiry time.
+/// mutex-guarded shards, each a run of chunks of slots by number; a chunk is dropped whole
+/// once everything in it has expired, or when the shard holds more than its share of the
+/// capacity (a million in all by default, counted in ids given out: the router takes one
+/// before it knows whether the event will keep a session), and the last one dropped is reused
+/// for the next. So memory follows the sessions of one TTL (a bot seeing ten events a second
+/// holds about 36,000), up to the capacity, and a steady stream of events reuses chunks
+/// instead of touching fresh pages. A session is readable until its own expiry time.
 ///
-/// An id this store gave out is `sess_` and 32 hex digits: its slot's number (masked, so ids do
-/// not count the events) and 64 random bits, compared on lookup. Any other id (a program's own,
-/// or one given out before a restart) is kept in the next free slot and found through a map
-/// by the whole id.
+/// An id this store gave out is `sess_` and 32 hex digits: its slot's number (mixed, so ids do
+/// not count the events) and 64 random bits, compared on lookup. Any other id (a program's
+/// own, or one given out before a restart) is kept in the next free slot and found through a
+/// map by the whole id.
 pub struct MemorySessions {
     ttl: Duration,
     /// Slots in a chunk.
@@ -291,10 +292,11 @@ impl Ring {
         // Full: the oldest chunks make room (those beyond the ones held only move `first`).
         if position >= store.chunks {
             let excess = position - (store.chunks - 1);
-            for _ in 0..excess.min(self.chunks.len()) {
+            let held = excess.min(self.chunks.len());
+            for _ in 0..held {
                 self.drop_front(store.chunk, &mut dropped);
             }
-            let rest = excess.saturating_sub(self.chunks.len());
+            let rest = excess - held;
             self.first = self
                 .first
                 .saturating_add((rest as u64).saturating_mul(size));
@@ -640,14 +642,114 @@ mod redis_sessions {
 }
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
     /// What a million sessions cost: a slot is the whole of a session a router keeps (no
     /// allocation of its own while its user and event ids are short).
     #[test]
     fn a_slot_stays_small() {
         assert!(
-            size_of::<Option<super::Held>>() <= 80,
+            size_of::<Option<Held>>() <= 80,
             "{} bytes",
-            size_of::<Option<super::Held>>()
+            size_of::<Option<Held>>()
         );
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// An id given out for an event about to be handled.
+        Mint,
+        /// The session of one of the ids given out and not kept yet (by index, wrapping).
+        Keep(usize),
+        /// A program's own id.
+        KeepOwn(u8),
+        /// A lookup of any id seen so far (by index, wrapping).
+        Get(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => Just(Op::Mint),
+            4 => any::<usize>().prop_map(Op::Keep),
+            1 => any::<u8>().prop_map(Op::KeepOwn),
+            2 => any::<usize>().prop_map(Op::Get),
+        ]
+    }
+
+    fn info(n: usize) -> SessionInfo {
+        SessionInfo {
+            community_id: CommunityId(1),
+            entity_id: EntityId(1),
+            platform: PlatformKind::Twitch,
+            server_id: "pond".into(),
+            channel_id: "pond".into(),
+            user_id: n.to_string(),
+            event_id: EventId(n.to_string()),
+        }
+    }
+
+    /// The memory store's futures are ready at once.
+    fn now<T>(future: impl Future<Output = T>) -> T {
+        futures_util::FutureExt::now_or_never(future).expect("never waits")
+    }
+
+    proptest! {
+        /// A lookup never finds another id's session; and a session is found while fewer
+        /// ids than the capacity were given out after its own (every step gives out at most
+        /// one), whatever the order ids are given out and kept in, and whichever kind.
+        #[test]
+        fn sessions_are_found_while_within_capacity_and_never_mixed_up(
+            ops in proptest::collection::vec(op(), 1..400),
+            capacity in 16usize..80,
+        ) {
+            let store = MemorySessions::with_capacity(Duration::from_secs(3600), capacity);
+            // Ids seen, the step each was given out or kept at (the older of the two counts),
+            // and what was kept for it.
+            let mut ids: Vec<(SessionId, usize, Option<SessionInfo>)> = Vec::new();
+            let mut waiting: Vec<usize> = Vec::new();
+            for (step, op) in ops.iter().enumerate() {
+                match op {
+                    Op::Mint => {
+                        waiting.push(ids.len());
+                        ids.push((store.new_id(), step, None));
+                    }
+                    Op::Keep(pick) if !waiting.is_empty() => {
+                        let index = waiting.remove(pick % waiting.len());
+                        let info = info(index);
+                        now(store.put(&ids[index].0, info.clone())).expect("kept");
+                        ids[index].2 = Some(info);
+                    }
+                    Op::KeepOwn(n) => {
+                        let id = SessionId(format!("own-{n}"));
+                        let index = ids.iter().position(|(seen, ..)| *seen == id);
+                        let index = index.unwrap_or_else(|| {
+                            ids.push((id.clone(), step, None));
+                            ids.len() - 1
+                        });
+                        let info = info(1_000 + usize::from(*n));
+                        now(store.put(&id, info.clone())).expect("kept");
+                        ids[index] = (id, step, Some(info));
+                    }
+                    Op::Get(pick) if !ids.is_empty() => {
+                        let (id, since, kept) = &ids[pick % ids.len()];
+                        let found = now(store.get(id)).expect("read");
+                        match (&found, kept) {
+                            (Some(found), Some(kept)) => prop_assert_eq!(found, kept),
+                            (Some(found), None) => {
+                                prop_assert!(false, "{id} found {found:?} before it was kept")
+                            }
+                            (None, Some(_)) => prop_assert!(
+                                step - since >= capacity,
+                                "{id} lost after {} steps",
+                                step - since
+                            ),
+                            (None, None) => {}
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
     }
 }
