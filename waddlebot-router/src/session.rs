@@ -433,7 +433,7 @@ impl MemorySessions {
         };
         if let Some((number, random)) = self.ours(id) {
             held.check = Check::Half(random);
-            match self.put_at(number, held, now) {
+            match self.put_at(number, held, now, None) {
                 Ok(()) => return,
                 // Its slot is gone (it was handled for longer than its chunk lived) or taken:
                 // kept as any other id.
@@ -445,19 +445,28 @@ impl MemorySessions {
         // first: then the next one.
         loop {
             let number = self.next.fetch_add(1, Ordering::Relaxed);
-            match self.put_at(number, held, now) {
-                Ok(()) => {
-                    self.others().insert(id.0.as_str().into(), number);
-                    return;
-                }
+            match self.put_at(number, held, now, Some(&id.0)) {
+                Ok(()) => return,
                 Err(back) => held = back,
             }
         }
     }
 
-    fn put_at(&self, number: u64, held: Held, now: Instant) -> Result<(), Held> {
+    /// Keeps `held` in slot `number`; an id in another shape (`other`) is entered in the map
+    /// while the shard is locked, so the drop of its chunk, which takes that lock, comes after
+    /// and takes it out again.
+    fn put_at(
+        &self,
+        number: u64,
+        held: Held,
+        now: Instant,
+        other: Option<&str>,
+    ) -> Result<(), Held> {
         let (mut ring, local) = self.shard(number);
         let (kept, dropped) = ring.put(local, held, self, now);
+        if let (Ok(()), Some(id)) = (&kept, other) {
+            self.others().insert(id.into(), number);
+        }
         drop(ring);
         if !dropped.is_empty() {
             let mut others = self.others();
@@ -749,6 +758,15 @@ mod tests {
                     }
                     _ => {}
                 }
+            }
+            // The map of other ids holds only ids whose sessions are still in their slots.
+            for (id, &number) in store.others().iter() {
+                let (ring, local) = store.shard(number);
+                let held = ring.get(local, store.chunk);
+                prop_assert!(
+                    matches!(held, Some(Held { check: Check::Whole(whole), .. }) if whole == id),
+                    "{id} is mapped to slot {number}, which does not hold it"
+                );
             }
         }
     }
