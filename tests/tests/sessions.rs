@@ -295,3 +295,50 @@ async fn memory_sessions_take_an_endless_ttl() {
     let store = MemorySessions::new(Duration::MAX);
     sessions_round_trip(&store).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_sessions_keep_every_session_of_concurrent_events_apart() {
+    const EVENTS: usize = 5_000;
+    let store = std::sync::Arc::new(MemorySessions::new(Duration::from_secs(3600)));
+    let tasks: Vec<_> = (0..4)
+        .map(|task| {
+            let store = std::sync::Arc::clone(&store);
+            tokio::spawn(async move {
+                let (mut all, mut waiting) = (Vec::new(), Vec::new());
+                for n in 0..EVENTS {
+                    // Ids given out, and now and then a program's own; kept a few at a time,
+                    // newest first, while the other tasks do the same.
+                    let id = if n % 10 == 0 {
+                        SessionId(format!("task{task}-own{n}"))
+                    } else {
+                        store.new_id()
+                    };
+                    let mut info = info();
+                    info.user_id = format!("{task}:{n}");
+                    waiting.push((id, info));
+                    if n % 3 == 0 || n == EVENTS - 1 {
+                        while let Some((id, info)) = waiting.pop() {
+                            store.put(&id, info.clone()).await.expect("stored");
+                            all.push((id, info));
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                }
+                all
+            })
+        })
+        .collect();
+    let mut kept = Vec::new();
+    for task in tasks {
+        kept.extend(task.await.expect("task"));
+    }
+    assert_eq!(kept.len(), 4 * EVENTS);
+    for (id, info) in &kept {
+        assert_eq!(
+            store.get(id).await.expect("read").as_ref(),
+            Some(info),
+            "{id}"
+        );
+    }
+    assert_eq!(store.len(), 4 * EVENTS, "every session kept once");
+}
