@@ -76,11 +76,12 @@ pub struct SessionError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 /// Where sessions live: in this process, or in Redis so any process can take a late reply.
 ///
 /// ```
-/// use waddlebot::{CommunityId, EntityId, EventId, PlatformKind, SessionId};
+/// use waddlebot::{CommunityId, EntityId, EventId, PlatformKind};
 /// use waddlebot_router::session::{MemorySessions, SessionInfo, SessionStore};
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let sessions = MemorySessions::new(std::time::Duration::from_secs(60));
-/// let id = SessionId::random();
+/// // Any id works; one the store gives out is found without an index.
+/// let id = sessions.new_id();
 /// let info = SessionInfo {
 ///     community_id: CommunityId(1), entity_id: EntityId(1), platform: PlatformKind::Twitch,
 ///     server_id: "pond".into(), channel_id: "pond".into(), user_id: "42".into(),
@@ -292,11 +293,11 @@ impl Ring {
         // Full: the oldest chunks make room (those beyond the ones held only move `first`).
         if position >= store.chunks {
             let excess = position - (store.chunks - 1);
-            let held = excess.min(self.chunks.len());
-            for _ in 0..held {
+            let present = excess.min(self.chunks.len());
+            for _ in 0..present {
                 self.drop_front(store.chunk, &mut dropped);
             }
-            let rest = excess - held;
+            let rest = excess - present;
             self.first = self
                 .first
                 .saturating_add((rest as u64).saturating_mul(size));
@@ -413,34 +414,33 @@ impl MemorySessions {
 
     /// The slot number and random half of an id this store gave out.
     fn ours(&self, id: &SessionId) -> Option<(u64, u64)> {
-        let hex = id.0.strip_prefix("sess_")?;
-        // 32 hex digits (uuid's parser checks each; the length rules out its other forms).
-        if hex.len() != 32 {
-            return None;
-        }
-        let (high, low) = uuid::Uuid::try_parse(hex).ok()?.as_u64_pair();
+        let bits = id.bits()?;
+        let (high, low) = ((bits >> 64) as u64, bits as u64);
         let number = self.slot_of(high);
         (number < self.next.load(Ordering::Relaxed)).then_some((number, low))
     }
 
-    fn keep(&self, id: &SessionId, origin: Origin) {
+    fn keep(&self, id: &SessionId, mut origin: Origin) {
         let now = Instant::now();
         let expires = now + self.ttl;
-        let mut held = Held {
-            check: Check::Half(0),
-            expires,
-            origin,
-        };
         if let Some((number, random)) = self.ours(id) {
-            held.check = Check::Half(random);
+            let held = Held {
+                check: Check::Half(random),
+                expires,
+                origin,
+            };
             match self.put_at(number, held, now, None) {
                 Ok(()) => return,
                 // Its slot is gone (it was handled for longer than its chunk lived) or taken:
                 // kept as any other id.
-                Err(back) => held = back,
+                Err(back) => origin = back.origin,
             }
         }
-        held.check = Check::Whole(id.0.as_str().into());
+        let mut held = Held {
+            check: Check::Whole(id.0.as_str().into()),
+            expires,
+            origin,
+        };
         // A new slot. Another thread's newer session may have dropped its (empty) chunk
         // first: then the next one.
         loop {
@@ -531,9 +531,8 @@ impl std::fmt::Debug for MemorySessions {
 impl SessionStore for MemorySessions {
     fn new_id(&self) -> SessionId {
         let number = self.next.fetch_add(1, Ordering::Relaxed);
-        let bits = uuid::Uuid::from_u64_pair(self.shown(number), rand::random());
-        let mut buffer = uuid::Uuid::encode_buffer();
-        SessionId(["sess_", bits.simple().encode_lower(&mut buffer)].concat())
+        let random: u64 = rand::random();
+        SessionId::from_bits(u128::from(self.shown(number)) << 64 | u128::from(random))
     }
 
     async fn put(&self, id: &SessionId, info: SessionInfo) -> Result<(), SessionError> {

@@ -56,9 +56,28 @@ pub struct SessionId(pub String);
 impl SessionId {
     /// A fresh random session id.
     pub fn random() -> Self {
+        Self::from_bits(uuid::Uuid::new_v4().as_u128())
+    }
+
+    /// The id whose 32 hex digits are `bits` (a session store that puts meaning in them, as
+    /// the router's in-memory one does, writes its ids with this).
+    pub fn from_bits(bits: u128) -> Self {
         let mut buffer = uuid::Uuid::encode_buffer();
-        let hex = uuid::Uuid::new_v4().simple().encode_lower(&mut buffer);
+        let hex = uuid::Uuid::from_u128(bits)
+            .simple()
+            .encode_lower(&mut buffer);
         Self(["sess_", hex].concat())
+    }
+
+    /// The 128 bits an id in the original shape carries, or `None` for any other id. Only
+    /// that shape: `sess_` and exactly 32 hex digits (no hyphens, braces or sign).
+    pub fn bits(&self) -> Option<u128> {
+        let hex = self.0.strip_prefix("sess_")?;
+        // uuid's parser checks every digit; the length rules out its other forms.
+        if hex.len() != 32 {
+            return None;
+        }
+        uuid::Uuid::try_parse(hex).ok().map(|bits| bits.as_u128())
     }
 }
 
@@ -79,5 +98,27 @@ mod tests {
         assert_eq!(id.0.len(), 5 + 32);
         assert!(id.0[5..].chars().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(id, SessionId::random());
+    }
+
+    #[test]
+    fn session_ids_give_back_their_bits_and_only_in_their_shape() {
+        let bits = (7 << 64) | u128::from(u64::MAX);
+        let id = SessionId::from_bits(bits);
+        assert_eq!(id.0, "sess_0000000000000007ffffffffffffffff");
+        assert_eq!(id.bits(), Some(bits));
+        let hex = &id.0[5..];
+        let near = [
+            hex.to_owned(),
+            format!(
+                "sess_{}",
+                uuid::Uuid::from_u64_pair(7, u64::MAX).hyphenated()
+            ),
+            format!("sess_+{}", &hex[1..]),
+            format!("sess_{}g", &hex[1..]),
+            format!("sess_{hex}0"),
+        ];
+        for near in near {
+            assert_eq!(SessionId(near.clone()).bits(), None, "{near}");
+        }
     }
 }
