@@ -108,6 +108,11 @@ pub(crate) async fn discord_commands(config: &Config, guild: Option<String>) -> 
         );
     };
     let scope = guild.map_or_else(|| settings.command_scope(), CommandScope::Guild);
+    // Connections are capped by the server's own setting, not the default soft file limit.
+    match waddlebot_server::raise_file_limit() {
+        Ok(files) => tracing::debug!(files, "open-file limit"),
+        Err(err) => tracing::warn!(error = %err, "cannot raise the open-file limit"),
+    }
     let http = reqwest::Client::builder()
         .user_agent(concat!("WaddleBot/", env!("CARGO_PKG_VERSION")))
         .timeout(std::time::Duration::from_secs(15))
@@ -200,6 +205,7 @@ pub(crate) async fn serve_http(config: &Config, dev: bool) -> anyhow::Result<()>
     let router = Arc::new(router);
     let mut state = AppState::new(Arc::clone(&router), config.max_body_bytes)
         .with_http(config.http.clone())
+        .with_ai_api(config.ai_api.clone())
         .with_webhooks(webhooks)
         .with_ai(ai)
         .with_ai_settings(config.ai.clone())

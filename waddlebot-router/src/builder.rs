@@ -25,7 +25,7 @@ pub struct RouterBuilder {
     handlers: Vec<Arc<dyn CommandHandler>>,
     subscribers: Vec<Subscriber>,
     optional_modules: HashSet<String>,
-    allow_private: bool,
+    egress: crate::egress::Egress,
     platforms: Vec<Arc<dyn Platform>>,
     limiter: Option<Arc<dyn RateLimiter>>,
     sessions: Option<Arc<dyn SessionStore>>,
@@ -143,7 +143,20 @@ impl RouterBuilder {
     /// Lets remote modules and rule webhooks call private and local addresses (modules running
     /// beside the bot, tests). Off by default: see [`crate::egress`].
     pub fn allow_private_targets(mut self, allow: bool) -> Self {
-        self.allow_private = allow;
+        let allowed = std::mem::take(&mut self.egress);
+        self.egress = if allow {
+            crate::egress::Egress::anywhere()
+        } else {
+            crate::egress::Egress::public_only()
+        }
+        .allowing(allowed.allowed_networks().iter().copied());
+        self
+    }
+
+    /// Lets remote modules and rule webhooks call these networks besides public addresses
+    /// (modules on the operator's own network), and nothing else private.
+    pub fn allow_targets(mut self, networks: impl IntoIterator<Item = ipnet::IpNet>) -> Self {
+        self.egress = std::mem::take(&mut self.egress).allowing(networks);
         self
     }
 
@@ -213,7 +226,7 @@ impl RouterBuilder {
             local: self.config.prefixes.clone(),
             remote: self.config.remote_prefix.clone(),
         };
-        let http = crate::egress::client(self.allow_private);
+        let http = self.egress.client();
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let limiter = self
             .limiter
@@ -258,9 +271,9 @@ impl RouterBuilder {
             sessions: self
                 .sessions
                 .unwrap_or_else(|| Arc::new(MemorySessions::new(SESSION_TTL))),
-            remote: RemoteCaller::new(http.clone(), self.allow_private),
+            remote: RemoteCaller::new(http.clone(), self.egress.clone()),
             http,
-            allow_private: self.allow_private,
+            egress: self.egress,
             prefixes,
             config: self.config,
             tasks: tokio_util::task::TaskTracker::new(),

@@ -228,15 +228,15 @@ impl Health {
 pub(crate) struct RemoteCaller {
     http: reqwest::Client,
     /// Whether modules may live at private addresses ([`crate::egress`]).
-    allow_private: bool,
+    egress: crate::egress::Egress,
     health: Mutex<HashMap<(CommunityId, String), Health>>,
 }
 
 impl RemoteCaller {
-    pub(crate) fn new(http: reqwest::Client, allow_private: bool) -> Self {
+    pub(crate) fn new(http: reqwest::Client, egress: crate::egress::Egress) -> Self {
         Self {
             http,
-            allow_private,
+            egress,
             health: Mutex::new(HashMap::new()),
         }
     }
@@ -310,7 +310,7 @@ impl RemoteCaller {
             ),
         };
         // Saved before the rule existed, or changed in the store directly: checked again here.
-        crate::egress::check_url(&url, self.allow_private).map_err(CallFailure::Unavailable)?;
+        self.egress.check_url(&url).map_err(CallFailure::Unavailable)?;
         let deadline = Instant::now() + Duration::from_millis(module.timeout_ms).min(MAX_TIMEOUT);
         let mut attempt = 0;
         loop {
@@ -421,7 +421,7 @@ impl crate::Router {
     /// the remote prefix (`#weather`) from the next message on.
     pub async fn register_remote_module(&self, module: RemoteModule) -> Result<(), RemoteError> {
         validate(&module)?;
-        crate::egress::check_url(&module.url, self.allow_private).map_err(RemoteError::Invalid)?;
+        self.egress.check_url(&module.url).map_err(RemoteError::Invalid)?;
         let community = module.community_id;
         let existing = self.remote_modules_of(community).await?;
         if let Some(clash) = existing.iter().find(|other| {

@@ -42,6 +42,9 @@ pub struct RouterConfig {
     pub policy: PolicyConfig,
     /// How many events of one batch are handled at once (`ROUTER_MAX_CONCURRENT`, default 100).
     pub max_concurrent: usize,
+    /// The most string rules one community may have (`ROUTER_MAX_RULES`, default 100); more
+    /// are refused when added, and only the first this many by priority are ever compiled.
+    pub max_rules_per_community: usize,
 }
 
 impl Default for RouterConfig {
@@ -53,6 +56,7 @@ impl Default for RouterConfig {
             cache_ttl: CacheTtl::default(),
             policy: PolicyConfig::default(),
             max_concurrent: 100,
+            max_rules_per_community: 100,
         }
     }
 }
@@ -140,7 +144,7 @@ pub struct Router {
     /// For rule webhooks.
     pub(crate) http: reqwest::Client,
     /// Whether remote modules and rule webhooks may call private addresses.
-    pub(crate) allow_private: bool,
+    pub(crate) egress: crate::egress::Egress,
     /// Where sessions live.
     pub(crate) sessions: Arc<dyn SessionStore>,
     /// What each community's OBS overlay shows; overlay replies go here.
@@ -535,7 +539,7 @@ impl Router {
                 rules::send_webhook(
                     &self.tasks,
                     &self.http,
-                    self.allow_private,
+                    &self.egress,
                     rule,
                     community,
                     event,

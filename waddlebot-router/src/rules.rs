@@ -251,7 +251,7 @@ pub(crate) fn effect(rule: &StringRule, event: &Event) -> RuleEffect {
 pub(crate) fn send_webhook(
     tasks: &tokio_util::task::TaskTracker,
     client: &reqwest::Client,
-    allow_private: bool,
+    egress: &crate::egress::Egress,
     rule: &StringRule,
     community: CommunityId,
     event: &Event,
@@ -259,7 +259,7 @@ pub(crate) fn send_webhook(
     let RuleAction::Webhook { url } = &rule.action else {
         return;
     };
-    if let Err(why) = crate::egress::check_url(url, allow_private) {
+    if let Err(why) = egress.check_url(url) {
         tracing::warn!(rule = rule.id, reason = why, "rule webhook not called");
         return;
     }
@@ -328,7 +328,7 @@ impl crate::Router {
     pub async fn create_rule(&self, rule: StringRule) -> Result<StringRule, RuleError> {
         CompiledRule::compile(rule.clone())?;
         if let RuleAction::Webhook { url } = &rule.action {
-            crate::egress::check_url(url, self.allow_private).map_err(RuleError::Invalid)?;
+            self.egress.check_url(url).map_err(RuleError::Invalid)?;
         }
         Ok(self.store.create_rule(&rule).await?)
     }

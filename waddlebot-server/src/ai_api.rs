@@ -21,6 +21,90 @@ use crate::app::{App, BoxError, Failure, ResponseBody, json};
 /// The longest conversation accepted, in characters of content.
 const MAX_PROMPT_CHARS: usize = 10_000;
 
+/// What callers of `/api/v1/ai/chat/completions` may spend of the operator's provider: the
+/// models they may name, the tokens one answer may take, and a budget per caller (credential,
+/// or address without one) per minute. A request's tokens are counted before it is sent: its
+/// `max_tokens` (after clamping) plus its prompt at four characters a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AiApiPolicy {
+    /// Models a request may name (`AI_API_MODELS`); empty: those of the configured providers.
+    pub models: Vec<String>,
+    /// The most tokens one answer may take (`AI_API_MAX_TOKENS`, default 1,024); a larger
+    /// `max_tokens` is lowered to it, and a request without one gets it.
+    pub max_tokens: u32,
+    /// Requests per caller per minute (`AI_API_REQUESTS_PER_MINUTE`, default 20; 0: no limit).
+    pub requests_per_minute: u32,
+    /// Tokens per caller per minute (`AI_API_TOKENS_PER_MINUTE`, default 20,000; 0: no
+    /// limit).
+    pub tokens_per_minute: u64,
+}
+
+impl Default for AiApiPolicy {
+    fn default() -> Self {
+        Self {
+            models: Vec::new(),
+            max_tokens: 1024,
+            requests_per_minute: 20,
+            tokens_per_minute: 20_000,
+        }
+    }
+}
+
+/// Each caller's spending in the current minute.
+#[derive(Debug, Default)]
+pub(crate) struct AiBudgets {
+    spent: std::sync::Mutex<std::collections::HashMap<String, Spent>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Spent {
+    since: std::time::Instant,
+    requests: u32,
+    tokens: u64,
+}
+
+/// Most callers tracked at once; past it, finished minutes are dropped.
+const MAX_BUDGETS: usize = 100_000;
+const BUDGET_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl AiBudgets {
+    /// Charges `tokens` and one request to `caller`; the wait when that goes over its budget.
+    fn charge(
+        &self,
+        caller: &str,
+        tokens: u64,
+        policy: &AiApiPolicy,
+    ) -> Result<(), std::time::Duration> {
+        let now = std::time::Instant::now();
+        let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
+        if spent.len() >= MAX_BUDGETS {
+            spent.retain(|_, s| now.duration_since(s.since) < BUDGET_WINDOW);
+        }
+        let entry = spent.entry(caller.to_owned()).or_insert(Spent {
+            since: now,
+            requests: 0,
+            tokens: 0,
+        });
+        if now.duration_since(entry.since) >= BUDGET_WINDOW {
+            *entry = Spent {
+                since: now,
+                requests: 0,
+                tokens: 0,
+            };
+        }
+        let over_requests =
+            policy.requests_per_minute > 0 && entry.requests >= policy.requests_per_minute;
+        let over_tokens =
+            policy.tokens_per_minute > 0 && entry.tokens + tokens > policy.tokens_per_minute;
+        if over_requests || over_tokens {
+            return Err(BUDGET_WINDOW.saturating_sub(now.duration_since(entry.since)));
+        }
+        entry.requests += 1;
+        entry.tokens += tokens;
+        Ok(())
+    }
+}
+
 /// An OpenAI chat completion request (the fields WaddleBot uses; others are ignored).
 #[derive(Debug, Deserialize)]
 struct CompletionRequest {
@@ -131,10 +215,8 @@ fn to_chat_request(request: CompletionRequest) -> Result<(ChatRequest, bool, boo
         return Err("temperature must be from 0 to 2".to_owned());
     }
     let max_tokens = request.max_completion_tokens.or(request.max_tokens);
-    if let Some(n) = max_tokens
-        && !(1..=4096).contains(&n)
-    {
-        return Err("max_tokens must be from 1 to 4096".to_owned());
+    if max_tokens == Some(0) {
+        return Err("max_tokens must be at least 1".to_owned());
     }
     let include_usage = request.stream_options.is_some_and(|o| o.include_usage);
     Ok((
@@ -189,6 +271,7 @@ impl App {
     pub(crate) async fn ai_completions<B>(
         &self,
         request: Request<B>,
+        caller: Option<&crate::auth::Principal>,
     ) -> Result<Response<ResponseBody>, Failure>
     where
         B: Body,
@@ -204,7 +287,7 @@ impl App {
                 return Ok(openai_error(status, &message, "invalid_request_error"));
             }
         };
-        let (chat, stream, include_usage) = match to_chat_request(incoming) {
+        let (mut chat, stream, include_usage) = match to_chat_request(incoming) {
             Ok(parts) => parts,
             Err(message) => {
                 return Ok(openai_error(
@@ -214,6 +297,9 @@ impl App {
                 ));
             }
         };
+        if let Err(refused) = self.within_ai_policy(&mut chat, caller) {
+            return Ok(*refused);
+        }
         let id = completion_id();
         let created = now_secs();
         if !stream {
@@ -299,6 +385,87 @@ impl App {
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         Ok(response)
+    }
+
+    /// The models callers may name: the configured list, else the configured providers'.
+    fn offered_models(&self) -> Vec<String> {
+        let policy = &self.state().ai_api;
+        if !policy.models.is_empty() {
+            return policy.models.clone();
+        }
+        let settings = self
+            .state()
+            .ai_settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        settings
+            .iter()
+            .flat_map(|s| &s.providers)
+            .filter_map(|provider| match provider {
+                waddlebot_ai::ProviderSettings::Ollama(c) => Some(c.model.clone()),
+                waddlebot_ai::ProviderSettings::OpenAi(c) => Some(c.model.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Holds a completion request to what the operator allows: an offered model, at most
+    /// the configured tokens, within the caller's budget (429 with `Retry-After` past it).
+    fn within_ai_policy(
+        &self,
+        chat: &mut ChatRequest,
+        caller: Option<&crate::auth::Principal>,
+    ) -> Result<(), Box<Response<ResponseBody>>> {
+        let policy = &self.state().ai_api;
+        if let Some(model) = &chat.model {
+            let offered = self.offered_models();
+            if !offered.iter().any(|m| m == model) {
+                let message = if offered.is_empty() {
+                    format!("model '{model}' is not offered here; leave model out to use the server's")
+                } else {
+                    format!(
+                        "model '{model}' is not offered here; choose one of: {}",
+                        offered.join(", ")
+                    )
+                };
+                return Err(Box::new(openai_error(
+                    StatusCode::BAD_REQUEST,
+                    &message,
+                    "invalid_request_error",
+                )));
+            }
+        }
+        let max_tokens = chat
+            .max_tokens
+            .map_or(policy.max_tokens, |n| n.min(policy.max_tokens));
+        chat.max_tokens = Some(max_tokens);
+        let prompt_chars: usize = chat.messages.iter().map(|m| m.content.chars().count()).sum();
+        let tokens = u64::from(max_tokens) + (prompt_chars as u64).div_ceil(4);
+        let who = match caller {
+            Some(principal) => format!("principal:{}", principal.subject),
+            None => format!(
+                "ip:{}",
+                self.peer()
+                    .map_or_else(|| "local".to_owned(), |ip| ip.to_string())
+            ),
+        };
+        if let Err(wait) = self.state().ai_budgets.charge(&who, tokens, policy) {
+            tracing::info!(category = "authz", caller = who, "AI budget used up");
+            let secs = wait.as_secs().max(1);
+            let mut response = openai_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!(
+                    "this caller's AI budget for the minute is used up ({} requests, {} tokens a minute); try again in {secs} s",
+                    policy.requests_per_minute, policy.tokens_per_minute
+                ),
+                "rate_limit_error",
+            );
+            if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            return Err(Box::new(response));
+        }
+        Ok(())
     }
 
     /// `GET /api/v1/ai/models`, in OpenAI's list shape.

@@ -20,7 +20,7 @@ use waddlebot_router::{Outcome, Router, RouterError};
 use waddlebot::{EntityId, SessionId};
 use waddlebot_router::LateReplyError;
 
-use crate::auth::{AuthError, Authenticator, Need, Role};
+use crate::auth::{AuthError, Authenticator, Need, Principal, Role};
 use crate::wire::{InboundBatch, InboundEvent, LateResponse, MAX_BATCH};
 
 /// A readiness probe for `/healthz`: `Ok` when the dependency answers.
@@ -61,6 +61,9 @@ pub struct AppState {
     pub(crate) write_locks: crate::admin_api::WriteLocks,
     /// Deadlines, CORS, the admin rate limit.
     pub http: crate::hygiene::HttpPolicy,
+    /// What `/api/v1/ai/chat/completions` may spend.
+    pub ai_api: crate::ai_api::AiApiPolicy,
+    pub(crate) ai_budgets: crate::ai_api::AiBudgets,
     pub(crate) admin_limiter: crate::hygiene::AdminLimiter,
     /// Spotify, for the `/oauth/spotify/callback` page that finishes `!spotify connect`.
     pub spotify: Option<Arc<waddlebot_modules::Spotify>>,
@@ -98,6 +101,8 @@ impl AppState {
             checks: Vec::new(),
             write_locks: crate::admin_api::WriteLocks::default(),
             http: crate::hygiene::HttpPolicy::default(),
+            ai_api: crate::ai_api::AiApiPolicy::default(),
+            ai_budgets: crate::ai_api::AiBudgets::default(),
             admin_limiter: crate::hygiene::AdminLimiter::default(),
             closing: tokio_util::sync::CancellationToken::new(),
             meters: HttpMeters::new(),
@@ -105,6 +110,12 @@ impl AppState {
             overlay_rotations: tokio::sync::watch::channel(0).0,
             started: Instant::now(),
         }
+    }
+
+    /// The same state, holding `/api/v1/ai/chat/completions` to this policy.
+    pub fn with_ai_api(mut self, policy: crate::ai_api::AiApiPolicy) -> Self {
+        self.ai_api = policy;
+        self
     }
 
     /// The same state, with these HTTP limits and policies.
@@ -210,7 +221,11 @@ where
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
     fn call(&self, request: Request<B>) -> Self::Future {
-        let app = self.clone();
+        let mut app = self.clone();
+        // Behind a trusted proxy the client is the one the proxy names.
+        if !app.state.http.trusted_proxies.is_empty() {
+            app.peer = crate::hygiene::client_address(&app.state.http, app.peer, request.headers());
+        }
         Box::pin(async move {
             use tracing::Instrument;
             let id = request_id(request.headers());
@@ -617,7 +632,15 @@ pub(crate) fn match_pattern(pattern: &'static str, path: &str) -> Option<Params>
             (None, None) => return Some(params),
             (Some(want), Some(got)) => {
                 match want.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
-                    Some(name) if !got.is_empty() => params.push((name, got.to_owned())),
+                    // A value is percent-decoded (`{name}` of `my%5Fcmd` is `my_cmd`); one that
+                    // is not UTF-8 once decoded matches nothing.
+                    Some(name) if !got.is_empty() => params.push((
+                        name,
+                        percent_encoding::percent_decode_str(got)
+                            .decode_utf8()
+                            .ok()?
+                            .into_owned(),
+                    )),
                     Some(_) => return None,
                     None if want == got => {}
                     None => return None,
@@ -651,18 +674,34 @@ fn refusal(err: &AuthError, method: &Method, path: &str) -> Response<ResponseBod
     } else {
         "auth"
     };
-    tracing::info!(
-        category,
-        action = %format_args!("{method} {path}"),
-        result = status.as_u16(),
-        reason = %err,
-        "request refused"
-    );
-    let mut response = error(Failure(status, err.to_string()));
-    if status == StatusCode::UNAUTHORIZED {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    let path = crate::hygiene::loggable_path(path);
+    let message = if let AuthError::Unavailable(cause) = err {
+        // The store's own words (a pool error, a host name) are for the log, not the client.
+        tracing::error!(category, action = %format_args!("{method} {path}"), error = %cause, "cannot check a credential");
+        "the service is unavailable; try again shortly".to_owned()
+    } else {
+        tracing::info!(
+            category,
+            action = %format_args!("{method} {path}"),
+            result = status.as_u16(),
+            reason = %err,
+            "request refused"
+        );
+        err.to_string()
+    };
+    let mut response = error(Failure(status, message));
+    match status {
+        StatusCode::UNAUTHORIZED => {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        StatusCode::SERVICE_UNAVAILABLE => {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        _ => {}
     }
     response
 }
@@ -705,14 +744,32 @@ impl App {
                 return hygiene::preflight(origin, &methods);
             }
         }
-        if let Some(wait) = self
-            .state
-            .admin_limiter
-            .locked_out(self.peer, policy.failed_auth_per_minute)
+        let credential = match hygiene::presented(request.headers()) {
+            Ok(credential) => credential,
+            Err(message) => {
+                let mut response = error(Failure::bad_request(message));
+                hygiene::secure(response.headers_mut());
+                return response;
+            }
+        };
+        let has_credential = credential != hygiene::Presented::Nothing;
+        // A credential attempt: a credential presented, or a portal sign-in form.
+        let attempt = has_credential
+            || (request.method() == Method::POST
+                && (path == "/portal/login" || path.starts_with("/portal/login/")));
+        // While an address is locked out, only its credential attempts are refused, without
+        // being checked (so guessing gets no answer); a credential this server accepted before
+        // still works. Everything else (health, webhooks, pages) stays open.
+        if attempt
+            && let Some(wait) = self
+                .state
+                .admin_limiter
+                .locked_out(self.peer, policy.failed_auth_per_minute)
+            && !self.recognized(credential)
         {
             tracing::info!(
                 category = "auth",
-                path,
+                path = %hygiene::loggable_path(&path),
                 result = "locked_out",
                 "request refused"
             );
@@ -729,9 +786,6 @@ impl App {
             hygiene::secure(response.headers_mut());
             return response;
         }
-        // Only a refused credential counts as a failure, not a missing one.
-        let presented_credential = request.headers().contains_key(header::AUTHORIZATION)
-            || request.headers().contains_key("x-api-key");
         let target_len = request
             .uri()
             .path_and_query()
@@ -746,50 +800,72 @@ impl App {
                 ),
             ))
         } else {
-            if path.starts_with("/api/v1/") && policy.admin_rate_per_minute > 0 {
-                let client = hygiene::client_key(request.headers(), self.peer);
-                standing = Some(
-                    self.state
-                        .admin_limiter
-                        .check(&client, policy.admin_rate_per_minute),
-                );
-            }
-            match standing.as_ref().and_then(hygiene::Standing::refused) {
-                Some(wait) => {
-                    tracing::info!(
-                        category = "authz",
-                        path,
-                        result = "rate_limited",
-                        "request refused"
-                    );
-                    error(Failure(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        format!(
-                            "too many requests; try again in {} s",
-                            wait.as_millis().div_ceil(1000).max(1)
-                        ),
-                    ))
-                }
-                None => {
-                    let deadline = policy.request_timeout;
-                    match tokio::time::timeout(deadline, self.route(request, path, found)).await {
-                        Ok(response) => response,
-                        Err(_) => {
-                            tracing::warn!(?deadline, "request timed out");
-                            let mut response = error(Failure(
-                                StatusCode::SERVICE_UNAVAILABLE,
-                                format!("the request took longer than {deadline:?}; try again"),
-                            ));
-                            response
-                                .headers_mut()
-                                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-                            response
+            let method = request.method().clone();
+            match self
+                .authenticate(credential, &method, &path, found.as_ref())
+                .await
+            {
+                Err(refused) => refused,
+                Ok(principal) => {
+                    if path.starts_with("/api/v1/") && policy.admin_rate_per_minute > 0 {
+                        // Counted by who is calling, however the credential is written;
+                        // callers without one by address.
+                        let client = match &principal {
+                            Some(who) => format!("principal:{}", who.subject),
+                            None => format!(
+                                "ip:{}",
+                                self.peer
+                                    .map_or_else(|| "local".to_owned(), |ip| ip.to_string())
+                            ),
+                        };
+                        standing = Some(
+                            self.state
+                                .admin_limiter
+                                .check(&client, policy.admin_rate_per_minute),
+                        );
+                    }
+                    match standing.as_ref().and_then(hygiene::Standing::refused) {
+                        Some(wait) => {
+                            tracing::info!(
+                                category = "authz",
+                                path = %hygiene::loggable_path(&path),
+                                result = "rate_limited",
+                                "request refused"
+                            );
+                            error(Failure(
+                                StatusCode::TOO_MANY_REQUESTS,
+                                format!(
+                                    "too many requests; try again in {} s",
+                                    wait.as_millis().div_ceil(1000).max(1)
+                                ),
+                            ))
+                        }
+                        None => {
+                            let deadline = policy.request_timeout;
+                            let routed = self.route(request, path, found, principal);
+                            match tokio::time::timeout(deadline, routed).await {
+                                Ok(response) => response,
+                                Err(_) => {
+                                    tracing::warn!(?deadline, "request timed out");
+                                    let mut response = error(Failure(
+                                        StatusCode::SERVICE_UNAVAILABLE,
+                                        format!(
+                                            "the request took longer than {deadline:?}; try again"
+                                        ),
+                                    ));
+                                    response.headers_mut().insert(
+                                        header::RETRY_AFTER,
+                                        HeaderValue::from_static("5"),
+                                    );
+                                    response
+                                }
+                            }
                         }
                     }
                 }
             }
         };
-        if response.status() == StatusCode::UNAUTHORIZED && presented_credential {
+        if response.status() == StatusCode::UNAUTHORIZED && has_credential {
             self.state
                 .admin_limiter
                 .record_failure(self.peer, policy.failed_auth_per_minute);
@@ -804,11 +880,61 @@ impl App {
         response
     }
 
+    /// The caller of a route that needs a credential, checked against what the route needs
+    /// and the community its path names; the refusal as the answer otherwise. Routes that need
+    /// nothing (and every route with authentication off) have no caller.
+    async fn authenticate(
+        &self,
+        credential: crate::hygiene::Presented<'_>,
+        method: &Method,
+        path: &str,
+        found: Option<&(&'static str, Need, Params)>,
+    ) -> Result<Option<Principal>, Response<ResponseBody>> {
+        let (Some(auth), Some((_, need, params))) = (&self.state.auth, found) else {
+            return Ok(None);
+        };
+        if *need == Need::Nothing {
+            return Ok(None);
+        }
+        let community = match params.iter().find(|(name, _)| *name == "id") {
+            None => None,
+            Some((_, id)) => match id.parse::<i64>() {
+                Ok(id) => Some(waddlebot::CommunityId(id)),
+                Err(_) => {
+                    return Err(error(Failure(
+                        StatusCode::NOT_FOUND,
+                        format!("no route for {path}"),
+                    )));
+                }
+            },
+        };
+        let checked = match credential {
+            crate::hygiene::Presented::Nothing => Ok(None),
+            crate::hygiene::Presented::OtherScheme => Err(AuthError::Unauthenticated(
+                "use Authorization: Bearer <key or token>".to_owned(),
+            )),
+            crate::hygiene::Presented::Credential(secret) => auth.check(secret).await.map(Some),
+        }
+        .and_then(|principal| {
+            Authenticator::authorize(principal.as_ref(), *need, community).map(|()| principal)
+        });
+        checked.map_err(|err| refusal(&err, method, path))
+    }
+
+    /// Whether `credential` was accepted by this server before (it passes a lock-out).
+    fn recognized(&self, credential: crate::hygiene::Presented<'_>) -> bool {
+        match (credential, &self.state.auth) {
+            (crate::hygiene::Presented::Credential(secret), Some(auth)) => auth.recognizes(secret),
+            _ => false,
+        }
+    }
+
     async fn route<B>(
         &self,
         request: Request<B>,
         path: String,
         found: Option<(&'static str, Need, Params)>,
+        principal: Option<Principal>,
     ) -> Response<ResponseBody>
     where
         B: Body,
@@ -820,32 +946,6 @@ impl App {
             return Box::pin(self.page(request, &path)).await;
         }
         let method = request.method().clone();
-        let community = found
-            .as_ref()
-            .and_then(|(_, _, params)| params.iter().find(|(name, _)| *name == "id"))
-            .map(|(_, id)| id.parse::<i64>().map(waddlebot::CommunityId));
-        if let Some(Err(_)) = community {
-            return error(Failure(
-                StatusCode::NOT_FOUND,
-                format!("no route for {path}"),
-            ));
-        }
-        let community = community.and_then(Result::ok);
-        let mut principal = None;
-        if let (Some(auth), Some((_, need, _))) = (&self.state.auth, &found)
-            && *need != Need::Nothing
-        {
-            let checked = match auth.authenticate(request.headers()).await {
-                Ok(who) => {
-                    principal = who;
-                    Authenticator::authorize(principal.as_ref(), *need, community)
-                }
-                Err(err) => Err(err),
-            };
-            if let Err(err) = checked {
-                return refusal(&err, &method, &path);
-            }
-        }
         if let Some((pattern, _, params)) = &found
             && ["/api/v1/communities", "/api/v1/audit", "/api/v1/api-keys"]
                 .iter()
@@ -869,7 +969,9 @@ impl App {
             (Method::POST, "/webhooks/discord/interactions") => {
                 self.discord_interaction(request).await
             }
-            (Method::POST, "/api/v1/ai/chat/completions") => self.ai_completions(request).await,
+            (Method::POST, "/api/v1/ai/chat/completions") => {
+                self.ai_completions(request, principal.as_ref()).await
+            }
             (Method::GET, "/api/v1/ai/models") => self.ai_models().await,
             (Method::POST, "/api/v1/ai/interaction") => {
                 Box::pin(self.ai_interaction(request)).await
@@ -894,7 +996,7 @@ impl App {
         {
             response.headers_mut().insert(header::ALLOW, allow);
         }
-        tracing::debug!(%method, path, status = response.status().as_u16(), "request");
+        tracing::debug!(%method, path = %crate::hygiene::loggable_path(&path), status = response.status().as_u16(), "request");
         response
     }
 

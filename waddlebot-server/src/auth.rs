@@ -36,13 +36,26 @@ pub const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
 /// Most verified keys remembered; beyond, the memory starts over.
 const KEY_CACHE_MAX: usize = 10_000;
 
-/// A key the store confirmed a moment ago.
+/// A credential this server accepted: a key the store confirmed, or a token.
 #[derive(Clone)]
 struct VerifiedKey {
+    /// The key's id; empty for a token.
     id: String,
-    principal: Principal,
-    expires_at: Option<SystemTime>,
-    checked: std::time::Instant,
+    checked: Checked,
+    /// When the store was last asked (keys).
+    at: std::time::Instant,
+}
+
+/// What a checked credential stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// Who it names.
+    pub principal: Principal,
+    /// The API key's public id (`None` for a token): a session made with it checks the key is
+    /// still valid on each use.
+    pub key_id: Option<String>,
+    /// When it stops being valid, if ever.
+    pub expires_at: Option<SystemTime>,
 }
 
 /// What a credential may do.
@@ -315,30 +328,67 @@ impl Authenticator {
             .retain(|_, key| key.id != id);
     }
 
-    /// Who the request's credential names; `None` when there is none.
+    /// Who the request's credential names; `None` when there is none. A request carrying two
+    /// different credentials, or an `Authorization` header of another scheme, is refused.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Principal>, AuthError> {
-        let bearer = headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim);
-        let api_key = headers
-            .get("x-api-key")
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim);
-        let Some(credential) = bearer.or(api_key) else {
-            return Ok(None);
-        };
-        if credential.starts_with(KEY_PREFIX) {
-            return self.api_key(credential).await.map(Some);
+        match crate::hygiene::presented(headers).map_err(AuthError::Unauthenticated)? {
+            crate::hygiene::Presented::Nothing => Ok(None),
+            crate::hygiene::Presented::OtherScheme => Err(AuthError::Unauthenticated(
+                "use Authorization: Bearer <key or token>".to_owned(),
+            )),
+            crate::hygiene::Presented::Credential(secret) => {
+                self.check(secret).await.map(Some)
+            }
         }
-        self.token(credential).map(Some)
     }
 
-    async fn api_key(&self, key: &str) -> Result<Principal, AuthError> {
+    /// Checks one credential (an API key or a bearer token) and tells who it names.
+    pub async fn check(&self, credential: &str) -> Result<Principal, AuthError> {
+        self.check_credential(credential)
+            .await
+            .map(|checked| checked.principal)
+    }
+
+    /// Checks one credential and tells who it names and how long it holds: a session made
+    /// from it (the portal's) must end when it does.
+    pub async fn check_credential(&self, credential: &str) -> Result<Checked, AuthError> {
+        if credential.starts_with(KEY_PREFIX) {
+            return self.api_key(credential).await;
+        }
+        let checked = self.token(credential)?;
+        self.remember(sha256_hex(credential), None, &checked);
+        Ok(checked)
+    }
+
+    /// Whether this server accepted `credential` before and it has not expired or been
+    /// forgotten since: such a credential passes an address's failed-authentication lock-out
+    /// (it is then checked as usual), so one guessing client does not lock out the people
+    /// behind the same address.
+    pub fn recognizes(&self, credential: &str) -> bool {
+        let now = SystemTime::now();
+        self.verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&sha256_hex(credential))
+            .is_some_and(|known| known.checked.expires_at.is_none_or(|at| at > now))
+    }
+
+    fn remember(&self, presented: String, id: Option<String>, checked: &Checked) {
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= KEY_CACHE_MAX {
+            verified.clear();
+        }
+        verified.insert(
+            presented,
+            VerifiedKey {
+                id: id.unwrap_or_default(),
+                checked: checked.clone(),
+                at: std::time::Instant::now(),
+            },
+        );
+    }
+
+    async fn api_key(&self, key: &str) -> Result<Checked, AuthError> {
         let presented = sha256_hex(key);
         let now = SystemTime::now();
         let remembered = self
@@ -347,28 +397,16 @@ impl Authenticator {
             .unwrap_or_else(|p| p.into_inner())
             .get(&presented)
             .filter(|known| {
-                known.checked.elapsed() < KEY_CACHE_TTL
-                    && known.expires_at.is_none_or(|at| at > now)
+                known.at.elapsed() < KEY_CACHE_TTL
+                    && known.checked.expires_at.is_none_or(|at| at > now)
             })
-            .map(|known| known.principal.clone());
-        if let Some(principal) = remembered {
-            return Ok(principal);
+            .map(|known| known.checked.clone());
+        if let Some(checked) = remembered {
+            return Ok(checked);
         }
-        let (principal, id, expires_at) = self.api_key_from_store(key, &presented, now).await?;
-        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-        if verified.len() >= KEY_CACHE_MAX {
-            verified.clear();
-        }
-        verified.insert(
-            presented,
-            VerifiedKey {
-                id,
-                principal: principal.clone(),
-                expires_at,
-                checked: std::time::Instant::now(),
-            },
-        );
-        Ok(principal)
+        let checked = self.api_key_from_store(key, &presented, now).await?;
+        self.remember(presented, checked.key_id.clone(), &checked);
+        Ok(checked)
     }
 
     /// Checks a key against its record: the principal, the key's id and its expiry.
@@ -377,7 +415,7 @@ impl Authenticator {
         key: &str,
         presented: &str,
         now: SystemTime,
-    ) -> Result<(Principal, String, Option<SystemTime>), AuthError> {
+    ) -> Result<Checked, AuthError> {
         let refused = || AuthError::Unauthenticated("invalid API key".to_owned());
         let body = &key[KEY_PREFIX.len()..];
         let id = body.get(..ID_HEX).ok_or_else(refused)?;
@@ -414,10 +452,14 @@ impl Authenticator {
             role,
             community: record.community_id,
         };
-        Ok((principal, record.id, record.expires_at))
+        Ok(Checked {
+            principal,
+            key_id: Some(record.id),
+            expires_at: record.expires_at,
+        })
     }
 
-    fn token(&self, token: &str) -> Result<Principal, AuthError> {
+    fn token(&self, token: &str) -> Result<Checked, AuthError> {
         let Some(check) = &self.jwt else {
             return Err(AuthError::Unauthenticated(
                 "bearer tokens are not accepted here; use an API key".to_owned(),
@@ -465,10 +507,14 @@ impl Authenticator {
         if !claims.role.is_community_role() && claims.community.is_some() {
             return Err(AuthError::Unauthenticated(bot_wide(claims.role, "token")));
         }
-        Ok(Principal {
-            subject: claims.sub,
-            role: claims.role,
-            community: claims.community.map(CommunityId),
+        Ok(Checked {
+            principal: Principal {
+                subject: claims.sub,
+                role: claims.role,
+                community: claims.community.map(CommunityId),
+            },
+            key_id: None,
+            expires_at: Some(UNIX_EPOCH + Duration::from_secs(claims.exp)),
         })
     }
 

@@ -127,7 +127,8 @@ pub async fn build_router_with_ai(
     let mut builder = Router::builder()
         .store(store)
         .config(config.router.clone())
-        .allow_private_targets(config.allow_private_targets);
+        .allow_private_targets(config.allow_private_targets)
+        .allow_targets(config.allowed_targets.iter().copied());
     if let Some(url) = &config.redis_url {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let redis = RedisLimiter::new(

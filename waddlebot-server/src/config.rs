@@ -67,6 +67,12 @@ pub struct Config {
     /// Let remote modules and rule webhooks call private and local addresses
     /// (`ROUTER_ALLOW_PRIVATE_TARGETS`; off: only public addresses, against request forgery).
     pub allow_private_targets: bool,
+    /// Networks remote modules and rule webhooks may call besides public addresses
+    /// (`ROUTER_ALLOWED_TARGETS`: addresses or CIDR ranges, comma-separated).
+    pub allowed_targets: Vec<ipnet::IpNet>,
+    /// What `/api/v1/ai/chat/completions` may spend (`AI_API_MODELS`, `AI_API_MAX_TOKENS`,
+    /// `AI_API_REQUESTS_PER_MINUTE`, `AI_API_TOKENS_PER_MINUTE`).
+    pub ai_api: crate::ai_api::AiApiPolicy,
     /// Request deadline, admin rate limit, CORS, URI limit (`WADDLEBOT_REQUEST_TIMEOUT`,
     /// `WADDLEBOT_ADMIN_RATE_LIMIT`, `WADDLEBOT_CORS_ORIGINS`).
     pub http: crate::hygiene::HttpPolicy,
@@ -229,6 +235,8 @@ impl Default for Config {
             jwt_audience: "waddlebot-api".to_owned(),
             jwt_public_keys: Vec::new(),
             allow_private_targets: false,
+            allowed_targets: Vec::new(),
+            ai_api: crate::ai_api::AiApiPolicy::default(),
             http: crate::hygiene::HttpPolicy::default(),
             public_url: None,
             services: ServiceSettings::with_defaults(),
@@ -559,6 +567,40 @@ impl Config {
         if let Some(value) = get("ROUTER_ALLOW_PRIVATE_TARGETS") {
             self.allow_private_targets = parse_flag("ROUTER_ALLOW_PRIVATE_TARGETS", &value)?;
         }
+        if let Some(value) = get("ROUTER_ALLOWED_TARGETS") {
+            self.allowed_targets = networks("ROUTER_ALLOWED_TARGETS", &value)?;
+        }
+        if let Some(value) = get("WADDLEBOT_TRUSTED_PROXIES") {
+            self.http.trusted_proxies = networks("WADDLEBOT_TRUSTED_PROXIES", &value)?;
+        }
+        if let Some(n) = number(&get, "ROUTER_MAX_RULES", 1..=10_000)? {
+            self.router.max_rules_per_community = n;
+        }
+        if let Some(n) = number(&get, "WADDLEBOT_MAX_CONNECTIONS", 1..=1_000_000)? {
+            self.http.max_connections = n;
+        }
+        if let Some(n) = number(&get, "WADDLEBOT_FIRST_BYTE_TIMEOUT", 1..=3_600)? {
+            self.http.first_byte_timeout = Duration::from_secs(n);
+        }
+        if let Some(n) = number(&get, "WADDLEBOT_IDLE_TIMEOUT", 1..=86_400)? {
+            self.http.idle_timeout = Duration::from_secs(n);
+        }
+        if let Some(models) = get("AI_API_MODELS") {
+            self.ai_api.models = models
+                .split(',')
+                .map(|m| m.trim().to_owned())
+                .filter(|m| !m.is_empty())
+                .collect();
+        }
+        if let Some(n) = number(&get, "AI_API_MAX_TOKENS", 1..=1_000_000)? {
+            self.ai_api.max_tokens = n;
+        }
+        if let Some(n) = number(&get, "AI_API_REQUESTS_PER_MINUTE", 0..=1_000_000)? {
+            self.ai_api.requests_per_minute = n;
+        }
+        if let Some(n) = number(&get, "AI_API_TOKENS_PER_MINUTE", 0..=100_000_000)? {
+            self.ai_api.tokens_per_minute = n;
+        }
         if let Some(value) = get("WADDLEBOT_ADMIN_RATE_LIMIT") {
             self.http.admin_rate_per_minute = value.trim().parse().map_err(|_| {
                 invalid(
@@ -852,6 +894,45 @@ fn per_minute(key: &str, max: u32) -> Result<RateLimit, ConfigError> {
 /// A community limit per minute; 0 turns it off.
 fn community_rate(max: u32) -> Option<RateLimit> {
     (max > 0).then(|| RateLimit::per_secs(max, 60))
+}
+
+/// A whole number within `range`, when the variable is set.
+fn number<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    key: &str,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<Option<T>, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    get(key)
+        .map(|value| match value.trim().parse::<T>() {
+            Ok(n) if range.contains(&n) => Ok(n),
+            _ => Err(invalid(
+                key,
+                &value,
+                format!(
+                    "expected a whole number from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            )),
+        })
+        .transpose()
+}
+
+/// Addresses and CIDR ranges, comma-separated (`10.0.5.0/24, 192.0.2.7`).
+fn networks(key: &str, value: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            part.parse::<ipnet::IpNet>()
+                .or_else(|_| part.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| invalid(key, value, format!("'{part}' is not an address or CIDR range")))
+        })
+        .collect()
 }
 
 fn positive_secs(key: &str, secs: u64) -> Result<Duration, ConfigError> {

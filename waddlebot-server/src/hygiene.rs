@@ -1,11 +1,11 @@
 //! What every request goes through besides its handler: URI length, a deadline, CORS, the
 //! admin API's per-client rate limit and security headers.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
-use sha2::Digest;
 use waddlebot_router::limit::{Limit, MemoryLimiter, Verdict};
 
 use crate::app::ResponseBody;
@@ -25,6 +25,19 @@ pub struct HttpPolicy {
     pub cors_origins: Vec<String>,
     /// Longest request target (path and query), in bytes; longer gets 414.
     pub max_uri_bytes: usize,
+    /// How long a new connection may stay silent before it is closed
+    /// (`WADDLEBOT_FIRST_BYTE_TIMEOUT`, seconds).
+    pub first_byte_timeout: Duration,
+    /// How long a connection may move no byte before it is asked to close: an idle HTTP/1
+    /// keep-alive or HTTP/2 connection (`WADDLEBOT_IDLE_TIMEOUT`, seconds).
+    pub idle_timeout: Duration,
+    /// The most connections open at once (`WADDLEBOT_MAX_CONNECTIONS`); past it new ones wait
+    /// in the kernel's accept queue. Lowered at start to what the open-file limit allows.
+    pub max_connections: usize,
+    /// Proxies whose `X-Forwarded-For` / `Forwarded` headers name the client
+    /// (`WADDLEBOT_TRUSTED_PROXIES`: addresses or CIDR ranges). From any other peer those
+    /// headers are ignored, so a client cannot pick the address it is counted as.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for HttpPolicy {
@@ -35,6 +48,10 @@ impl Default for HttpPolicy {
             failed_auth_per_minute: 30,
             cors_origins: Vec::new(),
             max_uri_bytes: 8 * 1024,
+            first_byte_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -159,22 +176,142 @@ impl Standing {
     }
 }
 
-/// Who a request is counted as: its credential (hashed, never kept) when it has one, else the
-/// connection's address.
-pub(crate) fn client_key(headers: &HeaderMap, peer: Option<std::net::IpAddr>) -> String {
-    let credential = headers
-        .get(header::AUTHORIZATION)
-        .or_else(|| headers.get("x-api-key"));
-    match credential {
-        Some(value) => format!(
-            "cred:{}",
-            hex::encode(&sha2::Sha256::digest(value.as_bytes())[..12])
-        ),
-        None => format!(
-            "ip:{}",
-            peer.map_or_else(|| "local".to_owned(), |ip| ip.to_string())
-        ),
+/// The client's address: the peer's, or, when the peer is a trusted proxy, the nearest
+/// address in `X-Forwarded-For` (else `Forwarded: for=`) that is not itself a trusted proxy.
+/// Addresses a client wrote further left are never believed, since any client can send them.
+pub(crate) fn client_address(
+    policy: &HttpPolicy,
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+) -> Option<IpAddr> {
+    let peer = peer?;
+    let trusted = |ip: &IpAddr| policy.trusted_proxies.iter().any(|net| net.contains(ip));
+    if !trusted(&peer) {
+        return Some(peer);
     }
+    let forwarded_for: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|part| parse_node(part.trim()))
+        .collect();
+    let chain = if forwarded_for.is_empty() {
+        headers
+            .get_all(header::FORWARDED)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|element| {
+                element.split(';').find_map(|pair| {
+                    let (name, value) = pair.trim().split_once('=')?;
+                    name.trim()
+                        .eq_ignore_ascii_case("for")
+                        .then(|| parse_node(value.trim().trim_matches('"')))
+                        .flatten()
+                })
+            })
+            .collect()
+    } else {
+        forwarded_for
+    };
+    Some(
+        chain
+            .into_iter()
+            .rev()
+            .find(|ip| !trusted(ip))
+            .unwrap_or(peer),
+    )
+}
+
+/// An address as proxies write it: `203.0.113.7`, `203.0.113.7:4711`, `[2001:db8::1]:4711`
+/// or `2001:db8::1`.
+fn parse_node(text: &str) -> Option<IpAddr> {
+    if let Ok(ip) = text.parse() {
+        return Some(ip);
+    }
+    if let Ok(addr) = text.parse::<std::net::SocketAddr>() {
+        return Some(addr.ip());
+    }
+    text.strip_prefix('[')
+        .and_then(|rest| rest.split_once(']'))
+        .and_then(|(ip, _)| ip.parse().ok())
+}
+
+/// The credential a request presents: a bearer token or API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Presented<'a> {
+    /// None at all.
+    Nothing,
+    /// `Authorization: Bearer <it>` or `X-API-Key: <it>` (both, when they agree).
+    Credential(&'a str),
+    /// An `Authorization` header of another scheme (`Basic ...`): refused where a credential
+    /// is needed.
+    OtherScheme,
+}
+
+/// Reads the request's credential. Two different credentials (two `Authorization` headers,
+/// or `Authorization` and `X-API-Key` that disagree) are refused: which one counts must never
+/// depend on the reader.
+pub(crate) fn presented(headers: &HeaderMap) -> Result<Presented<'_>, String> {
+    let two = || "the request carries two different credentials; send one".to_owned();
+    let single = |name: &str| -> Result<Option<&str>, String> {
+        let mut values = headers.get_all(name).iter();
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(two());
+        }
+        first
+            .map(|v| {
+                v.to_str()
+                    .map(str::trim)
+                    .map_err(|_| "the credential header is not readable text".to_owned())
+            })
+            .transpose()
+    };
+    let authorization = single(header::AUTHORIZATION.as_str())?.map(|value| {
+        // The scheme is case-insensitive (RFC 9110 §11.1); spaces around the token ignored.
+        match value.split_once(char::is_whitespace) {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                Presented::Credential(token.trim())
+            }
+            _ => Presented::OtherScheme,
+        }
+    });
+    let api_key = single("x-api-key")?.map(Presented::Credential);
+    match (authorization, api_key) {
+        (None, None) => Ok(Presented::Nothing),
+        (Some(one), None) | (None, Some(one)) => Ok(one),
+        (Some(a), Some(b)) if a == b => Ok(a),
+        _ => Err(two()),
+    }
+}
+
+/// A path as it may be logged: the secret segments (overlay keys, one-time login tokens)
+/// replaced by `***`. Query strings (OAuth states and codes) are never logged.
+pub(crate) fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    let mut segments = path.split('/');
+    let secret_after = |previous: &str, first: &str| {
+        matches!((first, previous), ("overlay", "overlay") | ("portal", "login"))
+    };
+    let first = segments.nth(1).unwrap_or_default();
+    if !matches!(first, "overlay" | "portal") {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let mut out = String::with_capacity(path.len());
+    let mut previous = "";
+    for (index, segment) in path.split('/').enumerate() {
+        if index > 0 {
+            out.push('/');
+        }
+        if index >= 2 && secret_after(previous, first) && !segment.is_empty() {
+            out.push_str("***");
+        } else {
+            out.push_str(segment);
+        }
+        previous = segment;
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// The request's `Origin` when the policy lets browsers call from it.

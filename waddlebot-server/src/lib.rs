@@ -55,12 +55,15 @@ pub use bootstrap::{
     StartError, ai_provider, authenticator, build_router, build_router_with_ai, jwt_secret_path,
     jwt_settings, migrate, open_store, redis_check, services, spotify,
 };
+pub use ai_api::AiApiPolicy;
 pub use config::{
     Config, ConfigError, DEFAULT_BIND, DEFAULT_CONFIG_FILE, DEFAULT_DATABASE_URL, LogFormat,
     Secret, ServiceSettings, redact_url,
 };
 pub use hygiene::HttpPolicy;
 pub use metrics::{METRICS_UPKEEP, install_metrics};
-pub use serve::{HEADER_READ_TIMEOUT, MAX_HEADER_BYTES, SHUTDOWN_GRACE, serve, shutdown_signal};
+pub use serve::{
+    HEADER_READ_TIMEOUT, MAX_HEADER_BYTES, SHUTDOWN_GRACE, raise_file_limit, serve, shutdown_signal,
+};
 pub use web::{LINK_TTL, OVERLAY_STREAMS, create_login_link};
 pub use webhooks::TWITCH_REVOCATIONS;

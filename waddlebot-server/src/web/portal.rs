@@ -66,6 +66,14 @@ struct Grant {
     /// The session's CSRF token (sessions only).
     #[serde(default)]
     csrf: String,
+    /// The API key a session was signed in with: the session lasts only while the key is
+    /// neither revoked nor expired (checked on every request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_id: Option<String>,
+    /// When the credential a session was signed in with expires (a token's `exp`); the session
+    /// ends then, if not before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    credential_expires_ms: Option<u64>,
 }
 
 impl Grant {
@@ -97,6 +105,8 @@ pub async fn create_login_link(
         community: Some(community.0),
         expires_ms: unix_millis(SystemTime::now() + LINK_TTL),
         csrf: String::new(),
+        key_id: None,
+        credential_expires_ms: None,
     };
     store
         .put_document(
@@ -268,7 +278,7 @@ impl App {
         let Ok(grant) = serde_json::from_value::<Grant>(document.value) else {
             return Ok(None);
         };
-        if grant.expires_ms <= unix_millis(SystemTime::now()) {
+        if grant.expires_ms <= unix_millis(SystemTime::now()) || !self.credential_holds(&grant).await? {
             store.delete_document(SESSIONS, &key).await?;
             return Ok(None);
         }
@@ -276,6 +286,23 @@ impl App {
             grant,
             token_digest: key,
         }))
+    }
+
+    /// Whether the API key a session was made with is still valid (revoked or expired keys end
+    /// their sessions at once). Sessions from tokens end at the token's expiry instead, kept in
+    /// `expires_ms`; sessions from login links have no credential behind them.
+    async fn credential_holds(&self, grant: &Grant) -> Result<bool, StoreError> {
+        let Some(id) = &grant.key_id else {
+            return Ok(true);
+        };
+        let now = SystemTime::now();
+        Ok(self
+            .state()
+            .router
+            .store()
+            .api_key(id)
+            .await?
+            .is_some_and(|key| key.revoked_at.is_none() && key.expires_at.is_none_or(|at| at > now)))
     }
 
     /// Starts a session for `grant` and sends the browser to its community.
@@ -286,7 +313,14 @@ impl App {
     ) -> Result<Response<ResponseBody>, StoreError> {
         let token = random_token()?;
         grant.csrf = random_token()?;
-        grant.expires_ms = unix_millis(SystemTime::now() + SESSION_TTL);
+        // A session never outlives the credential it was made with.
+        grant.expires_ms = unix_millis(SystemTime::now() + SESSION_TTL)
+            .min(grant.credential_expires_ms.unwrap_or(u64::MAX));
+        let lasts = Duration::from_millis(
+            grant
+                .expires_ms
+                .saturating_sub(unix_millis(SystemTime::now())),
+        );
         self.state()
             .router
             .store()
@@ -306,7 +340,7 @@ impl App {
             &mut response,
             SESSION_COOKIE,
             token,
-            SESSION_TTL,
+            lasts,
             behind_tls(headers),
         );
         set_cookie(
@@ -487,15 +521,6 @@ impl App {
             );
         }
         let key = form.get("key").trim();
-        let mut presented = HeaderMap::new();
-        let Ok(value) = HeaderValue::from_str(&format!("Bearer {key}")) else {
-            return login_page(
-                &headers,
-                Some("That key is not valid."),
-                StatusCode::UNAUTHORIZED,
-            );
-        };
-        presented.insert(header::AUTHORIZATION, value);
         let fallback;
         let auth = match &self.state().auth {
             Some(auth) => auth,
@@ -512,8 +537,8 @@ impl App {
                 &fallback
             }
         };
-        let principal = match auth.authenticate(&presented).await {
-            Ok(Some(principal)) if principal.role != Role::Collector => principal,
+        let checked = match auth.check_credential(key).await {
+            Ok(checked) if checked.principal.role != Role::Collector => checked,
             Ok(_)
             | Err(
                 crate::auth::AuthError::Unauthenticated(_) | crate::auth::AuthError::Forbidden(_),
@@ -528,12 +553,15 @@ impl App {
             }
             Err(err) => return unavailable(&err),
         };
+        let principal = checked.principal;
         let grant = Grant {
             subject: principal.subject,
             role: principal.role,
             community: principal.community.map(|c| c.0),
             expires_ms: 0,
             csrf: String::new(),
+            key_id: checked.key_id,
+            credential_expires_ms: checked.expires_at.map(unix_millis),
         };
         self.sign_in(grant, &headers)
             .await
