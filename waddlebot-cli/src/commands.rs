@@ -272,8 +272,14 @@ pub(crate) async fn export(
     };
     match output {
         Some(path) => {
+            // A dump holds remote modules' secrets and overlay keys: owner-only (0600).
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
             let mut file = std::io::BufWriter::new(
-                std::fs::File::create(path)
+                options
+                    .open(path)
                     .with_context(|| format!("cannot create {}", path.display()))?,
             );
             write(&mut file).with_context(|| format!("cannot write {}", path.display()))?;

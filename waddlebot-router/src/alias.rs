@@ -14,7 +14,9 @@ use waddlebot::{Args, CommunityId, Event, StoreError};
 
 use crate::parse::{Invocation, Prefixes};
 
-pub use waddlebot::alias::{AliasError, CreateAliasError, MAX_DEPTH, MAX_NAME_LEN, validate};
+pub use waddlebot::alias::{
+    AliasError, CreateAliasError, MAX_DEPTH, MAX_EXPANSION_BYTES, MAX_NAME_LEN, validate,
+};
 
 /// The command line an alias runs for these arguments.
 pub fn expand(
@@ -34,8 +36,14 @@ pub fn expand(
         platform,
         count: 0,
     };
-    let mut line = template.render(&vars);
-    if !template.uses(Var::Args) && !template.uses(Var::Arg(1)) && !args.is_empty() {
+    // One byte over the limit tells a line that was cut from one that fits exactly.
+    let mut line = template.render_within(&vars, MAX_EXPANSION_BYTES + 1);
+    let append = !template.uses(Var::Args) && !template.uses(Var::Arg(1)) && !args.is_empty();
+    let appended = if append { 1 + args.raw().len() } else { 0 };
+    if line.len() + appended > MAX_EXPANSION_BYTES {
+        return Err(AliasError::TooLong);
+    }
+    if append {
         line.push(' ');
         line.push_str(args.raw());
     }

@@ -267,7 +267,7 @@ impl RouterBuilder {
             platforms: Arc::new(platforms),
             policy,
             clock,
-            rules: crate::cache::bounded(10_000),
+            rules: crate::rules::CompiledRules::default(),
             sessions: self
                 .sessions
                 .unwrap_or_else(|| Arc::new(MemorySessions::new(SESSION_TTL))),

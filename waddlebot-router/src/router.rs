@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::{FutureExt, StreamExt};
 use serde::Serialize;
 use tracing::Instrument;
-use waddlebot::store::{Entity, StringRule, community_namespace};
+use waddlebot::store::{Entity, community_namespace};
 use waddlebot::template::{Var, Vars};
 use waddlebot::{
     CommandCatalog, CommandError, CommandHandler, CommunityId, Context, DuplicateCommand, EntityId,
@@ -22,7 +22,7 @@ use crate::meters::CommandOutcome;
 use crate::parse::{Invocation, Prefixes, command_line};
 use crate::policy::{CommandRules, Policy, PolicyConfig};
 use crate::remote::RemoteCaller;
-use crate::rules::{self, RuleEffect, SharedRules};
+use crate::rules::{self, RuleEffect};
 use crate::session::SessionStore;
 use waddlebot::clock::Clock;
 
@@ -119,6 +119,11 @@ pub struct Outcome {
     /// or failed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub handlers: Vec<HandlerReport>,
+    /// The command failed because the store failed: what it was to write may not be written,
+    /// and sending the event again may succeed. Chat still gets the apology in `replies`; the
+    /// server answers a collector 503 so it retries.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub store_failed: bool,
 }
 
 pub use crate::builder::RouterBuilder;
@@ -140,7 +145,7 @@ pub struct Router {
     /// The same store, typed, for its shared lists.
     pub(crate) cached: Arc<CachedStore>,
     /// Compiled string rules per community, with the list they were compiled from.
-    pub(crate) rules: crate::cache::Bounded<CommunityId, (Arc<Vec<StringRule>>, SharedRules)>,
+    pub(crate) rules: crate::rules::CompiledRules,
     /// For rule webhooks.
     pub(crate) http: reqwest::Client,
     /// Whether remote modules and rule webhooks may call private addresses.
@@ -390,6 +395,7 @@ impl Router {
             replies: Vec::new(),
             matched_rule: None,
             handlers: Vec::new(),
+            store_failed: false,
         };
         let view = self.cached.view_at(entity.community_id, started).await?;
         let invocation = match &event.kind {
@@ -424,6 +430,7 @@ impl Router {
                     &view,
                     invocation,
                     &outcome.session_id,
+                    &mut outcome.store_failed,
                 )
                 .await?
             }
@@ -566,6 +573,7 @@ impl Router {
                                             view,
                                             invocation,
                                             &outcome.session_id,
+                                            &mut outcome.store_failed,
                                         ))
                                         .await?
                                     }
@@ -614,6 +622,7 @@ impl Router {
         view: &CommunityView,
         invocation: Invocation,
         session: &SessionId,
+        store_failed: &mut bool,
     ) -> Result<Vec<Reply>, RouterError> {
         if invocation.remote {
             // Boxed: a remote call's future is large, and local commands should not carry it.
@@ -694,6 +703,7 @@ impl Router {
                 } else {
                     CommandOutcome::Failed
                 });
+                *store_failed = matches!(err, CommandError::Store(_));
                 vec![self.explain_failure(&shown(), err)]
             }
         })

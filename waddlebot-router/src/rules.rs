@@ -19,6 +19,12 @@ pub const DEFAULT_WARNING: &str =
 pub const DEFAULT_BLOCK_NOTICE: &str = "Your message has been blocked due to policy violations.";
 /// Longest pattern accepted.
 pub const MAX_PATTERN_LEN: usize = 500;
+/// The most memory one rule's compiled regular expression may take; a pattern that needs
+/// more (`(a|b){1000}{1000}`-style repetition) is refused when added.
+pub const MAX_RULE_COMPILED_BYTES: usize = 256 * 1024;
+/// The most memory the combined automaton of a community's rules may take; past it each
+/// rule's own regex is used instead.
+pub const MAX_SET_COMPILED_BYTES: usize = 4 * 1024 * 1024;
 /// How long a rule webhook may take.
 pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -66,7 +72,8 @@ impl CompiledRule {
         let regex = |source: &str| {
             RegexBuilder::new(source)
                 .case_insensitive(!rule.case_sensitive)
-                .size_limit(1 << 20)
+                .size_limit(MAX_RULE_COMPILED_BYTES)
+                .dfa_size_limit(MAX_RULE_COMPILED_BYTES)
                 .build()
                 .map_err(|err| {
                     RuleError::Invalid(format!("the regular expression does not compile: {err}"))
@@ -126,12 +133,24 @@ pub(crate) struct RuleSet {
 }
 
 impl RuleSet {
-    /// Compiles what the store holds. A stored rule that no longer compiles is skipped with a
-    /// log line rather than failing every message.
-    pub(crate) fn compile(rules: Vec<StringRule>) -> Self {
+    /// Compiles what the store holds: the first `max` rules by priority (more can only come
+    /// from outside this router, a store written directly; they are ignored with a log line).
+    /// A stored rule that no longer compiles is skipped with a log line rather than failing
+    /// every message.
+    pub(crate) fn compile(rules: &[StringRule], max: usize) -> Self {
+        if rules.len() > max {
+            tracing::warn!(
+                community = rules[0].community_id.0,
+                rules = rules.len(),
+                max,
+                "a community has more string rules than allowed; only the first are used"
+            );
+        }
         let rules: Vec<CompiledRule> = rules
-            .into_iter()
+            .iter()
+            .take(max)
             .filter(|rule| rule.enabled)
+            .cloned()
             .filter_map(|rule| {
                 let id = rule.id;
                 CompiledRule::compile(rule)
@@ -158,7 +177,8 @@ impl RuleSet {
             }
             regex::RegexSetBuilder::new(&sources[set])
                 .case_insensitive(set == 0)
-                .size_limit(sources[set].len() << 20)
+                .size_limit(MAX_SET_COMPILED_BYTES)
+                .dfa_size_limit(MAX_SET_COMPILED_BYTES)
                 .build()
                 // Too large together: each rule's own regex still works.
                 .map_err(|err| tracing::debug!(error = %err, "rule patterns not combined"))
@@ -308,25 +328,85 @@ pub(crate) fn send_webhook(
 /// Shared, cheap to clone.
 pub(crate) type SharedRules = Arc<RuleSet>;
 
+/// A compiled rule set, made once by whoever asks first; the others wait for it.
+type Compiling = Arc<tokio::sync::OnceCell<SharedRules>>;
+
+/// Each community's compiled rules, with the list they were compiled from.
+pub(crate) struct CompiledRules {
+    cache: crate::cache::Bounded<CommunityId, (Arc<Vec<StringRule>>, Compiling)>,
+    /// Taken only to start a compile (a list changed), so one change compiles once however
+    /// many events arrive meanwhile; never across an await.
+    starting: std::sync::Mutex<()>,
+}
+
+impl Default for CompiledRules {
+    fn default() -> Self {
+        Self {
+            cache: crate::cache::bounded(10_000),
+            starting: std::sync::Mutex::new(()),
+        }
+    }
+}
+
+impl CompiledRules {
+    /// The compile of `source` for `community`: the one already started, or a new one.
+    fn compiling(&self, community: CommunityId, source: &Arc<Vec<StringRule>>) -> Compiling {
+        let current = |cache: &crate::cache::Bounded<_, (Arc<Vec<StringRule>>, Compiling)>| {
+            cache
+                .get(&community)
+                .filter(|(from, _)| Arc::ptr_eq(from, source))
+                .map(|(_, compiling)| compiling)
+        };
+        if let Some(compiling) = current(&self.cache) {
+            return compiling;
+        }
+        let _starting = self.starting.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(compiling) = current(&self.cache) {
+            return compiling;
+        }
+        let compiling = Compiling::default();
+        self.cache
+            .insert(community, (Arc::clone(source), Arc::clone(&compiling)));
+        compiling
+    }
+}
+
 impl crate::Router {
-    /// A community's compiled rules, from the cache or the store.
+    /// A community's compiled rules. A changed list is compiled once, on a blocking thread
+    /// (not on the event path's worker), and events of that community wait for it.
     pub(crate) async fn rule_set(&self, community: CommunityId) -> Result<SharedRules, StoreError> {
         let source = self.cached.shared_rules(community).await?;
-        if let Some((compiled_from, compiled)) = self.rules.get(&community)
-            && Arc::ptr_eq(&compiled_from, &source)
-        {
-            return Ok(compiled);
+        let compiling = self.rules.compiling(community, &source);
+        if let Some(compiled) = compiling.get() {
+            return Ok(Arc::clone(compiled));
         }
-        let compiled = Arc::new(RuleSet::compile(source.as_ref().clone()));
-        self.rules
-            .insert(community, (source, Arc::clone(&compiled)));
-        Ok(compiled)
+        let max = self.config.max_rules_per_community;
+        let compiled = compiling
+            .get_or_init(|| async move {
+                let compiled = tokio::task::spawn_blocking(move || RuleSet::compile(&source, max));
+                Arc::new(compiled.await.unwrap_or_else(|err| {
+                    tracing::error!(community = community.0, error = %err, "compiling string rules failed");
+                    RuleSet::compile(&[], 0)
+                }))
+            })
+            .await;
+        Ok(Arc::clone(compiled))
     }
 
-    /// Adds a string rule after checking it compiles (pattern, regex, action); returns it with
+    /// Adds a string rule after checking it compiles (pattern, regex, action) and that the
+    /// community has room for it ([`RouterConfig::max_rules_per_community`]); returns it with
     /// its id. The next message sees it.
+    ///
+    /// [`RouterConfig::max_rules_per_community`]: crate::RouterConfig::max_rules_per_community
     pub async fn create_rule(&self, rule: StringRule) -> Result<StringRule, RuleError> {
         CompiledRule::compile(rule.clone())?;
+        let max = self.config.max_rules_per_community;
+        let held = self.store.list_rules(rule.community_id).await?.len();
+        if held >= max {
+            return Err(RuleError::Invalid(format!(
+                "this community has {held} string rules, the most allowed is {max}; remove one first"
+            )));
+        }
         if let RuleAction::Webhook { url } = &rule.action {
             self.egress.check_url(url).map_err(RuleError::Invalid)?;
         }
@@ -363,7 +443,7 @@ mod tests {
     }
 
     fn matches(pattern: &str, match_type: MatchType, case_sensitive: bool, text: &str) -> bool {
-        RuleSet::compile(vec![rule(pattern, match_type, case_sensitive)])
+        RuleSet::compile(&[rule(pattern, match_type, case_sensitive)], 100)
             .first_match(text)
             .is_some()
     }
@@ -415,8 +495,8 @@ mod tests {
                     id,
                     ..rule(pattern, types[*kind], *case_sensitive)
                 })
-                .collect();
-            let set = RuleSet::compile(rules);
+                .collect::<Vec<_>>();
+            let set = RuleSet::compile(&rules, usize::MAX);
             let lowered = text.to_lowercase();
             let one_by_one = set
                 .rules

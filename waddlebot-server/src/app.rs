@@ -1144,6 +1144,10 @@ impl App {
         let outcome = Box::pin(self.state.router.handle(event))
             .await
             .map_err(unavailable)?;
+        if outcome.store_failed {
+            // Chat got its apology; the collector is told to send the event again.
+            return Err(store_failed(&outcome));
+        }
         Ok(success(StatusCode::OK, &outcome))
     }
 
@@ -1171,7 +1175,26 @@ impl App {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let outcomes = self.state.router.handle_batch(events).await;
-        let results: Vec<serde_json::Value> = outcomes.into_iter().map(batch_item).collect();
+        // The answer is bounded whatever the events made: past the budget, a handled event's
+        // result says so instead of carrying its replies.
+        let mut budget = MAX_BATCH_ANSWER_BYTES;
+        let results: Vec<serde_json::Value> = outcomes
+            .into_iter()
+            .map(|result| {
+                let item = batch_item(result);
+                let size = serde_json::to_vec(&item).map_or(usize::MAX, |bytes| bytes.len());
+                match budget.checked_sub(size) {
+                    Some(left) => {
+                        budget = left;
+                        item
+                    }
+                    None => serde_json::json!({
+                        "status": "error",
+                        "message": format!("handled, but its answer would take the batch's answer past {MAX_BATCH_ANSWER_BYTES} bytes; send fewer events per batch"),
+                    }),
+                }
+            })
+            .collect();
         Ok(success(
             StatusCode::OK,
             &serde_json::json!({"results": results, "count": count}),
@@ -1246,12 +1269,30 @@ impl App {
 
 fn batch_item(result: Result<Outcome, RouterError>) -> serde_json::Value {
     match result {
+        Ok(outcome) if outcome.store_failed => {
+            let Failure(_, message) = store_failed(&outcome);
+            serde_json::json!({"status": "error", "message": message, "retry": true})
+        }
         Ok(outcome) => serde_json::json!({"status": "success", "data": outcome}),
         Err(err) => {
             let Failure(_, message) = unavailable(err);
             serde_json::json!({"status": "error", "message": message})
         }
     }
+}
+
+/// The most bytes of results one batch answer holds.
+pub const MAX_BATCH_ANSWER_BYTES: usize = 2 * 1024 * 1024;
+
+/// A command whose store write failed: 503, so the collector sends the event again.
+fn store_failed(outcome: &Outcome) -> Failure {
+    Failure(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "{} failed because the store is unavailable; send the event again",
+            outcome.command.as_deref().unwrap_or("the command")
+        ),
+    )
 }
 
 /// A router failure is ours, not the client's: 503, with the cause logged and not shown.

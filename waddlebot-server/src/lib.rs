@@ -49,7 +49,8 @@ mod webhooks;
 pub mod wire;
 
 pub use app::{
-    App, AppState, HTTP_REQUESTS, HTTP_SECONDS, HealthCheck, Probe, ROUTES, ResponseBody, app,
+    App, AppState, HTTP_REQUESTS, HTTP_SECONDS, HealthCheck, MAX_BATCH_ANSWER_BYTES, Probe, ROUTES,
+    ResponseBody, app,
 };
 pub use bootstrap::{
     StartError, ai_provider, authenticator, build_router, build_router_with_ai, jwt_secret_path,

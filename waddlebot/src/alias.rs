@@ -14,6 +14,10 @@ use crate::{CommandCatalog, CommunityId, StoreError, normalize_command_name, res
 
 /// The longest chain of aliases followed for one message.
 pub const MAX_DEPTH: usize = 5;
+/// The longest command line one alias step may make; with [`MAX_DEPTH`] this bounds what a
+/// chain of aliases can expand to (an alias doubling `{args}` at every step cannot grow a
+/// message past it).
+pub const MAX_EXPANSION_BYTES: usize = crate::template::MAX_RENDERED_BYTES;
 
 /// Longest alias name.
 pub const MAX_NAME_LEN: usize = 32;
@@ -47,6 +51,9 @@ pub enum AliasError {
     /// `{count}` has no meaning in an alias.
     #[error("{{count}} cannot be used in an alias")]
     CountInAlias,
+    /// The command line an alias makes is longer than [`MAX_EXPANSION_BYTES`].
+    #[error("the alias makes a command longer than {MAX_EXPANSION_BYTES} bytes")]
+    TooLong,
     /// Following the alias comes back to where it started.
     #[error("alias loop: {}", Chain(.0))]
     Cycle(Vec<String>),

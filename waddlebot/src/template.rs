@@ -179,11 +179,18 @@ impl Template {
         })
     }
 
-    /// Renders the template.
+    /// Renders the template, cut at [`MAX_RENDERED_BYTES`] (at a character boundary): a
+    /// template repeating `{args}` cannot turn one message into megabytes of reply.
     pub fn render(&self, vars: &Vars<'_>) -> String {
+        self.render_within(vars, MAX_RENDERED_BYTES)
+    }
+
+    /// Renders the template, at most `limit` bytes of it: the output stops growing as soon as
+    /// it reaches the limit, however long the values are.
+    pub fn render_within(&self, vars: &Vars<'_>, limit: usize) -> String {
         // Room for the literal text and a short value per variable: most answers are written
         // without growing the string.
-        let room = self
+        let room: usize = self
             .parts
             .iter()
             .map(|part| match part {
@@ -191,15 +198,38 @@ impl Template {
                 Part::Var(_) => 16,
             })
             .sum();
-        let mut out = String::with_capacity(room);
+        let mut out = String::with_capacity(room.min(limit));
         for part in &self.parts {
-            match part {
-                Part::Literal(text) => out.push_str(text),
-                Part::Var(var) => render_var(*var, vars, &mut out),
+            let full = match part {
+                Part::Literal(text) => push_within(&mut out, text, limit),
+                Part::Var(var) => push_within(&mut out, &var_value(*var, vars), limit),
+            };
+            if full {
+                break;
             }
         }
         out
     }
+}
+
+/// The most bytes a rendered template holds: well under what any platform takes in one
+/// message (Slack 40,000 characters), and long replies are split at each platform's own limit
+/// on delivery.
+pub const MAX_RENDERED_BYTES: usize = 4000;
+
+/// Appends as much of `text` as fits in `limit` bytes (whole characters); `true` once full.
+pub fn push_within(out: &mut String, text: &str, limit: usize) -> bool {
+    let room = limit.saturating_sub(out.len());
+    if text.len() <= room {
+        out.push_str(text);
+        return out.len() >= limit;
+    }
+    let mut cut = room;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    out.push_str(&text[..cut]);
+    true
 }
 
 impl fmt::Display for Template {
@@ -269,26 +299,23 @@ fn parse_random(spec: &str, position: usize) -> Result<Var, TemplateError> {
     Ok(Var::Random(low, high))
 }
 
-fn render_var(var: Var, vars: &Vars<'_>, out: &mut String) {
+fn var_value<'v>(var: Var, vars: &Vars<'v>) -> std::borrow::Cow<'v, str> {
+    use std::borrow::Cow;
     match var {
-        Var::User => out.push_str(vars.user),
+        Var::User => Cow::Borrowed(vars.user),
         Var::ToUser => match vars.args.first() {
             Some(first) if !first.trim_start_matches('@').is_empty() => {
-                out.push_str(first.trim_start_matches('@'));
+                Cow::Borrowed(first.trim_start_matches('@'))
             }
-            _ => out.push_str(vars.user),
+            _ => Cow::Borrowed(vars.user),
         },
-        Var::Args if !vars.args_text.is_empty() => out.push_str(vars.args_text),
-        Var::Args => out.push_str(&vars.args.join(" ")),
-        Var::Arg(n) => {
-            if let Some(arg) = vars.args.get(n - 1) {
-                out.push_str(arg);
-            }
-        }
-        Var::Channel => out.push_str(vars.channel),
-        Var::Platform => out.push_str(vars.platform),
-        Var::Count => out.push_str(&vars.count.to_string()),
-        Var::Random(low, high) => out.push_str(&fastrand::i64(low..=high).to_string()),
+        Var::Args if !vars.args_text.is_empty() => Cow::Borrowed(vars.args_text),
+        Var::Args => Cow::Owned(vars.args.join(" ")),
+        Var::Arg(n) => Cow::Borrowed(vars.args.get(n - 1).map_or("", String::as_str)),
+        Var::Channel => Cow::Borrowed(vars.channel),
+        Var::Platform => Cow::Borrowed(vars.platform),
+        Var::Count => Cow::Owned(vars.count.to_string()),
+        Var::Random(low, high) => Cow::Owned(fastrand::i64(low..=high).to_string()),
     }
 }
 
@@ -387,5 +414,20 @@ mod tests {
         fn text_without_braces_renders_as_itself(source in "[^{}]{0,60}") {
             proptest::prop_assert_eq!(render(&source, &[]), source);
         }
+    }
+
+    #[test]
+    fn a_reply_repeating_its_arguments_stops_at_the_limit() {
+        let source = "{args}".repeat(83);
+        let long = "é".repeat(2500);
+        let reply = render(&source, &[long.as_str()]);
+        assert!(reply.len() <= MAX_RENDERED_BYTES, "{} bytes", reply.len());
+        assert!(reply.len() > MAX_RENDERED_BYTES - 4, "filled up to the limit");
+        assert!(reply.chars().all(|c| c == 'é'), "cut at a character boundary");
+    }
+
+    #[test]
+    fn short_replies_are_whole() {
+        assert_eq!(render("hi {user}!", &[]), "hi alice!");
     }
 }

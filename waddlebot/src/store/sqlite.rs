@@ -119,6 +119,12 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if !in_memory {
+            create_private(options.get_filename()).map_err(|source| SqliteStoreError::Open {
+                url: url.to_owned(),
+                source: sqlx::Error::Io(source),
+            })?;
+        }
         let pool = if in_memory {
             // Every connection to `:memory:` is its own empty database: keep exactly one,
             // forever, or the data vanishes with it.
@@ -176,3 +182,22 @@ fn json_arg(value: &impl serde::Serialize) -> Result<String, StoreError> {
 
 sql_store!(SqliteStore);
 sql_migrations!(SqliteStore, SqliteStoreError);
+
+/// Creates the database file readable by its owner only (0600) when it does not exist yet:
+/// it holds remote modules' secrets and overlay keys. SQLite gives its `-wal` and `-shm`
+/// files the database's permissions. An existing file keeps the permissions it has.
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    if path.as_os_str().is_empty() || path.exists() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        // Another opener made it first.
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(err),
+    }
+}
