@@ -1,6 +1,8 @@
 //! The metrics the router emits, through the `metrics` facade: the embedding program picks the
 //! exporter (the reference server serves Prometheus text). Names here, once, so dashboards and
-//! code agree.
+//! code agree. The reference server gives each its `# HELP` text and unit
+//! (`waddlebot-server/src/metrics.rs`): a new name needs a line there, and a name ends in its
+//! base unit (`_seconds`, `_bytes`), counters in `_total`, as `promtool check metrics` asks.
 //!
 //! The router registers its metrics when it is built (handles, so an event does not look its
 //! metrics up again): install the recorder first, or the router records nothing.
