@@ -134,7 +134,7 @@ async fn bad_input_is_refused_with_the_reason_and_lists_are_paged() {
     let commands = format!("{}/communities/1/commands", bot.base);
     let post = |body: Value| call(reqwest::Method::POST, commands.clone(), &owner, Some(body));
     let cases = [
-        (json!({"name": "ping", "response": "x"}), 400, "built-in"),
+        (json!({"name": "ping", "response": "x"}), 409, "built-in"),
         (
             json!({"name": "bad name!", "response": "x"}),
             400,
@@ -232,7 +232,7 @@ async fn moderators_manage_aliases_checked_like_chat() {
     );
 
     let (status, body) = post(json!({"name": "help", "target": "!ping"})).await;
-    assert_eq!(status, 400, "a built-in cannot be shadowed: {body}");
+    assert_eq!(status, 409, "a built-in cannot be shadowed: {body}");
     assert_eq!(post(json!({"name": "p", "target": "!help"})).await.0, 409);
     let viewer = token(Role::Viewer, Some(1));
     let (status, _) = call(

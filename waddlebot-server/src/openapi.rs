@@ -1,6 +1,10 @@
 //! The OpenAPI 3.1 description of the server, served at `/openapi.json`. Each route is written
-//! down here by hand (what it is for, its parameters and body); a test checks that the routes
-//! described and the routes in [`crate::ROUTES`] are the same set, so neither can drift.
+//! down here by hand (what it is for, its parameters, body and answers; the schemas are in
+//! [`schemas`]); a test checks that the routes described and the routes in [`crate::ROUTES`]
+//! are the same set, so neither can drift, and `.ci/schemathesis.sh` checks the document
+//! against a running server.
+
+mod schemas;
 
 use http::Method;
 use serde_json::{Value, json};
@@ -13,8 +17,6 @@ struct Doc {
     method: Method,
     summary: &'static str,
     tag: &'static str,
-    /// The JSON body's schema, when the route takes one.
-    body: Option<Value>,
     /// The success status.
     ok: &'static str,
     /// For lists: the filters taken besides `limit` and `offset`.
@@ -27,6 +29,41 @@ impl Doc {
         self.filters = Some(filters);
         self
     }
+
+    /// The JSON body's schema, when the route takes one.
+    fn body(&self) -> Option<Value> {
+        match (self.path, &self.method) {
+            ("/router/events", _) => Some(schemas::event()),
+            ("/router/events/batch", _) => Some(schemas::closed(
+                &["events"],
+                json!({"events": {"type": "array", "minItems": 1, "maxItems": crate::wire::MAX_BATCH, "items": schemas::event()}}),
+            )),
+            ("/router/responses", _) => Some(schemas::late_response()),
+            ("/api/v1/ai/chat/completions", _) => Some(schemas::chat_completion()),
+            ("/api/v1/ai/interaction", _) => Some(schemas::interaction()),
+            ("/api/v1/ai/config", &Method::PUT) => Some(schemas::ai_settings()),
+            (path, method) => schemas::admin_body(path, method),
+        }
+    }
+
+    /// Whether the body may be left out (the overlay rotation's grace period has a default).
+    fn body_optional(&self) -> bool {
+        self.path.ends_with("/overlay/rotate")
+    }
+
+    /// The OpenAI-compatible routes answer in OpenAI's shapes.
+    fn openai_shaped(&self) -> bool {
+        matches!(
+            self.path,
+            "/api/v1/ai/chat/completions" | "/api/v1/ai/models"
+        )
+    }
+
+    /// Routes answering `{"status":"success","data":…}`.
+    fn enveloped(&self) -> bool {
+        (self.path.starts_with("/router/") || self.path.starts_with("/api/v1/"))
+            && !self.openai_shaped()
+    }
 }
 
 fn doc(
@@ -35,537 +72,389 @@ fn doc(
     tag: &'static str,
     summary: &'static str,
     ok: &'static str,
-    body: Option<Value>,
 ) -> Doc {
     Doc {
         path,
         method,
         summary,
         tag,
-        body,
         ok,
         filters: None,
     }
 }
 
-fn object(required: &[&str], properties: Value) -> Value {
-    json!({"type": "object", "required": required, "properties": properties})
-}
-
 fn docs() -> Vec<Doc> {
-    let text = json!({"type": "string"});
-    let event = object(
-        &["platform", "server_id", "channel_id", "user_id", "username"],
-        json!({
-            "platform": {"type": "string", "enum": ["twitch", "discord", "slack", "kick", "youtube", "console"]},
-            "server_id": text, "channel_id": text, "user_id": text, "username": text,
-            "message": text, "message_type": text, "display_name": text,
-            "permission_level": text, "metadata": {"type": "object"},
-        }),
-    );
-    let chat = object(
-        &["messages"],
-        json!({
-            "model": text,
-            "messages": {"type": "array", "items": object(&["role", "content"], json!({"role": text, "content": {}}))},
-            "temperature": {"type": "number", "minimum": 0, "maximum": 2},
-            "max_tokens": {"type": "integer", "minimum": 1, "maximum": 4096},
-            "stream": {"type": "boolean"},
-            "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}},
-        }),
-    );
-    let key_body = object(
-        &["name", "role"],
-        json!({
-            "name": text,
-            "role": {"type": "string", "enum": ["admin", "owner", "community_admin", "moderator", "viewer", "collector"]},
-            "community_id": {"type": "integer"},
-            "expires_in_days": {"type": "integer", "minimum": 1, "maximum": 3650},
-        }),
-    );
+    use Method as M;
     vec![
         doc(
             "/health",
-            Method::GET,
+            M::GET,
             "health",
             "Liveness: the process answers",
             "200",
-            None,
         ),
         doc(
             "/healthz",
-            Method::GET,
+            M::GET,
             "health",
             "Readiness: the store (required) and the AI provider (reported)",
             "200",
-            None,
         ),
         doc(
             "/metrics",
-            Method::GET,
+            M::GET,
             "health",
             "Prometheus text: router and HTTP metrics",
             "200",
-            None,
         ),
-        doc(
-            "/openapi.json",
-            Method::GET,
-            "health",
-            "This document",
-            "200",
-            None,
-        ),
+        doc("/openapi.json", M::GET, "health", "This document", "200"),
         doc(
             "/router/events",
-            Method::POST,
+            M::POST,
             "router",
             "Handle one event and answer its replies",
             "200",
-            Some(event.clone()),
         ),
         doc(
             "/router/events/batch",
-            Method::POST,
+            M::POST,
             "router",
             "Handle 1 to 100 events concurrently",
             "200",
-            Some(object(
-                &["events"],
-                json!({"events": {"type": "array", "minItems": 1, "maxItems": 100, "items": event}}),
-            )),
         ),
         doc(
             "/router/responses",
-            Method::POST,
+            M::POST,
             "router",
             "A module's late answer to a live session",
             "200",
-            Some(object(
-                &["session_id", "entity_id"],
-                json!({"session_id": text, "entity_id": {"type": "integer"}, "replies": {"type": "array"}}),
-            )),
         ),
         doc(
             "/webhooks/twitch/eventsub",
-            Method::POST,
+            M::POST,
             "webhooks",
             "Twitch EventSub deliveries (HMAC-signed)",
             "200",
-            None,
         ),
         doc(
             "/webhooks/slack/events",
-            Method::POST,
+            M::POST,
             "webhooks",
             "Slack Events API (signing secret)",
             "200",
-            None,
         ),
         doc(
             "/webhooks/slack/commands",
-            Method::POST,
+            M::POST,
             "webhooks",
             "Slack slash commands (signing secret)",
             "200",
-            None,
         ),
         doc(
             "/webhooks/slack/interactivity",
-            Method::POST,
+            M::POST,
             "webhooks",
             "Slack block actions and view submissions",
             "200",
-            None,
         ),
         doc(
             "/webhooks/discord/interactions",
-            Method::POST,
+            M::POST,
             "webhooks",
             "Discord interactions (Ed25519-signed)",
             "200",
-            None,
         ),
         doc(
             "/api/v1/ai/chat/completions",
-            Method::POST,
+            M::POST,
             "ai",
             "OpenAI-compatible chat completions (SSE when stream is true)",
             "200",
-            Some(chat),
         ),
         doc(
             "/api/v1/ai/models",
-            Method::GET,
+            M::GET,
             "ai",
             "The provider's models, in OpenAI's list shape",
             "200",
-            None,
         ),
         doc(
             "/api/v1/ai/interaction",
-            Method::POST,
+            M::POST,
             "ai",
             "A chat message or event answered by the AI module",
             "200",
-            Some(object(
-                &["message_type", "user_id", "entity_id", "platform"],
-                json!({
-                    "session_id": text, "message_type": text, "message_content": text, "user_id": text,
-                    "username": text, "display_name": text, "entity_id": text, "platform": text,
-                }),
-            )),
         ),
         doc(
             "/api/v1/ai/config",
-            Method::GET,
+            M::GET,
             "ai",
             "The AI settings in force, without secrets",
             "200",
-            None,
         ),
         doc(
             "/api/v1/ai/config",
-            Method::PUT,
+            M::PUT,
             "ai",
             "Replace the AI settings (the environment's names)",
             "200",
-            Some(object(
-                &["settings"],
-                json!({"settings": {"type": "object", "additionalProperties": text}}),
-            )),
         ),
         doc(
             "/api/v1/communities",
-            Method::GET,
+            M::GET,
             "communities",
             "The communities the caller may see",
             "200",
-            None,
         )
         .list(&["q"]),
         doc(
             "/api/v1/communities",
-            Method::POST,
+            M::POST,
             "communities",
             "Create a community (bot admins)",
             "201",
-            Some(object(&["name"], json!({"name": text}))),
         ),
         doc(
             "/api/v1/communities/{id}",
-            Method::GET,
+            M::GET,
             "communities",
             "One community",
             "200",
-            None,
         ),
         doc(
             "/api/v1/communities/{id}/entities",
-            Method::GET,
+            M::GET,
             "communities",
             "The channels whose chat the community gets",
             "200",
-            None,
         )
         .list(&["platform", "server_id"]),
         doc(
             "/api/v1/communities/{id}/entities",
-            Method::PUT,
+            M::PUT,
             "communities",
             "Give a channel's chat to the community (bot admins; it may move from another)",
             "200",
-            Some(object(
-                &["platform", "server_id", "channel_id"],
-                json!({"platform": text, "server_id": text, "channel_id": text}),
-            )),
         ),
         doc(
             "/api/v1/communities/{id}/commands",
-            Method::GET,
+            M::GET,
             "commands",
             "A community's custom commands",
             "200",
-            None,
         )
         .list(&["q"]),
         doc(
             "/api/v1/communities/{id}/commands",
-            Method::POST,
+            M::POST,
             "commands",
-            "Create a custom command",
+            "Create a custom command (a name taken by a built-in command or an alias is 409)",
             "201",
-            Some(object(
-                &["name", "response"],
-                json!({"name": text, "response": text}),
-            )),
         ),
         doc(
             "/api/v1/communities/{id}/commands/{name}",
-            Method::GET,
+            M::GET,
             "commands",
             "One custom command",
             "200",
-            None,
         ),
         doc(
             "/api/v1/communities/{id}/commands/{name}",
-            Method::PUT,
+            M::PUT,
             "commands",
             "Change a custom command's response",
             "200",
-            Some(object(&["response"], json!({"response": text}))),
         ),
         doc(
             "/api/v1/communities/{id}/commands/{name}",
-            Method::DELETE,
+            M::DELETE,
             "commands",
             "Delete a custom command",
             "200",
-            None,
         ),
         doc(
             "/api/v1/communities/{id}/aliases",
-            Method::GET,
+            M::GET,
             "commands",
             "A community's aliases",
             "200",
-            None,
         )
         .list(&["q"]),
         doc(
             "/api/v1/communities/{id}/aliases",
-            Method::POST,
+            M::POST,
             "commands",
-            "Create an alias",
+            "Create an alias (a name taken by a built-in, platform or custom command, or a target naming the alias itself, is 409)",
             "201",
-            Some(object(
-                &["name", "target"],
-                json!({"name": text, "target": text}),
-            )),
         ),
         doc(
             "/api/v1/communities/{id}/aliases/{name}",
-            Method::DELETE,
+            M::DELETE,
             "commands",
             "Delete an alias",
             "200",
-            None,
         ),
         doc(
             "/api/v1/communities/{id}/modules",
-            Method::GET,
+            M::GET,
             "modules",
             "The modules and whether each is on here, with its settings",
             "200",
-            None,
         )
         .list(&["q", "enabled"]),
         doc(
             "/api/v1/communities/{id}/modules/{name}",
-            Method::PATCH,
+            M::PATCH,
             "modules",
             "Install, turn on or off, or change a module's settings (config is a JSON merge patch)",
             "200",
-            Some(object(
-                &[],
-                json!({"enabled": {"type": "boolean"}, "config": {"type": "object"}}),
-            )),
         ),
         doc(
             "/api/v1/communities/{id}/grants",
-            Method::GET,
+            M::GET,
             "roles",
             "Levels granted to users on top of their platform badges",
             "200",
-            None,
         )
         .list(&["platform", "level"]),
         doc(
             "/api/v1/communities/{id}/grants/{platform}/{user}",
-            Method::PUT,
+            M::PUT,
             "roles",
             "Grant a user a level (above moderator: owners only)",
             "200",
-            Some(object(
-                &["level"],
-                json!({"level": {"type": "string", "enum": waddlebot::PermissionLevel::ALL.map(|l| l.as_str())}}),
-            )),
         ),
         doc(
             "/api/v1/communities/{id}/grants/{platform}/{user}",
-            Method::DELETE,
+            M::DELETE,
             "roles",
             "Take a granted level back",
             "200",
-            None,
         ),
         doc(
             "/api/v1/communities/{id}/rules",
-            Method::GET,
+            M::GET,
             "rules",
             "String-match rules, with match counts",
             "200",
-            None,
         )
         .list(&["enabled", "match_type"]),
         doc(
             "/api/v1/communities/{id}/rules",
-            Method::POST,
+            M::POST,
             "rules",
             "Add a string-match rule (regexes are checked here)",
             "201",
-            Some(object(
-                &["pattern", "match_type", "action"],
-                json!({
-                    "pattern": text,
-                    "match_type": {"type": "string", "enum": ["exact", "contains", "word", "regex"]},
-                    "case_sensitive": {"type": "boolean"},
-                    "priority": {"type": "integer"},
-                    "enabled": {"type": "boolean"},
-                    "action": object(&["type"], json!({
-                        "type": {"type": "string", "enum": ["warn", "block", "command", "webhook"]},
-                        "message": text, "timeout_secs": {"type": "integer"}, "command": text, "url": text,
-                    })),
-                }),
-            )),
         ),
         doc(
             "/api/v1/communities/{id}/rules/{rule}",
-            Method::DELETE,
+            M::DELETE,
             "rules",
             "Remove a rule",
             "200",
-            None,
         ),
         doc(
             "/api/v1/communities/{id}/remote-modules",
-            Method::GET,
+            M::GET,
             "remote modules",
             "Remote modules, with their health (never their secrets)",
             "200",
-            None,
         )
         .list(&["q", "enabled"]),
         doc(
             "/api/v1/communities/{id}/remote-modules",
-            Method::POST,
+            M::POST,
             "remote modules",
             "Register a remote module; the answer shows its signing secret once",
             "201",
-            Some(object(
-                &["name", "url"],
-                json!({
-                    "name": text, "url": text, "secret": text,
-                    "commands": {"type": "array", "items": text},
-                    "events": {"type": "array", "items": text},
-                    "timeout_ms": {"type": "integer", "minimum": 1, "maximum": 30000},
-                    "kind": {"type": "object"}, "enabled": {"type": "boolean"},
-                }),
-            )),
         ),
         doc(
             "/api/v1/communities/{id}/remote-modules/{name}",
-            Method::DELETE,
+            M::DELETE,
             "remote modules",
             "Remove a remote module",
             "200",
-            None,
         ),
         doc(
             "/api/v1/communities/{id}/overlay",
-            Method::GET,
+            M::GET,
             "overlay",
             "The overlay key and the browser-source URLs",
             "200",
-            None,
         ),
         doc(
             "/api/v1/communities/{id}/overlay/rotate",
-            Method::POST,
+            M::POST,
             "overlay",
             "A new overlay key; the old one works for grace_secs more (default 600)",
             "200",
-            Some(object(
-                &[],
-                json!({"grace_secs": {"type": "integer", "minimum": 0, "maximum": 86400}}),
-            )),
         ),
         doc(
             "/api/v1/communities/{id}/api-keys",
-            Method::GET,
+            M::GET,
             "api keys",
             "The community's API keys (never the keys themselves)",
             "200",
-            None,
         )
         .list(&["q", "role", "revoked"]),
         doc(
             "/api/v1/communities/{id}/api-keys",
-            Method::POST,
+            M::POST,
             "api keys",
             "A new key for the community, shown once (at most the caller's role)",
             "201",
-            Some(key_body.clone()),
         ),
         doc(
             "/api/v1/communities/{id}/api-keys/{key}",
-            Method::DELETE,
+            M::DELETE,
             "api keys",
             "Revoke one of the community's keys",
             "200",
-            None,
         ),
         doc(
             "/api/v1/api-keys",
-            Method::GET,
+            M::GET,
             "api keys",
             "Every API key (bot admins)",
             "200",
-            None,
         )
         .list(&["q", "role", "revoked"]),
         doc(
             "/api/v1/api-keys",
-            Method::POST,
+            M::POST,
             "api keys",
             "A new key of any role, shown once (bot admins)",
             "201",
-            Some(key_body),
         ),
         doc(
             "/api/v1/api-keys/{key}",
-            Method::DELETE,
+            M::DELETE,
             "api keys",
             "Revoke a key (bot admins)",
             "200",
-            None,
         ),
         doc(
             "/api/v1/communities/{id}/reputation",
-            Method::GET,
+            M::GET,
             "reputation",
             "The reputation leaderboard, best first: person, name, score (300–850) and tier",
             "200",
-            None,
         )
         .list(&[]),
         doc(
             "/api/v1/communities/{id}/audit",
-            Method::GET,
+            M::GET,
             "audit",
             "A community's audit log, newest first",
             "200",
-            None,
         )
         .list(&["action", "actor"]),
         doc(
             "/api/v1/audit",
-            Method::GET,
+            M::GET,
             "audit",
             "The whole audit log, newest first",
             "200",
-            None,
         )
         .list(&["action", "actor"]),
     ]
@@ -576,28 +465,36 @@ pub fn described_routes() -> Vec<(&'static str, Method)> {
     docs().into_iter().map(|d| (d.path, d.method)).collect()
 }
 
+/// A path placeholder's schema.
+fn path_parameter(name: &str) -> Value {
+    let (schema, description) = match name {
+        "id" => (json!({"type": "integer"}), "The community (its number)"),
+        "rule" => (json!({"type": "integer"}), "The rule's id"),
+        "platform" => (schemas::platform(), "The user's platform"),
+        "key" => (json!({"type": "string"}), "The key's public id"),
+        "user" => (json!({"type": "string"}), "The user's id on the platform"),
+        _ => (json!({"type": "string"}), "The name"),
+    };
+    json!({"name": name, "in": "path", "required": true, "schema": schema, "description": description})
+}
+
 /// The path's `{placeholders}`, then paging and filters for lists.
 fn parameters(route: &Doc) -> Vec<Value> {
     let mut list: Vec<Value> = route
         .path
         .split('/')
         .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
-        .map(|name| match name {
-            "id" => json!({"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}, "description": "The community"}),
-            "rule" => json!({"name": "rule", "in": "path", "required": true, "schema": {"type": "integer"}}),
-            other => json!({"name": other, "in": "path", "required": true, "schema": {"type": "string"}}),
-        })
+        .map(path_parameter)
         .collect();
     if let Some(filters) = route.filters {
         list.push(json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}}));
         list.push(json!({"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 100_000, "default": 0}}));
         for filter in filters {
-            let description = if *filter == "q" {
-                "Part of the name (case-insensitive)"
-            } else if *filter == "action" {
-                "The start of the action (command.)"
-            } else {
-                "Equal to this field"
+            let description = match *filter {
+                "q" => "Part of the name (case-insensitive)",
+                "action" => "The start of the action (command.)",
+                "actor" => "Equal to the actor",
+                _ => "Equal to this field (case-insensitive)",
             };
             list.push(json!({"name": filter, "in": "query", "schema": {"type": "string"}, "description": description}));
         }
@@ -605,38 +502,112 @@ fn parameters(route: &Doc) -> Vec<Value> {
     list
 }
 
-/// What a route answers: the envelope, and the errors it can give.
+/// A header an answer may carry.
+fn header(description: &str) -> Value {
+    json!({"description": description, "schema": {"type": "string"}})
+}
+
+/// What a route answers: its success, and every error it can give.
 fn responses(route: &Doc) -> Value {
-    let error = json!({"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
-    let described = |text: &str| {
-        let mut answer = error.clone();
-        answer["description"] = json!(text);
-        answer
+    let error_schema = if route.openai_shaped() {
+        // The credential and server policies answer in the envelope before the route runs.
+        json!({"anyOf": [{"$ref": "#/components/schemas/Error"}, schemas::openai_error()]})
+    } else {
+        json!({"$ref": "#/components/schemas/Error"})
     };
-    // The OpenAI-compatible routes, webhooks and plain-text routes answer in their own shapes.
-    let enveloped = route.path.starts_with("/router/")
-        || (route.path.starts_with("/api/v1/")
-            && !route.path.starts_with("/api/v1/ai/chat")
-            && route.path != "/api/v1/ai/models");
-    let mut out = json!({
-        route.ok: if enveloped {
-            json!({"description": "Success", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Success"}}}})
-        } else {
-            json!({"description": "Success"})
-        },
-        "400": described("Invalid request (the message says what and where)"),
-        "401": described("No valid credential"),
-        "403": described("The credential may not do this"),
-        "404": described("Not found"),
+    let described = |text: &str| json!({"description": text, "content": {"application/json": {"schema": error_schema}}});
+    let success = match (route.path, &route.method) {
+        ("/metrics", _) => json!({"description": "Prometheus text exposition",
+            "content": {"text/plain": {"schema": {"type": "string"}}}}),
+        ("/api/v1/ai/chat/completions", _) => {
+            json!({"description": "The answer; server-sent events when stream is true",
+            "content": {
+                "application/json": {"schema": schemas::chat_completion_answer()},
+                "text/event-stream": {"schema": {"type": "object", "required": ["data"],
+                    "properties": {"data": {"type": "string", "description": "A chat.completion.chunk as JSON, or [DONE]"}}}},
+            }})
+        }
+        ("/api/v1/ai/models", _) => json!({"description": "The models",
+            "content": {"application/json": {"schema": schemas::model_list()}}}),
+        ("/health" | "/healthz", _) => json!({"description": "Healthy",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}),
+        ("/openapi.json", _) => json!({"description": "This document",
+            "content": {"application/json": {"schema": {"type": "object", "required": ["openapi", "paths"]}}}}),
+        _ if route.enveloped() => {
+            let data = schemas::success_data(route.path, &route.method);
+            json!({"description": "Success", "content": {"application/json": {"schema": {
+                "allOf": [{"$ref": "#/components/schemas/Success"}, {"properties": {"data": data}}],
+            }}}})
+        }
+        _ => json!({"description": "Success"}),
+    };
+    let mut out = json!({ route.ok: success });
+    let open = route.path == "/health" || route.path == "/openapi.json";
+    let authenticated = !open && route.path != "/healthz" && !route.path.starts_with("/webhooks/");
+    out["400"] = described(if authenticated {
+        "Invalid request (the message says what and where), or two different credentials"
+    } else {
+        "Invalid request"
     });
-    if route.body.is_some() {
+    if authenticated {
+        let mut unauthorized = described("No valid credential");
+        unauthorized["headers"] = json!({"WWW-Authenticate": header("Bearer")});
+        out["401"] = unauthorized;
+        out["403"] = described("The credential may not do this");
+    }
+    out["404"] = described("Not found (the community, the object, or the route)");
+    if !open {
+        // Every route can be refused while an address is locked out after failed credentials;
+        // the admin API (and the AI routes' budgets) also count requests per principal.
+        let mut limited = described(
+            "Too many requests (admin rate limit, failed-credential lockout, or an AI budget); see Retry-After",
+        );
+        limited["headers"] = json!({"Retry-After": header("Seconds to wait")});
+        out["429"] = limited;
+    }
+    out["414"] = described("The path and query are longer than the limit");
+    if route.body().is_some() {
         out["413"] = described("The body is larger than the limit");
         out["415"] = described("The body is not JSON");
     }
-    if route.path.starts_with("/api/v1/") {
-        out["429"] = described("Too many admin requests; see Retry-After and X-RateLimit-*");
+    let conflicts = route.method == Method::POST && route.ok == "201"
+        || route.path.ends_with("/api-keys/{key}")
+        || route.path == "/router/responses";
+    if conflicts {
+        out["409"] =
+            described("Conflicts with what exists (a name taken, a key already revoked...)");
     }
+    if route.path.starts_with("/api/v1/ai/") && route.path != "/api/v1/ai/config" {
+        out["502"] = described("The AI provider failed");
+        out["504"] = described("The AI provider took too long");
+    }
+    if route.path == "/router/responses" {
+        out["502"] = described("The platform refused the reply");
+    }
+    let mut unavailable = described(
+        "The store (or the AI provider) is unavailable, or the request took too long; see Retry-After",
+    );
+    if route.path == "/healthz" {
+        unavailable = json!({"description": "A required check failed",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}});
+    }
+    unavailable["headers"] = json!({"Retry-After": header("Seconds to wait")});
+    out["503"] = unavailable;
     out
+}
+
+/// A stable operation id: `put_api_v1_ai_config`.
+fn operation_id(route: &Doc) -> String {
+    let path: String = route
+        .path
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let mut id = format!("{}_{path}", route.method.as_str().to_ascii_lowercase());
+    while id.contains("__") {
+        id = id.replace("__", "_");
+    }
+    id.trim_end_matches('_').to_owned()
 }
 
 /// The whole document.
@@ -648,6 +619,7 @@ pub fn document() -> Value {
             .find(|(p, m, _)| *p == route.path && *m == route.method)
             .map_or(Need::Nothing, |(_, _, need)| *need);
         let mut operation = json!({
+            "operationId": operation_id(&route),
             "summary": route.summary,
             "tags": [route.tag],
             "parameters": parameters(&route),
@@ -659,9 +631,9 @@ pub fn document() -> Value {
         };
         operation["security"] = security;
         operation["x-waddlebot-needs"] = json!(format!("{need:?}"));
-        if let Some(schema) = route.body {
+        if let Some(schema) = route.body() {
             operation["requestBody"] = json!({
-                "required": true,
+                "required": !route.body_optional(),
                 "content": {"application/json": {"schema": schema}},
             });
         }
@@ -675,17 +647,42 @@ pub fn document() -> Value {
         "info": {
             "title": "WaddleBot",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "The WaddleBot reference server: router API, platform webhooks, AI and admin API. Answers use {\"status\":\"success\",\"data\":…} or {\"status\":\"error\",\"message\":…} (the AI completion routes use OpenAI's shapes).",
+            "description": "The WaddleBot reference server: router API, platform webhooks, AI and admin API. Answers use {\"status\":\"success\",\"data\":…} or {\"status\":\"error\",\"message\":…} (the AI completion routes use OpenAI's shapes). A method a path does not take is 405 with Allow.",
         },
         "components": {
             "schemas": {
                 "Success": {"type": "object", "required": ["status", "data"], "properties": {"status": {"const": "success"}, "data": {}}},
                 "Error": {"type": "object", "required": ["status", "message"], "properties": {"status": {"const": "error"}, "message": {"type": "string"}}},
+                "Health": {"type": "object", "required": ["status"], "properties": {"status": {"enum": ["healthy", "degraded"]}, "checks": {"type": "object"}}},
             },
             "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "An API key (wbot_…) or a JWT (HS256 or RS256, as configured)"}
+                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "An API key (wbot_…) or a JWT (HS256 or RS256, as configured); X-API-Key: <key> works too"}
             }
         },
         "paths": paths,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_described_once_with_a_unique_operation_id() {
+        let routes = docs();
+        let mut ids: Vec<String> = routes.iter().map(operation_id).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), routes.len());
+        assert!(ids.contains(&"put_api_v1_ai_config".to_owned()));
+    }
+
+    #[test]
+    fn bodies_refuse_unknown_fields_where_the_handlers_do() {
+        let document = document();
+        let create = &document["paths"]["/api/v1/communities"]["post"]["requestBody"]["content"]["application/json"]
+            ["schema"];
+        assert_eq!(create["additionalProperties"], json!(false));
+        assert_eq!(create["required"], json!(["name"]));
+    }
 }

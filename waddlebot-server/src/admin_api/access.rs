@@ -189,6 +189,7 @@ pub(super) async fn create_key(call: &Call<'_>) -> Answer {
 /// `DELETE …/api-keys/{key}`: revokes a key (a community's route only reaches its own keys).
 pub(super) async fn revoke_key(call: &Call<'_>) -> Answer {
     let id = call.param("key");
+    let id = id.as_ref();
     let record = call
         .store()
         .api_key(id)

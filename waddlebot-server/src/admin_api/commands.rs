@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use http::{Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use waddlebot::alias::AliasError;
 use waddlebot::store::{Alias, CustomCommand};
 use waddlebot_router::alias::CreateAliasError;
 
@@ -53,9 +54,32 @@ struct NewAlias {
     target: String,
 }
 
+/// A command name that cannot be used: 400 when it is malformed, 409 when a built-in command
+/// has it (a well-formed request that conflicts with what the server runs, like a name another
+/// custom command has).
+fn name_refused(why: &waddlebot_modules::NameError, raw: &str) -> Failure {
+    let message = why.explain(raw, "");
+    match why {
+        waddlebot_modules::NameError::BuiltIn => Failure(StatusCode::CONFLICT, message),
+        _ => bad_request(message),
+    }
+}
+
+/// An alias that cannot be made: 409 when its name is taken by a built-in or platform command,
+/// or its target is the alias itself (the name clashes with what it would run), 400 when the
+/// name or target is malformed.
+fn alias_refused(why: &AliasError) -> Failure {
+    match why {
+        AliasError::BuiltIn(_) | AliasError::Reserved { .. } | AliasError::Cycle(_) => {
+            Failure(StatusCode::CONFLICT, why.to_string())
+        }
+        _ => bad_request(why.to_string()),
+    }
+}
+
 /// The path's command name, normalized as chat does.
 fn name(call: &Call<'_>) -> String {
-    waddlebot::normalize_command_name(call.param("name"))
+    waddlebot::normalize_command_name(&call.param("name"))
 }
 
 /// The community's command `name`, or 404.
@@ -80,7 +104,7 @@ pub(super) async fn create(call: &Call<'_>) -> Answer {
     let id = call.id()?;
     let new: NewCommand = call.body()?;
     let name = waddlebot_modules::check_command_name(&new.name, call.router().catalog())
-        .map_err(|why| bad_request(why.explain(&new.name, "")))?;
+        .map_err(|why| name_refused(&why, &new.name))?;
     waddlebot_modules::check_response(&new.response).map_err(bad_request)?;
     if call
         .store()
@@ -181,7 +205,7 @@ pub(super) async fn create_alias(call: &Call<'_>) -> Answer {
         .create_alias(call.id()?, &new.name, &new.target, &call.actor())
         .await
         .map_err(|err| match err {
-            CreateAliasError::Invalid(why) => bad_request(why.to_string()),
+            CreateAliasError::Invalid(why) => alias_refused(&why),
             CreateAliasError::Exists(name) => Failure(
                 StatusCode::CONFLICT,
                 format!("{name} is already an alias or a custom command"),
@@ -206,4 +230,41 @@ pub(super) async fn delete_alias(call: &Call<'_>) -> Answer {
     }
     call.audit("alias.delete", &name, json!({})).await;
     Ok(success(StatusCode::OK, json!({"deleted": name})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_taken_by_a_built_in_is_a_conflict_and_a_malformed_one_a_bad_request() {
+        let taken = name_refused(&waddlebot_modules::NameError::BuiltIn, "ping");
+        assert_eq!(taken.0, StatusCode::CONFLICT);
+        assert!(taken.1.contains("ping"), "{}", taken.1);
+        let malformed = name_refused(&waddlebot_modules::NameError::Invalid, "bad name!");
+        assert_eq!(malformed.0, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn an_alias_shadowing_a_built_in_or_platform_command_is_a_conflict() {
+        assert_eq!(
+            alias_refused(&AliasError::BuiltIn("help".into())).0,
+            StatusCode::CONFLICT
+        );
+        let reserved = AliasError::Reserved {
+            name: "ban".into(),
+            platforms: "twitch".into(),
+        };
+        assert_eq!(alias_refused(&reserved).0, StatusCode::CONFLICT);
+        let itself = AliasError::Cycle(vec!["p".into(), "p".into()]);
+        assert_eq!(alias_refused(&itself).0, StatusCode::CONFLICT);
+        assert_eq!(
+            alias_refused(&AliasError::EmptyTarget).0,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            alias_refused(&AliasError::BadName("a b".into())).0,
+            StatusCode::BAD_REQUEST
+        );
+    }
 }

@@ -144,14 +144,48 @@ pub(super) async fn list_entities(call: &Call<'_>) -> Answer {
     call.list(items, &["platform", "server_id"])
 }
 
+/// A channel given to a community: `PUT …/entities`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewEntity {
+    platform: String,
+    server_id: String,
+    channel_id: String,
+}
+
+impl NewEntity {
+    /// The channel's key, when the platform is a built-in one and the ids are ids as the router
+    /// API takes them (not blank, at most [`MAX_ID_CHARS`](crate::wire::MAX_ID_CHARS)): a
+    /// channel no event can name would never get chat.
+    fn check(self) -> Result<EntityKey, Failure> {
+        let platform: PlatformKind = self
+            .platform
+            .parse()
+            .map_err(|err: waddlebot::UnknownPlatform| bad_request(err.to_string()))?;
+        for (field, value) in [
+            ("server_id", &self.server_id),
+            ("channel_id", &self.channel_id),
+        ] {
+            if value.trim().is_empty() || value.chars().count() > crate::wire::MAX_ID_CHARS {
+                return Err(bad_request(format!(
+                    "{field} must be 1 to {} characters, not blank",
+                    crate::wire::MAX_ID_CHARS
+                )));
+            }
+        }
+        Ok(EntityKey {
+            platform,
+            server_id: self.server_id,
+            channel_id: self.channel_id,
+        })
+    }
+}
+
 /// `PUT …/entities`: the channel's chat goes to this community from now on (bot admins: it may
 /// take a channel from another community).
 pub(super) async fn assign_entity(call: &Call<'_>) -> Answer {
     let id = call.id()?;
-    let key: EntityKey = call.body()?;
-    if key.server_id.trim().is_empty() || key.channel_id.trim().is_empty() {
-        return Err(bad_request("server_id and channel_id must not be empty"));
-    }
+    let key = call.body::<NewEntity>()?.check()?;
     let before = call.store().entity(&key).await.map_err(store_failure)?;
     let entity = call
         .store()
@@ -365,7 +399,7 @@ fn grantee(call: &Call<'_>) -> Result<(PlatformKind, String), Failure> {
         .param("platform")
         .parse::<PlatformKind>()
         .map_err(|err| not_found(format!("platform: {err}")))?;
-    Ok((platform, call.param("user").to_owned()))
+    Ok((platform, call.param("user").into_owned()))
 }
 
 /// Levels above moderator are given and taken only by the community's owner (or a bot admin):
@@ -457,4 +491,53 @@ pub(super) async fn revoke(call: &Call<'_>) -> Answer {
         StatusCode::OK,
         json!({"deleted": {"platform": platform, "user_id": user}}),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entity(platform: &str, server_id: &str, channel_id: &str) -> NewEntity {
+        NewEntity {
+            platform: platform.to_owned(),
+            server_id: server_id.to_owned(),
+            channel_id: channel_id.to_owned(),
+        }
+    }
+
+    #[test]
+    fn an_entity_on_an_unknown_platform_is_refused_instead_of_stored() {
+        let refused = entity("myspace", "pond", "pond")
+            .check()
+            .expect_err("refused");
+        assert_eq!(refused.0, StatusCode::BAD_REQUEST);
+        assert!(refused.1.contains("myspace"), "{}", refused.1);
+        let key = entity("twitch", "pond", "pond")
+            .check()
+            .map(|key| key.platform);
+        assert!(matches!(key, Ok(PlatformKind::Twitch)));
+    }
+
+    #[test]
+    fn entity_ids_are_refused_when_blank_or_longer_than_the_router_api_takes() {
+        let long = "x".repeat(crate::wire::MAX_ID_CHARS + 1);
+        for (server, channel) in [("  ", "pond"), ("pond", ""), (long.as_str(), "pond")] {
+            let refused = entity("twitch", server, channel).check().err();
+            assert_eq!(
+                refused.map(|f| f.0),
+                Some(StatusCode::BAD_REQUEST),
+                "{server:?} {channel:?}"
+            );
+        }
+        let longest = "x".repeat(crate::wire::MAX_ID_CHARS);
+        assert!(entity("discord", &longest, "general").check().is_ok());
+    }
+
+    #[test]
+    fn unknown_fields_in_an_entity_are_refused() {
+        let parsed = crate::app::parse_json::<NewEntity>(
+            br#"{"platform":"twitch","server_id":"a","channel_id":"b","colour":"red"}"#,
+        );
+        assert!(parsed.err().is_some_and(|f| f.1.contains("colour")));
+    }
 }

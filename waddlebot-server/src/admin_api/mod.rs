@@ -65,6 +65,50 @@ fn forbidden(message: impl Into<String>) -> Failure {
     Failure(StatusCode::FORBIDDEN, message.into())
 }
 
+/// A path segment percent-decoded, or as it came when the bytes are not UTF-8.
+fn decoded(raw: &str) -> std::borrow::Cow<'_, str> {
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .unwrap_or(std::borrow::Cow::Borrowed(raw))
+}
+
+/// Rewrites every whole number written with a fraction of zero (`7.0`) as the integer it is.
+/// JSON has one number type and JSON Schema's `integer` admits both spellings, so a client
+/// (or a language whose numbers are all floats) may send either; serde's integer fields would
+/// refuse the second.
+fn whole_numbers(value: &mut Value) {
+    match value {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            if let Some(v) = n.as_f64()
+                && v.fract() == 0.0
+                && v.abs() < 9.0e15
+            {
+                // Below 2^53 an f64 holds a whole number exactly, so the cast loses nothing.
+                *value = Value::from(v as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers),
+        Value::Object(fields) => fields.values_mut().for_each(whole_numbers),
+        _ => {}
+    }
+}
+
+/// Reads an admin body: as JSON, whole numbers made integers, then as `T`, naming where it is
+/// wrong (`invalid request: action.timeout_secs: …`).
+fn read_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, Failure> {
+    let mut value: Value = crate::app::parse_json(body)?;
+    whole_numbers(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        bad_request(if path == "." {
+            format!("invalid request: {inner}")
+        } else {
+            format!("invalid request: {path}: {inner}")
+        })
+    })
+}
+
 /// Per-object locks for read-modify-write changes. An entry lives while someone holds or waits
 /// for it.
 #[derive(Debug, Default)]
@@ -96,11 +140,16 @@ pub(crate) struct Call<'a> {
 }
 
 impl Call<'_> {
-    fn param(&self, name: &str) -> &str {
-        self.params
+    /// The path's `{name}` placeholder, percent-decoded (`%20` is a space), so a name created
+    /// through a body is found again in a path however the client encoded it. A value that is
+    /// not UTF-8 once decoded is kept as it came.
+    fn param(&self, name: &str) -> std::borrow::Cow<'_, str> {
+        let raw = self
+            .params
             .iter()
             .find(|(key, _)| *key == name)
-            .map_or("", |(_, value)| value.as_str())
+            .map_or("", |(_, value)| value.as_str());
+        decoded(raw)
     }
 
     /// The community the path names.
@@ -133,7 +182,7 @@ impl Call<'_> {
     /// The JSON body.
     fn body<T: DeserializeOwned>(&self) -> Result<T, Failure> {
         crate::app::check_json_content_type(&self.headers)?;
-        crate::app::parse_json(&self.body)
+        read_body(&self.body)
     }
 
     /// The JSON body, or `T::default()` when there is none.
@@ -350,5 +399,75 @@ impl App {
             .map_err(store_failure)?
             .map(|_| ())
             .ok_or_else(|| not_found(format!("community {}", id.0)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Numbers {
+        count: u64,
+        #[serde(default)]
+        days: Option<u64>,
+        #[serde(default)]
+        action: Option<waddlebot::store::RuleAction>,
+    }
+
+    fn numbers(json: &str) -> Result<Numbers, String> {
+        read_body(json.as_bytes()).map_err(|Failure(_, message)| message)
+    }
+
+    #[test]
+    fn whole_numbers_written_with_a_fraction_of_zero_are_the_same_numbers() {
+        let parsed = numbers(
+            r#"{"count": 1135.0, "days": 7.0, "action": {"type": "block", "timeout_secs": 60.0}}"#,
+        )
+        .expect("whole");
+        assert_eq!((parsed.count, parsed.days), (1135, Some(7)));
+        assert_eq!(
+            parsed.action,
+            Some(waddlebot::store::RuleAction::Block {
+                message: None,
+                timeout_secs: Some(60)
+            })
+        );
+        let parsed = numbers(r#"{"count": 5, "days": null}"#).expect("plain");
+        assert_eq!((parsed.count, parsed.days), (5, None));
+    }
+
+    #[test]
+    fn fractions_and_other_mistakes_are_still_refused_saying_where() {
+        assert!(numbers(r#"{"count": 1.5}"#).unwrap_err().contains("count"));
+        assert!(numbers(r#"{"count": -1}"#).unwrap_err().contains("count"));
+        assert!(
+            numbers(r#"{"count": 1e300}"#)
+                .unwrap_err()
+                .contains("count")
+        );
+        assert!(
+            numbers(r#"{"count": 1, "days": "7"}"#)
+                .unwrap_err()
+                .contains("days")
+        );
+        assert!(
+            numbers(r#"{"count": 1, "colour": 1}"#)
+                .unwrap_err()
+                .contains("colour")
+        );
+        assert!(numbers("{").unwrap_err().contains("valid JSON"));
+    }
+
+    #[test]
+    fn path_names_are_percent_decoded_as_created() {
+        assert_eq!(decoded("%09Hello%20World"), "\tHello World");
+        assert_eq!(decoded("plain"), "plain");
+        assert_eq!(
+            decoded("%FF"),
+            "%FF",
+            "not UTF-8 once decoded: kept as sent"
+        );
     }
 }

@@ -97,6 +97,7 @@ pub(super) async fn create(call: &Call<'_>) -> Answer {
 pub(super) async fn delete(call: &Call<'_>) -> Answer {
     let id = call.id()?;
     let rule = call.param("rule");
+    let rule = rule.as_ref();
     let missing = || not_found(format!("rule {rule}"));
     let number: i64 = rule.parse().map_err(|_| missing())?;
     let before = call
@@ -159,6 +160,9 @@ pub(super) async fn list_remote(call: &Call<'_>) -> Answer {
     call.list(items, &["q", "enabled"])
 }
 
+/// The shortest signing secret taken, in characters.
+const MIN_SECRET_CHARS: usize = 16;
+
 const fn default_timeout() -> u64 {
     5000
 }
@@ -187,6 +191,13 @@ struct NewRemote {
 pub(super) async fn register_remote(call: &Call<'_>) -> Answer {
     let new: NewRemote = call.body()?;
     let secret = match new.secret {
+        // Counted in characters, as the document states it; the router's own check counts
+        // bytes, which a shorter text of wide characters would pass.
+        Some(secret) if secret.chars().count() < MIN_SECRET_CHARS => {
+            return Err(bad_request(format!(
+                "the signing secret must be at least {MIN_SECRET_CHARS} characters"
+            )));
+        }
         Some(secret) => secret,
         None => crate::auth::generate_secret()
             .map_err(|err| Failure(StatusCode::SERVICE_UNAVAILABLE, err))?,
@@ -207,6 +218,7 @@ pub(super) async fn register_remote(call: &Call<'_>) -> Answer {
         enabled: new.enabled,
         created_at: SystemTime::now(),
     };
+    answered_elsewhere(call, &module).await?;
     call.router()
         .register_remote_module(module.clone())
         .await
@@ -226,8 +238,41 @@ pub(super) async fn register_remote(call: &Call<'_>) -> Answer {
     Ok(success(StatusCode::CREATED, answer))
 }
 
+/// 409 when another of the community's remote modules already answers one of `module`'s
+/// commands: the registration is well formed but conflicts with what exists (the router
+/// refuses it too, as an invalid registration).
+async fn answered_elsewhere(call: &Call<'_>, module: &RemoteModule) -> Result<(), Failure> {
+    let existing = call
+        .store()
+        .list_remote_modules(module.community_id)
+        .await
+        .map_err(store_failure)?;
+    match clash(&existing, module) {
+        Some((other, command)) => Err(Failure(
+            StatusCode::CONFLICT,
+            format!("remote module {other} already answers #{command}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The other module, and the command, that `module` would take from it.
+fn clash<'a>(existing: &'a [RemoteModule], module: &RemoteModule) -> Option<(&'a str, &'a str)> {
+    existing
+        .iter()
+        .filter(|other| other.name != module.name)
+        .find_map(|other| {
+            other
+                .commands
+                .iter()
+                .find(|c| module.commands.contains(c))
+                .map(|c| (other.name.as_str(), c.as_str()))
+        })
+}
+
 pub(super) async fn delete_remote(call: &Call<'_>) -> Answer {
     let name = call.param("name");
+    let name = name.as_ref();
     if !call
         .router()
         .delete_remote_module(call.id()?, name)
@@ -238,4 +283,40 @@ pub(super) async fn delete_remote(call: &Call<'_>) -> Answer {
     }
     call.audit("remote_module.delete", name, json!({})).await;
     Ok(success(StatusCode::OK, json!({"deleted": name})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use waddlebot::CommunityId;
+
+    fn module(name: &str, commands: &[&str]) -> RemoteModule {
+        RemoteModule {
+            community_id: CommunityId(1),
+            name: name.to_owned(),
+            url: "https://modules.example/weather".to_owned(),
+            secret: "s".repeat(16),
+            commands: commands.iter().map(|c| (*c).to_owned()).collect(),
+            events: Vec::new(),
+            timeout_ms: 5000,
+            kind: RemoteKind::Webhook,
+            enabled: true,
+            created_at: SystemTime::now(),
+        }
+    }
+
+    #[test]
+    fn a_command_another_remote_module_answers_is_found_as_a_clash() {
+        let existing = [
+            module("weather", &["forecast", "rain"]),
+            module("dice", &["roll"]),
+        ];
+        assert_eq!(
+            clash(&existing, &module("storm", &["wind", "rain"])),
+            Some(("weather", "rain"))
+        );
+        assert_eq!(clash(&existing, &module("storm", &["wind"])), None);
+        // Registering a module again under its own name is the store's conflict, not a clash.
+        assert_eq!(clash(&existing, &module("weather", &["rain"])), None);
+    }
 }
