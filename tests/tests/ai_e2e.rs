@@ -78,7 +78,17 @@ async fn start(ai: Option<Arc<dyn AiProvider>>) -> loopback::Loopback {
         .event_handler(chat.listener())
         .build()
         .expect("router");
-    serve_on_loopback(AppState::new(Arc::new(router), 1 << 20).with_ai(ai)).await
+    // The stand-in's model is the one callers may name (AI_API_MODELS).
+    let policy = waddlebot_server::AiApiPolicy {
+        models: vec!["llama3.2".to_owned()],
+        ..waddlebot_server::AiApiPolicy::default()
+    };
+    serve_on_loopback(
+        AppState::new(Arc::new(router), 1 << 20)
+            .with_ai(ai)
+            .with_ai_api(policy),
+    )
+    .await
 }
 
 fn post(bot: &loopback::Loopback, route: &str, body: Value) -> reqwest::RequestBuilder {

@@ -168,15 +168,14 @@ impl Egress {
     /// passes the same check as the first URL. An address literal is never resolved, so the
     /// redirect check is what stops `307 Location: http://127.0.0.1/`.
     pub(crate) fn client(&self) -> reqwest::Client {
-        let builder = reqwest::Client::builder()
-            .user_agent(concat!("WaddleBot/", env!("CARGO_PKG_VERSION")));
+        let builder =
+            reqwest::Client::builder().user_agent(concat!("WaddleBot/", env!("CARGO_PKG_VERSION")));
         let builder = if self.allow_private {
             builder.redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
         } else {
             let hops = self.clone();
-            builder
-                .dns_resolver(Permitted(self.clone()))
-                .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+            builder.dns_resolver(Permitted(self.clone())).redirect(
+                reqwest::redirect::Policy::custom(move |attempt| {
                     if attempt.previous().len() > MAX_REDIRECTS {
                         return attempt.error("too many redirects");
                     }
@@ -184,7 +183,8 @@ impl Egress {
                         Ok(()) => attempt.follow(),
                         Err(why) => attempt.error(format!("redirect refused: {why}")),
                     }
-                }))
+                }),
+            )
         };
         builder.build().unwrap_or_else(|err| {
             tracing::error!(error = %err, "cannot build the outgoing HTTP client; calling nowhere");
@@ -223,8 +223,10 @@ impl Resolve for Permitted {
         Box::pin(async move {
             let found: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let permitted: Vec<SocketAddr> =
-                found.into_iter().filter(|a| egress.permits(a.ip())).collect();
+            let permitted: Vec<SocketAddr> = found
+                .into_iter()
+                .filter(|a| egress.permits(a.ip()))
+                .collect();
             if permitted.is_empty() {
                 return Err(format!("{host} resolves only to private or local addresses").into());
             }
@@ -268,7 +270,9 @@ mod tests {
 
     #[tokio::test]
     async fn names_that_resolve_to_private_addresses_are_refused() {
-        let resolved = Permitted(Egress::public_only()).resolve("localhost".parse().expect("name")).await;
+        let resolved = Permitted(Egress::public_only())
+            .resolve("localhost".parse().expect("name"))
+            .await;
         assert!(resolved.is_err(), "localhost resolves to loopback only");
     }
 
@@ -286,8 +290,14 @@ mod tests {
         ] {
             assert!(check_url(url, false).is_err(), "{url}");
         }
-        for url in ["http://[64:ff9b::5db8:d822]/", "http://[2002:5db8:d822::1]/"] {
-            assert!(check_url(url, false).is_ok(), "{url} reaches a public address");
+        for url in [
+            "http://[64:ff9b::5db8:d822]/",
+            "http://[2002:5db8:d822::1]/",
+        ] {
+            assert!(
+                check_url(url, false).is_ok(),
+                "{url} reaches a public address"
+            );
         }
     }
 

@@ -310,7 +310,9 @@ impl RemoteCaller {
             ),
         };
         // Saved before the rule existed, or changed in the store directly: checked again here.
-        self.egress.check_url(&url).map_err(CallFailure::Unavailable)?;
+        self.egress
+            .check_url(&url)
+            .map_err(CallFailure::Unavailable)?;
         let deadline = Instant::now() + Duration::from_millis(module.timeout_ms).min(MAX_TIMEOUT);
         let mut attempt = 0;
         loop {
@@ -421,7 +423,9 @@ impl crate::Router {
     /// the remote prefix (`#weather`) from the next message on.
     pub async fn register_remote_module(&self, module: RemoteModule) -> Result<(), RemoteError> {
         validate(&module)?;
-        self.egress.check_url(&module.url).map_err(RemoteError::Invalid)?;
+        self.egress
+            .check_url(&module.url)
+            .map_err(RemoteError::Invalid)?;
         let community = module.community_id;
         let existing = self.remote_modules_of(community).await?;
         if let Some(clash) = existing.iter().find(|other| {

@@ -421,7 +421,9 @@ impl App {
             let offered = self.offered_models();
             if !offered.iter().any(|m| m == model) {
                 let message = if offered.is_empty() {
-                    format!("model '{model}' is not offered here; leave model out to use the server's")
+                    format!(
+                        "model '{model}' is not offered here; leave model out to use the server's"
+                    )
                 } else {
                     format!(
                         "model '{model}' is not offered here; choose one of: {}",
@@ -439,10 +441,14 @@ impl App {
             .max_tokens
             .map_or(policy.max_tokens, |n| n.min(policy.max_tokens));
         chat.max_tokens = Some(max_tokens);
-        let prompt_chars: usize = chat.messages.iter().map(|m| m.content.chars().count()).sum();
+        let prompt_chars: usize = chat
+            .messages
+            .iter()
+            .map(|m| m.content.chars().count())
+            .sum();
         let tokens = u64::from(max_tokens) + (prompt_chars as u64).div_ceil(4);
         let who = match caller {
-            Some(principal) => format!("principal:{}", principal.subject),
+            Some(principal) => principal.limit_key(),
             None => format!(
                 "ip:{}",
                 self.peer()

@@ -811,7 +811,7 @@ impl App {
                         // Counted by who is calling, however the credential is written;
                         // callers without one by address.
                         let client = match &principal {
-                            Some(who) => format!("principal:{}", who.subject),
+                            Some(who) => who.limit_key(),
                             None => format!(
                                 "ip:{}",
                                 self.peer
@@ -853,10 +853,9 @@ impl App {
                                             "the request took longer than {deadline:?}; try again"
                                         ),
                                     ));
-                                    response.headers_mut().insert(
-                                        header::RETRY_AFTER,
-                                        HeaderValue::from_static("5"),
-                                    );
+                                    response
+                                        .headers_mut()
+                                        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
                                     response
                                 }
                             }

@@ -135,6 +135,20 @@ pub struct Principal {
     pub community: Option<CommunityId>,
 }
 
+impl Principal {
+    /// Who this is for per-caller limits: the subject with its role and community, so one
+    /// subject's tokens of different roles are different callers, and one key is one caller
+    /// however its header is written.
+    pub(crate) fn limit_key(&self) -> String {
+        format!(
+            "principal:{}:{}:{}",
+            self.role,
+            self.community.map_or(0, |c| c.0),
+            self.subject
+        )
+    }
+}
+
 /// What a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
@@ -336,9 +350,7 @@ impl Authenticator {
             crate::hygiene::Presented::OtherScheme => Err(AuthError::Unauthenticated(
                 "use Authorization: Bearer <key or token>".to_owned(),
             )),
-            crate::hygiene::Presented::Credential(secret) => {
-                self.check(secret).await.map(Some)
-            }
+            crate::hygiene::Presented::Credential(secret) => self.check(secret).await.map(Some),
         }
     }
 

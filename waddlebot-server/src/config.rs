@@ -930,7 +930,13 @@ fn networks(key: &str, value: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
         .map(|part| {
             part.parse::<ipnet::IpNet>()
                 .or_else(|_| part.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| invalid(key, value, format!("'{part}' is not an address or CIDR range")))
+                .map_err(|_| {
+                    invalid(
+                        key,
+                        value,
+                        format!("'{part}' is not an address or CIDR range"),
+                    )
+                })
         })
         .collect()
 }

@@ -292,7 +292,10 @@ pub(crate) fn presented(headers: &HeaderMap) -> Result<Presented<'_>, String> {
 pub(crate) fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
     let mut segments = path.split('/');
     let secret_after = |previous: &str, first: &str| {
-        matches!((first, previous), ("overlay", "overlay") | ("portal", "login"))
+        matches!(
+            (first, previous),
+            ("overlay", "overlay") | ("portal", "login")
+        )
     };
     let first = segments.nth(1).unwrap_or_default();
     if !matches!(first, "overlay" | "portal") {

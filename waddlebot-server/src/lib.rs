@@ -48,6 +48,7 @@ mod web;
 mod webhooks;
 pub mod wire;
 
+pub use ai_api::AiApiPolicy;
 pub use app::{
     App, AppState, HTTP_REQUESTS, HTTP_SECONDS, HealthCheck, MAX_BATCH_ANSWER_BYTES, Probe, ROUTES,
     ResponseBody, app,
@@ -56,7 +57,6 @@ pub use bootstrap::{
     StartError, ai_provider, authenticator, build_router, build_router_with_ai, jwt_secret_path,
     jwt_settings, migrate, open_store, redis_check, services, spotify,
 };
-pub use ai_api::AiApiPolicy;
 pub use config::{
     Config, ConfigError, DEFAULT_BIND, DEFAULT_CONFIG_FILE, DEFAULT_DATABASE_URL, LogFormat,
     Secret, ServiceSettings, redact_url,

@@ -3,7 +3,7 @@
 //! What one connection may hold is bounded: a connection that sends nothing within
 //! [`HttpPolicy::first_byte_timeout`] is closed before HTTP is spoken; one that stays silent
 //! (no byte read or written) for [`HttpPolicy::idle_timeout`] is asked to close (HTTP/1 after its
-//! answer, HTTP/2 with GOAWAY) and dropped a little later; and at most
+//! answer, HTTP/2 with GOAWAY) and dropped if it stays silent as long again; and at most
 //! [`HttpPolicy::max_connections`] are open at once: past the cap, new connections wait in the
 //! kernel's accept queue, not in the process's file table.
 //!
@@ -214,8 +214,8 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
 }
 
 /// Runs one connection: asks it to close when it has been silent for `idle` or the server
-/// shuts down, and drops it when it has not closed [`SHUTDOWN_GRACE`] after that while still
-/// silent.
+/// shuts down, and drops it when it stays silent for another `idle` (or [`SHUTDOWN_GRACE`] on
+/// shutdown) without closing.
 async fn drive(
     connection: Connection<'static, TokioIo<Watched>, App, TokioExecutor>,
     active: &AtomicBool,
@@ -228,13 +228,15 @@ async fn drive(
     let tick = (idle / 4).max(Duration::from_millis(10));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
     let mut silent_ticks = 0u32;
-    let mut asked_to_close = false;
+    // Once asked to close, how much more silence the connection gets before it is dropped (a
+    // peer that never answers HTTP/2's GOAWAY ping, or never reads its answer).
+    let mut asked_to_close: Option<Duration> = None;
     let mut silent_since_asked = Duration::ZERO;
     loop {
         tokio::select! {
             result = connection.as_mut() => return result,
-            () = closing.cancelled(), if !asked_to_close => {
-                asked_to_close = true;
+            () = closing.cancelled(), if asked_to_close.is_none() => {
+                asked_to_close = Some(SHUTDOWN_GRACE);
                 connection.as_mut().graceful_shutdown();
             }
             _ = ticker.tick() => {
@@ -244,13 +246,13 @@ async fn drive(
                     continue;
                 }
                 silent_ticks += 1;
-                if asked_to_close {
+                if let Some(grace) = asked_to_close {
                     silent_since_asked += tick;
-                    if silent_since_asked >= SHUTDOWN_GRACE.max(idle) {
+                    if silent_since_asked >= grace {
                         return Ok(());
                     }
                 } else if silent_ticks >= 4 {
-                    asked_to_close = true;
+                    asked_to_close = Some(idle);
                     connection.as_mut().graceful_shutdown();
                 }
             }

@@ -422,8 +422,14 @@ mod tests {
         let long = "é".repeat(2500);
         let reply = render(&source, &[long.as_str()]);
         assert!(reply.len() <= MAX_RENDERED_BYTES, "{} bytes", reply.len());
-        assert!(reply.len() > MAX_RENDERED_BYTES - 4, "filled up to the limit");
-        assert!(reply.chars().all(|c| c == 'é'), "cut at a character boundary");
+        assert!(
+            reply.len() > MAX_RENDERED_BYTES - 4,
+            "filled up to the limit"
+        );
+        assert!(
+            reply.chars().all(|c| c == 'é'),
+            "cut at a character boundary"
+        );
     }
 
     #[test]

@@ -278,7 +278,9 @@ impl App {
         let Ok(grant) = serde_json::from_value::<Grant>(document.value) else {
             return Ok(None);
         };
-        if grant.expires_ms <= unix_millis(SystemTime::now()) || !self.credential_holds(&grant).await? {
+        if grant.expires_ms <= unix_millis(SystemTime::now())
+            || !self.credential_holds(&grant).await?
+        {
             store.delete_document(SESSIONS, &key).await?;
             return Ok(None);
         }
@@ -302,7 +304,9 @@ impl App {
             .store()
             .api_key(id)
             .await?
-            .is_some_and(|key| key.revoked_at.is_none() && key.expires_at.is_none_or(|at| at > now)))
+            .is_some_and(|key| {
+                key.revoked_at.is_none() && key.expires_at.is_none_or(|at| at > now)
+            }))
     }
 
     /// Starts a session for `grant` and sends the browser to its community.
