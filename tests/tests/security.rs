@@ -840,3 +840,63 @@ async fn a_command_whose_write_fails_tells_the_collector_to_retry() {
     assert_eq!(batch["data"]["results"][1]["status"], "error", "{batch}");
     assert_eq!(batch["data"]["results"][1]["retry"], true, "{batch}");
 }
+
+#[tokio::test]
+async fn revoking_a_key_offers_to_revoke_the_keys_it_made() {
+    let bot = plain_bot().await;
+    let http = reqwest::Client::new();
+    let mint = |by: String, name: &str, role: &str| {
+        http.post(format!("{}/api/v1/api-keys", bot.base))
+            .bearer_auth(by)
+            .json(&json!({"name": name, "role": role}))
+    };
+    let made = |answer: (u16, reqwest::header::HeaderMap, Value)| {
+        assert_eq!(answer.0, 201, "{}", answer.2);
+        (
+            answer.2["data"]["key"].as_str().expect("key").to_owned(),
+            answer.2["data"]["id"].as_str().expect("id").to_owned(),
+        )
+    };
+    let works = |key: String| {
+        http.post(format!("{}/router/events", bot.base))
+            .bearer_auth(key)
+            .json(&chat("alice", "!ping"))
+    };
+    let revoke = |id: &str, query: &str| {
+        http.delete(format!("{}/api/v1/api-keys/{id}{query}", bot.base))
+            .bearer_auth(admin_token())
+    };
+
+    let (parent, parent_id) = made(bot.send(mint(admin_token(), "ops", "admin")).await);
+    let (child, _) = made(bot.send(mint(parent.clone(), "feeder", "collector")).await);
+    let (status, _, body) = bot.send(revoke(&parent_id, "")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        bot.send(works(child)).await.0,
+        200,
+        "a made key is its own credential"
+    );
+
+    let (parent, parent_id) = made(bot.send(mint(admin_token(), "ops2", "admin")).await);
+    let (child, child_id) = made(bot.send(mint(parent.clone(), "feeder2", "collector")).await);
+    let (grandchild, grandchild_id) = made(bot.send(mint(parent.clone(), "ops3", "admin")).await);
+    let (great, great_id) = made(
+        bot.send(mint(grandchild.clone(), "feeder3", "collector"))
+            .await,
+    );
+    let (status, _, body) = bot.send(revoke(&parent_id, "?cascade=true")).await;
+    assert_eq!(status, 200, "{body}");
+    let mut also: Vec<String> = body["data"]["also_revoked"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    also.sort();
+    let mut expected = vec![child_id, grandchild_id, great_id];
+    expected.sort();
+    assert_eq!(also, expected);
+    for key in [child, grandchild, great] {
+        assert_eq!(bot.send(works(key)).await.0, 401);
+    }
+}

@@ -143,6 +143,10 @@ pub(crate) enum ApikeyAction {
         /// Key ids, from `waddlebot apikey list`.
         #[arg(required = true, value_name = "ID")]
         ids: Vec<String>,
+        /// Also revoke the keys each of them made through the admin API (and those made in
+        /// turn), as the audit log records them.
+        #[arg(long)]
+        cascade: bool,
     },
 }
 

@@ -81,7 +81,7 @@ pub(crate) async fn apikey(config: &Config, action: &ApikeyAction) -> anyhow::Re
                 );
             }
         }
-        ApikeyAction::Revoke { ids } => {
+        ApikeyAction::Revoke { ids, cascade } => {
             for id in ids {
                 if store
                     .revoke_api_key(id, SystemTime::now())
@@ -91,6 +91,20 @@ pub(crate) async fn apikey(config: &Config, action: &ApikeyAction) -> anyhow::Re
                     println!("revoked {id}");
                 } else {
                     anyhow::bail!("there is no key {id}");
+                }
+                if *cascade {
+                    let made = waddlebot_server::auth::keys_made_by(store.as_ref(), id)
+                        .await
+                        .context("cannot read the audit log")?;
+                    for child in made {
+                        if store
+                            .revoke_api_key(&child, SystemTime::now())
+                            .await
+                            .context("cannot revoke")?
+                        {
+                            println!("revoked {child} (made by {id})");
+                        }
+                    }
                 }
             }
         }

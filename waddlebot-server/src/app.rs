@@ -632,15 +632,8 @@ pub(crate) fn match_pattern(pattern: &'static str, path: &str) -> Option<Params>
             (None, None) => return Some(params),
             (Some(want), Some(got)) => {
                 match want.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
-                    // A value is percent-decoded (`{name}` of `my%5Fcmd` is `my_cmd`); one that
-                    // is not UTF-8 once decoded matches nothing.
-                    Some(name) if !got.is_empty() => params.push((
-                        name,
-                        percent_encoding::percent_decode_str(got)
-                            .decode_utf8()
-                            .ok()?
-                            .into_owned(),
-                    )),
+                    // Kept as sent: the admin API decodes a value where it reads it.
+                    Some(name) if !got.is_empty() => params.push((name, got.to_owned())),
                     Some(_) => return None,
                     None if want == got => {}
                     None => return None,

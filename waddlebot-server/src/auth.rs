@@ -573,6 +573,63 @@ impl Authenticator {
     }
 }
 
+/// The most audit entries read per log when looking for the keys a key made.
+const MAX_AUDIT_SCAN: usize = 100_000;
+
+/// The ids of the keys that key `id` made through the admin API, those keys made, and so on
+/// (not `id` itself): a key's creations are in the audit log (`api_key.create`, with the
+/// creating key as actor and the new key's id as target), bot-wide or in the community the new
+/// key belongs to. Reads at most [`MAX_AUDIT_SCAN`] entries of each log.
+pub async fn keys_made_by(
+    store: &dyn Store,
+    id: &str,
+) -> Result<Vec<String>, waddlebot::StoreError> {
+    let mut logs = vec![None];
+    let mut page = waddlebot::store::Page::first(waddlebot::store::Page::MAX_LIMIT);
+    loop {
+        let communities = store.list_communities(&page).await?;
+        let Some(last) = communities.last() else {
+            break;
+        };
+        page.after = Some(last.id.0.to_string());
+        logs.extend(communities.iter().map(|c| Some(c.id)));
+    }
+    // Who made what: creating key id -> the ids it made.
+    let mut made: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    for log in logs {
+        let mut offset = 0;
+        while offset < MAX_AUDIT_SCAN {
+            let entries = store.list_audit(log, 1000, offset).await?;
+            for entry in &entries {
+                let creator = entry
+                    .actor
+                    .strip_prefix("key:")
+                    .and_then(|rest| rest.split(' ').next());
+                if let (Some(creator), "api_key.create") = (creator, entry.action.as_str()) {
+                    made.entry(creator.to_owned())
+                        .or_default()
+                        .push(entry.target.clone());
+                }
+            }
+            if entries.len() < 1000 {
+                break;
+            }
+            offset += entries.len();
+        }
+    }
+    let mut found = Vec::new();
+    let mut next = vec![id.to_owned()];
+    while let Some(creator) = next.pop() {
+        for child in made.remove(&creator).unwrap_or_default() {
+            if child != id && !found.contains(&child) {
+                found.push(child.clone());
+                next.push(child);
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// Why an admin or collector credential cannot name a community: both roles serve the whole
 /// bot (a collector feeds any channel's events in; which community an event belongs to is
 /// the bot's to decide), so such a credential would be refused on every route.

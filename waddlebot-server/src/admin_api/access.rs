@@ -206,23 +206,65 @@ pub(super) async fn revoke_key(call: &Call<'_>) -> Answer {
             format!("API key {id} is already revoked"),
         ));
     }
+    revoke(call, &record).await?;
+    // `?cascade=true`: the keys this key made (and those made in turn) go with it, as far as
+    // the caller may revoke them; without it they stay valid, being credentials of their own.
+    let cascade = call
+        .query
+        .iter()
+        .any(|(key, value)| key == "cascade" && value == "true");
+    if !cascade {
+        return Ok(success(StatusCode::OK, json!({"revoked": id})));
+    }
+    let mut also = Vec::new();
+    let mut kept = Vec::new();
+    for child in crate::auth::keys_made_by(call.store().as_ref(), id)
+        .await
+        .map_err(store_failure)?
+    {
+        let Some(key) = call.store().api_key(&child).await.map_err(store_failure)? else {
+            continue;
+        };
+        let allowed = (call.community.is_none() || key.community_id == call.community)
+            && key
+                .role
+                .parse::<Role>()
+                .is_ok_and(|role| may_hand_out(call, role).is_ok());
+        if key.revoked_at.is_some() {
+            continue;
+        }
+        if allowed {
+            revoke(call, &key).await?;
+            also.push(child);
+        } else {
+            kept.push(child);
+        }
+    }
+    Ok(success(
+        StatusCode::OK,
+        json!({"revoked": id, "also_revoked": also, "not_revoked": kept}),
+    ))
+}
+
+/// Revokes `key`, stops trusting it at once and audits it.
+async fn revoke(call: &Call<'_>, key: &waddlebot::store::ApiKey) -> Result<(), Failure> {
     call.store()
-        .revoke_api_key(id, SystemTime::now())
+        .revoke_api_key(&key.id, SystemTime::now())
         .await
         .map_err(store_failure)?;
     if let Some(auth) = &call.app.state().auth {
-        auth.forget(id);
+        auth.forget(&key.id);
     }
     call.app
         .audit(
             call.principal,
-            record.community_id,
+            key.community_id,
             "api_key.revoke",
-            id,
-            json!({"name": record.name, "role": record.role}),
+            &key.id,
+            json!({"name": key.name, "role": key.role}),
         )
         .await;
-    Ok(success(StatusCode::OK, json!({"revoked": id})))
+    Ok(())
 }
 
 /// A page of a community's (or the bot-wide) audit log, newest first; `action` (a prefix,
