@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 /// `BOLERO_RANDOM_ITERATIONS` (read by bolero) overrides it for a longer run.
 pub(crate) const ITERATIONS: usize = 5_000;
 /// The same for targets that go through the whole HTTP application per input.
-pub(crate) const HTTP_ITERATIONS: usize = 1_000;
+pub(crate) const HTTP_ITERATIONS: usize = 1_500;
 
 /// One input taking longer than this is a hang (debug build, two cores shared by the tests).
 const HANG: Duration = Duration::from_secs(20);
@@ -436,7 +436,7 @@ pub(crate) fn head_and_body(input: &[u8]) -> (String, &[u8]) {
     }
 }
 
-/// Mutates the body of a `<line>\n<body>` seed with `body`, keeping the line (now and then
+/// Mutates the body of a `<line>\n<body>` seed with `body`, keeping the line (one time in four
 /// mutating it as text too).
 pub(crate) fn mutate_body(
     words: &'static [&'static str],
@@ -444,7 +444,7 @@ pub(crate) fn mutate_body(
 ) -> impl Fn(&[u8], &mut Entropy<'_>) -> Vec<u8> {
     move |seed, entropy| {
         let (head, rest) = head_and_body(seed);
-        let head = if entropy.below(8) == 0 {
+        let head = if entropy.below(4) == 0 {
             String::from_utf8_lossy(&mutate_text(words)(head.as_bytes(), entropy)).replace('\n', "")
         } else {
             head

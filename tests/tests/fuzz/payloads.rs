@@ -82,7 +82,7 @@ fn eventsub() {
     let verifier = EventSubVerifier::new(SECRET).expect("a valid secret");
     let deliveries = AtomicU64::new(0);
     bolero::check!(name = target.name())
-        .with_iterations(ITERATIONS)
+        .with_iterations(ITERATIONS / 2)
         .for_each(|input: &[u8]| {
             let mutate = mutate_body(EVENTSUB_WORDS, mutate_json(EVENTSUB_WORDS));
             target.run(input, mutate, |bytes| {

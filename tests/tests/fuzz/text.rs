@@ -2,7 +2,7 @@
 
 use waddlebot::Args;
 use waddlebot::platforms::irc::{IrcMessage, event_from_line, twitch_line};
-use waddlebot::template::{Template, Vars};
+use waddlebot::template::{MAX_RENDERED_BYTES, Template, Vars};
 use waddlebot_router::{Prefixes, command_line};
 
 use crate::kit::{Entropy, ITERATIONS, Target, mutate_text};
@@ -99,9 +99,14 @@ fn templates() {
                     "{written:?}"
                 );
                 // Bounded variables give a bounded answer: each variable adds at most the
-                // longest value (or a number), never more.
+                // longest value (or a number), and the whole stops at the render limit.
                 let mut entropy = Entropy::new(bytes);
-                let args: Vec<String> = (0..entropy.below(4)).map(|_| entropy.text(12)).collect();
+                let mut args: Vec<String> =
+                    (0..entropy.below(4)).map(|_| entropy.text(12)).collect();
+                if entropy.below(4) == 0 {
+                    // A value long enough to reach the cut, in two-byte characters.
+                    args.push("é".repeat(2500));
+                }
                 let args_text = args.join(" ");
                 let vars = Vars {
                     user: "alice",
@@ -119,11 +124,13 @@ fn templates() {
                 let rendered = template.render(&vars);
                 let variables = source.matches('{').count();
                 assert!(
-                    rendered.len() <= source.len() + variables * longest,
+                    rendered.len() <= MAX_RENDERED_BYTES.min(source.len() + variables * longest),
                     "{} bytes from a {}-byte template",
                     rendered.len(),
                     source.len()
                 );
+                let limit = entropy.below(64);
+                assert!(template.render_within(&vars, limit).len() <= limit);
             });
         });
 }
