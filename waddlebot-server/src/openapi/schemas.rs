@@ -20,7 +20,9 @@ const SPACE: &str =
 const NOT_SPACE: &str =
     "[^\t-\r \u{85}\u{a0}\u{1680}\u{2000}-\u{200a}\u{2028}\u{2029}\u{202f}\u{205f}\u{3000}]";
 /// A character of a command or module name: what `char::is_alphanumeric` takes, `-` and `_`.
-const NAME_CHAR: &str = r"[\p{Alpha}\p{N}_-]";
+/// (U+0130 is left out: names are lower-cased before they are checked, and its lower case,
+/// `i` and a combining dot, is not alphanumeric.)
+const NAME_CHAR: &str = r"(?:(?!\u0130)[\p{Alpha}\p{N}_-])";
 
 /// A text with something besides whitespace in it, at most `max` characters.
 pub(super) fn nonblank(max: usize) -> Value {
@@ -82,14 +84,20 @@ pub(super) fn platform() -> Value {
 /// `{random A-B}` with A ≤ B, which a pattern cannot compare; the one written here starts at
 /// zero or below and ends at zero or above.
 fn template(max: usize) -> Value {
-    let var = format!(
-        "{SPACE}*(?i:user|username|touser|args|all_args|channel|platform|count|arg0*[1-9][0-9]{{0,8}}|random{SPACE}+(?:-[0-9]{{1,18}}|0+){SPACE}*-{SPACE}*[0-9]{{1,18}}){SPACE}*"
-    );
     json!({
         "type": "string", "minLength": 1, "maxLength": max,
-        "pattern": format!(r"^(?:[^{{}}]|\{{\{{|\}}\}}|\{{{var}\}})*$"),
+        "pattern": template_text(true),
         "allOf": [{"pattern": NOT_SPACE}],
     })
+}
+
+/// Text in which braces are only `{{`, `}}` or a known variable (`{count}` when `count`).
+fn template_text(count: bool) -> String {
+    let count = if count { "|count" } else { "" };
+    let var = format!(
+        "{SPACE}*(?i:user|username|touser|args|all_args|channel|platform{count}|arg0*[1-9][0-9]{{0,8}}|random{SPACE}+(?:-[0-9]{{1,18}}|0+){SPACE}*-{SPACE}*[0-9]{{1,18}}){SPACE}*"
+    );
+    format!(r"^(?:[^{{}}]|\{{\{{|\}}\}}|\{{{var}\}})*$")
 }
 
 /// One event, as a collector sends it to `/router/events`.
@@ -340,6 +348,7 @@ pub(super) fn admin_body(path: &str, method: &http::Method) -> Option<Value> {
             &["name", "target"],
             json!({"name": command_name(), "target": {
                 "type": "string", "description": "A command line (!quote search); ! is added when missing",
+                "allOf": [{"pattern": template_text(false)}],
                 "pattern": format!(r#"^{SPACE}*["']?{SPACE}*[!#]?{}"#, NOT_SPACE.replace(']', r#"!#"'{}]"#)),
             }}),
         ),
