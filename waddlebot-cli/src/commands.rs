@@ -108,11 +108,6 @@ pub(crate) async fn discord_commands(config: &Config, guild: Option<String>) -> 
         );
     };
     let scope = guild.map_or_else(|| settings.command_scope(), CommandScope::Guild);
-    // Connections are capped by the server's own setting, not the default soft file limit.
-    match waddlebot_server::raise_file_limit() {
-        Ok(files) => tracing::debug!(files, "open-file limit"),
-        Err(err) => tracing::warn!(error = %err, "cannot raise the open-file limit"),
-    }
     let http = reqwest::Client::builder()
         .user_agent(concat!("WaddleBot/", env!("CARGO_PKG_VERSION")))
         .timeout(std::time::Duration::from_secs(15))
@@ -139,6 +134,11 @@ pub(crate) async fn discord_commands(config: &Config, guild: Option<String>) -> 
 
 /// `waddlebot serve`: the HTTP server until SIGINT/SIGTERM.
 pub(crate) async fn serve_http(config: &Config, dev: bool) -> anyhow::Result<()> {
+    // Connections are capped by the server's own setting, not the default soft file limit.
+    match waddlebot_server::raise_file_limit() {
+        Ok(files) => tracing::debug!(files, "open-file limit"),
+        Err(err) => tracing::warn!(error = %err, "cannot raise the open-file limit"),
+    }
     if dev && !config.bind.ip().is_loopback() {
         anyhow::bail!(
             "--dev turns authentication off, so it only listens on loopback (127.0.0.1 or ::1), not {}",

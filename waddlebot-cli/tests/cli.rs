@@ -966,3 +966,59 @@ async fn serve_takes_rs256_tokens_and_writes_aaa_log_lines() {
         .expect("status");
     assert!(status.success());
 }
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_raises_its_open_file_limit_to_the_hard_limit() {
+    let sandbox = Sandbox::new();
+    // Started with a small soft limit, as many systems start services (1,024 or less).
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -Sn 256 && exec '{}' serve --dev --bind 127.0.0.1:0",
+            env!("CARGO_BIN_EXE_waddlebot")
+        ))
+        .current_dir(sandbox.dir.path())
+        .env("HOME", sandbox.dir.path())
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", sandbox.db().display()),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("server starts");
+    let _base = read_address(&mut child).await;
+    let pid = child.id().expect("running");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a file limit");
+    let numbers: Vec<&str> = line["Max open files".len()..].split_whitespace().collect();
+    assert_eq!(
+        numbers[0], numbers[1],
+        "soft limit raised to the hard one: {line}"
+    );
+    assert_ne!(numbers[0], "256", "{line}");
+    sigterm(&child);
+    let _ = tokio::time::timeout(Duration::from_secs(15), child.wait()).await;
+}
+
+#[cfg(unix)]
+#[test]
+fn the_database_and_an_export_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new();
+    let dump = sandbox.dir.path().join("dump.json");
+    let output = sandbox.run(&["export", "--output", dump.to_str().expect("utf-8 path")]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    for file in [dump, sandbox.db()] {
+        let mode = std::fs::metadata(&file)
+            .expect("written")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{}: {mode:o}", file.display());
+    }
+}
