@@ -1,5 +1,5 @@
 //! The HTTP application in-process (`hyper::service::Service::call`, no socket): the router API's
-//! event JSON and batches, the admin API's bodies, and the portal's cookies and forms.
+//! event JSON, batches and late module answers, the admin API's bodies, and the portal's cookies and forms.
 //!
 //! Every application runs with authentication off (as `serve --dev` does) and the admin rate
 //! limits off, so each input reaches its parser; the standard modules are loaded so fuzzed chat
@@ -19,7 +19,7 @@ use waddlebot::store::{EntityKey, MemoryStore};
 use waddlebot::{CommunityId, PlatformKind, Store};
 use waddlebot_router::Router;
 use waddlebot_server::auth::Role;
-use waddlebot_server::wire::{InboundBatch, InboundEvent};
+use waddlebot_server::wire::{InboundBatch, InboundEvent, LateResponse};
 use waddlebot_server::{App, AppState, HttpPolicy, app};
 
 use crate::kit::{
@@ -273,6 +273,79 @@ fn router_batches() {
                 if let Some(answer) = bot.call("POST", "/router/events/batch", &[], body) {
                     assert_api_answer("/router/events/batch", body, &answer);
                 }
+            });
+        });
+}
+
+const RESPONSE_WORDS: &[&str] = &[
+    "session_id",
+    "entity_id",
+    "module_name",
+    "success",
+    "response_action",
+    "chat_message",
+    "response_data",
+    "media_type",
+    "media_url",
+    "ticker_text",
+    "ticker_duration",
+    "content",
+    "duration",
+    "error_message",
+    "chat",
+    "media",
+    "ticker",
+    "general",
+    "form",
+    "message",
+    "image",
+    "video",
+    "audio",
+    "https://example.com/a.gif",
+    "javascript:alert(1)",
+    "sess_fuzz",
+];
+
+/// A module's late answer (`POST /router/responses`) to a live session: the seeds name the
+/// session `sess_fuzz`, which is replaced by one the bot really opened for a `!ping`.
+#[test]
+fn router_responses() {
+    let target = Target::new("router_responses");
+    let bot = AssertUnwindSafe(Bot::new());
+    let ping = br#"{"platform":"twitch","server_id":"pond","channel_id":"pond","user_id":"1","username":"alice","message":"!ping"}"#;
+    let (status, _, answer) = bot
+        .call("POST", "/router/events", &[], ping)
+        .expect("a request");
+    assert_eq!(status, 200);
+    let answer: Value = serde_json::from_slice(&answer).expect("json");
+    let session = answer["data"]["session_id"]
+        .as_str()
+        .expect("a session")
+        .to_owned();
+    bolero::check!(name = target.name())
+        .with_iterations(HTTP_ITERATIONS)
+        .for_each(|input: &[u8]| {
+            target.run(input, mutate_json(RESPONSE_WORDS), |body| {
+                let body = String::from_utf8_lossy(body).replace("sess_fuzz", &session);
+                if let Ok(response) = serde_json::from_str::<LateResponse>(&body) {
+                    let _ = response.reply();
+                }
+                let Some(answer) = bot.call("POST", "/router/responses", &[], body.as_bytes())
+                else {
+                    return;
+                };
+                // Known and reported, not ours to fix here (the server's late-reply handler):
+                // an overlay item the overlay refuses (a media URL that is not http(s), a
+                // player from another site) passes the wire checks and comes back as 502 "the
+                // platform refused the reply" instead of a 400 naming the field. Drop this
+                // exception when that answer is fixed.
+                if answer.0 == StatusCode::BAD_GATEWAY
+                    && String::from_utf8_lossy(&answer.2)
+                        .contains("the platform refused the reply: rejected by the platform:")
+                {
+                    return;
+                }
+                assert_api_answer("/router/responses", body.as_bytes(), &answer);
             });
         });
 }
