@@ -522,4 +522,20 @@ mod tests {
         };
         assert!(CompiledRule::compile(command).is_err());
     }
+
+    #[test]
+    fn a_regex_that_compiles_too_large_is_refused_and_a_set_holds_only_the_first_rules() {
+        // Short to type, megabytes to compile (Unicode word characters, repeated).
+        let huge = CompiledRule::compile(rule(r"\w{500}\w{500}", MatchType::Regex, false));
+        assert!(matches!(huge, Err(RuleError::Invalid(m)) if m.contains("does not compile")));
+        let rules: Vec<StringRule> = (1..=5)
+            .map(|id| StringRule {
+                id,
+                ..rule(&format!("spam{id}"), MatchType::Contains, false)
+            })
+            .collect();
+        let set = RuleSet::compile(&rules, 3);
+        assert_eq!(set.first_match("spam3").map(|r| r.id), Some(3));
+        assert_eq!(set.first_match("spam4").map(|r| r.id), None, "past the cap");
+    }
 }
