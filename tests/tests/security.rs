@@ -900,3 +900,29 @@ async fn revoking_a_key_offers_to_revoke_the_keys_it_made() {
         assert_eq!(bot.send(works(key)).await.0, 401);
     }
 }
+
+#[tokio::test]
+async fn a_late_overlay_item_the_overlay_refuses_is_the_modules_mistake() {
+    let bot = plain_bot().await;
+    let (status, _, outcome) = bot.event("!ping").await;
+    assert_eq!(status, 200);
+    let (status, _, body) = bot
+        .send(
+            reqwest::Client::new()
+                .post(format!("{}/router/responses", bot.base))
+                .bearer_auth(admin_token())
+                .json(&json!({
+                    "session_id": outcome["data"]["session_id"], "entity_id": outcome["data"]["entity_id"],
+                    "module_name": "weather", "success": true, "response_action": "media",
+                    "media_type": "image", "media_url": "javascript:alert(1)"
+                })),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("http or https")),
+        "{body}"
+    );
+}

@@ -54,6 +54,10 @@ pub enum LateReplyError {
     /// The session store failed.
     #[error(transparent)]
     Sessions(#[from] SessionError),
+    /// A reply cannot be delivered as written (an overlay item with a URL the overlay
+    /// refuses): the module's mistake, nothing was delivered.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Delivers to one place on one platform, and overlay replies to the community's overlay.
@@ -242,6 +246,12 @@ impl Router {
             .ok_or_else(|| LateReplyError::UnknownSession(session.clone()))?;
         if info.entity_id != entity {
             return Err(LateReplyError::WrongEntity(session.clone()));
+        }
+        for reply in replies {
+            if let Reply::Overlay(item) = reply {
+                crate::overlay::check(item)
+                    .map_err(|err| LateReplyError::Invalid(err.to_string()))?;
+            }
         }
         // Overlay replies need no platform; anything else does.
         let platform = self.platforms.get(&info.platform).cloned();

@@ -134,6 +134,12 @@ fn web_url(url: &str) -> bool {
     url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
 }
 
+/// Checks an item the way showing it would (URLs, players' sites), without showing it: a
+/// module's mistake is refused before anything is delivered.
+pub fn check(item: &OverlayReply) -> Result<(), OverlayError> {
+    normalise(item.clone()).map(drop)
+}
+
 /// The item as it will be shown: defaults for zero durations, ticker text cut, HTML sanitised,
 /// URLs checked.
 fn normalise(item: OverlayReply) -> Result<OverlayReply, OverlayError> {

@@ -1234,6 +1234,9 @@ impl App {
                     StatusCode::FORBIDDEN,
                     "the session belongs to another entity".to_owned(),
                 ),
+                LateReplyError::Invalid(message) => {
+                    Failure::bad_request(format!("invalid response: {message}"))
+                }
                 LateReplyError::NoPlatform(platform) => Failure(
                     StatusCode::CONFLICT,
                     format!("no {platform} platform is configured on this server to deliver to"),
