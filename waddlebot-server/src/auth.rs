@@ -579,7 +579,7 @@ const MAX_AUDIT_SCAN: usize = 100_000;
 /// The ids of the keys that key `id` made through the admin API, those keys made, and so on
 /// (not `id` itself): a key's creations are in the audit log (`api_key.create`, with the
 /// creating key as actor and the new key's id as target), bot-wide or in the community the new
-/// key belongs to. Reads at most [`MAX_AUDIT_SCAN`] entries of each log.
+/// key belongs to. Reads at most 100,000 entries of each log.
 pub async fn keys_made_by(
     store: &dyn Store,
     id: &str,

@@ -341,31 +341,13 @@ impl Config {
         if let Some(name) = get("WADDLEBOT_BOT_NAME").or_else(|| get("TWITCH_BOT_NICK")) {
             chat.bot_name = name.trim().trim_start_matches('@').to_owned();
         }
-        let count = |key: &str,
-                     range: std::ops::RangeInclusive<usize>|
-         -> Result<Option<usize>, ConfigError> {
-            get(key)
-                .map(|value| match value.trim().parse::<usize>() {
-                    Ok(n) if range.contains(&n) => Ok(n),
-                    _ => Err(invalid(
-                        key,
-                        &value,
-                        format!(
-                            "expected a whole number from {} to {}",
-                            range.start(),
-                            range.end()
-                        ),
-                    )),
-                })
-                .transpose()
-        };
-        if let Some(n) = count("CONTEXT_HISTORY_LIMIT", 0..=50)? {
+        if let Some(n) = number(get, "CONTEXT_HISTORY_LIMIT", 0..=50)? {
             chat.context_messages = n;
         }
-        if let Some(n) = count("MAX_CONCURRENT_REQUESTS", 1..=1000)? {
+        if let Some(n) = number(get, "MAX_CONCURRENT_REQUESTS", 1..=1000)? {
             chat.max_concurrent = n;
         }
-        if let Some(n) = count("AI_CHANNEL_REQUESTS_PER_MINUTE", 1..=600)? {
+        if let Some(n) = number(get, "AI_CHANNEL_REQUESTS_PER_MINUTE", 1..=600)? {
             chat.channel_per_minute = n;
         }
         if let Some(choice) = get("AI_OVER_BUDGET") {
