@@ -201,7 +201,7 @@ async fn modules_turn_off_and_on_and_settings_merge() {
         json!({"enabled": false}),
     )
     .await;
-    assert_eq!(status, 400, "core stays on");
+    assert_eq!(status, 409, "core stays on");
     let (status, answer) = send(
         &bot,
         Method::PATCH,

@@ -306,7 +306,7 @@ fn docs() -> Vec<Doc> {
             "/api/v1/communities/{id}/modules/{name}",
             M::PATCH,
             "modules",
-            "Install, turn on or off, or change a module's settings (config is a JSON merge patch)",
+            "Install, turn on or off, or change a module's settings (config is a JSON merge patch; turning core off is 409)",
             "200",
         ),
         doc(
@@ -486,6 +486,10 @@ fn parameters(route: &Doc) -> Vec<Value> {
         .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
         .map(path_parameter)
         .collect();
+    if route.path.ends_with("/api-keys/{key}") {
+        list.push(json!({"name": "cascade", "in": "query", "schema": {"type": "string"},
+            "description": "true also revokes the keys this key made (as far as the caller may); any other value does not"}));
+    }
     if let Some(filters) = route.filters {
         list.push(json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}}));
         list.push(json!({"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 100_000, "default": 0}}));
@@ -571,6 +575,7 @@ fn responses(route: &Doc) -> Value {
         out["415"] = described("The body is not JSON");
     }
     let conflicts = route.method == Method::POST && route.ok == "201"
+        || route.path.ends_with("/modules/{name}")
         || route.path.ends_with("/api-keys/{key}")
         || route.path == "/router/responses";
     if conflicts {

@@ -264,6 +264,18 @@ struct ModuleChange {
     config: Option<Value>,
 }
 
+/// 409 for turning `core` off: a well-formed change the server's own state refuses (the core
+/// module answers `!help` and the module switches themselves), like a name already taken.
+fn core_stays_on(name: &str, enabled: Option<bool>) -> Result<(), Failure> {
+    if name == "core" && enabled == Some(false) {
+        return Err(Failure(
+            StatusCode::CONFLICT,
+            "the core module cannot be turned off (its settings can be changed)".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
 /// `PATCH …/modules/{name}`: install, turn on or off, change settings.
 pub(super) async fn update_module(call: &Call<'_>) -> Answer {
     let id = call.id()?;
@@ -275,11 +287,7 @@ pub(super) async fn update_module(call: &Call<'_>) -> Answer {
     if change.config.as_ref().is_some_and(|c| !c.is_object()) {
         return Err(bad_request("config must be a JSON object (a merge patch)"));
     }
-    if name == "core" && change.enabled == Some(false) {
-        return Err(bad_request(
-            "the core module cannot be turned off (its settings can be changed)",
-        ));
-    }
+    core_stays_on(&name, change.enabled)?;
     let modules = call.router().modules();
     let known = modules.iter().find(|m| m.name == name);
     let _held = call
@@ -531,6 +539,15 @@ mod tests {
         }
         let longest = "x".repeat(crate::wire::MAX_ID_CHARS);
         assert!(entity("discord", &longest, "general").check().is_ok());
+    }
+
+    #[test]
+    fn turning_core_off_is_a_conflict_and_changing_its_settings_is_not() {
+        let refused = core_stays_on("core", Some(false)).expect_err("core stays on");
+        assert_eq!(refused.0, StatusCode::CONFLICT);
+        assert!(core_stays_on("core", None).is_ok());
+        assert!(core_stays_on("core", Some(true)).is_ok());
+        assert!(core_stays_on("quotes", Some(false)).is_ok());
     }
 
     #[test]

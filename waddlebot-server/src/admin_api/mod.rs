@@ -97,6 +97,11 @@ fn whole_numbers(value: &mut Value) {
 /// wrong (`invalid request: action.timeout_secs: …`).
 fn read_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, Failure> {
     let mut value: Value = crate::app::parse_json(body)?;
+    // Serde reads a struct from an array too (`["pond"]` as `{"name": "pond"}`); every admin
+    // body is an object, as the document says.
+    if !value.is_object() {
+        return Err(bad_request("request body must be a JSON object"));
+    }
     whole_numbers(&mut value);
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
@@ -458,6 +463,10 @@ mod tests {
                 .contains("colour")
         );
         assert!(numbers("{").unwrap_err().contains("valid JSON"));
+        assert!(
+            numbers("[5, 7]").unwrap_err().contains("JSON object"),
+            "an array is not read as the struct's fields in order"
+        );
     }
 
     #[test]

@@ -483,9 +483,11 @@ pub(super) fn success_data(path: &str, method: &http::Method) -> Value {
             shown["required"] = json!(["id", "name", "role", "revoked", "key"]);
             shown
         }
-        ("/api-keys/{key}" | "/api/v1/api-keys/{key}", &Method::DELETE) => {
-            open(&["revoked"], json!({"revoked": text()}))
-        }
+        ("/api-keys/{key}" | "/api/v1/api-keys/{key}", &Method::DELETE) => open(
+            &["revoked"],
+            json!({"revoked": text(), "also_revoked": {"type": "array", "items": text()},
+                       "not_revoked": {"type": "array", "items": text()}}),
+        ),
         ("/reputation", &Method::GET) => newest(&leader),
         ("/audit" | "/api/v1/audit", &Method::GET) => newest(&audit),
         (_, &Method::DELETE) => deleted,
