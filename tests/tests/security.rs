@@ -922,3 +922,41 @@ async fn a_late_overlay_item_the_overlay_refuses_is_the_modules_mistake() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn a_body_must_be_an_object_and_whole_numbers_may_be_written_with_a_fraction() {
+    let bot = plain_bot().await;
+    let http = reqwest::Client::new();
+    // serde reads a struct from an array: `[{}]` once turned AI off through the config route.
+    let (status, _, body) = bot
+        .send(
+            http.put(format!("{}/api/v1/ai/config", bot.base))
+                .bearer_auth(admin_token())
+                .json(&json!([{}])),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["message"], "request body must be a JSON object");
+    let (status, _, body) = bot
+        .send(
+            http.post(format!("{}/router/events", bot.base))
+                .bearer_auth(admin_token())
+                .json(&json!(["twitch", "pond", "pond", "1", "alice", "!ping"])),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (_, _, outcome) = bot.event("!ping").await;
+    let entity = outcome["data"]["entity_id"].as_i64().expect("an entity");
+    let (status, _, body) = bot
+        .send(
+            http.post(format!("{}/router/responses", bot.base))
+                .bearer_auth(admin_token())
+                .json(&json!({
+                    "session_id": outcome["data"]["session_id"], "entity_id": entity as f64,
+                    "module_name": "m", "success": true, "response_action": "ticker",
+                    "ticker_text": "hello", "ticker_duration": 5.0
+                })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}

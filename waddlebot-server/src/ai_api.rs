@@ -388,7 +388,7 @@ impl App {
     }
 
     /// The models callers may name: the configured list, else the configured providers'.
-    fn offered_models(&self) -> Vec<String> {
+    pub(crate) fn offered_models(&self) -> Vec<String> {
         let policy = &self.state().ai_api;
         if !policy.models.is_empty() {
             return policy.models.clone();

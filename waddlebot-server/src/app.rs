@@ -348,28 +348,67 @@ pub(crate) fn check_json_content_type(headers: &http::HeaderMap) -> Result<(), F
     }
 }
 
-/// Parses a JSON body, naming where it is wrong (`invalid request: commands[0].name: …`).
+/// Parses a JSON object body, naming where it is wrong (`invalid request: commands[0].name: …`).
+/// Every body the server takes is an object: anything else is refused (serde would read a
+/// struct from an array too, `["pond"]` as `{"name": "pond"}`). A whole number written with a
+/// fraction of zero (`7.0`) is the integer it is, as JSON Schema says.
 pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Failure> {
-    if body.is_empty() {
-        return Err(Failure::bad_request("request body must be a JSON object"));
+    let not_an_object = || Failure::bad_request("request body must be a JSON object");
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        Some(_) if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() => {
+            return Err(syntax_failure(body));
+        }
+        _ => return Err(not_an_object()),
     }
-    // The plain parse is the fast path; only a failure is parsed again to say where.
+    // The plain parse is the fast path; only a failure is parsed again, as a value.
     if let Ok(value) = serde_json::from_slice(body) {
         return Ok(value);
     }
-    let deserializer = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+    let mut value: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(value) => value,
+        Err(_) => return Err(syntax_failure(body)),
+    };
+    whole_numbers(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
-        let message = if inner.is_syntax() || inner.is_eof() {
-            format!("request body must be valid JSON: {inner}")
-        } else if path == "." {
+        Failure::bad_request(if path == "." {
             format!("invalid request: {inner}")
         } else {
             format!("invalid request: {path}: {inner}")
-        };
-        Failure::bad_request(message)
+        })
     })
+}
+
+/// The answer to a body that is not JSON at all, naming where.
+fn syntax_failure(body: &[u8]) -> Failure {
+    match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+        Err(err) => Failure::bad_request(format!("request body must be valid JSON: {err}")),
+        Ok(_) => Failure::bad_request("request body must be a JSON object"),
+    }
+}
+
+/// Rewrites every whole number written with a fraction of zero (`7.0`) as the integer it is.
+/// JSON has one number type and JSON Schema's `integer` admits both spellings, so a client
+/// (or a language whose numbers are all floats) may send either; serde's integer fields would
+/// refuse the second.
+pub(crate) fn whole_numbers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            if let Some(v) = n.as_f64()
+                && v.fract() == 0.0
+                && v.abs() < 9.0e15
+            {
+                // Below 2^53 an f64 holds a whole number exactly, so the cast loses nothing.
+                *value = Value::from(v as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers),
+        Value::Object(fields) => fields.values_mut().for_each(whole_numbers),
+        _ => {}
+    }
 }
 
 /// A failed request: status and the message for the error envelope.
@@ -862,6 +901,15 @@ impl App {
                 .admin_limiter
                 .record_failure(self.peer, policy.failed_auth_per_minute);
         }
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE
+            && !response.headers().contains_key(header::RETRY_AFTER)
+        {
+            // Our own outage (the store went away), on any route: tell clients when to try
+            // again.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
         if let Some(standing) = standing {
             standing.annotate(response.headers_mut());
         }
@@ -970,19 +1018,17 @@ impl App {
             }
             (Method::GET, "/api/v1/ai/config") => Ok(self.ai_config()),
             (Method::GET, "/metrics") => self.metrics(),
-            (Method::GET, "/openapi.json") => Ok(json(StatusCode::OK, &crate::openapi::document())),
+            (Method::GET, "/openapi.json") => {
+                let mut document = crate::openapi::document();
+                crate::openapi::offer_models(&mut document, &self.offered_models());
+                Ok(json(StatusCode::OK, &document))
+            }
             (Method::PUT, "/api/v1/ai/config") => {
                 self.put_ai_config(request, principal.as_ref()).await
             }
             _ => Err(self.no_route(&method, &path)),
         };
         let mut response = result.unwrap_or_else(error);
-        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
-            // Our own outage (the store went away): tell clients when to try again.
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-        }
         if response.status() == StatusCode::METHOD_NOT_ALLOWED
             && let Ok(allow) = HeaderValue::from_str(&allowed_methods(&path).join(", "))
         {

@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 description of the server, served at `/openapi.json`. Each route is written
 //! down here by hand (what it is for, its parameters, body and answers; the schemas are in
-//! [`schemas`]); a test checks that the routes described and the routes in [`crate::ROUTES`]
+//! `schemas`); a test checks that the routes described and the routes in [`crate::ROUTES`]
 //! are the same set, so neither can drift, and `.ci/schemathesis.sh` checks the document
 //! against a running server.
 
@@ -613,6 +613,24 @@ fn operation_id(route: &Doc) -> String {
         id = id.replace("__", "_");
     }
     id.trim_end_matches('_').to_owned()
+}
+
+/// Writes the models callers may name (`AI_API_MODELS`, else the providers') into the chat
+/// completion request's `model`, so the document says what the server will accept; with none
+/// offered, `model` must be left out or null.
+pub(crate) fn offer_models(document: &mut Value, models: &[String]) {
+    let model = document.pointer_mut(
+        "/paths/~1api~1v1~1ai~1chat~1completions/post/requestBody/content/application~1json/schema/properties/model",
+    );
+    if let Some(model) = model {
+        let mut allowed: Vec<Value> = models.iter().map(|m| json!(m)).collect();
+        allowed.push(Value::Null);
+        *model = json!({
+            "description": "One of the models this server offers (GET /api/v1/ai/models lists the provider's); left out or null: the server's own",
+            "type": ["string", "null"],
+            "enum": allowed,
+        });
+    }
 }
 
 /// The whole document.

@@ -72,46 +72,10 @@ fn decoded(raw: &str) -> std::borrow::Cow<'_, str> {
         .unwrap_or(std::borrow::Cow::Borrowed(raw))
 }
 
-/// Rewrites every whole number written with a fraction of zero (`7.0`) as the integer it is.
-/// JSON has one number type and JSON Schema's `integer` admits both spellings, so a client
-/// (or a language whose numbers are all floats) may send either; serde's integer fields would
-/// refuse the second.
-fn whole_numbers(value: &mut Value) {
-    match value {
-        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
-            if let Some(v) = n.as_f64()
-                && v.fract() == 0.0
-                && v.abs() < 9.0e15
-            {
-                // Below 2^53 an f64 holds a whole number exactly, so the cast loses nothing.
-                *value = Value::from(v as i64);
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(whole_numbers),
-        Value::Object(fields) => fields.values_mut().for_each(whole_numbers),
-        _ => {}
-    }
-}
-
-/// Reads an admin body: as JSON, whole numbers made integers, then as `T`, naming where it is
-/// wrong (`invalid request: action.timeout_secs: …`).
+/// Reads an admin body (see [`crate::app::parse_json`]: an object, whole numbers as
+/// integers, naming where it is wrong).
 fn read_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, Failure> {
-    let mut value: Value = crate::app::parse_json(body)?;
-    // Serde reads a struct from an array too (`["pond"]` as `{"name": "pond"}`); every admin
-    // body is an object, as the document says.
-    if !value.is_object() {
-        return Err(bad_request("request body must be a JSON object"));
-    }
-    whole_numbers(&mut value);
-    serde_path_to_error::deserialize(value).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        bad_request(if path == "." {
-            format!("invalid request: {inner}")
-        } else {
-            format!("invalid request: {path}: {inner}")
-        })
-    })
+    crate::app::parse_json(body)
 }
 
 /// Per-object locks for read-modify-write changes. An entry lives while someone holds or waits

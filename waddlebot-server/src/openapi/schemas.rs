@@ -186,11 +186,12 @@ pub(super) fn chat_completion() -> Value {
             "stream_options": nullable(open(&[], json!({"include_usage": {"type": "boolean"}}))),
         }),
     );
-    // max_completion_tokens, when given, is the limit, and max_tokens is then only read.
+    // max_completion_tokens, when given, is the limit, and max_tokens is then only read; a
+    // limit above the server's maximum (AI_API_MAX_TOKENS) is lowered to it.
     request["anyOf"] = json!([
         {"required": ["max_completion_tokens"],
-         "properties": {"max_completion_tokens": integer(1, 4096)}},
-        {"properties": {"max_completion_tokens": {"type": "null"}, "max_tokens": nullable(integer(1, 4096))}},
+         "properties": {"max_completion_tokens": integer(1, u32::MAX.into())}},
+        {"properties": {"max_completion_tokens": {"type": "null"}, "max_tokens": nullable(integer(1, u32::MAX.into()))}},
     ]);
     request
 }
