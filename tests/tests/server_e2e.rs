@@ -181,7 +181,7 @@ async fn bad_requests_get_a_400_naming_the_problem() {
     let cases: Vec<(&str, String, &str)> = vec![
         ("/router/events", "{not json".into(), "valid JSON"),
         ("/router/events", String::new(), "JSON object"),
-        ("/router/events", "[1,2]".into(), "invalid request"),
+        ("/router/events", "[1,2]".into(), "must be a JSON object"),
         ("/router/events", missing.to_string(), "user_id"),
         (
             "/router/events",
