@@ -960,3 +960,29 @@ async fn a_body_must_be_an_object_and_whole_numbers_may_be_written_with_a_fracti
         .await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[tokio::test]
+async fn a_wave_of_refused_commands_writes_no_info_line_per_command() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter("info")
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let bot = plain_bot().await;
+    // `!command` needs a moderator: the router refuses every one of these.
+    for _ in 0..20 {
+        let (status, _, body) = bot.event("!command add spam eggs").await;
+        assert_eq!(status, 200);
+        assert!(
+            body["data"]["replies"][0]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("moderator")),
+            "{body}"
+        );
+    }
+    let logs = String::from_utf8(logs.0.lock().expect("lock").clone()).expect("text");
+    assert_eq!(logs.matches("refused").count(), 0, "{logs}");
+}
