@@ -43,6 +43,9 @@ bot="$target_dir/release/waddlebot"
 stand_in="$target_dir/release/examples/stand_in"
 
 work=$(mktemp -d /tmp/waddlebot-load.XXXXXX)
+# The bot runs in the temp dir: a PostgreSQL run keeps its generated JWT secret in the working
+# directory, and no ./waddlebot.toml of the checkout is read.
+cd "$work"
 pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
