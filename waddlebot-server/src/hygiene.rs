@@ -290,31 +290,16 @@ pub(crate) fn presented(headers: &HeaderMap) -> Result<Presented<'_>, String> {
 /// A path as it may be logged: the secret segments (overlay keys, one-time login tokens)
 /// replaced by `***`. Query strings (OAuth states and codes) are never logged.
 pub(crate) fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
-    let mut segments = path.split('/');
-    let secret_after = |previous: &str, first: &str| {
-        matches!(
-            (first, previous),
-            ("overlay", "overlay") | ("portal", "login")
-        )
-    };
-    let first = segments.nth(1).unwrap_or_default();
-    if !matches!(first, "overlay" | "portal") {
-        return std::borrow::Cow::Borrowed(path);
-    }
-    let mut out = String::with_capacity(path.len());
-    let mut previous = "";
-    for (index, segment) in path.split('/').enumerate() {
-        if index > 0 {
-            out.push('/');
+    // The segment after each of these is a secret.
+    for prefix in ["/overlay/", "/portal/login/"] {
+        if let Some(rest) = path.strip_prefix(prefix)
+            && !rest.is_empty()
+        {
+            let tail = rest.find('/').map_or("", |at| &rest[at..]);
+            return std::borrow::Cow::Owned(format!("{prefix}***{tail}"));
         }
-        if index >= 2 && secret_after(previous, first) && !segment.is_empty() {
-            out.push_str("***");
-        } else {
-            out.push_str(segment);
-        }
-        previous = segment;
     }
-    std::borrow::Cow::Owned(out)
+    std::borrow::Cow::Borrowed(path)
 }
 
 /// The request's `Origin` when the policy lets browsers call from it.
@@ -444,6 +429,22 @@ mod tests {
                 .locked_out(Some(std::net::IpAddr::from([203, 0, 113, 8])), 30)
                 .is_none(),
             "other addresses are not"
+        );
+    }
+
+    #[test]
+    fn secret_path_segments_are_not_logged() {
+        assert_eq!(loggable_path("/overlay/abc123"), "/overlay/***");
+        assert_eq!(
+            loggable_path("/overlay/abc123/events"),
+            "/overlay/***/events"
+        );
+        assert_eq!(loggable_path("/portal/login/tok"), "/portal/login/***");
+        assert_eq!(loggable_path("/portal/login"), "/portal/login");
+        assert_eq!(loggable_path("/portal/1/commands"), "/portal/1/commands");
+        assert_eq!(
+            loggable_path("/api/v1/communities/1"),
+            "/api/v1/communities/1"
         );
     }
 
