@@ -527,18 +527,23 @@ impl std::io::Write for Captured {
     }
 }
 
-#[tokio::test]
-async fn a_locked_out_address_keeps_everything_but_guessing() {
+/// Captures the log lines `filter` lets through while the guard lives.
+fn capture(filter: &str) -> (Captured, tracing::subscriber::DefaultGuard) {
     let logs = Captured::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(
-            "waddlebot=trace,waddlebot_server=trace,waddlebot_router=trace,waddlebot_modules=trace",
-        )
+        .with_env_filter(filter)
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    (logs, tracing::subscriber::set_default(subscriber))
+}
+
+#[tokio::test]
+async fn a_locked_out_address_keeps_everything_but_guessing() {
+    let (logs, _guard) = capture(
+        "waddlebot=trace,waddlebot_server=trace,waddlebot_router=trace,waddlebot_modules=trace",
+    );
     let bot = bot(
         HttpPolicy {
             failed_auth_per_minute: 2,
@@ -963,14 +968,7 @@ async fn a_body_must_be_an_object_and_whole_numbers_may_be_written_with_a_fracti
 
 #[tokio::test]
 async fn a_wave_of_refused_commands_writes_no_info_line_per_command() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter("info")
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = capture("info");
     let bot = plain_bot().await;
     // `!command` needs a moderator: the router refuses every one of these.
     for _ in 0..20 {
