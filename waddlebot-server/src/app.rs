@@ -722,18 +722,10 @@ fn refusal(err: &AuthError, method: &Method, path: &str) -> Response<ResponseBod
         err.to_string()
     };
     let mut response = error(Failure(status, message));
-    match status {
-        StatusCode::UNAUTHORIZED => {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        StatusCode::SERVICE_UNAVAILABLE => {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-        }
-        _ => {}
+    if status == StatusCode::UNAUTHORIZED {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     response
 }
@@ -837,63 +829,11 @@ impl App {
                 .authenticate(credential, &method, &path, found.as_ref())
                 .await
             {
-                Err(refused) => refused,
                 Ok(principal) => {
-                    if path.starts_with("/api/v1/") && policy.admin_rate_per_minute > 0 {
-                        // Counted by who is calling, however the credential is written;
-                        // callers without one by address.
-                        let client = match &principal {
-                            Some(who) => who.limit_key(),
-                            None => format!(
-                                "ip:{}",
-                                self.peer
-                                    .map_or_else(|| "local".to_owned(), |ip| ip.to_string())
-                            ),
-                        };
-                        standing = Some(
-                            self.state
-                                .admin_limiter
-                                .check(&client, policy.admin_rate_per_minute),
-                        );
-                    }
-                    match standing.as_ref().and_then(hygiene::Standing::refused) {
-                        Some(wait) => {
-                            tracing::info!(
-                                category = "authz",
-                                path = %hygiene::loggable_path(&path),
-                                result = "rate_limited",
-                                "request refused"
-                            );
-                            error(Failure(
-                                StatusCode::TOO_MANY_REQUESTS,
-                                format!(
-                                    "too many requests; try again in {} s",
-                                    wait.as_millis().div_ceil(1000).max(1)
-                                ),
-                            ))
-                        }
-                        None => {
-                            let deadline = policy.request_timeout;
-                            let routed = self.route(request, path, found, principal);
-                            match tokio::time::timeout(deadline, routed).await {
-                                Ok(response) => response,
-                                Err(_) => {
-                                    tracing::warn!(?deadline, "request timed out");
-                                    let mut response = error(Failure(
-                                        StatusCode::SERVICE_UNAVAILABLE,
-                                        format!(
-                                            "the request took longer than {deadline:?}; try again"
-                                        ),
-                                    ));
-                                    response
-                                        .headers_mut()
-                                        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-                                    response
-                                }
-                            }
-                        }
-                    }
+                    self.admitted(request, path, found, principal, &mut standing)
+                        .await
                 }
+                Err(refused) => refused,
             }
         };
         if response.status() == StatusCode::UNAUTHORIZED && has_credential {
@@ -920,9 +860,73 @@ impl App {
         response
     }
 
+    /// The route of an authenticated request behind the admin API's per-caller rate limit
+    /// (its standing left in `standing` for the answer's headers) and the request deadline.
+    async fn admitted<B>(
+        &self,
+        request: Request<B>,
+        path: String,
+        found: Option<(&'static str, Need, Params)>,
+        principal: Option<Principal>,
+        standing: &mut Option<crate::hygiene::Standing>,
+    ) -> Response<ResponseBody>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let policy = &self.state.http;
+        if path.starts_with("/api/v1/") && policy.admin_rate_per_minute > 0 {
+            // Counted by who is calling, however the credential is written; callers without
+            // one by address.
+            let client = principal.as_ref().map_or_else(
+                || {
+                    format!(
+                        "ip:{}",
+                        self.peer
+                            .map_or_else(|| "local".to_owned(), |ip| ip.to_string())
+                    )
+                },
+                Principal::limit_key,
+            );
+            let counted = self
+                .state
+                .admin_limiter
+                .check(&client, policy.admin_rate_per_minute);
+            let refused = counted.refused();
+            *standing = Some(counted);
+            if let Some(wait) = refused {
+                tracing::info!(
+                    category = "authz",
+                    path = %crate::hygiene::loggable_path(&path),
+                    result = "rate_limited",
+                    "request refused"
+                );
+                return error(Failure(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "too many requests; try again in {} s",
+                        wait.as_millis().div_ceil(1000).max(1)
+                    ),
+                ));
+            }
+        }
+        let deadline = policy.request_timeout;
+        match tokio::time::timeout(deadline, self.route(request, path, found, principal)).await {
+            Ok(response) => response,
+            Err(_) => {
+                tracing::warn!(?deadline, "request timed out");
+                error(Failure(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("the request took longer than {deadline:?}; try again"),
+                ))
+            }
+        }
+    }
+
     /// The caller of a route that needs a credential, checked against what the route needs
-    /// and the community its path names; the refusal as the answer otherwise. Routes that need
-    /// nothing (and every route with authentication off) have no caller.
+    /// and the community its path names (a path naming no numeric community is no route);
+    /// the refusal as the answer otherwise. Routes that need nothing, and every route with
+    /// authentication off, have no caller.
     async fn authenticate(
         &self,
         credential: crate::hygiene::Presented<'_>,
@@ -930,35 +934,30 @@ impl App {
         path: &str,
         found: Option<&(&'static str, Need, Params)>,
     ) -> Result<Option<Principal>, Response<ResponseBody>> {
-        let (Some(auth), Some((_, need, params))) = (&self.state.auth, found) else {
+        let Some((_, need, params)) = found else {
+            return Ok(None);
+        };
+        let community = match params.iter().find(|(name, _)| *name == "id") {
+            None => None,
+            Some((_, id)) => Some(id.parse::<i64>().map(waddlebot::CommunityId).map_err(|_| {
+                error(Failure(
+                    StatusCode::NOT_FOUND,
+                    format!("no route for {path}"),
+                ))
+            })?),
+        };
+        let Some(auth) = &self.state.auth else {
             return Ok(None);
         };
         if *need == Need::Nothing {
             return Ok(None);
         }
-        let community = match params.iter().find(|(name, _)| *name == "id") {
-            None => None,
-            Some((_, id)) => match id.parse::<i64>() {
-                Ok(id) => Some(waddlebot::CommunityId(id)),
-                Err(_) => {
-                    return Err(error(Failure(
-                        StatusCode::NOT_FOUND,
-                        format!("no route for {path}"),
-                    )));
-                }
-            },
-        };
-        let checked = match credential {
-            crate::hygiene::Presented::Nothing => Ok(None),
-            crate::hygiene::Presented::OtherScheme => Err(AuthError::Unauthenticated(
-                "use Authorization: Bearer <key or token>".to_owned(),
-            )),
-            crate::hygiene::Presented::Credential(secret) => auth.check(secret).await.map(Some),
-        }
-        .and_then(|principal| {
-            Authenticator::authorize(principal.as_ref(), *need, community).map(|()| principal)
-        });
-        checked.map_err(|err| refusal(&err, method, path))
+        auth.check_presented(credential)
+            .await
+            .and_then(|principal| {
+                Authenticator::authorize(principal.as_ref(), *need, community).map(|()| principal)
+            })
+            .map_err(|err| refusal(&err, method, path))
     }
 
     /// Whether `credential` was accepted by this server before (it passes a lock-out).

@@ -345,7 +345,16 @@ impl Authenticator {
     /// Who the request's credential names; `None` when there is none. A request carrying two
     /// different credentials, or an `Authorization` header of another scheme, is refused.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Principal>, AuthError> {
-        match crate::hygiene::presented(headers).map_err(AuthError::Unauthenticated)? {
+        let presented = crate::hygiene::presented(headers).map_err(AuthError::Unauthenticated)?;
+        self.check_presented(presented).await
+    }
+
+    /// Who a request's credential, as read from its headers, names.
+    pub(crate) async fn check_presented(
+        &self,
+        presented: crate::hygiene::Presented<'_>,
+    ) -> Result<Option<Principal>, AuthError> {
+        match presented {
             crate::hygiene::Presented::Nothing => Ok(None),
             crate::hygiene::Presented::OtherScheme => Err(AuthError::Unauthenticated(
                 "use Authorization: Bearer <key or token>".to_owned(),
