@@ -143,13 +143,7 @@ impl RouterBuilder {
     /// Lets remote modules and rule webhooks call private and local addresses (modules running
     /// beside the bot, tests). Off by default: see [`crate::egress`].
     pub fn allow_private_targets(mut self, allow: bool) -> Self {
-        let allowed = std::mem::take(&mut self.egress);
-        self.egress = if allow {
-            crate::egress::Egress::anywhere()
-        } else {
-            crate::egress::Egress::public_only()
-        }
-        .allowing(allowed.allowed_networks().iter().copied());
+        self.egress = std::mem::take(&mut self.egress).private_allowed(allow);
         self
     }
 

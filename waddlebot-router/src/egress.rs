@@ -100,28 +100,16 @@ impl Egress {
         Self::default()
     }
 
-    /// Any address, private and local ones included.
-    pub fn anywhere() -> Self {
-        Self {
-            allow_private: true,
-            allowed: Arc::from([]),
-        }
+    /// The same, allowing any address (private and local ones included) or not.
+    pub fn private_allowed(mut self, allow: bool) -> Self {
+        self.allow_private = allow;
+        self
     }
 
     /// The same, also allowing these networks.
     pub fn allowing(mut self, networks: impl IntoIterator<Item = IpNet>) -> Self {
         self.allowed = self.allowed.iter().copied().chain(networks).collect();
         self
-    }
-
-    /// Whether any address is allowed.
-    pub fn allows_private(&self) -> bool {
-        self.allow_private
-    }
-
-    /// The networks allowed besides public addresses.
-    pub fn allowed_networks(&self) -> &[IpNet] {
-        &self.allowed
     }
 
     /// Whether a call may go to `ip`.
@@ -204,12 +192,9 @@ pub const MAX_REDIRECTS: usize = 5;
 /// Refuses a URL that names a non-public address or `localhost` (unless private targets are
 /// allowed); names are checked again when they are resolved.
 pub fn check_url(url: &str, allow_private: bool) -> Result<(), String> {
-    if allow_private {
-        Egress::anywhere()
-    } else {
-        Egress::public_only()
-    }
-    .check_url(url)
+    Egress::public_only()
+        .private_allowed(allow_private)
+        .check_url(url)
 }
 
 /// Resolves names with the system resolver and keeps only permitted addresses.
