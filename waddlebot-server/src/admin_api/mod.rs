@@ -405,6 +405,9 @@ mod tests {
         );
         let parsed = numbers(r#"{"count": 5, "days": null}"#).expect("plain");
         assert_eq!((parsed.count, parsed.days), (5, None));
+        // Found by schemathesis: without exact float parsing this read as ...179.25.
+        let parsed = numbers(r#"{"count": 2128766196217179.0}"#).expect("large whole");
+        assert_eq!(parsed.count, 2_128_766_196_217_179);
     }
 
     #[test]
