@@ -51,7 +51,16 @@ async fn say(router: &Arc<Router>, speaker: &Speaker, text: &str) -> anyhow::Res
 /// `waddlebot run`: one message in, every reply printed on its own line.
 pub(crate) async fn run(config: &Config, speaker: &Speaker, message: &str) -> anyhow::Result<()> {
     let router = console_router(config, ConsolePlatform::stdout(), speaker).await?;
-    say(&router, speaker, message).await
+    let said = say(&router, speaker, message).await;
+    finish(&router).await;
+    said
+}
+
+/// Before a console command exits: the bookkeeping its messages gathered is written.
+async fn finish(router: &Router) {
+    if !router.drain(SHUTDOWN_DRAIN).await {
+        eprintln!("some background work did not finish (see the log)");
+    }
 }
 
 /// `waddlebot chat`: an interactive session with line editing and history.
@@ -91,12 +100,18 @@ pub(crate) async fn chat(config: &Config, speaker: &Speaker) -> anyhow::Result<(
                 Ok(level) => speaker.level = level,
                 Err(err) => println!("{err}"),
             },
-            _ => say(&router, &speaker, text).await?,
+            _ => {
+                if let Err(err) = say(&router, &speaker, text).await {
+                    finish(&router).await;
+                    return Err(err);
+                }
+            }
         }
     }
     if let Some(path) = &history {
         let _ = editor.save_history(path);
     }
+    finish(&router).await;
     Ok(())
 }
 

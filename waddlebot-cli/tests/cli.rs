@@ -1022,3 +1022,105 @@ fn the_database_and_an_export_are_readable_by_their_owner_only() {
         assert_eq!(mode & 0o777, 0o600, "{}: {mode:o}", file.display());
     }
 }
+
+/// Members of the dump's first community, by user id.
+fn members_in_export(sandbox: &Sandbox) -> Vec<String> {
+    let export = sandbox.run(&["export"]);
+    assert!(export.status.success(), "{}", stderr(&export));
+    let dump: serde_json::Value = serde_json::from_slice(&export.stdout).expect("JSON");
+    let mut ids: Vec<String> = dump["communities"]
+        .as_array()
+        .expect("communities")
+        .iter()
+        .flat_map(|community| {
+            community["documents"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter(|document| document["namespace"] == "members")
+        .map(|document| {
+            document["value"]["user_id"]
+                .as_str()
+                .expect("user id")
+                .to_owned()
+        })
+        .collect();
+    ids.sort_by_key(|id| id.parse::<u32>().unwrap_or(u32::MAX));
+    ids
+}
+
+/// `serve --dev` on the sandbox's database, its address, and a client posting chat.
+async fn dev_server(sandbox: &Sandbox) -> (tokio::process::Child, String) {
+    let mut child = tokio::process::Command::from(sandbox.command())
+        .args(["serve", "--dev", "--bind", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("server starts");
+    let base = read_address(&mut child).await;
+    (child, base)
+}
+
+async fn say_as(
+    client: &reqwest::Client,
+    base: &str,
+    user: u32,
+    message: &str,
+) -> serde_json::Value {
+    let response = client
+        .post(format!("{base}/router/events"))
+        .json(&serde_json::json!({
+            "platform": "twitch", "server_id": "pond", "channel_id": "pond",
+            "user_id": user.to_string(), "username": format!("viewer{user}"), "message": message
+        }))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 200, "user {user}: {message}");
+    response.json().await.expect("JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_seen_are_kept_through_kill_9_after_the_window_and_through_sigterm_at_once() {
+    let sandbox = Sandbox::new();
+    let client = reqwest::Client::new();
+    let ids = |range: std::ops::Range<u32>| range.map(|id| id.to_string()).collect::<Vec<_>>();
+
+    // A raid: thirty new viewers, acknowledged, then the process is killed without warning
+    // once the write-behind window (100 ms) has passed.
+    let (mut child, base) = dev_server(&sandbox).await;
+    for user in 0..30 {
+        say_as(&client, &base, user, "hello pond").await;
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    child.start_kill().expect("SIGKILL");
+    child.wait().await.expect("ended");
+    assert_eq!(
+        members_in_export(&sandbox),
+        ids(0..30),
+        "none of the raid is lost"
+    );
+
+    // Reads see newcomers before their batch is written.
+    let (mut child, base) = dev_server(&sandbox).await;
+    say_as(&client, &base, 30, "hello pond").await;
+    let answer = say_as(&client, &base, 0, "!rep viewer30").await;
+    let text = answer["data"]["replies"][0]["text"]
+        .as_str()
+        .expect("an answer");
+    assert!(text.starts_with("viewer30: 600"), "{text}");
+
+    // A graceful stop right after the events writes what was still waiting.
+    for user in 31..40 {
+        say_as(&client, &base, user, "hello pond").await;
+    }
+    sigterm(&child);
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("stops")
+        .expect("ended");
+    assert!(status.success(), "{status}");
+    assert_eq!(members_in_export(&sandbox), ids(0..40));
+}

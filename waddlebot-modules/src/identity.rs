@@ -121,6 +121,22 @@ pub async fn person_of(
         .unwrap_or(key))
 }
 
+/// Every linked account (`<platform>:<user_id>`) and its person's key, read in one pass: a
+/// busy process keeps this in memory so a newcomer's person costs no store read (see
+/// [`person_of`]: an account not here is its own person).
+pub(crate) async fn links(
+    store: &dyn Store,
+) -> Result<std::collections::HashMap<String, String>, StoreError> {
+    Ok(waddlebot::store::all_documents(store, ACCOUNTS, "account:")
+        .await?
+        .into_iter()
+        .filter_map(|document| {
+            let account = document.key.strip_prefix("account:")?.to_owned();
+            Some((account, document.value["person"].as_str()?.to_owned()))
+        })
+        .collect())
+}
+
 /// The person with this key and its accounts, if it has linked any.
 pub async fn person(store: &dyn Store, key: &str) -> Result<Option<Person>, StoreError> {
     store

@@ -90,9 +90,9 @@ pub use reminders::{
     MAX_AHEAD, MAX_PER_USER, MAX_REMINDER_LEN, REMINDERS_MODULE, Reminders, parse_delay,
 };
 pub use reputation::{
-    Change, DEFAULT_AUTO_BAN_THRESHOLD, FLUSH_EVERY, HISTORY, Leader, MAX_SCORE, MIN_SCORE,
-    REPUTATION_MODULE, Reputation, START_SCORE, Scored, UNITS, Weights, change_for, history_of,
-    leaderboard, parse_points, score_of, score_units, shown as shown_score, tier,
+    Change, DEFAULT_AUTO_BAN_THRESHOLD, HISTORY, Leader, MAX_SCORE, MIN_SCORE, REPUTATION_MODULE,
+    Reputation, START_SCORE, Scored, UNITS, Weights, change_for, history_of, leaderboard,
+    parse_points, score_of, score_units, shown as shown_score, tier,
 };
 pub use shoutout::{
     Clip, Creator, CreatorLookup, DEFAULT_COOLDOWN_MINUTES, Helix, LookupError,

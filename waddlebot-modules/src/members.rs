@@ -3,17 +3,21 @@
 //! listed (`!community members`, leaderboards).
 //!
 //! [`Members`] is an event handler on every event kind (and on commands, through
-//! [`COMMAND_USED`]); it writes an account the first time it is seen and refreshes its
+//! [`COMMAND_USED`]); it records an account the first time it is seen and refreshes its
 //! last-seen time at most every [`REFRESH`]. Kept as documents: `<community>:members`
 //! (`<platform>:<user_id>` → [`Member`]) and `<community>:member_names`
 //! (`<lower-case name>:<platform>` → the account), so they travel with an export.
+//!
+//! Recording is bookkeeping ([`Store::write_behind`]): a raid of new viewers costs no store
+//! write on the events' path. The router's store writes it in batches within 100 ms and
+//! shows it to reads before then; a `kill -9` can lose that window's newcomers.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use waddlebot::store::{Expect, Store, community_namespace};
+use waddlebot::store::{Store, Write, community_namespace};
 use waddlebot::{
     COMMAND_USED, CommandError, CommunityId, Context, EventHandler, PlatformKind, Reply,
     StoreError, Subscription,
@@ -96,7 +100,8 @@ async fn stored(
 }
 
 /// A member by name (`bob`, `@bob`), preferring an account on `platform`; case does not
-/// matter.
+/// matter. A name an account no longer uses (it was renamed where another process saw it) is
+/// passed over.
 pub async fn find(
     store: &dyn Store,
     community: CommunityId,
@@ -107,17 +112,22 @@ pub async fn find(
     if name.is_empty() || name.contains(':') {
         return Ok(None);
     }
-    let found =
+    let mut found =
         waddlebot::store::all_documents(store, &names(community), &format!("{name}:")).await?;
     let wanted = format!("{name}:{platform}");
-    let pick = found
-        .iter()
-        .find(|d| d.key == wanted)
-        .or_else(|| found.first());
-    let Some(account) = pick.and_then(|d| d.value["account"].as_str().map(str::to_owned)) else {
-        return Ok(None);
-    };
-    stored(store, community, &account).await
+    // The account on the caller's platform first.
+    found.sort_by_key(|d| d.key != wanted);
+    for entry in found {
+        let Some(account) = entry.value["account"].as_str() else {
+            continue;
+        };
+        if let Some(member) = stored(store, community, account).await?
+            && member.name.to_lowercase() == name
+        {
+            return Ok(Some(member));
+        }
+    }
+    Ok(None)
 }
 
 /// [`find`], or the refusal a command gives when nobody of that name has been seen.
@@ -146,67 +156,48 @@ pub async fn all(store: &dyn Store, community: CommunityId) -> Result<Vec<Member
         .collect()
 }
 
-/// Notes that the event's author was seen now.
-pub async fn seen(ctx: &Context) -> Result<(), StoreError> {
+/// Records that the event's author was seen now (bookkeeping, written behind the event):
+/// the member is created unless it exists, then its names and last-seen time are set, and its
+/// name is indexed. `former` is a name this account was known by, whose index entry goes.
+pub async fn seen(ctx: &Context, former: Option<&str>) -> Result<(), StoreError> {
     let user = ctx.user();
     if user.id.trim().is_empty() {
         return Ok(());
     }
-    let store = ctx.store.as_ref();
     let now = ctx.clock.now_millis();
-    let key = account_key(&ctx.event.platform, &user.id);
-    let existing = store.get_document(&members(ctx.community), &key).await?;
-    let refresh = u64::try_from(REFRESH.as_millis()).unwrap_or(u64::MAX);
-    let (first_seen_ms, version, old_name) = match &existing {
-        Some(document) => {
-            let old = decode(document.value.clone())?;
-            let fresh = now.saturating_sub(old.last_seen_ms) < refresh
-                && old.name == user.name
-                && old.display_name == user.display_name;
-            if fresh {
-                return Ok(());
-            }
-            (old.first_seen_ms, Some(document.version), Some(old.name))
-        }
-        None => (now, None, None),
-    };
+    let platform = &ctx.event.platform;
+    let key = account_key(platform, &user.id);
     let member = Member {
-        platform: ctx.event.platform.clone(),
+        platform: platform.clone(),
         user_id: user.id.clone(),
         name: user.name.clone(),
         display_name: user.display_name.clone(),
-        first_seen_ms,
+        first_seen_ms: now,
         last_seen_ms: now,
     };
-    let value = serde_json::to_value(&member).unwrap_or_default();
-    let expect = version.map_or(Expect::Absent, Expect::Version);
-    match store
-        .put_document(&members(ctx.community), &key, &value, expect)
-        .await
-    {
-        // Someone else wrote it at the same moment: theirs is as good.
-        Ok(_) | Err(StoreError::Conflict(_)) => {}
-        Err(err) => return Err(err),
+    let serde_json::Value::Object(mut fields) = serde_json::to_value(&member).unwrap_or_default()
+    else {
+        return Ok(());
+    };
+    let created = serde_json::Value::Object(fields.clone());
+    // Everything but the first-seen time, which stays as first written.
+    fields.remove("first_seen_ms");
+    let mut writes = vec![
+        Write::insert(members(ctx.community), key.clone(), created),
+        Write::merge(members(ctx.community), key.clone(), fields),
+        Write::put(
+            names(ctx.community),
+            format!("{}:{platform}", member.name.to_lowercase()),
+            serde_json::json!({"account": key}),
+        ),
+    ];
+    if let Some(former) = former.filter(|former| !former.eq_ignore_ascii_case(&member.name)) {
+        writes.push(Write::delete(
+            names(ctx.community),
+            format!("{}:{platform}", former.to_lowercase()),
+        ));
     }
-    if old_name.as_deref() != Some(member.name.as_str()) {
-        if let Some(old) = old_name {
-            store
-                .delete_document(
-                    &names(ctx.community),
-                    &format!("{}:{}", old.to_lowercase(), member.platform),
-                )
-                .await?;
-        }
-        store
-            .put_document(
-                &names(ctx.community),
-                &format!("{}:{}", member.name.to_lowercase(), member.platform),
-                &serde_json::json!({"account": key}),
-                Expect::Any,
-            )
-            .await?;
-    }
-    Ok(())
+    ctx.store.write_behind(writes).await
 }
 
 /// Accounts remembered as written recently, at most (the memory is emptied when full).
@@ -215,9 +206,8 @@ const REMEMBERED: usize = 100_000;
 /// When an account was written, with the names written.
 type Written = (u64, String, Option<String>);
 
-/// Keeps the member directory. It remembers which accounts it wrote lately, so a busy chat
-/// costs no store reads: an account is read and written at most once per [`REFRESH`] per
-/// process.
+/// Keeps the member directory. It remembers which accounts it recorded lately, so a busy
+/// chat records an account at most once per [`REFRESH`] per process.
 #[derive(Debug, Default)]
 pub struct Members {
     /// `(community, platform) → user id → (written at, name, display name)`.
@@ -237,17 +227,21 @@ impl EventHandler for Members {
         let place = (ctx.community, ctx.event.platform.clone());
         let now = ctx.clock.now_millis();
         let refresh = u64::try_from(REFRESH.as_millis()).unwrap_or(u64::MAX);
-        {
+        let former = {
             let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((at, name, display)) = recent.get(&place).and_then(|r| r.get(&user.id))
-                && now.saturating_sub(*at) < refresh
-                && *name == user.name
-                && *display == user.display_name
-            {
-                return Ok(Vec::new());
+            match recent.get(&place).and_then(|r| r.get(&user.id)) {
+                Some((at, name, display))
+                    if now.saturating_sub(*at) < refresh
+                        && *name == user.name
+                        && *display == user.display_name =>
+                {
+                    return Ok(Vec::new());
+                }
+                Some((_, name, _)) => Some(name.clone()),
+                None => None,
             }
-        }
-        seen(&ctx).await?;
+        };
+        seen(&ctx, former.as_deref()).await?;
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         if recent.values().map(HashMap::len).sum::<usize>() >= REMEMBERED {
             recent.clear();

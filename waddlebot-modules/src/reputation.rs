@@ -17,18 +17,17 @@
 //!
 //! Scores are counters (`<community>:reputation`, bot-wide `reputation`) keyed by person
 //! ([`person_of`](crate::person_of)), so linked accounts share one. Chat messages and command
-//! use, the frequent tiny changes, are added up in the process and written by the first event
-//! at least [`FLUSH_EVERY`] after the oldest unwritten one, and before any score is read (so
-//! what a process dies with, at most that second's small changes, is lost); the rest are
-//! written at once.
+//! use, the frequent tiny changes, are bookkeeping ([`Store::write_behind`]): the router's
+//! store adds them up and writes them in batches behind the events (within 100 ms; what a
+//! `kill -9` can lose is that window's small changes), and a score read counts them before
+//! they are written. The rest are written at once.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use waddlebot::store::{AuditEntry, Store, community_namespace};
+use waddlebot::store::{AuditEntry, Store, Write, community_namespace};
 use waddlebot::{
     COMMAND_USED, CommandError, CommandHandler, CommandSpec, CommunityId, Context, EventHandler,
     EventKind, ModerationAction, PermissionLevel, PlatformKind, Reply, StoreError, Subscription,
@@ -52,8 +51,6 @@ pub const START_SCORE: i64 = 600;
 pub const DEFAULT_AUTO_BAN_THRESHOLD: i64 = 450;
 /// Changes kept in a person's history.
 pub const HISTORY: usize = 20;
-/// How long frequent tiny changes are added up in the process before they are written.
-pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 /// What moves a score.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -382,30 +379,6 @@ fn history(community: CommunityId) -> String {
 /// The bot-wide (global) score namespace.
 const GLOBAL: &str = "reputation";
 
-/// Tiny changes waiting to be written: per community (`None`: the global scores), per person.
-#[derive(Debug, Default)]
-struct Pending {
-    sums: HashMap<Option<CommunityId>, HashMap<String, i64>>,
-    since_ms: Option<u64>,
-}
-
-impl Pending {
-    /// Adds `delta` to a person's unwritten sum (allocating only for a person not yet in it).
-    fn add(&mut self, scope: Option<CommunityId>, person: &str, delta: i64, now: u64) {
-        let sums = self.sums.entry(scope).or_default();
-        match sums.get_mut(person) {
-            Some(sum) => *sum += delta,
-            None => {
-                sums.insert(person.to_owned(), delta);
-            }
-        }
-        self.since_ms.get_or_insert(now);
-    }
-}
-
-/// One unwritten sum: community (`None`: global), person, change.
-type Due = (Option<CommunityId>, String, i64);
-
 /// How long an account's person is remembered (links made in this process are seen at once;
 /// in another process, within this long).
 const PERSON_TTL_MS: u64 = 60_000;
@@ -428,8 +401,22 @@ impl People {
 /// written ([`standard_modules`](crate::standard_modules) does).
 #[derive(Debug, Default)]
 pub struct Reputation {
-    pending: Mutex<Pending>,
     people: Mutex<People>,
+    links: Mutex<Links>,
+}
+
+/// Linked accounts most processes have so few of that all of them are kept in memory.
+const LINKS_KEPT: usize = 100_000;
+
+/// Every linked account and its person ([`links`](crate::identity::links)), when read, and
+/// when, at which link generation; a raid of newcomers then costs no identity reads.
+#[derive(Debug, Default)]
+struct Links {
+    /// `None`: not read yet, or too many to keep.
+    known: Option<std::sync::Arc<HashMap<String, String>>>,
+    at: u64,
+    generation: u64,
+    loading: bool,
 }
 
 impl Reputation {
@@ -442,6 +429,9 @@ impl Reputation {
         now: u64,
     ) -> Result<String, StoreError> {
         let generation = crate::identity::generation();
+        if let Some(person) = self.linked(store, platform, user_id, now, generation).await {
+            return Ok(person);
+        }
         {
             let people = self.people.lock().unwrap_or_else(|p| p.into_inner());
             if let Some((person, at, seen)) = people.0.get(platform).and_then(|p| p.get(user_id))
@@ -464,59 +454,57 @@ impl Reputation {
         Ok(person)
     }
 
-    fn take_due(&self, now: u64, force: bool) -> Vec<Due> {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let due = force
-            || pending.since_ms.is_some_and(|since| {
-                now.saturating_sub(since) >= u64::try_from(FLUSH_EVERY.as_millis()).unwrap_or(0)
-            });
-        if !due {
-            return Vec::new();
-        }
-        pending.since_ms = None;
-        pending
-            .sums
-            .drain()
-            .flat_map(|(scope, sums)| {
-                sums.into_iter()
-                    .map(move |(person, sum)| (scope, person, sum))
-            })
-            .collect()
-    }
-
-    /// Adds a batched change to the person's community and global sums.
-    fn add_pending(&self, community: CommunityId, person: &str, delta: i64, now: u64) {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        pending.add(Some(community), person, delta, now);
-        pending.add(None, person, delta, now);
-    }
-
-    /// Writes the tiny changes added up so far (all of them when `force`).
-    async fn flush(&self, store: &dyn Store, now: u64, force: bool) -> Result<(), StoreError> {
-        let due = self.take_due(now, force);
-        if due.is_empty() {
-            return Ok(());
-        }
-        let mut namespaces: HashMap<Option<CommunityId>, String> = HashMap::new();
-        for (scope, _, _) in &due {
-            namespaces
-                .entry(*scope)
-                .or_insert_with(|| scope.map_or_else(|| GLOBAL.to_owned(), scores));
-        }
-        let changes: Vec<(&str, &str, i64)> = due
-            .iter()
-            .map(|(scope, person, sum)| (namespaces[scope].as_str(), person.as_str(), *sum))
-            .collect();
-        // One transaction for the whole batch: all written or, on a failure, none (back in
-        // the queue for the next flush, so nothing is lost or counted twice).
-        if let Err(err) = store.increment_many(&changes).await {
-            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            for (scope, person, sum) in &due {
-                pending.add(*scope, person, *sum, now);
+    /// The account's person from the links kept in memory (read again after
+    /// [`PERSON_TTL_MS`] or a link made here); `None` when they are not at hand (being read
+    /// by another event, too many, or the store failed), and the caller reads the account.
+    async fn linked(
+        &self,
+        store: &dyn Store,
+        platform: &PlatformKind,
+        user_id: &str,
+        now: u64,
+        generation: u64,
+    ) -> Option<String> {
+        let account = || crate::members::account_key(platform, user_id);
+        {
+            let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+            let fresh =
+                links.generation == generation && now.saturating_sub(links.at) < PERSON_TTL_MS;
+            if fresh && let Some(known) = &links.known {
+                let account = account();
+                return Some(known.get(&account).cloned().unwrap_or(account));
             }
-            return Err(err);
+            if links.loading || (fresh && links.known.is_none()) {
+                return None;
+            }
+            links.loading = true;
         }
-        Ok(())
+        // Another event reads them again if this one is dropped part-way.
+        struct Loading<'a>(&'a Mutex<Links>);
+        impl Drop for Loading<'_> {
+            fn drop(&mut self) {
+                self.0.lock().unwrap_or_else(|p| p.into_inner()).loading = false;
+            }
+        }
+        let loading = Loading(&self.links);
+        let read = crate::identity::links(store).await;
+        drop(loading);
+        let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        links.at = now;
+        links.generation = generation;
+        links.known = match read {
+            Ok(known) if known.len() <= LINKS_KEPT => Some(std::sync::Arc::new(known)),
+            Ok(_) => None,
+            Err(err) => {
+                tracing::warn!(error = %err, "linked accounts not read; reading them one by one");
+                None
+            }
+        };
+        let account = account();
+        links
+            .known
+            .as_ref()
+            .map(|known| known.get(&account).cloned().unwrap_or(account))
     }
 
     async fn apply(&self, ctx: &Context) -> Result<Vec<Reply>, CommandError> {
@@ -528,17 +516,19 @@ impl Reputation {
             Weights::default()
         });
         let Some((who, kind, delta)) = change_for(&ctx.event, &weights) else {
-            self.flush(store, now, false).await?;
             return Ok(Vec::new());
         };
         let platform = ctx.event.platform.clone();
         let person = self.person(store, &platform, &who, now).await?;
         if kind.batched() {
-            self.add_pending(ctx.community, &person, delta, now);
-            self.flush(store, now, false).await?;
+            store
+                .write_behind(vec![
+                    Write::increment(scores(ctx.community), person.clone(), delta),
+                    Write::increment(GLOBAL, person, delta),
+                ])
+                .await?;
             return Ok(Vec::new());
         }
-        self.flush(store, now, true).await?;
         let after = store
             .increment(&scores(ctx.community), &person, delta)
             .await?;
@@ -700,7 +690,6 @@ impl CommandHandler for Reputation {
 
     async fn handle(&self, ctx: Context) -> Result<Vec<Reply>, CommandError> {
         let store = ctx.store.as_ref();
-        self.flush(store, ctx.clock.now_millis(), true).await?;
         let sub = ctx.args.get(0).map(str::to_lowercase);
         let text = match sub.as_deref() {
             Some("top") => top(&ctx).await?,
@@ -893,34 +882,6 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use waddlebot::{Event, Gift};
-
-    #[tokio::test]
-    async fn a_refused_batch_is_not_written_and_goes_back_in_the_queue_whole() {
-        let store = waddlebot::store::MemoryStore::new();
-        let reputation = Reputation::default();
-        let pond = CommunityId(1);
-        reputation.add_pending(pond, "alice", 100, 0);
-        // An empty key is refused by the store, and with it the whole batch.
-        reputation.add_pending(pond, "", 1, 0);
-        assert!(reputation.flush(&store, 0, true).await.is_err());
-        assert_eq!(
-            store.counter(&scores(pond), "alice").await.expect("read"),
-            0,
-            "nothing of the batch is written"
-        );
-        let mut queued = reputation.take_due(0, true);
-        queued.sort();
-        assert_eq!(
-            queued,
-            [
-                (None, String::new(), 1),
-                (None, "alice".to_owned(), 100),
-                (Some(pond), String::new(), 1),
-                (Some(pond), "alice".to_owned(), 100),
-            ],
-            "every sum is back, once"
-        );
-    }
 
     fn event(kind: EventKind) -> Event {
         let mut event = Event::chat(PlatformKind::Twitch, "pond", "pond", "alice", "");

@@ -23,7 +23,7 @@ use waddlebot::store::{
     Alias, CommandSettings, CustomCommand, Document, Entity, EntityKey, Expect, ModuleInstall,
     Page, RoleGrant, StringRule,
 };
-use waddlebot::store::{ApiKey, AuditEntry, RemoteModule};
+use waddlebot::store::{ApiKey, AuditEntry, RemoteModule, Write};
 use waddlebot::{CommunityId, PlatformKind, Store, StoreError};
 
 /// How long cached records live.
@@ -184,6 +184,8 @@ pub struct CachedStore {
     entity_lookups: Lookups,
     view_lookups: Lookups,
     rule_lookups: Lookups,
+    /// Bookkeeping gathered for the inner store ([`Store::write_behind`]).
+    writes: Arc<crate::write_behind::WriteBehind>,
 }
 
 // Bounds keep memory flat however many channels and command names a process sees.
@@ -307,7 +309,32 @@ impl CachedStore {
             entity_lookups: Lookups::new("entity"),
             view_lookups: Lookups::new("community"),
             rule_lookups: Lookups::new("rules"),
+            writes: Arc::new(crate::write_behind::WriteBehind::new(Default::default())),
         }
+    }
+
+    /// Gathers bookkeeping within these limits instead of the defaults.
+    pub fn with_write_behind(mut self, limits: crate::write_behind::WriteBehindLimits) -> Self {
+        self.writes = Arc::new(crate::write_behind::WriteBehind::new(limits));
+        self
+    }
+
+    /// Writes what waits in the bookkeeping buffer first when it holds this key, so a
+    /// direct write lands after it.
+    async fn settle_key(&self, namespace: &str, key: &str) -> Result<(), StoreError> {
+        if self.writes.holds(namespace, key) {
+            self.writes.flush(self.inner.as_ref()).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes what waits in the bookkeeping buffer first when it holds this namespace (or,
+    /// with `prefix`, any namespace starting so), so a list shows it.
+    async fn settle_namespace(&self, namespace: &str, prefix: bool) -> Result<(), StoreError> {
+        if self.writes.holds_namespace(namespace, prefix) {
+            self.writes.flush(self.inner.as_ref()).await?;
+        }
+        Ok(())
     }
 
     /// Tells other processes about every change made through this store.
@@ -784,7 +811,9 @@ impl Store for CachedStore {
         namespace: &str,
         key: &str,
     ) -> Result<Option<Document>, StoreError> {
-        self.inner.get_document(namespace, key).await
+        self.writes
+            .document(namespace, key, self.inner.get_document(namespace, key))
+            .await
     }
 
     async fn put_document(
@@ -794,10 +823,12 @@ impl Store for CachedStore {
         value: &serde_json::Value,
         expect: Expect,
     ) -> Result<u64, StoreError> {
+        self.settle_key(namespace, key).await?;
         self.inner.put_document(namespace, key, value, expect).await
     }
 
     async fn delete_document(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
+        self.settle_key(namespace, key).await?;
         self.inner.delete_document(namespace, key).await
     }
 
@@ -807,19 +838,28 @@ impl Store for CachedStore {
         prefix: &str,
         page: &Page,
     ) -> Result<Vec<Document>, StoreError> {
+        self.settle_namespace(namespace, false).await?;
         self.inner.list_documents(namespace, prefix, page).await
     }
 
     async fn increment(&self, namespace: &str, key: &str, delta: i64) -> Result<i64, StoreError> {
-        self.inner.increment(namespace, key, delta).await
-    }
-
-    async fn increment_many(&self, changes: &[(&str, &str, i64)]) -> Result<(), StoreError> {
-        self.inner.increment_many(changes).await
+        // What waits, read first: a batch being written with this key lands before.
+        let waiting = self.writes.delta(namespace, key).await;
+        Ok(self
+            .inner
+            .increment(namespace, key, delta)
+            .await?
+            .saturating_add(waiting))
     }
 
     async fn counter(&self, namespace: &str, key: &str) -> Result<i64, StoreError> {
-        self.inner.counter(namespace, key).await
+        // What waits, read first: a batch being written with this key lands before.
+        let waiting = self.writes.delta(namespace, key).await;
+        Ok(self
+            .inner
+            .counter(namespace, key)
+            .await?
+            .saturating_add(waiting))
     }
 
     async fn list_counters(
@@ -827,10 +867,12 @@ impl Store for CachedStore {
         namespace: &str,
         page: &Page,
     ) -> Result<Vec<(String, i64)>, StoreError> {
+        self.settle_namespace(namespace, false).await?;
         self.inner.list_counters(namespace, page).await
     }
 
     async fn list_namespaces(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.settle_namespace(prefix, true).await?;
         self.inner.list_namespaces(prefix).await
     }
 
@@ -839,7 +881,32 @@ impl Store for CachedStore {
         namespace: &str,
         limit: usize,
     ) -> Result<Vec<(String, i64)>, StoreError> {
+        self.settle_namespace(namespace, false).await?;
         self.inner.top_counters(namespace, limit).await
+    }
+
+    async fn write_batch(&self, writes: &[Write]) -> Result<(), StoreError> {
+        // Lands after whatever bookkeeping waits for the same keys.
+        if writes
+            .iter()
+            .any(|w| self.writes.holds(w.namespace(), w.key()))
+        {
+            self.writes.flush(self.inner.as_ref()).await?;
+        }
+        self.inner.write_batch(writes).await
+    }
+
+    async fn write_behind(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let unknown = self.writes.push(writes, &self.inner)?;
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        self.write_batch(&unknown).await
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.writes.flush(self.inner.as_ref()).await?;
+        self.inner.flush().await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

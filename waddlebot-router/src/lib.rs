@@ -52,6 +52,7 @@ mod router;
 pub mod rules;
 pub mod scheduler;
 pub mod session;
+pub mod write_behind;
 
 pub use builtin::Builtins;
 pub use delivery::{Delivery, Dispatched, LateReplyError};

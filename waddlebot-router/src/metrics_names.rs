@@ -34,3 +34,7 @@ pub const OUTBOUND_RETRIES: &str = "waddlebot_outbound_retries_total";
 pub const SCHEDULED: &str = "waddlebot_scheduled_total";
 /// Items put on community overlays, by `source` (`ticker`, `media`, `alerts`...).
 pub const OVERLAY_ITEMS: &str = "waddlebot_overlay_items_total";
+/// Bookkeeping writes (who was seen, score changes) written behind the events, in batches.
+pub const WRITE_BEHIND_WRITES: &str = "waddlebot_write_behind_writes_total";
+/// Batches of bookkeeping the store refused (they wait and are tried again).
+pub const WRITE_BEHIND_FAILURES: &str = "waddlebot_write_behind_failures_total";

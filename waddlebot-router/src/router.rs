@@ -238,15 +238,26 @@ impl Router {
     }
 
     /// For a shutdown: waits up to `within` for background work to finish (late replies, rule
-    /// webhooks, whatever was [`spawn`](Self::spawn)ed). `true` when all of it did. Work
-    /// started afterwards is still run and still waited for by a later call.
+    /// webhooks, whatever was [`spawn`](Self::spawn)ed), then writes the bookkeeping still
+    /// waiting ([`Store::write_behind`](waddlebot::Store::write_behind)). `true` when all of
+    /// it is done. Work started afterwards is still run and still waited for by a later call.
     pub async fn drain(&self, within: std::time::Duration) -> bool {
         self.tasks.close();
+        let started = tokio::time::Instant::now();
         let done = tokio::time::timeout(within, self.tasks.wait())
             .await
             .is_ok();
         self.tasks.reopen();
-        done
+        let left = within.saturating_sub(started.elapsed());
+        let written = match tokio::time::timeout(left, self.store.flush()).await {
+            Ok(Ok(())) => true,
+            Ok(Err(err)) => {
+                tracing::error!(error = %err, "bookkeeping could not be written at shutdown");
+                false
+            }
+            Err(_) => false,
+        };
+        done && written
     }
 
     /// The built-in commands.

@@ -102,6 +102,16 @@ fn describe() {
         "Items put on community overlays, by source (ticker, media, alerts...)."
     );
     describe_counter!(
+        router::WRITE_BEHIND_WRITES,
+        Unit::Count,
+        "Bookkeeping writes (who was seen, score changes) written behind the events, in batches."
+    );
+    describe_counter!(
+        router::WRITE_BEHIND_FAILURES,
+        Unit::Count,
+        "Batches of bookkeeping the store refused; they wait and are tried again."
+    );
+    describe_counter!(
         HTTP_REQUESTS,
         Unit::Count,
         "HTTP requests answered, by method, route and status."

@@ -19,6 +19,18 @@ impl Drop for Scratch {
                 .expect("runtime");
             runtime.block_on(async {
                 if let Ok(pool) = sqlx::PgPool::connect(&url).await {
+                    // The test's runtime is blocked on this thread, so a transaction its
+                    // tasks left open (a write-behind batch) can never end by itself: end the
+                    // connections still holding locks in the schema first.
+                    let _ = sqlx::query(
+                        "SELECT pg_terminate_backend(l.pid) FROM pg_locks l \
+                         JOIN pg_class c ON c.oid = l.relation \
+                         JOIN pg_namespace n ON n.oid = c.relnamespace \
+                         WHERE n.nspname = $1 AND l.pid <> pg_backend_pid()",
+                    )
+                    .bind(&schema)
+                    .execute(&pool)
+                    .await;
                     let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
                     let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&pool).await;
                 }

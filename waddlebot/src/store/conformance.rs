@@ -17,7 +17,7 @@ use super::{
     Alias, CommandSettings, CustomCommand, EntityKey, Expect, MatchType, ModuleInstall, Page,
     RoleGrant, RuleAction, Store, StoreError, StringRule,
 };
-use super::{ApiKey, AuditEntry, RemoteKind, RemoteModule};
+use super::{ApiKey, AuditEntry, RemoteKind, RemoteModule, Write};
 use crate::id::CommunityId;
 use crate::permission::PermissionLevel;
 use crate::platform::PlatformKind;
@@ -97,7 +97,7 @@ macro_rules! store_conformance_tests {
             document_listing_pages_by_prefix_exactly_once,
             concurrent_compare_and_set_loses_no_update,
             counters_add_up_under_concurrency,
-            counter_batches_apply_all_or_none,
+            batches_apply_all_or_none,
             top_counters_are_ordered,
             empty_keys_are_refused,
         );
@@ -515,24 +515,70 @@ pub async fn counters_add_up_under_concurrency(store: &dyn Store) {
     );
 }
 
-/// A batch of increments adds every change (a key twice adds twice) and, with one bad key,
-/// adds none.
-pub async fn counter_batches_apply_all_or_none(store: &dyn Store) {
+/// A batch applies every write in order (a key twice counts twice) and, with one bad key,
+/// applies none.
+pub async fn batches_apply_all_or_none(store: &dyn Store) {
+    use serde_json::json;
     store.increment("1:batch", "ann", 5).await.expect("seeded");
     store
-        .increment_many(&[
-            ("1:batch", "ann", 2),
-            ("1:batch", "bob", -3),
-            ("2:batch", "ann", 7),
-            ("1:batch", "ann", 1),
+        .put_document(
+            "1:docs",
+            "kept",
+            &json!({"first": 1, "name": "old"}),
+            Expect::Any,
+        )
+        .await
+        .expect("seeded");
+    let fields = |value: serde_json::Value| value.as_object().cloned().expect("an object");
+    store
+        .write_batch(&[
+            Write::increment("1:batch", "ann", 2),
+            Write::increment("1:batch", "bob", -3),
+            Write::increment("2:batch", "ann", 7),
+            Write::increment("1:batch", "ann", 1),
+            Write::insert("1:docs", "kept", json!({"first": 2})),
+            Write::merge(
+                "1:docs",
+                "kept",
+                fields(json!({"name": "new", "gone": null})),
+            ),
+            Write::insert("1:docs", "fresh", json!({"first": 3})),
+            Write::merge("1:docs", "fresh", fields(json!({"name": "cat"}))),
+            Write::merge("1:docs", "merged", fields(json!({"name": "dan"}))),
+            Write::put("1:docs", "put", json!([1, 2])),
+            Write::put("1:docs", "dropped", json!(1)),
+            Write::delete("1:docs", "dropped"),
         ])
         .await
         .expect("applied");
     assert_eq!(store.counter("1:batch", "ann").await.expect("read"), 8);
     assert_eq!(store.counter("1:batch", "bob").await.expect("read"), -3);
     assert_eq!(store.counter("2:batch", "ann").await.expect("read"), 7);
+    let value = |key: &'static str| async move {
+        store
+            .get_document("1:docs", key)
+            .await
+            .expect("read")
+            .map(|document| document.value)
+    };
+    assert_eq!(
+        value("kept").await,
+        Some(json!({"first": 1, "name": "new", "gone": null})),
+        "an insert keeps what is there; a merge sets its fields and keeps the others"
+    );
+    assert_eq!(
+        value("fresh").await,
+        Some(json!({"first": 3, "name": "cat"}))
+    );
+    assert_eq!(value("merged").await, Some(json!({"name": "dan"})));
+    assert_eq!(value("put").await, Some(json!([1, 2])));
+    assert_eq!(value("dropped").await, None);
     let refused = store
-        .increment_many(&[("1:batch", "ann", 100), ("1:batch", "", 1)])
+        .write_batch(&[
+            Write::increment("1:batch", "ann", 100),
+            Write::put("1:docs", "kept", json!(0)),
+            Write::increment("1:batch", "", 1),
+        ])
         .await;
     assert!(
         matches!(refused, Err(StoreError::Invalid(_))),
@@ -541,10 +587,11 @@ pub async fn counter_batches_apply_all_or_none(store: &dyn Store) {
     assert_eq!(
         store.counter("1:batch", "ann").await.expect("read"),
         8,
-        "nothing of a refused batch is added"
+        "nothing of a refused batch is applied"
     );
+    assert_eq!(value("kept").await.expect("kept")["first"], 1);
     store
-        .increment_many(&[])
+        .write_batch(&[])
         .await
         .expect("an empty batch is fine");
 }

@@ -12,7 +12,7 @@ use super::{
     ModuleInstall, Page, RoleGrant, Store, StoreError, StringRule, check_key, from_millis,
     now_millis, parse_after_id, to_millis,
 };
-use super::{AuditEntry, RemoteModule};
+use super::{AuditEntry, RemoteModule, Write};
 use crate::id::{CommunityId, EntityId};
 use crate::platform::PlatformKind;
 
@@ -643,20 +643,40 @@ impl Store for MemoryStore {
         Ok(*value)
     }
 
-    async fn increment_many(&self, changes: &[(&str, &str, i64)]) -> Result<(), StoreError> {
-        for (namespace, key, _) in changes {
-            check_key("namespace", namespace)?;
-            check_key("counter key", key)?;
+    async fn write_batch(&self, writes: &[Write]) -> Result<(), StoreError> {
+        for write in writes {
+            write.check()?;
         }
+        // Under one lock: the batch lands whole, and nothing can fail part-way.
         let mut inner = self.lock();
-        for (namespace, key, delta) in changes {
-            let value = inner
-                .counters
-                .entry((*namespace).to_owned())
-                .or_default()
-                .entry((*key).to_owned())
-                .or_insert(0);
-            *value = value.saturating_add(*delta);
+        for write in writes {
+            let (namespace, key) = (write.namespace(), write.key());
+            if let Write::Increment { delta, .. } = write {
+                let value = inner
+                    .counters
+                    .entry(namespace.to_owned())
+                    .or_default()
+                    .entry(key.to_owned())
+                    .or_insert(0);
+                *value = value.saturating_add(*delta);
+                continue;
+            }
+            let docs = inner.documents.entry(namespace.to_owned()).or_default();
+            let stored = docs.get(key);
+            let version = stored.map_or(0, |(_, version)| *version) + 1;
+            let value = match write {
+                Write::Put { value, .. } => value.clone(),
+                Write::Insert { value, .. } if stored.is_none() => value.clone(),
+                Write::Merge { fields, .. } => {
+                    Write::merged(stored.map(|(value, _)| value.clone()), fields)
+                }
+                Write::Delete { .. } => {
+                    docs.remove(key);
+                    continue;
+                }
+                _ => continue,
+            };
+            docs.insert(key.to_owned(), (value, version));
         }
         Ok(())
     }

@@ -25,6 +25,7 @@ mod sqlite;
 #[cfg(feature = "test-util")]
 pub mod conformance;
 pub mod dump;
+mod write;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -42,6 +43,7 @@ pub use postgres::{PgSettings, PgStore, PgStoreError};
 pub use sql::SchemaError;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteStore, SqliteStoreError};
+pub use write::Write;
 
 /// A community: the tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -716,17 +718,6 @@ pub trait Store: Send + Sync {
     /// Adds `delta` to a counter (created at 0) and returns the new value, atomically.
     async fn increment(&self, namespace: &str, key: &str, delta: i64) -> Result<i64, StoreError>;
 
-    /// Adds each `(namespace, key, delta)` to its counter, all or none: one transaction on
-    /// SQL stores, so a batch of small changes (reputation sums) costs one commit. The default
-    /// adds them one after another and may stop part-way on a failure; stores that can do
-    /// better override it.
-    async fn increment_many(&self, changes: &[(&str, &str, i64)]) -> Result<(), StoreError> {
-        for (namespace, key, delta) in changes {
-            self.increment(namespace, key, *delta).await?;
-        }
-        Ok(())
-    }
-
     /// A counter's value (0 if never incremented).
     async fn counter(&self, namespace: &str, key: &str) -> Result<i64, StoreError>;
 
@@ -748,6 +739,37 @@ pub trait Store: Send + Sync {
     /// The namespaces starting with `prefix` that hold documents or counters, sorted, each once.
     /// With [`community_namespace`] this lists everything a community's modules keep.
     async fn list_namespaces(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+
+    // --- batches and bookkeeping ---
+
+    /// Applies `writes` in order, all or none: one transaction on SQL stores, so a batch of
+    /// small changes costs one commit. The default applies them one after another and may
+    /// stop part-way on a failure; stores that can do better override it.
+    async fn write_batch(&self, writes: &[Write]) -> Result<(), StoreError> {
+        for write in writes {
+            write.check()?;
+        }
+        for write in writes {
+            write.apply_to(self).await?;
+        }
+        Ok(())
+    }
+
+    /// Bookkeeping that may be written a little later (who was seen, small score changes):
+    /// a store that buffers (the router's) gathers these and writes them in batches with
+    /// [`write_batch`](Self::write_batch), and its reads see them before they are written.
+    /// A process killed before the batch is written loses it: use this only for records a
+    /// batch window's worth of which may be lost (the router's window is 100 ms). The
+    /// default writes them at once.
+    async fn write_behind(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.write_batch(&writes).await
+    }
+
+    /// Writes whatever [`write_behind`](Self::write_behind) is still holding. A graceful
+    /// shutdown calls it (the router's `drain` does); the default has nothing to write.
+    async fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     // --- health ---
 

@@ -18,7 +18,7 @@ use super::{
     MatchType, ModuleInstall, Page, RoleGrant, Store, StoreError, StringRule, check_key,
     from_millis, now_millis, parse_after_id, redact_url, to_millis,
 };
-use super::{ApiKey, AuditEntry, RemoteModule};
+use super::{ApiKey, AuditEntry, RemoteModule, Write};
 use crate::id::{CommunityId, EntityId};
 use crate::permission::PermissionLevel;
 use crate::platform::PlatformKind;
@@ -158,6 +158,12 @@ async fn pool(url: &str, settings: &PgSettings) -> Result<PgPool, PgStoreError> 
             source,
         })
 }
+
+/// Opens a batch's transaction.
+const BEGIN_WRITE: &str = "BEGIN";
+/// A document's value, read inside a batch to merge fields into (the row locked until the end of the transaction).
+const SELECT_FOR_MERGE: &str =
+    "SELECT value FROM documents WHERE namespace = $1 AND key = $2 FOR UPDATE";
 
 type DbRow = PgRow;
 

@@ -8,7 +8,10 @@
 //! - `ts_arg(SystemTime)` — a time to bind;
 //! - `json_col(row, column)` — read a JSON column into any `Deserialize` type;
 //! - `json_arg(&value)` — a JSON value to bind (fallible);
-//! - `self.reader()` — the pool for reads that may be slightly stale (a replica, or the primary).
+//! - `self.reader()` — the pool for reads that may be slightly stale (a replica, or the primary);
+//! - `BEGIN_WRITE` — the statement that opens a write transaction;
+//! - `SELECT_FOR_MERGE` — reads a document's value to merge into, locking its row where the
+//!   backend can.
 
 /// Why a SQL store's schema is not usable by this binary. Shared by both SQL backends.
 #[derive(Debug, thiserror::Error)]
@@ -1231,20 +1234,82 @@ impl Store for $store {
         .map_err(backend)
     }
 
-    async fn increment_many(&self, changes: &[(&str, &str, i64)]) -> Result<(), StoreError> {
-        for (namespace, key, _) in changes {
-            check_key("namespace", namespace)?;
-            check_key("counter key", key)?;
+    async fn write_batch(&self, writes: &[Write]) -> Result<(), StoreError> {
+        for write in writes {
+            write.check()?;
         }
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        for (namespace, key, delta) in changes {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let now = ts_arg(now_millis());
+        // A write transaction from its first statement: a merge reads before it writes, and
+        // SQLite refuses to turn a read into a write once another connection has committed.
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(backend)?;
+        for write in writes {
+            let (namespace, key) = (write.namespace(), write.key());
+            let merged;
+            let value = match write {
+                Write::Increment { delta, .. } => {
+                    sqlx::query(
+                        "INSERT INTO counters (namespace, key, value) VALUES ($1, $2, $3) \
+                         ON CONFLICT (namespace, key) DO UPDATE SET value = counters.value + excluded.value",
+                    )
+                    .bind(namespace)
+                    .bind(key)
+                    .bind(*delta)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                    continue;
+                }
+                Write::Delete { .. } => {
+                    sqlx::query("DELETE FROM documents WHERE namespace = $1 AND key = $2")
+                        .bind(namespace)
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend)?;
+                    continue;
+                }
+                Write::Insert { value, .. } => {
+                    sqlx::query(
+                        "INSERT INTO documents (namespace, key, value, version, updated_at) \
+                         VALUES ($1, $2, $3, 1, $4) ON CONFLICT (namespace, key) DO NOTHING",
+                    )
+                    .bind(namespace)
+                    .bind(key)
+                    .bind(json_arg(value)?)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                    continue;
+                }
+                Write::Put { value, .. } => value,
+                Write::Merge { fields, .. } => {
+                    let stored = sqlx::query(SELECT_FOR_MERGE)
+                        .bind(namespace)
+                        .bind(key)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(backend)?
+                        .map(|row| json_col::<serde_json::Value>(&row, "value"))
+                        .transpose()
+                        .map_err(backend)?;
+                    merged = Write::merged(stored, fields);
+                    &merged
+                }
+            };
             sqlx::query(
-                "INSERT INTO counters (namespace, key, value) VALUES ($1, $2, $3) \
-                 ON CONFLICT (namespace, key) DO UPDATE SET value = counters.value + excluded.value",
+                "INSERT INTO documents (namespace, key, value, version, updated_at) \
+                 VALUES ($1, $2, $3, 1, $4) \
+                 ON CONFLICT (namespace, key) DO UPDATE \
+                 SET value = excluded.value, version = documents.version + 1, updated_at = excluded.updated_at",
             )
-            .bind(*namespace)
-            .bind(*key)
-            .bind(*delta)
+            .bind(namespace)
+            .bind(key)
+            .bind(json_arg(value)?)
+            .bind(now)
             .execute(&mut *tx)
             .await
             .map_err(backend)?;

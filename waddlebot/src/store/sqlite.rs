@@ -17,7 +17,7 @@ use super::{
     MatchType, ModuleInstall, Page, RoleGrant, Store, StoreError, StringRule, check_key,
     from_millis, now_millis, parse_after_id, to_millis,
 };
-use super::{ApiKey, AuditEntry, RemoteModule};
+use super::{ApiKey, AuditEntry, RemoteModule, Write};
 use crate::id::{CommunityId, EntityId};
 use crate::permission::PermissionLevel;
 use crate::platform::PlatformKind;
@@ -155,6 +155,11 @@ impl SqliteStore {
         &self.pool
     }
 }
+
+/// Opens a batch's transaction (taking the write lock at once).
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+/// A document's value, read inside a batch to merge fields into.
+const SELECT_FOR_MERGE: &str = "SELECT value FROM documents WHERE namespace = $1 AND key = $2";
 
 type DbRow = SqliteRow;
 

@@ -1,0 +1,644 @@
+//! Bookkeeping written behind the event: who was seen, small score changes. Modules hand
+//! these to [`Store::write_behind`]; the [`CachedStore`](crate::cache::CachedStore) gathers
+//! them here and a background task writes them with one [`Store::write_batch`] (one
+//! transaction) at most a [window](WriteBehindLimits::window) after the first of them, or at
+//! once when a [batch](WriteBehindLimits::batch) is full. A graceful shutdown writes what is
+//! left (`Router::drain`); a `kill -9` loses at most what one window gathered.
+//!
+//! Writes to the same key are folded together (a counter's deltas are added up, a document's
+//! writes become its last state), so a busy chat writes each person once per window. Reads
+//! through the cached store see what waits here: a document or counter read is laid over
+//! what is stored, and a list of a namespace with waiting writes writes them first.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use waddlebot::store::{Document, Store, StoreError, Write};
+
+/// How long bookkeeping may wait and how much of it may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteBehindLimits {
+    /// The longest a write waits to be written (and what a `kill -9` can lose): 100 ms.
+    pub window: Duration,
+    /// Records (distinct keys) that are written at once, without waiting for the window:
+    /// 1,000.
+    pub batch: usize,
+    /// Records that may wait at most, when the store is slow or away; past it, bookkeeping
+    /// is refused (the event still runs) rather than memory growing: 100,000.
+    pub capacity: usize,
+}
+
+impl Default for WriteBehindLimits {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_millis(100),
+            batch: 1_000,
+            capacity: 100_000,
+        }
+    }
+}
+
+/// A namespace and a key.
+type Key = (String, String);
+
+/// What waits to be written to one document.
+#[derive(Debug, Clone, PartialEq)]
+enum Pending {
+    /// This value, whatever is stored.
+    Put(serde_json::Value),
+    /// Deleted.
+    Deleted,
+    /// Created with `insert` unless it exists, then these fields set.
+    Upsert {
+        insert: Option<serde_json::Value>,
+        merge: Option<serde_json::Map<String, serde_json::Value>>,
+    },
+}
+
+#[derive(Debug, Default)]
+struct State {
+    documents: HashMap<Key, Pending>,
+    counters: HashMap<Key, i64>,
+    /// Keys of the batch being written: a read of one waits for the write to end.
+    in_flight: HashSet<Key>,
+    /// When the oldest waiting write came in.
+    since: Option<Instant>,
+}
+
+impl State {
+    fn records(&self) -> usize {
+        self.documents.len() + self.counters.len()
+    }
+
+    fn is_idle(&self) -> bool {
+        self.documents.is_empty() && self.counters.is_empty() && self.in_flight.is_empty()
+    }
+
+    /// Folds `write` into what waits. `Err` gives back a write this buffer does not know.
+    fn push(&mut self, write: Write) -> Result<(), Write> {
+        match write {
+            Write::Increment {
+                namespace,
+                key,
+                delta,
+            } => {
+                let sum = self.counters.entry((namespace, key)).or_insert(0);
+                *sum = sum.saturating_add(delta);
+            }
+            Write::Put {
+                namespace,
+                key,
+                value,
+            } => {
+                self.documents.insert((namespace, key), Pending::Put(value));
+            }
+            Write::Delete { namespace, key } => {
+                self.documents.insert((namespace, key), Pending::Deleted);
+            }
+            Write::Insert {
+                namespace,
+                key,
+                value,
+            } => match self.documents.entry((namespace, key)) {
+                Entry::Vacant(entry) => {
+                    entry.insert(Pending::Upsert {
+                        insert: Some(value),
+                        merge: None,
+                    });
+                }
+                Entry::Occupied(mut entry) => {
+                    // Anything but a delete leaves a document there for the insert to find.
+                    if *entry.get() == Pending::Deleted {
+                        entry.insert(Pending::Put(value));
+                    }
+                }
+            },
+            Write::Merge {
+                namespace,
+                key,
+                fields,
+            } => match self.documents.entry((namespace, key)) {
+                Entry::Vacant(entry) => {
+                    entry.insert(Pending::Upsert {
+                        insert: None,
+                        merge: Some(fields),
+                    });
+                }
+                Entry::Occupied(mut entry) => match entry.get_mut() {
+                    Pending::Put(value) => *value = Write::merged(Some(value.take()), &fields),
+                    Pending::Deleted => {
+                        entry.insert(Pending::Put(Write::merged(None, &fields)));
+                    }
+                    Pending::Upsert { merge, .. } => {
+                        merge
+                            .get_or_insert_with(serde_json::Map::new)
+                            .extend(fields);
+                    }
+                },
+            },
+            other => return Err(other),
+        }
+        Ok(())
+    }
+
+    /// Everything waiting, as writes, emptying the buffer.
+    fn take(&mut self) -> Vec<Write> {
+        let mut writes = Vec::with_capacity(self.records() + 1);
+        for ((namespace, key), pending) in self.documents.drain() {
+            match pending {
+                Pending::Put(value) => writes.push(Write::Put {
+                    namespace,
+                    key,
+                    value,
+                }),
+                Pending::Deleted => writes.push(Write::Delete { namespace, key }),
+                Pending::Upsert { insert, merge } => {
+                    if let Some(value) = insert {
+                        writes.push(Write::insert(namespace.clone(), key.clone(), value));
+                    }
+                    if let Some(fields) = merge {
+                        writes.push(Write::Merge {
+                            namespace,
+                            key,
+                            fields,
+                        });
+                    }
+                }
+            }
+        }
+        writes.extend(self.counters.drain().filter(|(_, delta)| *delta != 0).map(
+            |((namespace, key), delta)| Write::Increment {
+                namespace,
+                key,
+                delta,
+            },
+        ));
+        self.since = None;
+        // In key order (stable: an insert stays before its merge), so two processes writing
+        // overlapping batches lock rows in the same order and cannot deadlock.
+        writes.sort_by(|a, b| {
+            (a.is_counter(), a.namespace(), a.key()).cmp(&(b.is_counter(), b.namespace(), b.key()))
+        });
+        writes
+    }
+
+    fn touches_namespace(&self, namespace: &str, prefix: bool) -> bool {
+        let hit = |(ns, _): &Key| {
+            if prefix {
+                ns.starts_with(namespace)
+            } else {
+                ns == namespace
+            }
+        };
+        self.documents.keys().any(hit)
+            || self.counters.keys().any(hit)
+            || self.in_flight.iter().any(hit)
+    }
+}
+
+/// The buffer of bookkeeping writes. See the [module](self).
+#[derive(Debug)]
+pub struct WriteBehind {
+    state: Mutex<State>,
+    /// Held while a batch is written: one at a time, and readers of its keys wait on it.
+    flushing: tokio::sync::Mutex<()>,
+    wake: Arc<tokio::sync::Notify>,
+    started: AtomicBool,
+    limits: WriteBehindLimits,
+}
+
+/// Bookkeeping refused because too much of it waits already.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} bookkeeping writes are waiting for the store; this one is refused")]
+pub struct Backlog(usize);
+
+impl WriteBehind {
+    /// An empty buffer.
+    pub fn new(limits: WriteBehindLimits) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            flushing: tokio::sync::Mutex::new(()),
+            wake: Arc::new(tokio::sync::Notify::new()),
+            started: AtomicBool::new(false),
+            limits,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records waiting (distinct keys).
+    pub fn waiting(&self) -> usize {
+        self.state().records()
+    }
+
+    /// Gathers `writes` (writes this buffer does not know are handed back, to be written at
+    /// once); starts the background writer of `store` on first use.
+    pub(crate) fn push(
+        self: &Arc<Self>,
+        writes: Vec<Write>,
+        store: &Arc<dyn Store>,
+    ) -> Result<Vec<Write>, StoreError> {
+        let mut unknown = Vec::new();
+        let wake = {
+            let mut state = self.state();
+            let before = state.records();
+            if before >= self.limits.capacity {
+                return Err(StoreError::backend(Backlog(before)));
+            }
+            for write in writes {
+                write.check()?;
+                if let Err(write) = state.push(write) {
+                    unknown.push(write);
+                }
+            }
+            let after = state.records();
+            if before == 0 && after > 0 {
+                state.since = Some(Instant::now());
+            }
+            // The writer sleeps until a first write, and is woken early by a full batch.
+            (before == 0 && after > 0) || (before < self.limits.batch && after >= self.limits.batch)
+        };
+        if wake {
+            self.start(store);
+            self.wake.notify_one();
+        }
+        Ok(unknown)
+    }
+
+    /// Starts the background writer (once, and only inside a tokio runtime).
+    fn start(self: &Arc<Self>, store: &Arc<dyn Store>) {
+        if tokio::runtime::Handle::try_current().is_err()
+            || self.started.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        tokio::spawn(writer(
+            Arc::downgrade(self),
+            Arc::clone(&self.wake),
+            Arc::clone(store),
+            self.limits.window,
+        ));
+    }
+
+    /// How long until the next batch is due; `None` when nothing waits.
+    fn due_in(&self) -> Option<Duration> {
+        let state = self.state();
+        let since = state.since?;
+        if state.records() >= self.limits.batch {
+            return Some(Duration::ZERO);
+        }
+        Some(self.limits.window.saturating_sub(since.elapsed()))
+    }
+
+    /// Writes everything waiting to `store` in one batch; on a failure it all waits again
+    /// (under whatever came in meanwhile) for the next try, as it does when this future is
+    /// dropped before the batch is written. Returns the writes made.
+    pub async fn flush(&self, store: &dyn Store) -> Result<usize, StoreError> {
+        let _one_at_a_time = self.flushing.lock().await;
+        let writes = {
+            let mut state = self.state();
+            let in_flight: HashSet<Key> = state
+                .documents
+                .keys()
+                .chain(state.counters.keys())
+                .cloned()
+                .collect();
+            state.in_flight = in_flight;
+            state.take()
+        };
+        let batch = Batch {
+            buffer: self,
+            writes,
+        };
+        if batch.writes.is_empty() {
+            return Ok(0);
+        }
+        match store.write_batch(&batch.writes).await {
+            Ok(()) => {
+                let written = batch.written();
+                metrics::counter!(crate::metrics_names::WRITE_BEHIND_WRITES)
+                    .increment(written as u64);
+                Ok(written)
+            }
+            Err(err) => {
+                metrics::counter!(crate::metrics_names::WRITE_BEHIND_FAILURES).increment(1);
+                Err(err)
+            }
+        }
+    }
+
+    /// Puts a batch that was not written back, under what came in since.
+    fn put_back(&self, writes: Vec<Write>) {
+        let mut state = self.state();
+        state.in_flight.clear();
+        if writes.is_empty() {
+            return;
+        }
+        let newer = state.take();
+        for write in writes.into_iter().chain(newer) {
+            let _ = state.push(write);
+        }
+        state.since = Some(Instant::now());
+    }
+
+    /// Waits while the batch being written holds `key`.
+    async fn settled(&self, key: &Key) {
+        let busy = {
+            let state = self.state();
+            !state.in_flight.is_empty() && state.in_flight.contains(key)
+        };
+        if busy {
+            drop(self.flushing.lock().await);
+        }
+    }
+
+    /// The stored document (`stored` reads it) with what waits for it laid over.
+    pub(crate) async fn document<F>(
+        &self,
+        namespace: &str,
+        key: &str,
+        stored: F,
+    ) -> Result<Option<Document>, StoreError>
+    where
+        F: std::future::Future<Output = Result<Option<Document>, StoreError>>,
+    {
+        if self.state().is_idle() {
+            return stored.await;
+        }
+        let id = (namespace.to_owned(), key.to_owned());
+        self.settled(&id).await;
+        let stored = stored.await?;
+        let Some(pending) = self.state().documents.get(&id).cloned() else {
+            return Ok(stored);
+        };
+        let version = stored.as_ref().map_or(0, |d| d.version) + 1;
+        let value = match pending {
+            Pending::Put(value) => Some(value),
+            Pending::Deleted => None,
+            Pending::Upsert { insert, merge } => {
+                let base = stored.map(|d| d.value).or(insert);
+                match merge {
+                    Some(fields) => Some(Write::merged(base, &fields)),
+                    None => base,
+                }
+            }
+        };
+        Ok(value.map(|value| Document {
+            key: key.to_owned(),
+            value,
+            version,
+        }))
+    }
+
+    /// What waits to be added to a counter (after the batch being written that holds it).
+    pub(crate) async fn delta(&self, namespace: &str, key: &str) -> i64 {
+        if self.state().is_idle() {
+            return 0;
+        }
+        let id = (namespace.to_owned(), key.to_owned());
+        self.settled(&id).await;
+        self.state().counters.get(&id).copied().unwrap_or(0)
+    }
+
+    /// Whether something waits for (or is being written to) this document or counter.
+    pub(crate) fn holds(&self, namespace: &str, key: &str) -> bool {
+        let state = self.state();
+        if state.is_idle() {
+            return false;
+        }
+        let id = (namespace.to_owned(), key.to_owned());
+        state.documents.contains_key(&id)
+            || state.counters.contains_key(&id)
+            || state.in_flight.contains(&id)
+    }
+
+    /// Whether something waits for this namespace (`prefix`: any namespace starting so).
+    pub(crate) fn holds_namespace(&self, namespace: &str, prefix: bool) -> bool {
+        let state = self.state();
+        !state.is_idle() && state.touches_namespace(namespace, prefix)
+    }
+}
+
+impl Drop for WriteBehind {
+    fn drop(&mut self) {
+        // Lets the writer see the buffer is gone and end.
+        self.wake.notify_one();
+    }
+}
+
+/// A batch being written: unless it is marked [`written`](Self::written), it goes back into
+/// the buffer when dropped (a failure, or the flush's future dropped part-way, when its
+/// transaction is rolled back).
+struct Batch<'a> {
+    buffer: &'a WriteBehind,
+    writes: Vec<Write>,
+}
+
+impl Batch<'_> {
+    /// The batch is in the store (dropping it then only frees its keys). Returns its size.
+    fn written(mut self) -> usize {
+        std::mem::take(&mut self.writes).len()
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        self.buffer.put_back(std::mem::take(&mut self.writes));
+    }
+}
+
+/// The background writer: sleeps until something waits, writes it when its window ends or
+/// its batch is full, and ends with the buffer.
+async fn writer(
+    buffer: Weak<WriteBehind>,
+    wake: Arc<tokio::sync::Notify>,
+    store: Arc<dyn Store>,
+    window: Duration,
+) {
+    loop {
+        let Some(this) = buffer.upgrade() else {
+            return;
+        };
+        match this.due_in() {
+            None => {
+                drop(this);
+                wake.notified().await;
+            }
+            Some(wait) if !wait.is_zero() => {
+                drop(this);
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = wake.notified() => {}
+                }
+            }
+            Some(_) => {
+                if let Err(err) = this.flush(store.as_ref()).await {
+                    tracing::warn!(error = %err, waiting = this.waiting(), "bookkeeping not written; trying again");
+                    drop(this);
+                    tokio::time::sleep(window).await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use waddlebot::store::MemoryStore;
+
+    fn fields(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+        value.as_object().cloned().expect("an object")
+    }
+
+    #[tokio::test]
+    async fn writes_to_one_key_fold_into_what_applying_them_in_turn_would_give() {
+        let direct = MemoryStore::new();
+        let buffered = MemoryStore::new();
+        for store in [&direct, &buffered] {
+            store
+                .put_document(
+                    "n",
+                    "kept",
+                    &json!({"a": 1, "b": 1}),
+                    waddlebot::store::Expect::Any,
+                )
+                .await
+                .expect("seeded");
+        }
+        let writes = vec![
+            Write::insert("n", "kept", json!({"a": 9})),
+            Write::merge("n", "kept", fields(json!({"b": 2}))),
+            Write::merge("n", "new", fields(json!({"x": 1}))),
+            Write::insert("n", "new", json!({"never": true})),
+            Write::merge("n", "new", fields(json!({"y": 2}))),
+            Write::put("n", "gone", json!(1)),
+            Write::delete("n", "gone"),
+            Write::delete("n", "back"),
+            Write::insert("n", "back", json!({"z": 3})),
+            Write::increment("c", "k", 2),
+            Write::increment("c", "k", -5),
+        ];
+        direct.write_batch(&writes).await.expect("direct");
+        let buffer = Arc::new(WriteBehind::new(WriteBehindLimits::default()));
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        assert!(buffer.push(writes, &store).expect("gathered").is_empty());
+        assert_eq!(buffer.waiting(), 5, "one record per key");
+        buffer.flush(&buffered).await.expect("flushed");
+        for key in ["kept", "new", "gone", "back"] {
+            assert_eq!(
+                buffered
+                    .get_document("n", key)
+                    .await
+                    .expect("read")
+                    .map(|d| d.value),
+                direct
+                    .get_document("n", key)
+                    .await
+                    .expect("read")
+                    .map(|d| d.value),
+                "{key}"
+            );
+        }
+        assert_eq!(buffered.counter("c", "k").await.expect("read"), -3);
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_waits_again_under_newer_writes() {
+        let buffer = Arc::new(WriteBehind::new(WriteBehindLimits::default()));
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        buffer
+            .push(
+                vec![
+                    Write::increment("c", "k", 2),
+                    Write::put("n", "doc", json!(1)),
+                ],
+                &store,
+            )
+            .expect("gathered");
+        // A store that refuses the batch: a write with an empty key makes the memory store
+        // refuse all of it.
+        buffer
+            .state()
+            .counters
+            .insert(("c".into(), String::new()), 1);
+        assert!(buffer.flush(store.as_ref()).await.is_err());
+        assert_eq!(
+            store.counter("c", "k").await.expect("read"),
+            0,
+            "nothing written"
+        );
+        buffer.state().counters.remove(&("c".into(), String::new()));
+        buffer
+            .push(
+                vec![
+                    Write::increment("c", "k", 3),
+                    Write::put("n", "doc", json!(2)),
+                ],
+                &store,
+            )
+            .expect("gathered");
+        buffer.flush(store.as_ref()).await.expect("flushed");
+        assert_eq!(
+            store.counter("c", "k").await.expect("read"),
+            5,
+            "both deltas"
+        );
+        assert_eq!(
+            store
+                .get_document("n", "doc")
+                .await
+                .expect("read")
+                .map(|d| d.value),
+            Some(json!(2)),
+            "the newer value wins"
+        );
+    }
+
+    #[tokio::test]
+    async fn past_its_capacity_bookkeeping_is_refused_not_kept() {
+        let buffer = Arc::new(WriteBehind::new(WriteBehindLimits {
+            capacity: 2,
+            ..WriteBehindLimits::default()
+        }));
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        buffer
+            .push(
+                vec![Write::increment("c", "a", 1), Write::increment("c", "b", 1)],
+                &store,
+            )
+            .expect("room");
+        assert!(
+            buffer
+                .push(vec![Write::increment("c", "c", 1)], &store)
+                .is_err()
+        );
+        assert_eq!(buffer.waiting(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_background_writer_writes_within_the_window() {
+        let buffer = Arc::new(WriteBehind::new(WriteBehindLimits::default()));
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        buffer
+            .push(vec![Write::increment("c", "k", 1)], &store)
+            .expect("gathered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(store.counter("c", "k").await.expect("read"), 0, "not yet");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(
+            store.counter("c", "k").await.expect("read"),
+            1,
+            "within the window"
+        );
+        assert_eq!(buffer.waiting(), 0);
+    }
+}
