@@ -897,6 +897,7 @@ impl Store for CachedStore {
     }
 
     async fn write_behind(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.writes.room().await;
         let unknown = self.writes.push(writes, &self.inner)?;
         if unknown.is_empty() {
             return Ok(());

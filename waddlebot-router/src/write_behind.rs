@@ -28,8 +28,9 @@ pub struct WriteBehindLimits {
     /// Records (distinct keys) that are written at once, without waiting for the window:
     /// 1,000.
     pub batch: usize,
-    /// Records that may wait at most, when the store is slow or away; past it, bookkeeping
-    /// is refused (the event still runs) rather than memory growing: 100,000.
+    /// Records that may wait at most; past it, events that bring bookkeeping wait for the
+    /// writer to make room (backpressure: a store slower than the chat slows the events
+    /// down rather than memory growing or bookkeeping being dropped): 100,000.
     pub capacity: usize,
 }
 
@@ -179,10 +180,11 @@ impl State {
             },
         ));
         self.since = None;
-        // In key order (stable: an insert stays before its merge), so two processes writing
-        // overlapping batches lock rows in the same order and cannot deadlock.
+        // By kind (a key's insert before its merge), so a store can write each kind's run
+        // in a few statements, then in key order, so two processes writing overlapping
+        // batches lock rows in the same order.
         writes.sort_by(|a, b| {
-            (a.is_counter(), a.namespace(), a.key()).cmp(&(b.is_counter(), b.namespace(), b.key()))
+            (kind(a), a.namespace(), a.key()).cmp(&(kind(b), b.namespace(), b.key()))
         });
         writes
     }
@@ -201,6 +203,17 @@ impl State {
     }
 }
 
+/// The place of a write's kind in a batch.
+fn kind(write: &Write) -> u8 {
+    match write {
+        Write::Delete { .. } => 0,
+        Write::Put { .. } => 1,
+        Write::Insert { .. } => 2,
+        Write::Merge { .. } => 3,
+        _ => 4,
+    }
+}
+
 /// The buffer of bookkeeping writes. See the [module](self).
 #[derive(Debug)]
 pub struct WriteBehind {
@@ -208,14 +221,11 @@ pub struct WriteBehind {
     /// Held while a batch is written: one at a time, and readers of its keys wait on it.
     flushing: tokio::sync::Mutex<()>,
     wake: Arc<tokio::sync::Notify>,
+    /// Told when a batch was written, for events waiting for room.
+    room: tokio::sync::Notify,
     started: AtomicBool,
     limits: WriteBehindLimits,
 }
-
-/// Bookkeeping refused because too much of it waits already.
-#[derive(Debug, thiserror::Error)]
-#[error("{0} bookkeeping writes are waiting for the store; this one is refused")]
-pub struct Backlog(usize);
 
 impl WriteBehind {
     /// An empty buffer.
@@ -224,6 +234,7 @@ impl WriteBehind {
             state: Mutex::new(State::default()),
             flushing: tokio::sync::Mutex::new(()),
             wake: Arc::new(tokio::sync::Notify::new()),
+            room: tokio::sync::Notify::new(),
             started: AtomicBool::new(false),
             limits,
         }
@@ -238,22 +249,34 @@ impl WriteBehind {
         self.state().records()
     }
 
+    /// Waits until fewer than [`capacity`](WriteBehindLimits::capacity) records wait.
+    pub(crate) async fn room(&self) {
+        loop {
+            let written = self.room.notified();
+            if self.waiting() < self.limits.capacity {
+                return;
+            }
+            self.wake.notify_one();
+            written.await;
+        }
+    }
+
     /// Gathers `writes` (writes this buffer does not know are handed back, to be written at
-    /// once); starts the background writer of `store` on first use.
+    /// once); starts the background writer of `store` on first use. Call
+    /// [`room`](Self::room) first.
     pub(crate) fn push(
         self: &Arc<Self>,
         writes: Vec<Write>,
         store: &Arc<dyn Store>,
     ) -> Result<Vec<Write>, StoreError> {
+        for write in &writes {
+            write.check()?;
+        }
         let mut unknown = Vec::new();
         let wake = {
             let mut state = self.state();
             let before = state.records();
-            if before >= self.limits.capacity {
-                return Err(StoreError::backend(Backlog(before)));
-            }
             for write in writes {
-                write.check()?;
                 if let Err(write) = state.push(write) {
                     unknown.push(write);
                 }
@@ -323,6 +346,7 @@ impl WriteBehind {
         match store.write_batch(&batch.writes).await {
             Ok(()) => {
                 let written = batch.written();
+                self.room.notify_waiters();
                 metrics::counter!(crate::metrics_names::WRITE_BEHIND_WRITES)
                     .increment(written as u64);
                 Ok(written)
@@ -604,7 +628,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn past_its_capacity_bookkeeping_is_refused_not_kept() {
+    async fn past_its_capacity_events_wait_for_the_writer_to_make_room() {
         let buffer = Arc::new(WriteBehind::new(WriteBehindLimits {
             capacity: 2,
             ..WriteBehindLimits::default()
@@ -616,12 +640,12 @@ mod tests {
                 &store,
             )
             .expect("room");
-        assert!(
-            buffer
-                .push(vec![Write::increment("c", "c", 1)], &store)
-                .is_err()
-        );
-        assert_eq!(buffer.waiting(), 2);
+        // Full: the next event waits, and the writer (woken by it) makes room.
+        tokio::time::timeout(Duration::from_secs(5), buffer.room())
+            .await
+            .expect("room was made");
+        assert_eq!(buffer.waiting(), 0);
+        assert_eq!(store.counter("c", "a").await.expect("read"), 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -161,9 +161,11 @@ async fn pool(url: &str, settings: &PgSettings) -> Result<PgPool, PgStoreError> 
 
 /// Opens a batch's transaction.
 const BEGIN_WRITE: &str = "BEGIN";
-/// A document's value, read inside a batch to merge fields into (the row locked until the end of the transaction).
-const SELECT_FOR_MERGE: &str =
-    "SELECT value FROM documents WHERE namespace = $1 AND key = $2 FOR UPDATE";
+/// What locks the rows a batch reads to merge into until the end of the transaction.
+const LOCK_ROWS: &str = " FOR UPDATE";
+type Db = sqlx::Postgres;
+type JsonArg = Json<serde_json::Value>;
+type TsArg = time::OffsetDateTime;
 
 type DbRow = PgRow;
 

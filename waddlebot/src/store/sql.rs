@@ -10,8 +10,9 @@
 //! - `json_arg(&value)` — a JSON value to bind (fallible);
 //! - `self.reader()` — the pool for reads that may be slightly stale (a replica, or the primary);
 //! - `BEGIN_WRITE` — the statement that opens a write transaction;
-//! - `SELECT_FOR_MERGE` — reads a document's value to merge into, locking its row where the
-//!   backend can.
+//! - `LOCK_ROWS` — what locks the rows a batch reads to merge into, where the backend can;
+//! - `Db`, `JsonArg`, `TsArg` — the backend's database type and the types `json_arg` and
+//!   `ts_arg` return.
 
 /// Why a SQL store's schema is not usable by this binary. Shared by both SQL backends.
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +138,54 @@ macro_rules! sql_store {
     ($store:ty) => {
 fn backend(err: sqlx::Error) -> StoreError {
     StoreError::backend(err)
+}
+
+/// Rows a batch statement writes at most (five parameters each, well under both backends'
+/// limits).
+const BATCH_ROWS: usize = 500;
+
+/// How many writes at the head of `writes` one statement can take: the same kind, distinct
+/// keys (a row may not be written twice by one upsert), at most [`BATCH_ROWS`].
+fn batch_run(writes: &[Write]) -> usize {
+    let first = std::mem::discriminant(&writes[0]);
+    let mut keys = std::collections::HashSet::new();
+    writes
+        .iter()
+        .take(BATCH_ROWS)
+        .take_while(|write| {
+            std::mem::discriminant(*write) == first && keys.insert((write.namespace(), write.key()))
+        })
+        .count()
+        .max(1)
+}
+
+/// Writes `values` as the documents of `chunk`'s keys, in one statement: an upsert, or with
+/// `insert_only` an insert that leaves existing documents alone.
+async fn upsert_documents(
+    conn: &mut <Db as sqlx::Database>::Connection,
+    chunk: &[Write],
+    values: Vec<JsonArg>,
+    now: TsArg,
+    insert_only: bool,
+) -> Result<(), StoreError> {
+    let mut query = sqlx::QueryBuilder::<Db>::new(
+        "INSERT INTO documents (namespace, key, value, version, updated_at) ",
+    );
+    query.push_values(chunk.iter().zip(values), |mut row, (write, value)| {
+        row.push_bind(write.namespace().to_owned())
+            .push_bind(write.key().to_owned())
+            .push_bind(value)
+            .push_bind(1_i64)
+            .push_bind(now);
+    });
+    query.push(if insert_only {
+        " ON CONFLICT (namespace, key) DO NOTHING"
+    } else {
+        " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, \
+         version = documents.version + 1, updated_at = excluded.updated_at"
+    });
+    query.build().execute(conn).await.map_err(backend)?;
+    Ok(())
 }
 
 fn entity_from_row(row: &DbRow) -> Result<Entity, sqlx::Error> {
@@ -1245,74 +1294,87 @@ impl Store for $store {
         // A write transaction from its first statement: a merge reads before it writes, and
         // SQLite refuses to turn a read into a write once another connection has committed.
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(backend)?;
-        for write in writes {
-            let (namespace, key) = (write.namespace(), write.key());
-            let merged;
-            let value = match write {
-                Write::Increment { delta, .. } => {
-                    sqlx::query(
-                        "INSERT INTO counters (namespace, key, value) VALUES ($1, $2, $3) \
-                         ON CONFLICT (namespace, key) DO UPDATE SET value = counters.value + excluded.value",
-                    )
-                    .bind(namespace)
-                    .bind(key)
-                    .bind(*delta)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-                    continue;
+        // Runs of one kind over distinct keys go in one statement each (a batch from the
+        // write-behind buffer is grouped so), at most BATCH_ROWS rows a statement.
+        let mut rest = writes;
+        while !rest.is_empty() {
+            let run = batch_run(rest);
+            let (chunk, after) = rest.split_at(run);
+            rest = after;
+            match &chunk[0] {
+                Write::Increment { .. } => {
+                    let mut query = sqlx::QueryBuilder::<Db>::new(
+                        "INSERT INTO counters (namespace, key, value) ",
+                    );
+                    query.push_values(chunk, |mut row, write| {
+                        if let Write::Increment { namespace, key, delta } = write {
+                            row.push_bind(namespace.as_str()).push_bind(key.as_str()).push_bind(*delta);
+                        }
+                    });
+                    query.push(
+                        " ON CONFLICT (namespace, key) DO UPDATE SET value = counters.value + excluded.value",
+                    );
+                    query.build().execute(&mut *tx).await.map_err(backend)?;
                 }
                 Write::Delete { .. } => {
-                    sqlx::query("DELETE FROM documents WHERE namespace = $1 AND key = $2")
-                        .bind(namespace)
-                        .bind(key)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(backend)?;
-                    continue;
+                    let mut query = sqlx::QueryBuilder::<Db>::new(
+                        "DELETE FROM documents WHERE (namespace, key) IN (",
+                    );
+                    let mut keys = query.separated(", ");
+                    for write in chunk {
+                        keys.push("(")
+                            .push_bind_unseparated(write.namespace())
+                            .push_unseparated(", ")
+                            .push_bind_unseparated(write.key())
+                            .push_unseparated(")");
+                    }
+                    query.push(")");
+                    query.build().execute(&mut *tx).await.map_err(backend)?;
                 }
-                Write::Insert { value, .. } => {
-                    sqlx::query(
-                        "INSERT INTO documents (namespace, key, value, version, updated_at) \
-                         VALUES ($1, $2, $3, 1, $4) ON CONFLICT (namespace, key) DO NOTHING",
-                    )
-                    .bind(namespace)
-                    .bind(key)
-                    .bind(json_arg(value)?)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-                    continue;
+                Write::Insert { .. } | Write::Put { .. } => {
+                    let values = chunk
+                        .iter()
+                        .map(|write| match write {
+                            Write::Insert { value, .. } | Write::Put { value, .. } => json_arg(value),
+                            _ => Err(StoreError::Invalid("mixed batch run".into())),
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let insert_only = matches!(chunk[0], Write::Insert { .. });
+                    upsert_documents(&mut tx, chunk, values, now, insert_only).await?;
                 }
-                Write::Put { value, .. } => value,
-                Write::Merge { fields, .. } => {
-                    let stored = sqlx::query(SELECT_FOR_MERGE)
-                        .bind(namespace)
-                        .bind(key)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(backend)?
-                        .map(|row| json_col::<serde_json::Value>(&row, "value"))
-                        .transpose()
-                        .map_err(backend)?;
-                    merged = Write::merged(stored, fields);
-                    &merged
+                Write::Merge { .. } => {
+                    let mut query = sqlx::QueryBuilder::<Db>::new(
+                        "SELECT namespace, key, value FROM documents WHERE (namespace, key) IN (",
+                    );
+                    let mut keys = query.separated(", ");
+                    for write in chunk {
+                        keys.push("(")
+                            .push_bind_unseparated(write.namespace())
+                            .push_unseparated(", ")
+                            .push_bind_unseparated(write.key())
+                            .push_unseparated(")");
+                    }
+                    query.push(")").push(LOCK_ROWS);
+                    let mut stored = std::collections::HashMap::new();
+                    for row in query.build().fetch_all(&mut *tx).await.map_err(backend)? {
+                        let namespace: String = row.try_get("namespace").map_err(backend)?;
+                        let key: String = row.try_get("key").map_err(backend)?;
+                        let value: serde_json::Value = json_col(&row, "value").map_err(backend)?;
+                        stored.insert((namespace, key), value);
+                    }
+                    let values = chunk
+                        .iter()
+                        .map(|write| match write {
+                            Write::Merge { namespace, key, fields } => json_arg(&Write::merged(
+                                stored.remove(&(namespace.clone(), key.clone())),
+                                fields,
+                            )),
+                            _ => Err(StoreError::Invalid("mixed batch run".into())),
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    upsert_documents(&mut tx, chunk, values, now, false).await?;
                 }
-            };
-            sqlx::query(
-                "INSERT INTO documents (namespace, key, value, version, updated_at) \
-                 VALUES ($1, $2, $3, 1, $4) \
-                 ON CONFLICT (namespace, key) DO UPDATE \
-                 SET value = excluded.value, version = documents.version + 1, updated_at = excluded.updated_at",
-            )
-            .bind(namespace)
-            .bind(key)
-            .bind(json_arg(value)?)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+            }
         }
         tx.commit().await.map_err(backend)
     }

@@ -158,8 +158,11 @@ impl SqliteStore {
 
 /// Opens a batch's transaction (taking the write lock at once).
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
-/// A document's value, read inside a batch to merge fields into.
-const SELECT_FOR_MERGE: &str = "SELECT value FROM documents WHERE namespace = $1 AND key = $2";
+/// What locks the rows a batch reads to merge into (SQLite's write lock is the whole file's, taken by BEGIN IMMEDIATE).
+const LOCK_ROWS: &str = "";
+type Db = sqlx::Sqlite;
+type JsonArg = String;
+type TsArg = i64;
 
 type DbRow = SqliteRow;
 
