@@ -147,10 +147,56 @@ impl State {
         Ok(())
     }
 
+    /// Up to `limit` records (all with `None`) as writes, taken out of the buffer; their
+    /// keys are marked in flight.
+    fn take_batch(&mut self, limit: Option<usize>) -> Vec<Write> {
+        let (documents, counters) = match limit {
+            Some(limit) if self.records() > limit => {
+                let documents: Vec<Key> = self.documents.keys().take(limit).cloned().collect();
+                let counters: Vec<Key> = self
+                    .counters
+                    .keys()
+                    .take(limit - documents.len())
+                    .cloned()
+                    .collect();
+                (
+                    documents
+                        .into_iter()
+                        .filter_map(|key| self.documents.remove_entry(&key))
+                        .collect::<HashMap<_, _>>(),
+                    counters
+                        .into_iter()
+                        .filter_map(|key| self.counters.remove_entry(&key))
+                        .collect::<HashMap<_, _>>(),
+                )
+            }
+            _ => (
+                std::mem::take(&mut self.documents),
+                std::mem::take(&mut self.counters),
+            ),
+        };
+        self.in_flight = documents.keys().chain(counters.keys()).cloned().collect();
+        let writes = Self::writes(documents, counters);
+        self.since = (self.records() > 0).then(Instant::now);
+        writes
+    }
+
     /// Everything waiting, as writes, emptying the buffer.
     fn take(&mut self) -> Vec<Write> {
-        let mut writes = Vec::with_capacity(self.records() + 1);
-        for ((namespace, key), pending) in self.documents.drain() {
+        let writes = Self::writes(
+            std::mem::take(&mut self.documents),
+            std::mem::take(&mut self.counters),
+        );
+        self.since = None;
+        writes
+    }
+
+    /// Pending records as writes: by kind (a key's insert before its merge), so a store can
+    /// write each kind's run in a few statements, then in key order, so two processes
+    /// writing overlapping batches lock rows in the same order.
+    fn writes(documents: HashMap<Key, Pending>, counters: HashMap<Key, i64>) -> Vec<Write> {
+        let mut writes = Vec::with_capacity(documents.len() + counters.len() + 1);
+        for ((namespace, key), pending) in documents {
             match pending {
                 Pending::Put(value) => writes.push(Write::Put {
                     namespace,
@@ -172,17 +218,13 @@ impl State {
                 }
             }
         }
-        writes.extend(self.counters.drain().filter(|(_, delta)| *delta != 0).map(
+        writes.extend(counters.into_iter().filter(|(_, delta)| *delta != 0).map(
             |((namespace, key), delta)| Write::Increment {
                 namespace,
                 key,
                 delta,
             },
         ));
-        self.since = None;
-        // By kind (a key's insert before its merge), so a store can write each kind's run
-        // in a few statements, then in key order, so two processes writing overlapping
-        // batches lock rows in the same order.
         writes.sort_by(|a, b| {
             (kind(a), a.namespace(), a.key()).cmp(&(kind(b), b.namespace(), b.key()))
         });
@@ -325,17 +367,19 @@ impl WriteBehind {
     /// dropped before the batch is written. Returns the writes made.
     pub async fn flush(&self, store: &dyn Store) -> Result<usize, StoreError> {
         let _one_at_a_time = self.flushing.lock().await;
-        let writes = {
-            let mut state = self.state();
-            let in_flight: HashSet<Key> = state
-                .documents
-                .keys()
-                .chain(state.counters.keys())
-                .cloned()
-                .collect();
-            state.in_flight = in_flight;
-            state.take()
-        };
+        // What waits now, a batch at a time (each its own transaction, so events waiting for
+        // room go on after each); what comes in meanwhile is left for the next flush.
+        let rounds = self.waiting().div_ceil(self.limits.batch.max(1));
+        let mut written = 0;
+        for _ in 0..rounds {
+            written += self.write_one_batch(store).await?;
+        }
+        Ok(written)
+    }
+
+    /// Takes one batch and writes it; the caller holds `flushing`.
+    async fn write_one_batch(&self, store: &dyn Store) -> Result<usize, StoreError> {
+        let writes = self.state().take_batch(Some(self.limits.batch));
         let batch = Batch {
             buffer: self,
             writes,

@@ -133,6 +133,11 @@ impl PgStore {
     fn reader(&self) -> &PgPool {
         self.replica.as_ref().unwrap_or(&self.pool)
     }
+
+    /// Where reads that must see every committed write go: the primary.
+    fn reads(&self) -> &PgPool {
+        &self.pool
+    }
 }
 
 fn options(url: &str, settings: &PgSettings) -> Result<PgConnectOptions, PgStoreError> {

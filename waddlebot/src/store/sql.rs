@@ -9,6 +9,8 @@
 //! - `json_col(row, column)` — read a JSON column into any `Deserialize` type;
 //! - `json_arg(&value)` — a JSON value to bind (fallible);
 //! - `self.reader()` — the pool for reads that may be slightly stale (a replica, or the primary);
+//! - `self.reads()` — the pool for reads that must see every committed write (SQLite's
+//!   readers beside its one writer; PostgreSQL's primary); `self.pool` takes the writes;
 //! - `BEGIN_WRITE` — the statement that opens a write transaction;
 //! - `LOCK_ROWS` — what locks the rows a batch reads to merge into, where the backend can;
 //! - `Db`, `JsonArg`, `TsArg` — the backend's database type and the types `json_arg` and
@@ -368,7 +370,7 @@ impl Store for $store {
                 .bind(&key.server_id)
                 .bind(&key.channel_id)
         };
-        if let Some(row) = find().fetch_optional(&self.pool).await.map_err(backend)? {
+        if let Some(row) = find().fetch_optional(self.reads()).await.map_err(backend)? {
             return entity_from_row(&row).map_err(backend);
         }
         // First sight. Each statement is idempotent (ON CONFLICT DO NOTHING), so two processes
@@ -430,7 +432,7 @@ impl Store for $store {
     async fn community_named(&self, name: &str) -> Result<Option<Community>, StoreError> {
         let row = sqlx::query("SELECT id, name, created_at FROM communities WHERE name = $1")
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.reads())
             .await
             .map_err(backend)?;
         row.as_ref()
@@ -841,7 +843,7 @@ impl Store for $store {
              revoked_at FROM api_keys WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.reads())
         .await
         .map_err(backend)?;
         row.as_ref().map(api_key_from_row).transpose().map_err(backend)
@@ -857,7 +859,7 @@ impl Store for $store {
              ORDER BY created_at DESC, id",
         )
         .bind(community.map(|c| c.0))
-        .fetch_all(&self.pool)
+        .fetch_all(self.reads())
         .await
         .map_err(backend)?;
         rows.iter()
@@ -1180,7 +1182,7 @@ impl Store for $store {
         )
         .bind(namespace)
         .bind(key)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.reads())
         .await
         .map_err(backend)?;
         row.as_ref().map(document_from_row).transpose()
@@ -1261,7 +1263,7 @@ impl Store for $store {
         .bind(prefix)
         .bind(after)
         .bind(i64::try_from(page.effective_limit()).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
+        .fetch_all(self.reads())
         .await
         .map_err(backend)?;
         rows.iter().map(document_from_row).collect()
@@ -1384,7 +1386,7 @@ impl Store for $store {
             sqlx::query_scalar("SELECT value FROM counters WHERE namespace = $1 AND key = $2")
                 .bind(namespace)
                 .bind(key)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.reads())
                 .await
                 .map_err(backend)?;
         Ok(value.unwrap_or(0))
@@ -1402,7 +1404,7 @@ impl Store for $store {
         .bind(namespace)
         .bind(page.after.as_deref().unwrap_or(""))
         .bind(i64::try_from(page.effective_limit()).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
+        .fetch_all(self.reads())
         .await
         .map_err(backend)?;
         rows.iter()
@@ -1417,7 +1419,7 @@ impl Store for $store {
              UNION SELECT namespace FROM counters WHERE substr(namespace, 1, length($1)) = $1",
         )
         .bind(prefix)
-        .fetch_all(&self.pool)
+        .fetch_all(self.reads())
         .await
         .map_err(backend)?;
         namespaces.sort();
@@ -1434,7 +1436,7 @@ impl Store for $store {
         )
         .bind(namespace)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
+        .fetch_all(self.reads())
         .await
         .map_err(backend)?;
         rows.iter()
@@ -1445,7 +1447,7 @@ impl Store for $store {
 
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
-            .execute(&self.pool)
+            .execute(self.reads())
             .await
             .map(|_| ())
             .map_err(backend)

@@ -90,12 +90,22 @@ pub enum SqliteStoreError {
 }
 
 /// A [`Store`] in a SQLite database.
+///
+/// A file database gets one writer connection and [`READERS`](Self::READERS) reader
+/// connections: SQLite lets
+/// one connection write at a time, so writers queue in the pool (no busy-waiting on the file
+/// lock), while WAL readers see every committed write and never wait for the writer. Each
+/// connection caches its prepared statements (sqlx's default, 100 per connection).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    readers: SqlitePool,
 }
 
 impl SqliteStore {
+    /// Reader connections of a file database.
+    pub const READERS: u32 = 4;
+
     /// Opens (creating the file if needed) and migrates the database at `url`
     /// (`sqlite://waddlebot.db`, `sqlite::memory:`). See [`prepare`](Self::prepare) for
     /// upgrading only when asked.
@@ -125,34 +135,53 @@ impl SqliteStore {
                 source: sqlx::Error::Io(source),
             })?;
         }
-        let pool = if in_memory {
+        let open = |source| SqliteStoreError::Open {
+            url: url.to_owned(),
+            source,
+        };
+        if in_memory {
             // Every connection to `:memory:` is its own empty database: keep exactly one,
-            // forever, or the data vanishes with it.
-            SqlitePoolOptions::new()
+            // forever, or the data vanishes with it; it reads and writes.
+            let pool = SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
-        } else {
-            SqlitePoolOptions::new().max_connections(8)
+                .connect_with(options)
+                .await
+                .map_err(open)?;
+            return Ok(Self {
+                readers: pool.clone(),
+                pool,
+            });
         }
-        .connect_with(options)
-        .await
-        .map_err(|source| SqliteStoreError::Open {
-            url: url.to_owned(),
-            source,
-        })?;
-        Ok(Self { pool })
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(open)?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(Self::READERS)
+            .connect_with(options)
+            .await
+            .map_err(open)?;
+        Ok(Self { pool, readers })
     }
 
-    /// The underlying pool, for embedders that keep their own tables beside ours.
+    /// The underlying pool (the writer's: one connection; the store reads through others),
+    /// for embedders that keep their own tables beside ours.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
 
-    /// SQLite has no replicas: every read goes to the one file.
+    /// SQLite has no replicas: every read goes to the one file, through the readers.
     fn reader(&self) -> &SqlitePool {
-        &self.pool
+        &self.readers
+    }
+
+    /// The readers: WAL readers see every committed write.
+    fn reads(&self) -> &SqlitePool {
+        &self.readers
     }
 }
 
