@@ -53,5 +53,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("  bot: {}", reply.to_plain_text());
         }
     }
+    // Late replies and the bookkeeping gathered behind the events are written before exit.
+    router.drain(std::time::Duration::from_secs(10)).await;
     Ok(())
 }

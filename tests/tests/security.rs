@@ -737,7 +737,7 @@ async fn a_store_outage_is_503_with_retry_after_and_no_internal_text() {
     let sqlite = waddlebot::store::SqliteStore::open(&url)
         .await
         .expect("store");
-    let pool = sqlite.pool().clone();
+    let handle = sqlite.clone();
     let store: Arc<dyn Store> = Arc::new(sqlite);
     admin::seed(store.as_ref()).await;
     let (key, record) = new_api_key("collector", Role::Collector, None, None).expect("key");
@@ -750,7 +750,7 @@ async fn a_store_outage_is_503_with_retry_after_and_no_internal_text() {
     );
     let auth = Authenticator::new(Arc::clone(&store), None).expect("auth");
     let server = loopback::serve_on_loopback(AppState::new(router, 1 << 20).with_auth(auth)).await;
-    pool.close().await;
+    handle.close().await;
     let response = reqwest::Client::new()
         .post(format!("http://{}/router/events", server.addr))
         .bearer_auth(&key)

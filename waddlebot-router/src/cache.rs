@@ -843,23 +843,15 @@ impl Store for CachedStore {
     }
 
     async fn increment(&self, namespace: &str, key: &str, delta: i64) -> Result<i64, StoreError> {
-        // What waits, read first: a batch being written with this key lands before.
-        let waiting = self.writes.delta(namespace, key).await;
-        Ok(self
-            .inner
-            .increment(namespace, key, delta)
-            .await?
-            .saturating_add(waiting))
+        self.writes
+            .counter(namespace, key, self.inner.increment(namespace, key, delta))
+            .await
     }
 
     async fn counter(&self, namespace: &str, key: &str) -> Result<i64, StoreError> {
-        // What waits, read first: a batch being written with this key lands before.
-        let waiting = self.writes.delta(namespace, key).await;
-        Ok(self
-            .inner
-            .counter(namespace, key)
-            .await?
-            .saturating_add(waiting))
+        self.writes
+            .counter(namespace, key, self.inner.counter(namespace, key))
+            .await
     }
 
     async fn list_counters(

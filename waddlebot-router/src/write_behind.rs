@@ -416,17 +416,6 @@ impl WriteBehind {
         state.since = Some(Instant::now());
     }
 
-    /// Waits while the batch being written holds `key`.
-    async fn settled(&self, key: &Key) {
-        let busy = {
-            let state = self.state();
-            !state.in_flight.is_empty() && state.in_flight.contains(key)
-        };
-        if busy {
-            drop(self.flushing.lock().await);
-        }
-    }
-
     /// The stored document (`stored` reads it) with what waits for it laid over.
     pub(crate) async fn document<F>(
         &self,
@@ -437,12 +426,14 @@ impl WriteBehind {
     where
         F: std::future::Future<Output = Result<Option<Document>, StoreError>>,
     {
-        if self.state().is_idle() {
+        if !self.holds(namespace, key) {
             return stored.await;
         }
-        let id = (namespace.to_owned(), key.to_owned());
-        self.settled(&id).await;
+        // No batch is written while the stored value and what waits are read: one written
+        // in between would be seen twice or not at all.
+        let _no_flush = self.flushing.lock().await;
         let stored = stored.await?;
+        let id = (namespace.to_owned(), key.to_owned());
         let Some(pending) = self.state().documents.get(&id).cloned() else {
             return Ok(stored);
         };
@@ -465,14 +456,26 @@ impl WriteBehind {
         }))
     }
 
-    /// What waits to be added to a counter (after the batch being written that holds it).
-    pub(crate) async fn delta(&self, namespace: &str, key: &str) -> i64 {
-        if self.state().is_idle() {
-            return 0;
+    /// A counter's stored value (`stored` reads it, or changes it and answers the new value)
+    /// with what waits to be added to it.
+    pub(crate) async fn counter<F>(
+        &self,
+        namespace: &str,
+        key: &str,
+        stored: F,
+    ) -> Result<i64, StoreError>
+    where
+        F: std::future::Future<Output = Result<i64, StoreError>>,
+    {
+        if !self.holds(namespace, key) {
+            return stored.await;
         }
+        // As for documents: a batch written between the two reads would count twice.
+        let _no_flush = self.flushing.lock().await;
+        let stored = stored.await?;
         let id = (namespace.to_owned(), key.to_owned());
-        self.settled(&id).await;
-        self.state().counters.get(&id).copied().unwrap_or(0)
+        let waiting = self.state().counters.get(&id).copied().unwrap_or(0);
+        Ok(stored.saturating_add(waiting))
     }
 
     /// Whether something waits for (or is being written to) this document or counter.
@@ -690,6 +693,61 @@ mod tests {
             .expect("room was made");
         assert_eq!(buffer.waiting(), 0);
         assert_eq!(store.counter("c", "a").await.expect("read"), 1);
+    }
+
+    #[tokio::test]
+    async fn a_flush_writes_everything_a_batch_at_a_time() {
+        let buffer = Arc::new(WriteBehind::new(WriteBehindLimits {
+            batch: 2,
+            ..WriteBehindLimits::default()
+        }));
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let keys = ["a", "b", "c", "d", "e"];
+        // Into the buffer directly, so no background writer races this flush.
+        for key in keys {
+            buffer
+                .state()
+                .push(Write::increment("c", key, 1))
+                .expect("known");
+        }
+        assert_eq!(buffer.flush(store.as_ref()).await.expect("flushed"), 5);
+        for key in keys {
+            assert_eq!(store.counter("c", key).await.expect("read"), 1, "{key}");
+        }
+        assert_eq!(buffer.waiting(), 0);
+        assert!(!buffer.holds("c", "a"), "nothing left in flight");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_during_a_flush_counts_what_waits_exactly_once() {
+        let buffer = Arc::new(WriteBehind::new(WriteBehindLimits::default()));
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        buffer
+            .state()
+            .push(Write::increment("c", "k", 1))
+            .expect("known");
+        // A batch is written while the read is between what waits and what is stored.
+        let flush = {
+            let (buffer, store) = (Arc::clone(&buffer), Arc::clone(&store));
+            async move { buffer.flush(store.as_ref()).await }
+        };
+        let stored = async {
+            let flushing = tokio::spawn(flush);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let stored = store.counter("c", "k").await;
+            drop(flushing);
+            stored
+        };
+        assert_eq!(buffer.counter("c", "k", stored).await.expect("read"), 1);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            buffer
+                .counter("c", "k", store.counter("c", "k"))
+                .await
+                .expect("read"),
+            1,
+            "after the batch is written too"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -174,6 +174,13 @@ impl SqliteStore {
         &self.pool
     }
 
+    /// Closes every connection (the writer's and the readers'); later calls fail with
+    /// [`StoreError::Backend`](super::StoreError::Backend).
+    pub async fn close(&self) {
+        self.pool.close().await;
+        self.readers.close().await;
+    }
+
     /// SQLite has no replicas: every read goes to the one file, through the readers.
     fn reader(&self) -> &SqlitePool {
         &self.readers
