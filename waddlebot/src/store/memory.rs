@@ -42,6 +42,20 @@ struct Inner {
     audit: Vec<AuditEntry>,
 }
 
+impl Inner {
+    /// Adds `delta` to a counter (created at 0) and returns its new value.
+    fn add(&mut self, namespace: &str, key: &str, delta: i64) -> i64 {
+        let value = self
+            .counters
+            .entry(namespace.to_owned())
+            .or_default()
+            .entry(key.to_owned())
+            .or_insert(0);
+        *value = value.saturating_add(delta);
+        *value
+    }
+}
+
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
@@ -632,15 +646,7 @@ impl Store for MemoryStore {
     async fn increment(&self, namespace: &str, key: &str, delta: i64) -> Result<i64, StoreError> {
         check_key("namespace", namespace)?;
         check_key("counter key", key)?;
-        let mut inner = self.lock();
-        let value = inner
-            .counters
-            .entry(namespace.to_owned())
-            .or_default()
-            .entry(key.to_owned())
-            .or_insert(0);
-        *value = value.saturating_add(delta);
-        Ok(*value)
+        Ok(self.lock().add(namespace, key, delta))
     }
 
     async fn write_batch(&self, writes: &[Write]) -> Result<(), StoreError> {
@@ -652,13 +658,7 @@ impl Store for MemoryStore {
         for write in writes {
             let (namespace, key) = (write.namespace(), write.key());
             if let Write::Increment { delta, .. } = write {
-                let value = inner
-                    .counters
-                    .entry(namespace.to_owned())
-                    .or_default()
-                    .entry(key.to_owned())
-                    .or_insert(0);
-                *value = value.saturating_add(*delta);
+                inner.add(namespace, key, *delta);
                 continue;
             }
             let docs = inner.documents.entry(namespace.to_owned()).or_default();

@@ -161,6 +161,18 @@ fn batch_run(writes: &[Write]) -> usize {
         .max(1)
 }
 
+/// Appends `(namespace, key), …` for `chunk`'s keys (inside an `IN (…)`).
+fn push_keys(query: &mut sqlx::QueryBuilder<Db>, chunk: &[Write]) {
+    let mut keys = query.separated(", ");
+    for write in chunk {
+        keys.push("(")
+            .push_bind_unseparated(write.namespace())
+            .push_unseparated(", ")
+            .push_bind_unseparated(write.key())
+            .push_unseparated(")");
+    }
+}
+
 /// Writes `values` as the documents of `chunk`'s keys, in one statement: an upsert, or with
 /// `insert_only` an insert that leaves existing documents alone.
 async fn upsert_documents(
@@ -1322,14 +1334,7 @@ impl Store for $store {
                     let mut query = sqlx::QueryBuilder::<Db>::new(
                         "DELETE FROM documents WHERE (namespace, key) IN (",
                     );
-                    let mut keys = query.separated(", ");
-                    for write in chunk {
-                        keys.push("(")
-                            .push_bind_unseparated(write.namespace())
-                            .push_unseparated(", ")
-                            .push_bind_unseparated(write.key())
-                            .push_unseparated(")");
-                    }
+                    push_keys(&mut query, chunk);
                     query.push(")");
                     query.build().execute(&mut *tx).await.map_err(backend)?;
                 }
@@ -1348,14 +1353,7 @@ impl Store for $store {
                     let mut query = sqlx::QueryBuilder::<Db>::new(
                         "SELECT namespace, key, value FROM documents WHERE (namespace, key) IN (",
                     );
-                    let mut keys = query.separated(", ");
-                    for write in chunk {
-                        keys.push("(")
-                            .push_bind_unseparated(write.namespace())
-                            .push_unseparated(", ")
-                            .push_bind_unseparated(write.key())
-                            .push_unseparated(")");
-                    }
+                    push_keys(&mut query, chunk);
                     query.push(")").push(LOCK_ROWS);
                     let mut stored = std::collections::HashMap::new();
                     for row in query.build().fetch_all(&mut *tx).await.map_err(backend)? {
