@@ -26,6 +26,9 @@ use waddlebot_router::policy::RateLimit;
 use waddlebot_server::auth::{Authenticator, Role, new_api_key};
 use waddlebot_server::{AppState, Config, app, build_router, serve};
 
+#[path = "../support/fixed_server.rs"]
+mod fixed_server;
+
 // The allocator the `waddlebot` binary ships with, so the figures are the server's.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -45,29 +48,7 @@ async fn bare_hyper() -> SocketAddr {
         .await
         .expect("bound");
     let addr = listener.local_addr().expect("address");
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    |request: http::Request<hyper::body::Incoming>| async move {
-                        // Read the body, as the router endpoint must.
-                        let _ = request.into_body().collect().await;
-                        let mut response =
-                            http::Response::new(Full::new(Bytes::from_static(FIXED.as_bytes())));
-                        response.headers_mut().insert(
-                            http::header::CONTENT_TYPE,
-                            http::HeaderValue::from_static("application/json"),
-                        );
-                        Ok::<_, Infallible>(response)
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    tokio::spawn(fixed_server::serve(listener, FIXED));
     addr
 }
 

@@ -7,12 +7,10 @@
 //!
 //! Build: `cargo build --release -p tests --example stand_in`.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+#[path = "../support/fixed_server.rs"]
+mod fixed_server;
 
 const BARE: &str = r#"{"status":"success","data":{"processed":true,"replies":[{"type":"text","text":"Hi alice!"}]}}"#;
 const MODULE: &str = r#"{"success":true,"response_type":"text","message":"London: 14°C, drizzle"}"#;
@@ -48,25 +46,5 @@ fn main() {
 async fn serve(addr: SocketAddr, answer: &'static str) {
     let listener = tokio::net::TcpListener::bind(addr).await.expect("bound");
     println!("listening on http://{addr}");
-    while let Ok((stream, _)) = listener.accept().await {
-        let _ = stream.set_nodelay(true);
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(
-                move |request: http::Request<hyper::body::Incoming>| async move {
-                    // Read the body, as the bot's endpoints must.
-                    let _ = request.into_body().collect().await;
-                    let mut response =
-                        http::Response::new(Full::new(Bytes::from_static(answer.as_bytes())));
-                    response.headers_mut().insert(
-                        http::header::CONTENT_TYPE,
-                        http::HeaderValue::from_static("application/json"),
-                    );
-                    Ok::<_, Infallible>(response)
-                },
-            );
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+    fixed_server::serve(listener, answer).await;
 }
