@@ -122,7 +122,9 @@ fn normalized(name: &str) -> std::borrow::Cow<'_, str> {
     let plain = !name.starts_with(['!', '#', '/'])
         && name
             .bytes()
-            .all(|b| b.is_ascii() && !b.is_ascii_uppercase() && !b.is_ascii_whitespace());
+            // `char::is_whitespace`, which `trim` uses, not `u8::is_ascii_whitespace`: the
+            // latter leaves out the vertical tab, and a name ending in one was kept untrimmed.
+            .all(|b| b.is_ascii() && !b.is_ascii_uppercase() && !char::from(b).is_whitespace());
     if plain {
         std::borrow::Cow::Borrowed(name)
     } else {
@@ -525,12 +527,17 @@ mod tests {
     fn names_are_normalised() {
         assert_eq!(normalize_command_name(" !Hello "), "hello");
         assert_eq!(normalize_command_name("#weather"), "weather");
+        assert_eq!(
+            normalize_command_name("0\u{b}"),
+            "0",
+            "a vertical tab is trimmed too"
+        );
         assert_eq!(CommandSpec::new("!Ping").name, "ping");
     }
 
     proptest::proptest! {
         #[test]
-        fn names_taken_as_they_are_are_what_the_rule_makes_of_them(name in "[ !#/a-zA-Z0-9_\u{e9}\u{c9}\u{3000}-]{0,8}") {
+        fn names_taken_as_they_are_are_what_the_rule_makes_of_them(name in "[ \t-\r!#/a-zA-Z0-9_\u{85}\u{e9}\u{c9}\u{3000}-]{0,8}") {
             proptest::prop_assert_eq!(normalized(&name).into_owned(), normalized_copy(&name));
         }
     }
