@@ -532,10 +532,18 @@ impl Reputation {
         let after = store
             .increment(&scores(ctx.community), &person, delta)
             .await?;
-        store.increment(GLOBAL, &person, delta).await?;
         let (before, after) = (score_units(after - delta), score_units(after));
         let reason = format!("{platform} {}", kind.name());
-        record(store, ctx.community, &person, before, after, &reason, now).await?;
+        // The global score and the history do not depend on each other: written together,
+        // the event waits for one round trip to the store instead of two.
+        let global = async {
+            store
+                .increment(GLOBAL, &person, delta)
+                .await
+                .map_err(CommandError::from)
+        };
+        let history = record(store, ctx.community, &person, before, after, &reason, now);
+        futures_util::future::try_join(global, history).await?;
         let policy = AutoBan::from_config(&config);
         if policy.enabled && after <= policy.threshold * UNITS && before > policy.threshold * UNITS
         {

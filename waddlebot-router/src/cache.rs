@@ -49,6 +49,7 @@ impl Default for CacheTtl {
 }
 
 /// Everything the router reads for a command in one community, loaded with six listings and
+/// the community's record (its name, which never changes, goes into remote modules' calls), and
 /// dropped whole when anything in it changes: one cache lookup per event instead of one per
 /// record, and no key to allocate. Communities keep few of these records (commands, aliases,
 /// overrides, module switches, grants, remote modules), so holding them all is cheap.
@@ -57,6 +58,8 @@ impl Default for CacheTtl {
 /// looked up several times per event.
 #[derive(Debug, Default)]
 pub struct CommunityView {
+    /// The community's name ("Unknown Community" when its record is gone).
+    name: String,
     commands: Map<Arc<CachedCommand>>,
     aliases: Map<Alias>,
     settings: Map<CommandSettings>,
@@ -82,6 +85,11 @@ pub struct CachedCommand {
 }
 
 impl CommunityView {
+    /// The community's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// A custom command.
     pub fn command(&self, name: &str) -> Option<&Arc<CachedCommand>> {
         self.commands.get(name)
@@ -121,6 +129,10 @@ impl CommunityView {
                 .insert(grant.user_id.clone(), grant);
         }
         Ok(Self {
+            name: store
+                .community(community)
+                .await?
+                .map_or_else(|| "Unknown Community".to_owned(), |c| c.name),
             commands: store
                 .list_custom_commands(community)
                 .await?

@@ -466,17 +466,6 @@ impl crate::Router {
         ))
     }
 
-    async fn community_name(
-        &self,
-        community: CommunityId,
-    ) -> Result<String, waddlebot::StoreError> {
-        Ok(self
-            .store()
-            .community(community)
-            .await?
-            .map_or_else(|| "Unknown Community".to_owned(), |c| c.name))
-    }
-
     /// `#command`: find the remote module answering it, check the policy, call it.
     pub(crate) async fn run_remote_command(
         &self,
@@ -511,7 +500,7 @@ impl crate::Router {
         }
         let body = payload(
             community,
-            &self.community_name(community).await?,
+            view.name(),
             Trigger::Command {
                 name: &invocation.name,
                 args: invocation.args.raw(),
@@ -559,10 +548,9 @@ impl crate::Router {
         if subscribed.is_empty() {
             return Ok(Vec::new());
         }
-        let name = self.community_name(community).await?;
         let body = payload(
             community,
-            &name,
+            view.name(),
             Trigger::Event,
             event,
             entity.id,
