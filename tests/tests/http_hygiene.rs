@@ -67,6 +67,10 @@ async fn bad_requests_get_their_own_status_and_a_reason() {
     let (status, message) = status_and_message(form).await;
     assert_eq!(status, 415);
     assert!(message.contains("application/json"), "{message}");
+    assert!(
+        message.contains("--json"),
+        "a form (what `curl -d` sends) is told how to send JSON: {message}"
+    );
 
     let long = client
         .get(format!("{commands}?q={}", "a".repeat(9000)))

@@ -318,7 +318,10 @@ fn route_label(path: &str) -> &'static str {
 }
 
 /// 415 unless a request's declared `Content-Type` is JSON (`application/json`, or any
-/// `+json` type). A request that declares none is read as JSON.
+/// `+json` type). A request that declares none is read as JSON. A form type is not read as
+/// JSON even though `curl -d` sends one: a browser posts forms to any site without asking
+/// (no CORS preflight), so taking them would let other sites' pages post to the API; the
+/// answer says what to send instead.
 pub(crate) fn check_json_content_type(headers: &http::HeaderMap) -> Result<(), Failure> {
     let Some(declared) = headers.get(header::CONTENT_TYPE) else {
         return Ok(());
@@ -333,6 +336,14 @@ pub(crate) fn check_json_content_type(headers: &http::HeaderMap) -> Result<(), F
         .to_ascii_lowercase();
     if essence == "application/json" || essence.ends_with("+json") {
         Ok(())
+    } else if essence == "application/x-www-form-urlencoded" {
+        Err(Failure(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the body must be JSON (Content-Type: application/json), not a form; with curl, \
+             send it with --json, or -d with -H 'Content-Type: application/json' (-d alone \
+             sends application/x-www-form-urlencoded)"
+                .to_owned(),
+        ))
     } else {
         Err(Failure(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
