@@ -93,6 +93,93 @@ async fn a_viewer_is_answered_over_irc() {
     );
 }
 
+/// With `TWITCH_CLIENT_ID` as well, replies go through Helix, and the IRC connection stays the
+/// intake: it used to close right after login (the server dropped its write handle, which ended
+/// the connection), silently and for good, and the bot heard no chat.
+#[tokio::test]
+async fn with_helix_configured_irc_still_hears_chat_and_replies_go_through_helix() {
+    use serde_json::json;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let helix = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/helix/users"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [{"id": "999"}]})))
+        .mount(&helix)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/helix/chat/messages"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [{"message_id": "out-1", "is_sent": true}]
+        })))
+        .mount(&helix)
+        .await;
+    let twitch = TcpListener::bind("127.0.0.1:0").await.expect("bound");
+    let url = format!("ws://{}", twitch.local_addr().expect("address"));
+    let settings = PlatformSettings::from_env(|key| match key {
+        "TWITCH_CHANNELS" => Some("pond".to_owned()),
+        "TWITCH_BOT_NICK" => Some("waddlebot".to_owned()),
+        "TWITCH_BOT_TOKEN" => Some("token-abc".to_owned()),
+        "TWITCH_CLIENT_ID" => Some("client-123".to_owned()),
+        "TWITCH_API_URL" => Some(helix.uri()),
+        "TWITCH_IRC_URL" => Some(url.clone()),
+        _ => None,
+    })
+    .expect("settings");
+    assert_eq!(
+        settings.summary()[0],
+        "twitch: on (chat over IRC in #pond; replies through Helix)"
+    );
+    let (platforms, webhooks) =
+        waddlebot_server::platforms::build(&settings, &reqwest::Client::new());
+    let _bot =
+        serve_on_loopback(AppState::new(bot_router(platforms), 1 << 20).with_webhooks(webhooks))
+            .await;
+
+    let (tcp, _) = tokio::time::timeout(WAIT, twitch.accept())
+        .await
+        .expect("the bot connects")
+        .expect("accepted");
+    let mut ws = tokio_tungstenite::accept_async(tcp)
+        .await
+        .expect("handshake");
+    for _ in 0..3 {
+        next_line(&mut ws).await;
+    }
+    ws.send(Message::text(
+        ":tmi.twitch.tv 001 waddlebot :Welcome, GLHF!\r\n",
+    ))
+    .await
+    .expect("sent");
+    assert_eq!(next_line(&mut ws).await, "JOIN #pond");
+    // Still open after login and the join: a PING is answered.
+    ws.send(Message::text("PING :tmi.twitch.tv\r\n"))
+        .await
+        .expect("sent");
+    assert_eq!(next_line(&mut ws).await, "PONG :tmi.twitch.tv");
+    ws.send(Message::text(
+        "@badges=;display-name=Alice;id=m-77;room-id=111;user-id=42 :alice!alice@alice.tmi.twitch.tv PRIVMSG #pond :!ping\r\n",
+    ))
+    .await
+    .expect("sent");
+    let sent = loopback::received_json(&helix, "/helix/chat/messages", 1, WAIT)
+        .await
+        .first()
+        .expect("the reply reached Helix")
+        .clone();
+    assert_eq!(
+        sent,
+        json!({"broadcaster_id": "111", "sender_id": "999", "message": "Pong!",
+               "reply_parent_message_id": "m-77"})
+    );
+    // Nothing went out over IRC but the keepalive: the next line is the answer to a PING.
+    ws.send(Message::text("PING :again\r\n"))
+        .await
+        .expect("sent");
+    assert_eq!(next_line(&mut ws).await, "PONG :again");
+}
+
 #[test]
 fn irc_settings_need_the_nick_and_token_and_plain_logins() {
     let missing =

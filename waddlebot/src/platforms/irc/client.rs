@@ -1,5 +1,6 @@
 //! The Twitch IRC connection (feature `twitch-ws`): one WebSocket to
-//! `wss://irc-ws.chat.twitch.tv:443`, kept alive for as long as the [`TwitchIrc`] handle lives.
+//! `wss://irc-ws.chat.twitch.tv:443`, kept alive for as long as its event receiver lives (the
+//! intake); without the [`TwitchIrc`] handle (replies through Helix) it only reads.
 //!
 //! - logs in (`CAP REQ`, `PASS oauth:…`, `NICK`) and waits for `001`; a refused login stops the
 //!   connection for good ([`IrcStatus::LoginFailed`]): a wrong token does not fix itself;
@@ -90,7 +91,7 @@ pub enum IrcStatus {
     Connected,
     /// Twitch refused the login; the connection stopped.
     LoginFailed(String),
-    /// The handle was dropped or the event receiver closed.
+    /// The event receiver was dropped.
     Stopped,
 }
 
@@ -146,7 +147,8 @@ struct Channels {
 }
 
 /// Twitch chat over IRC, as a [`Platform`] (chat messages, as replies where possible) and a
-/// stream of [`Event`]s. Dropping every clone of the handle closes the connection.
+/// stream of [`Event`]s. Dropping the event receiver closes the connection; dropping every clone
+/// of the handle only stops writing.
 #[derive(Debug, Clone)]
 pub struct TwitchIrc {
     outgoing: mpsc::Sender<IrcMessage>,
@@ -162,8 +164,8 @@ enum Ended {
     Failed(String),
     /// Twitch refused the login.
     LoginFailed(String),
-    /// Nobody listens any more.
-    Stopped,
+    /// Nobody listens any more (why).
+    Stopped(&'static str),
 }
 
 impl TwitchIrc {
@@ -178,10 +180,16 @@ impl TwitchIrc {
             config,
             events: events_tx,
             outgoing: outgoing_rx,
+            writers_gone: false,
             channels: Arc::clone(&channels),
             status: status_tx,
         };
-        tokio::spawn(connection.run());
+        let task = tokio::spawn(connection.run());
+        tokio::spawn(async move {
+            if let Err(err) = task.await {
+                tracing::error!(error = %err, "the Twitch IRC connection task ended abnormally");
+            }
+        });
         (
             Self {
                 outgoing: outgoing_tx,
@@ -283,6 +291,8 @@ struct Connection {
     config: IrcConfig,
     events: mpsc::Sender<Event>,
     outgoing: mpsc::Receiver<IrcMessage>,
+    /// Every handle was dropped (replies go elsewhere): keep reading, stop polling `outgoing`.
+    writers_gone: bool,
     channels: Arc<Mutex<Channels>>,
     status: watch::Sender<IrcStatus>,
 }
@@ -308,6 +318,7 @@ impl Connection {
                     let pause = backoff.next_pause();
                     tracing::warn!(reason = %why, ?pause, "Twitch IRC connection lost; connecting again");
                     if !pause_unless_closed(pause, &self.events).await {
+                        tracing::info!("Twitch IRC connection stopped: nobody reads its events");
                         self.status.send_replace(IrcStatus::Stopped);
                         return;
                     }
@@ -317,7 +328,8 @@ impl Connection {
                     self.status.send_replace(IrcStatus::LoginFailed(why));
                     return;
                 }
-                Ended::Stopped => {
+                Ended::Stopped(why) => {
+                    tracing::info!(reason = why, "Twitch IRC connection stopped");
                     self.status.send_replace(IrcStatus::Stopped);
                     return;
                 }
@@ -346,7 +358,7 @@ impl Connection {
         // Lines are only written once logged in.
         loop {
             let silence = last_heard + self.config.keepalive;
-            let can_write = logged_in;
+            let can_write = logged_in && !self.writers_gone;
             let join_due = logged_in && !to_join.is_empty();
             tokio::select! {
                 frame = socket.next() => {
@@ -388,7 +400,7 @@ impl Connection {
                                     continue;
                                 }
                                 if self.events.send(*event).await.is_err() {
-                                    return Ended::Stopped;
+                                    return Ended::Stopped("nobody reads its events");
                                 }
                             }
                             _ => {}
@@ -410,7 +422,12 @@ impl Connection {
                     }
                 }
                 line = self.outgoing.recv(), if can_write => {
-                    let Some(line) = line else { return Ended::Stopped };
+                    let Some(line) = line else {
+                        // Replies go elsewhere (Helix): chat still comes in here.
+                        tracing::debug!("no Twitch IRC handle left; reading chat only");
+                        self.writers_gone = true;
+                        continue;
+                    };
                     if let Err(err) = socket.send(Message::text(line.to_string())).await {
                         return Ended::Failed(err.to_string());
                     }
@@ -418,7 +435,7 @@ impl Connection {
                 () = tokio::time::sleep_until(silence) => {
                     return Ended::Failed("no message from Twitch within the keepalive".to_owned());
                 }
-                () = self.events.closed() => return Ended::Stopped,
+                () = self.events.closed() => return Ended::Stopped("nobody reads its events"),
             }
         }
     }
