@@ -181,7 +181,36 @@ async fn bad_input_is_refused_with_the_reason_and_lists_are_paged() {
         .collect();
     assert_eq!(names, ["b", "c"]);
     assert_eq!(page["data"]["total"], 3);
-    for query in ["limit=0", "limit=101", "offset=-1", "limit=ten"] {
+    assert_eq!(
+        page["data"]["pagination"],
+        json!({"page": 1, "per_page": 2, "total": 3, "pages": 2})
+    );
+    // The original's clients page with page and per_page.
+    let (status, second) = call(
+        reqwest::Method::GET,
+        format!("{commands}?page=2&per_page=2"),
+        &owner,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(second["data"]["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(second["data"]["items"][0]["name"], "c");
+    assert_eq!(
+        second["data"]["pagination"],
+        json!({"page": 2, "per_page": 2, "total": 3, "pages": 2})
+    );
+    assert_eq!(second["data"]["offset"], 2);
+    for query in [
+        "limit=0",
+        "limit=101",
+        "offset=-1",
+        "limit=ten",
+        "page=0",
+        "per_page=101",
+        "page=2&limit=2",
+        "per_page=2&offset=1",
+    ] {
         let (status, _) = call(
             reqwest::Method::GET,
             format!("{commands}?{query}"),

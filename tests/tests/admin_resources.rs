@@ -418,6 +418,20 @@ async fn remote_modules_show_their_secret_once() {
         "{}",
         bad.1
     );
+    // The kind as the README and OpenAPI spell it, and as earlier versions wrote it.
+    for (name, spelled) in [("ow", "openwhisk"), ("ow2", "open_whisk")] {
+        let (status, made) = send(
+            &bot,
+            Method::POST,
+            path,
+            &owner,
+            json!({"name": name, "url": "https://whisk.example", "commands": [name],
+                   "kind": {"type": spelled, "namespace": "waddlebot", "action": "hello", "auth": "u:p"}}),
+        )
+        .await;
+        assert_eq!(status, 201, "{made}");
+        assert_eq!(made["data"]["kind"]["type"], "openwhisk", "{made}");
+    }
     let (status, _) = get(&bot, path, &token(Role::Moderator, Some(1))).await;
     assert_eq!(status, 403);
     let (status, _) = call(
@@ -429,7 +443,7 @@ async fn remote_modules_show_their_secret_once() {
     .await;
     assert_eq!(status, 200);
     let (_, log) = get(&bot, "/communities/1/audit?action=remote_module", &owner).await;
-    assert_eq!(log["data"]["items"].as_array().map(Vec::len), Some(2));
+    assert_eq!(log["data"]["items"].as_array().map(Vec::len), Some(4));
     assert!(!log.to_string().contains(secret), "nor in the audit log");
 }
 
@@ -684,6 +698,7 @@ async fn concurrent_admin_writes_to_one_object_lose_nothing() {
         .collect();
     rows.reverse();
     assert_eq!(rows.len(), 20);
+    assert_eq!(log["data"]["pagination"]["total"], 20, "{}", log["data"]);
     let mut current = "r0".to_owned();
     for row in rows {
         assert_eq!(row["detail"]["before"], current.as_str(), "no lost update");

@@ -248,6 +248,23 @@ async fn bad_requests_outages_and_no_provider_get_openai_shaped_errors() {
             .as_str()
             .is_some_and(|m| m.contains("AI_PROVIDER"))
     );
+    let interaction = post(
+        &off,
+        "/api/v1/ai/interaction",
+        json!({"message_type": "chatMessage", "message_content": "hello there",
+               "user_id": "42", "entity_id": "pond", "platform": "twitch"}),
+    )
+    .send()
+    .await
+    .expect("answered");
+    assert_eq!(interaction.status(), 503);
+    let body: Value = interaction.json().await.expect("json");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("AI_PROVIDER")),
+        "the interaction route says what to set: {body}"
+    );
 }
 
 #[tokio::test]

@@ -61,7 +61,13 @@ const ALIAS_SCRIPT: &str = r#"
     alice: !q waddle
     < #1: "Penguins waddle" — Pingu (score +0)
     mod@moderator: !alias add loop1 !loop2
+    < !loop2 is not a command here: create it first, or check the spelling.
+    mod@moderator: !alias add loop2 !ping
+    < Alias !loop2 → !ping added.
+    mod@moderator: !alias add loop1 !loop2
     < Alias !loop1 → !loop2 added.
+    mod@moderator: !alias remove loop2
+    < Alias !loop2 removed.
     mod@moderator: !alias add loop2 !loop1
     < Alias !loop2 → !loop1 added.
     alice: !loop1

@@ -516,6 +516,36 @@ async fn communities_are_managed_from_chat() {
 }
 
 #[tokio::test]
+async fn modules_are_listed_with_their_state_and_switched_off_ones_leave_the_lists() {
+    let bot = sqlite_bot(&[]).await;
+    let boss = PermissionLevel::Broadcaster;
+    let everyone = PermissionLevel::Everyone;
+    bot.say("boss", boss, "!module disable quotes").await;
+    for typed in ["!module", "!module list"] {
+        let listed = bot.say("boss", boss, typed).await.join("\n");
+        let (on, off) = listed.split_once(" | off: ").expect("on and off");
+        assert!(on.starts_with("Modules on: "), "{listed}");
+        assert!(on.contains("reputation"), "{listed}");
+        assert!(!on.contains("quotes"), "{listed}");
+        assert!(off.contains("quotes"), "{listed}");
+    }
+    let commands = bot.say("alice", everyone, "!commands").await.join("\n");
+    assert!(commands.contains("!ping"), "{commands}");
+    assert!(
+        !commands.contains("!quote"),
+        "a switched-off module's commands are not offered: {commands}"
+    );
+    bot.say("boss", boss, "!module enable quotes").await;
+    let commands = bot.say("alice", everyone, "!commands").await.join("\n");
+    assert!(commands.contains("!quote"), "{commands}");
+    let help = bot.say("alice", everyone, "!help quote").await.join("\n");
+    assert!(
+        help.contains("Usage: !quote [id] | !quote add \"text\" [author] | !quote search <words>"),
+        "every form with its prefix: {help}"
+    );
+}
+
+#[tokio::test]
 async fn someone_in_two_communities_picks_the_one_community_answers_about() {
     let bot = sqlite_bot(&[]).await;
     bot.say("alice", PermissionLevel::Everyone, "hi pond").await;

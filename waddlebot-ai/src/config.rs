@@ -163,19 +163,25 @@ impl AiSettings {
             .map(|provider| match provider {
                 ProviderSettings::Ollama(c) => serde_json::json!({
                     "provider": "ollama", "base_url": c.base_url, "model": c.model,
-                    "temperature": c.temperature, "max_tokens": c.max_tokens,
+                    "temperature": as_written(c.temperature), "max_tokens": c.max_tokens,
                     "timeout_secs": c.http.timeout.as_secs(), "extra_ca": c.http.extra_ca.is_some(),
                     "verify_tls": c.http.verify_tls,
                 }),
                 ProviderSettings::OpenAi(c) => serde_json::json!({
                     "provider": c.name, "base_url": c.base_url, "model": c.model,
-                    "temperature": c.temperature, "max_tokens": c.max_tokens,
+                    "temperature": as_written(c.temperature), "max_tokens": c.max_tokens,
                     "timeout_secs": c.http.timeout.as_secs(), "api_key_set": c.api_key.is_some(),
                 }),
             })
             .collect();
         serde_json::json!({ "providers": providers })
     }
+}
+
+/// An `f32` setting as the number it was written as: JSON numbers are `f64`, and widening
+/// `0.7f32` gives `0.699999988079071`; its shortest decimal form, read as `f64`, is `0.7`.
+fn as_written(value: f32) -> f64 {
+    value.to_string().parse().unwrap_or(f64::from(value))
 }
 
 fn parse_temperature(key: &str, value: &str) -> Result<f32, AiConfigError> {
@@ -402,6 +408,12 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(chain.build().expect("built").name(), "ollama,waddleai");
+        let described = chain.describe();
+        assert_eq!(
+            described["providers"][0]["temperature"],
+            serde_json::json!(0.2),
+            "read back as written, not as 0.20000000298: {described}"
+        );
     }
 
     #[test]

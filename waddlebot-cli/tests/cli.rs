@@ -158,6 +158,12 @@ fn an_unusable_database_fails_with_a_message_not_a_panic() {
     let err = stderr(&output);
     assert!(err.contains("/nonexistent-dir/deep/bot.db"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        err.matches("No such file or directory").count(),
+        1,
+        "the cause is said once: {err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
 }
 
 #[test]

@@ -56,6 +56,7 @@ impl CommandHandler for Aliases {
                         "Alias '{name}' already exists (or a custom command has that name). Use '{p}alias remove {name}' first."
                     ),
                     Err(CreateAliasError::Invalid(why)) => format!("{why}."),
+                    Err(unknown @ CreateAliasError::UnknownTarget(_)) => format!("{unknown}."),
                     Err(CreateAliasError::Store(err)) => return Err(err.into()),
                     Err(other) => return Err(CommandError::Internal(Box::new(other))),
                 }

@@ -47,7 +47,7 @@ impl CommandHandler for CommunityAdmin {
                 .min_level(PermissionLevel::Moderator)
                 .module(COMMUNITY_MODULE),
             CommandSpec::new("module")
-                .usage("module enable|disable <name>")
+                .usage("module list | module enable|disable <name>")
                 .description("Turn a module on or off in this community")
                 .min_level(PermissionLevel::Broadcaster)
                 .module(COMMUNITY_MODULE),
@@ -84,6 +84,36 @@ impl CommandHandler for CommunityAdmin {
 
 fn account(ctx: &Context) -> String {
     members::account_key(&ctx.event.platform, &ctx.user().id)
+}
+
+/// `!module list`: every module and whether it is on here.
+async fn module_list(ctx: &Context) -> Result<String, CommandError> {
+    let installs = ctx.store.list_module_installs(ctx.community).await?;
+    let modules: std::collections::BTreeSet<&str> = ctx
+        .catalog
+        .specs()
+        .iter()
+        .map(|spec| spec.module.as_str())
+        .chain(crate::EVENT_MODULES)
+        .chain([waddlebot::store::CUSTOM_COMMANDS_MODULE])
+        .collect();
+    let (on, off): (Vec<&str>, Vec<&str>) = modules.into_iter().partition(|module| {
+        ctx.catalog
+            .module_on(module, installs.iter().find(|i| i.module == *module))
+    });
+    let listed = |names: &[&str]| {
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        }
+    };
+    Ok(format!(
+        "Modules on: {} | off: {}. Switch one with {}module enable|disable <name>.",
+        listed(&on),
+        listed(&off),
+        ctx.prefix
+    ))
 }
 
 /// The community `!community` answers about: the person's chosen one, else this one.
@@ -310,6 +340,12 @@ async fn role(ctx: &Context) -> Result<String, CommandError> {
 }
 
 async fn module(ctx: &Context) -> Result<String, CommandError> {
+    if matches!(
+        ctx.args.get(0).map(str::to_lowercase).as_deref(),
+        None | Some("list")
+    ) {
+        return module_list(ctx).await;
+    }
     let (Some(action), Some(name)) = (ctx.args.get(0), ctx.args.get(1)) else {
         return Err(ctx.usage_error());
     };

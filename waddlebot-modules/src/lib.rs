@@ -92,7 +92,7 @@ pub use reminders::{
 pub use reputation::{
     Change, DEFAULT_AUTO_BAN_THRESHOLD, HISTORY, Leader, MAX_SCORE, MIN_SCORE, REPUTATION_MODULE,
     Reputation, START_SCORE, Scored, UNITS, Weights, change_for, history_of, leaderboard,
-    parse_points, score_of, score_units, shown as shown_score, tier,
+    leaderboard_page, parse_points, score_of, score_units, shown as shown_score, tier,
 };
 pub use shoutout::{
     Clip, Creator, CreatorLookup, DEFAULT_COOLDOWN_MINUTES, Helix, LookupError,

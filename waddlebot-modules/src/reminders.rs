@@ -75,6 +75,18 @@ pub(crate) fn human(duration: Duration) -> String {
     }
 }
 
+/// The time until a reminder is due, as [`human`] shows it, rounded up: a reminder set `in 5m`
+/// and listed a moment later is due in 5 minutes, not 4.
+fn time_left(millis: u64) -> String {
+    let secs = millis.div_ceil(1000);
+    let secs = if secs > 60 {
+        secs.div_ceil(60) * 60
+    } else {
+        secs
+    };
+    human(Duration::from_secs(secs))
+}
+
 /// What `!remind` was asked: the text, the delay and the repetition.
 fn parse_request(line: &str) -> Result<(String, Duration, Option<u64>), String> {
     let mut words: Vec<&str> = line.split_whitespace().collect();
@@ -196,7 +208,7 @@ impl Reminders {
                 .filter(|r| all || (r.user_id == ctx.user().id && r.platform == ctx.event.platform))
                 .map(|r| {
                     let number = r.id.rsplit('-').next().unwrap_or_default().to_owned();
-                    let left = human(Duration::from_millis(r.due_ms.saturating_sub(now)));
+                    let left = time_left(r.due_ms.saturating_sub(now));
                     let what = r.text.split_once(": ").map_or(r.text.as_str(), |(_, t)| t);
                     format!("#{number} in {left}: {what}")
                 })
@@ -264,5 +276,17 @@ mod tests {
         assert!(parse_request("no time given").is_err());
         assert!(parse_request("in 5m").is_err(), "no text");
         assert_eq!(human(Duration::from_secs(2 * 3600 + 5 * 60 + 3)), "2h 5m");
+    }
+
+    #[test]
+    fn the_time_left_is_rounded_up() {
+        assert_eq!(
+            time_left(5 * 60_000 - 7),
+            "5m",
+            "listed right after `in 5m`"
+        );
+        assert_eq!(time_left(2 * 3_600_000 + 4 * 60_000 + 1), "2h 5m");
+        assert_eq!(time_left(30_400), "31s");
+        assert_eq!(time_left(60_000), "1m");
     }
 }

@@ -787,15 +787,30 @@ pub async fn leaderboard(
     community: CommunityId,
     n: usize,
 ) -> Result<Vec<Leader>, StoreError> {
+    Ok(leaderboard_page(store, community, 0, n, n).await?.0)
+}
+
+/// `limit` places of the leaderboard after `offset`, and how many places there are among the
+/// best `most` (the whole board is never read: `most` bounds what one call costs). Names are
+/// looked up for the page only.
+pub async fn leaderboard_page(
+    store: &dyn Store,
+    community: CommunityId,
+    offset: usize,
+    limit: usize,
+    most: usize,
+) -> Result<(Vec<Leader>, usize), StoreError> {
+    let ranked = store.top_counters(&scores(community), most).await?;
+    let total = ranked.len();
     let mut leaders = Vec::new();
-    for (person, sum) in store.top_counters(&scores(community), n).await? {
+    for (person, sum) in ranked.into_iter().skip(offset).take(limit) {
         leaders.push(Leader {
             name: name_of(store, community, &person).await,
             score: score_units(sum),
             person,
         });
     }
-    Ok(leaders)
+    Ok((leaders, total))
 }
 
 async fn top(ctx: &Context) -> Result<String, CommandError> {

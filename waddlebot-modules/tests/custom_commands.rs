@@ -202,7 +202,7 @@ async fn help_lists_and_explains_custom_commands() {
         "!hi — custom command. Responds: Hi {user}"
     );
     let help = chat.said("alice", VIEWER, "!help command").await;
-    assert!(help.contains("(moderator and above)"), "{help}");
+    assert!(help.contains("For moderator and above."), "{help}");
 }
 
 #[tokio::test]

@@ -190,7 +190,8 @@ impl RouterBuilder {
                 owners.push(index);
             }
         }
-        let catalog = Arc::new(CommandCatalog::new(specs)?);
+        let catalog =
+            Arc::new(CommandCatalog::new(specs)?.with_optional_modules(self.optional_modules));
         let mut platforms: HashMap<_, Arc<dyn Platform>> = HashMap::new();
         for platform in self.platforms {
             let kind = platform.kind();
@@ -231,7 +232,7 @@ impl RouterBuilder {
         let policy = Policy {
             config: self.config.policy.clone(),
             limiter,
-            optional_modules: self.optional_modules,
+            catalog: Arc::clone(&catalog),
         };
         let observes_commands = subscribers.iter().any(|s| {
             s.subscription

@@ -36,24 +36,44 @@ impl CommandHandler for Builtins {
     }
 }
 
-/// `!commands`: what this user may run, built-in then custom.
+/// `!commands`: what this user may run, built-in then custom; commands of modules switched off
+/// here, and commands switched off themselves, are left out.
 async fn list(ctx: &Context, with_hint: bool) -> Result<Vec<Reply>, CommandError> {
     let p = &ctx.prefix;
+    let installs = ctx.store.list_module_installs(ctx.community).await?;
+    let on = |module: &str| {
+        ctx.catalog
+            .module_on(module, installs.iter().find(|i| i.module == module))
+    };
+    let switched_off: std::collections::HashSet<String> = ctx
+        .store
+        .list_command_settings(ctx.community)
+        .await?
+        .into_iter()
+        .filter(|settings| !settings.enabled)
+        .map(|settings| settings.command)
+        .collect();
     let mut builtin: Vec<String> = ctx
         .catalog
         .specs()
         .iter()
-        .filter(|spec| spec.min_level <= ctx.level())
+        .filter(|spec| {
+            spec.min_level <= ctx.level() && on(&spec.module) && !switched_off.contains(&spec.name)
+        })
         .map(|spec| format!("{p}{}", spec.name))
         .collect();
     builtin.sort();
-    let custom: Vec<String> = ctx
-        .store
-        .list_custom_commands(ctx.community)
-        .await?
-        .into_iter()
-        .map(|command| format!("{p}{}", command.name))
-        .collect();
+    let custom: Vec<String> = if on(waddlebot::store::CUSTOM_COMMANDS_MODULE) {
+        ctx.store
+            .list_custom_commands(ctx.community)
+            .await?
+            .into_iter()
+            .filter(|command| !switched_off.contains(&command.name))
+            .map(|command| format!("{p}{}", command.name))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut text = format!("Commands: {}", builtin.join(", "));
     if !custom.is_empty() {
         text.push_str(&format!(" | Custom: {}", custom.join(", ")));
@@ -62,6 +82,42 @@ async fn list(ctx: &Context, with_hint: bool) -> Result<Vec<Reply>, CommandError
         text.push_str(&format!(" | Type {p}help <command> for details."));
     }
     Ok(vec![Reply::text(text)])
+}
+
+/// A spec's usage as forms to type, each with the prefix and the command's name: `quote [id] |
+/// quote add …` and `inventory add … | checkout …` alike give `!quote [id]`, `!quote add …`,
+/// `!inventory checkout …`. Forms are split at ` | ` outside brackets (`[a | b]` is one form).
+fn usage_forms(prefix: &str, spec: &CommandSpec) -> Vec<String> {
+    let mut forms = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    let usage = spec.usage.as_str();
+    for (at, c) in usage.char_indices() {
+        match c {
+            '[' | '(' | '<' => depth += 1,
+            ']' | ')' | '>' => depth = depth.saturating_sub(1),
+            '|' if depth == 0 && usage[..at].ends_with(' ') && usage[at + 1..].starts_with(' ') => {
+                forms.push(usage[start..at].trim());
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    forms.push(usage[start..].trim());
+    forms
+        .into_iter()
+        .filter(|form| !form.is_empty())
+        .map(|form| {
+            let named = form
+                .split_whitespace()
+                .next()
+                .is_some_and(|first| spec.names().any(|name| name == first));
+            if named {
+                format!("{prefix}{form}")
+            } else {
+                format!("{prefix}{} {form}", spec.name)
+            }
+        })
+        .collect()
 }
 
 /// `!help <command>`: one command's description, usage, level and aliases.
@@ -73,13 +129,13 @@ async fn explain(ctx: &Context, name: &str) -> Result<Vec<Reply>, CommandError> 
         if !spec.description.is_empty() {
             text.push_str(&format!(" — {}.", spec.description));
         }
-        text.push_str(&format!(" Usage: {p}{}", spec.usage));
+        text.push_str(&format!(" Usage: {}.", usage_forms(p, spec).join(" | ")));
         if spec.min_level > PermissionLevel::Everyone {
-            text.push_str(&format!(" ({} and above)", spec.min_level));
+            text.push_str(&format!(" For {} and above.", spec.min_level));
         }
         if !spec.aliases.is_empty() {
             let aliases: Vec<String> = spec.aliases.iter().map(|a| format!("{p}{a}")).collect();
-            text.push_str(&format!(" Also: {}", aliases.join(", ")));
+            text.push_str(&format!(" Aliases: {}.", aliases.join(", ")));
         }
         let cooldowns: Vec<String> = [
             (spec.cooldown, "per person"),
@@ -103,4 +159,41 @@ async fn explain(ctx: &Context, name: &str) -> Result<Vec<Reply>, CommandError> 
     Err(CommandError::invalid(format!(
         "There is no command {p}{name}. Type {p}commands to see them all."
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_usage_form_gets_the_prefix_and_the_name() {
+        let quote = CommandSpec::new("quote")
+            .usage("quote [id] | quote add \"text\" [author] | quote up|down <id>");
+        assert_eq!(
+            usage_forms("?", &quote),
+            [
+                "?quote [id]",
+                "?quote add \"text\" [author]",
+                "?quote up|down <id>"
+            ]
+        );
+        let inventory = CommandSpec::new("inventory")
+            .alias("inv")
+            .usage("inventory add <name> | checkout <item> <user> [n] | inv stats");
+        assert_eq!(
+            usage_forms("!", &inventory),
+            [
+                "!inventory add <name>",
+                "!inventory checkout <item> <user> [n]",
+                "!inv stats"
+            ]
+        );
+        let identity =
+            CommandSpec::new("identity").usage("identity [link <platform> | unlink <platform>]");
+        assert_eq!(
+            usage_forms("!", &identity),
+            ["!identity [link <platform> | unlink <platform>]"],
+            "a choice in brackets is one form"
+        );
+    }
 }

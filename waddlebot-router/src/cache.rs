@@ -675,6 +675,10 @@ impl Store for CachedStore {
         self.inner.list_audit(community, limit, offset).await
     }
 
+    async fn count_audit(&self, community: Option<CommunityId>) -> Result<usize, StoreError> {
+        self.inner.count_audit(community).await
+    }
+
     // API keys are read on every authenticated request but must see a revocation at once:
     // they are not cached.
     async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {

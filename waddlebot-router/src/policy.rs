@@ -2,7 +2,6 @@
 //! command enabled → permission level → cooldowns → rate limits. Each refusal is a reply that
 //! says what to do about it.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -162,8 +161,8 @@ impl<'a> CommandRules<'a> {
 pub(crate) struct Policy {
     pub(crate) config: PolicyConfig,
     pub(crate) limiter: Arc<dyn RateLimiter>,
-    /// Modules that are off until a community installs them.
-    pub(crate) optional_modules: HashSet<String>,
+    /// The router's commands, which know the modules that are off until installed.
+    pub(crate) catalog: Arc<waddlebot::CommandCatalog>,
 }
 
 impl Policy {
@@ -177,13 +176,7 @@ impl Policy {
     /// Whether a module is on in a community: its install record, else on for modules added as
     /// core and off for optional ones. The router's own `core` module is always on.
     pub(crate) fn module_enabled(&self, view: &CommunityView, module: &str) -> bool {
-        if module == "core" {
-            return true;
-        }
-        match view.install(module) {
-            Some(install) => install.enabled,
-            None => !self.optional_modules.contains(module),
-        }
+        self.catalog.module_on(module, view.install(module))
     }
 
     /// Runs every check; `None` means go ahead (and the use has been counted).
@@ -298,7 +291,7 @@ mod tests {
         let policy = Policy {
             config: PolicyConfig::default(),
             limiter: Arc::new(crate::limit::MemoryLimiter::new()),
-            optional_modules: HashSet::new(),
+            catalog: Arc::default(),
         };
         let event = Event::chat(
             waddlebot::PlatformKind::Twitch,

@@ -288,7 +288,7 @@ impl Router {
         modules
             .into_iter()
             .map(|(name, commands)| ModuleInfo {
-                optional: self.policy.optional_modules.contains(name),
+                optional: self.catalog.is_optional(name),
                 name: name.to_owned(),
                 commands,
             })

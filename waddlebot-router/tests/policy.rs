@@ -314,7 +314,7 @@ async fn help_tells_the_level_aliases_and_cooldowns_of_a_command() {
     t.play(
         "
         alice: !help hug
-        < !hug — Hug someone. Usage: !hug [user] (vip and above) Also: !cuddle Cooldown: 30 s per person, 5 s for everyone.
+        < !hug — Hug someone. Usage: !hug [user]. For vip and above. Aliases: !cuddle. Cooldown: 30 s per person, 5 s for everyone.
         ",
     )
     .await;

@@ -577,6 +577,17 @@ impl App {
     {
         let interaction: Interaction = self.read_json(request).await?;
         let event = interaction.into_event()?;
+        // Without a provider the AI module would answer with its canned replies, or not at all:
+        // say what to set instead, as the completions route does.
+        if self.state().ai.get().is_none() {
+            return Err(Failure(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "AI is not configured on this server: {}",
+                    waddlebot_ai::HOW_TO_CONFIGURE
+                ),
+            ));
+        }
         let outcome = self
             .state()
             .router

@@ -491,8 +491,11 @@ fn parameters(route: &Doc) -> Vec<Value> {
             "description": "true also revokes the keys this key made (as far as the caller may); any other value does not"}));
     }
     if let Some(filters) = route.filters {
-        list.push(json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}}));
-        list.push(json!({"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 100_000, "default": 0}}));
+        let pair = "Give limit and offset, or page and per_page: not both pairs";
+        list.push(json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}, "description": pair}));
+        list.push(json!({"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 100_000, "default": 0}, "description": pair}));
+        list.push(json!({"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100_001, "default": 1}, "description": pair}));
+        list.push(json!({"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}, "description": pair}));
         for filter in filters {
             let description = match *filter {
                 "q" => "Part of the name (case-insensitive)",

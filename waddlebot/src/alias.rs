@@ -82,6 +82,9 @@ pub enum CreateAliasError {
     /// The community already has an alias or custom command of that name.
     #[error("!{0} already exists")]
     Exists(String),
+    /// The target names no command the community has (built-in, custom, alias or remote).
+    #[error("{0} is not a command here: create it first, or check the spelling")]
+    UnknownTarget(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -134,6 +137,27 @@ pub fn validate(
     Ok((name, target))
 }
 
+/// Whether `typed` (`!name` or `#name`) is a command of the community: a built-in, a custom
+/// command or another alias for `!`, a remote module's command for `#`.
+async fn command_exists(
+    store: &dyn Store,
+    catalog: &CommandCatalog,
+    community: CommunityId,
+    typed: &str,
+) -> Result<bool, StoreError> {
+    let name = normalize_command_name(typed);
+    if typed.starts_with('#') {
+        return Ok(store
+            .list_remote_modules(community)
+            .await?
+            .iter()
+            .any(|module| module.commands.contains(&name)));
+    }
+    Ok(catalog.find(&name).is_some()
+        || store.custom_command(community, &name).await?.is_some()
+        || store.alias(community, &name).await?.is_some())
+}
+
 /// `"text"` or `'text'` → `text`, as the original's `!alias add` did.
 fn strip_quotes(text: &str) -> &str {
     for quote in ['"', '\''] {
@@ -159,8 +183,15 @@ pub async fn create(
     at: SystemTime,
 ) -> Result<Alias, CreateAliasError> {
     let (name, target) = validate(name, target, catalog)?;
-    if store.custom_command(community, &name).await?.is_some() {
+    if store.custom_command(community, &name).await?.is_some()
+        || store.alias(community, &name).await?.is_some()
+    {
         return Err(CreateAliasError::Exists(name));
+    }
+    let first = target.split_whitespace().next().unwrap_or_default();
+    // A target whose command is filled in when the alias runs (`!{arg1}`) is checked then.
+    if !first.contains('{') && !command_exists(store, catalog, community, first).await? {
+        return Err(CreateAliasError::UnknownTarget(first.to_owned()));
     }
     let alias = Alias {
         community_id: community,

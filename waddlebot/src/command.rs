@@ -1,6 +1,6 @@
 //! Modules: what a command handler declares, what it is given, and what it returns.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -141,11 +141,13 @@ fn normalized_copy(name: &str) -> String {
         .to_lowercase()
 }
 
-/// The built-in commands of a router, by name and alias.
+/// The built-in commands of a router, by name and alias, and which of their modules are
+/// optional (off in a community until it installs them).
 #[derive(Debug, Clone, Default)]
 pub struct CommandCatalog {
     specs: Vec<CommandSpec>,
     by_name: BTreeMap<String, usize>,
+    optional: BTreeSet<String>,
 }
 
 /// Two specs claim one name.
@@ -177,7 +179,33 @@ impl CommandCatalog {
                 by_name.insert(name.to_owned(), index);
             }
         }
-        Ok(Self { specs, by_name })
+        Ok(Self {
+            specs,
+            by_name,
+            optional: BTreeSet::new(),
+        })
+    }
+
+    /// Marks modules as optional: off in a community until it installs them (an enabled
+    /// [`ModuleInstall`](crate::store::ModuleInstall)).
+    #[must_use]
+    pub fn with_optional_modules(mut self, modules: impl IntoIterator<Item = String>) -> Self {
+        self.optional.extend(modules);
+        self
+    }
+
+    /// Whether a module is off until a community installs it.
+    pub fn is_optional(&self, module: &str) -> bool {
+        self.optional.contains(module)
+    }
+
+    /// Whether a module is on in a community with this install record (`None`: none): as the
+    /// record says, else on unless optional. The router's own `core` module is always on.
+    pub fn module_on(&self, module: &str, install: Option<&crate::store::ModuleInstall>) -> bool {
+        if module == "core" {
+            return true;
+        }
+        install.map_or(!self.is_optional(module), |install| install.enabled)
     }
 
     /// The spec answering to `name` (or alias), and its position in [`specs`](Self::specs).

@@ -279,15 +279,21 @@ pub(super) async fn audit_page(call: &Call<'_>) -> Answer {
     };
     let (action, actor) = (filter("action"), filter("actor"));
     let store = call.store();
-    let entries = if action.is_none() && actor.is_none() {
-        store
+    let (entries, total) = if action.is_none() && actor.is_none() {
+        let page = store
             .list_audit(call.community, limit, offset)
             .await
-            .map_err(store_failure)?
+            .map_err(store_failure)?;
+        let total = store
+            .count_audit(call.community)
+            .await
+            .map_err(store_failure)?;
+        (page, total)
     } else {
+        // Filtered: the matches among the newest MAX_AUDIT_SCAN entries, all counted.
         let mut matching = Vec::new();
         let mut scanned = 0;
-        while matching.len() < offset + limit && scanned < MAX_AUDIT_SCAN {
+        while scanned < MAX_AUDIT_SCAN {
             let batch = store
                 .list_audit(call.community, 100, scanned)
                 .await
@@ -301,7 +307,11 @@ pub(super) async fn audit_page(call: &Call<'_>) -> Answer {
                 break;
             }
         }
-        matching.into_iter().skip(offset).take(limit).collect()
+        let total = matching.len();
+        (
+            matching.into_iter().skip(offset).take(limit).collect(),
+            total,
+        )
     };
     let items: Vec<Value> = entries
         .iter()
@@ -315,6 +325,6 @@ pub(super) async fn audit_page(call: &Call<'_>) -> Answer {
         .collect();
     Ok(success(
         StatusCode::OK,
-        json!({"items": items, "limit": limit, "offset": offset}),
+        super::paged(items, limit, offset, total),
     ))
 }

@@ -210,6 +210,11 @@ pub(super) async fn create_alias(call: &Call<'_>) -> Answer {
                 StatusCode::CONFLICT,
                 format!("{name} is already an alias or a custom command"),
             ),
+            // Well formed, but the community has no such command (yet): a conflict with what
+            // exists, as a taken name is.
+            unknown @ CreateAliasError::UnknownTarget(_) => {
+                Failure(StatusCode::CONFLICT, unknown.to_string())
+            }
             CreateAliasError::Store(err) => store_failure(err),
             other => Failure(StatusCode::SERVICE_UNAVAILABLE, other.to_string()),
         })?;

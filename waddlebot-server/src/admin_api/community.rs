@@ -358,19 +358,21 @@ fn grant_json(grant: &RoleGrant) -> Value {
     })
 }
 
-/// `GET …/reputation`: the leaderboard, best first (`limit` places, default 50).
+/// `GET …/reputation`: the leaderboard, best first (`limit` places, default 50; the best
+/// [`MAX_LEADERBOARD`] places at most).
 pub(super) async fn reputation(call: &Call<'_>) -> Answer {
     let (limit, offset) = call.paging(&[])?;
-    let leaders = waddlebot_modules::leaderboard(
+    let (leaders, total) = waddlebot_modules::leaderboard_page(
         call.store().as_ref(),
         call.id()?,
-        (limit + offset).min(MAX_LEADERBOARD),
+        offset,
+        limit,
+        MAX_LEADERBOARD,
     )
     .await
     .map_err(store_failure)?;
     let items: Vec<Value> = leaders
         .iter()
-        .skip(offset)
         .map(|leader| {
             json!({
                 "person": leader.person,
@@ -382,7 +384,7 @@ pub(super) async fn reputation(call: &Call<'_>) -> Answer {
         .collect();
     Ok(success(
         StatusCode::OK,
-        json!({"items": items, "limit": limit, "offset": offset}),
+        super::paged(items, limit, offset, total),
     ))
 }
 

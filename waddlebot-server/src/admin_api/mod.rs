@@ -4,8 +4,10 @@
 //! before any of this runs; here the handlers check what the route table cannot (a role may
 //! not hand out more than it has) and narrow lists to what the caller may see.
 //!
-//! Lists take `limit` (1–100, default 50), `offset` and the filters each list names (`q`
-//! searches names; the others compare a field); answers use the envelope
+//! Lists take `limit` (1–100, default 50) and `offset`, or `page` (from 1) and `per_page`
+//! (1–100, default 50) as the original's clients send them, and the filters each list names
+//! (`q` searches names; the others compare a field); each answer carries `items`, `limit`,
+//! `offset`, `total` and `pagination: {page, per_page, total, pages}`. Answers use the envelope
 //! `{"status":"success","data":…}` / `{"status":"error","message":…}`. Every change is
 //! audited ([`App::audit`]). Read-modify-write changes to one object are serialized in the
 //! process ([`WriteLocks`]), so concurrent writes lose nothing.
@@ -31,6 +33,9 @@ use crate::auth::{Principal, Role};
 
 /// The largest `offset` honoured.
 const MAX_OFFSET: usize = 100_000;
+
+/// Items per page when a list is not told.
+const DEFAULT_PAGE: usize = 50;
 
 /// Unix milliseconds, for answers.
 pub(crate) use waddlebot::clock::unix_millis as millis;
@@ -168,30 +173,52 @@ impl Call<'_> {
             .await;
     }
 
-    /// `limit` and `offset`, refusing parameters other than those and `filters`.
+    /// `limit` and `offset`, or `page` and `per_page` (one pair, not both), refusing
+    /// parameters other than those and `filters`.
     fn paging(&self, filters: &[&str]) -> Result<(usize, usize), Failure> {
-        let mut limit = 50;
-        let mut offset = 0;
+        const PAIRS: [&str; 4] = ["limit", "offset", "page", "per_page"];
+        let mut given: [Option<usize>; 4] = [None; 4];
         for (key, value) in &self.query {
-            let number = || {
-                value
-                    .parse::<usize>()
-                    .map_err(|_| bad_request(format!("{key} must be a whole number")))
-            };
-            match key.as_str() {
-                "limit" => limit = number()?,
-                "offset" => offset = number()?,
-                other if filters.contains(&other) => {}
-                other => {
-                    let mut known = vec!["limit", "offset"];
-                    known.extend_from_slice(filters);
-                    return Err(bad_request(format!(
-                        "unknown query parameter '{other}'; this list takes {}",
-                        known.join(", ")
-                    )));
-                }
+            if let Some(slot) = PAIRS.iter().position(|name| name == key) {
+                given[slot] = Some(
+                    value
+                        .parse::<usize>()
+                        .map_err(|_| bad_request(format!("{key} must be a whole number")))?,
+                );
+            } else if !filters.contains(&key.as_str()) {
+                let mut known = PAIRS.to_vec();
+                known.extend_from_slice(filters);
+                return Err(bad_request(format!(
+                    "unknown query parameter '{key}'; this list takes {}",
+                    known.join(", ")
+                )));
             }
         }
+        let [limit, offset, page, per_page] = given;
+        let (limit, offset) = if page.is_some() || per_page.is_some() {
+            if limit.is_some() || offset.is_some() {
+                return Err(bad_request(
+                    "give page and per_page, or limit and offset, not both",
+                ));
+            }
+            let per_page = per_page.unwrap_or(DEFAULT_PAGE);
+            let page = page.unwrap_or(1);
+            if page == 0 {
+                return Err(bad_request("page counts from 1"));
+            }
+            if !(1..=100).contains(&per_page) {
+                return Err(bad_request("per_page must be from 1 to 100"));
+            }
+            let offset = (page - 1)
+                .checked_mul(per_page)
+                .filter(|offset| *offset <= MAX_OFFSET)
+                .ok_or_else(|| {
+                    bad_request(format!("page must start at most {MAX_OFFSET} items in"))
+                })?;
+            (per_page, offset)
+        } else {
+            (limit.unwrap_or(DEFAULT_PAGE), offset.unwrap_or(0))
+        };
         if !(1..=100).contains(&limit) {
             return Err(bad_request("limit must be from 1 to 100"));
         }
@@ -227,11 +254,20 @@ impl Call<'_> {
             .collect();
         let total = matching.len();
         let page: Vec<Value> = matching.into_iter().skip(offset).take(limit).collect();
-        Ok(success(
-            StatusCode::OK,
-            json!({"items": page, "limit": limit, "offset": offset, "total": total}),
-        ))
+        Ok(success(StatusCode::OK, paged(page, limit, offset, total)))
     }
+}
+
+/// A list answer: the page's items, where it starts, and the pagination the original's clients
+/// read (`page` is the one `offset` falls in).
+fn paged(items: Vec<Value>, limit: usize, offset: usize, total: usize) -> Value {
+    json!({
+        "items": items, "limit": limit, "offset": offset, "total": total,
+        "pagination": {
+            "page": offset / limit + 1, "per_page": limit, "total": total,
+            "pages": total.div_ceil(limit),
+        },
+    })
 }
 
 impl App {

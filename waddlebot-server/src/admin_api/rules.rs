@@ -127,7 +127,7 @@ fn remote_json(call: &Call<'_>, module: &RemoteModule) -> Value {
         RemoteKind::Webhook => json!({"type": "webhook"}),
         RemoteKind::OpenWhisk {
             namespace, action, ..
-        } => json!({"type": "open_whisk", "namespace": namespace, "action": action}),
+        } => json!({"type": "openwhisk", "namespace": namespace, "action": action}),
     };
     let health = call
         .router()

@@ -308,7 +308,7 @@ pub(super) fn new_remote() -> Value {
             "kind": nullable(json!({"oneOf": [
                 open(&["type"], json!({"type": {"const": "webhook"}})),
                 open(&["type", "namespace", "action", "auth"], json!({
-                    "type": {"const": "open_whisk"}, "namespace": {"type": "string", "minLength": 1},
+                    "type": {"enum": ["openwhisk", "open_whisk"]}, "namespace": {"type": "string", "minLength": 1},
                     "action": {"type": "string", "minLength": 1}, "auth": {"type": "string", "pattern": ":"},
                 })),
             ]})),
@@ -432,16 +432,15 @@ pub(super) fn success_data(path: &str, method: &http::Method) -> Value {
         json!({"person": text(), "name": text(), "tier": text(),
                "score": {"type": "string", "pattern": r"^-?[0-9]+\.[0-9]{2}$", "description": "300.00 to 850.00"}}),
     );
+    let pagination = open(
+        &["page", "per_page", "total", "pages"],
+        json!({"page": integer(1, 100_001), "per_page": integer(1, 100), "total": int, "pages": int}),
+    );
     let page = |item: &Value| {
         open(
-            &["items", "limit", "offset", "total"],
-            json!({"items": {"type": "array", "items": item}, "limit": integer(1, 100), "offset": int, "total": int}),
-        )
-    };
-    let newest = |item: &Value| {
-        open(
-            &["items", "limit", "offset"],
-            json!({"items": {"type": "array", "items": item}, "limit": integer(1, 100), "offset": int}),
+            &["items", "limit", "offset", "total", "pagination"],
+            json!({"items": {"type": "array", "items": item}, "limit": integer(1, 100), "offset": int,
+                   "total": int, "pagination": pagination}),
         )
     };
     let deleted = open(&["deleted"], json!({}));
@@ -489,8 +488,8 @@ pub(super) fn success_data(path: &str, method: &http::Method) -> Value {
             json!({"revoked": text(), "also_revoked": {"type": "array", "items": text()},
                        "not_revoked": {"type": "array", "items": text()}}),
         ),
-        ("/reputation", &Method::GET) => newest(&leader),
-        ("/audit" | "/api/v1/audit", &Method::GET) => newest(&audit),
+        ("/reputation", &Method::GET) => page(&leader),
+        ("/audit" | "/api/v1/audit", &Method::GET) => page(&audit),
         (_, &Method::DELETE) => deleted,
         ("/router/events", _) => open(
             &[

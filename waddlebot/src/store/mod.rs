@@ -214,7 +214,9 @@ pub enum RemoteKind {
     /// An HTTPS endpoint receiving the signed JSON contract.
     Webhook,
     /// An Apache OpenWhisk action: `POST {url}/api/v1/namespaces/{namespace}/actions/{action}`
-    /// with Basic auth `user:password`.
+    /// with Basic auth `user:password`. Spelled `openwhisk`, as OpenWhisk and the original
+    /// spell it; `open_whisk`, what earlier versions wrote, is read too.
+    #[serde(rename = "openwhisk", alias = "open_whisk")]
     OpenWhisk {
         /// The namespace (`waddlebot` by default in the original).
         namespace: String,
@@ -615,6 +617,21 @@ pub trait Store: Send + Sync {
         limit: usize,
         offset: usize,
     ) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// How many entries a community (or the bot-wide log, for `None`) has, for paging. The
+    /// default counts them through [`list_audit`](Self::list_audit); SQL stores count in one
+    /// statement.
+    async fn count_audit(&self, community: Option<CommunityId>) -> Result<usize, StoreError> {
+        const PAGE: usize = 500;
+        let mut counted = 0;
+        loop {
+            let page = self.list_audit(community, PAGE, counted).await?.len();
+            counted += page;
+            if page < PAGE {
+                return Ok(counted);
+            }
+        }
+    }
 
     // --- role grants ---
 

@@ -822,6 +822,17 @@ impl Store for $store {
             .map_err(backend)
     }
 
+    async fn count_audit(&self, community: Option<CommunityId>) -> Result<usize, StoreError> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM audit_log WHERE community_id IS NOT DISTINCT FROM $1",
+        )
+        .bind(community.map(|c| c.0))
+        .fetch_one(self.reader())
+        .await
+        .map_err(backend)?;
+        Ok(usize::try_from(count).unwrap_or_default())
+    }
+
     async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
         check_key("API key id", &key.id)?;
         let inserted = sqlx::query(
