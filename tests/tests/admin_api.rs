@@ -376,3 +376,130 @@ async fn every_change_is_in_the_audit_log_of_its_community() {
         "no bot-wide change yet"
     );
 }
+
+/// The original's router read API: commands and entities behind the collector credential
+/// (collectors are bot-wide: they read every community, as admins do).
+#[tokio::test]
+async fn the_router_read_api_lists_commands_and_entities() {
+    let bot = start().await;
+    let root = bot.base.trim_end_matches("/api/v1").to_owned();
+    let owner = token(Role::Owner, Some(1));
+    let collector = token(Role::Collector, None);
+    let communities = format!("{}/communities/1", bot.base);
+    let (status, _) = call(
+        reqwest::Method::POST,
+        format!("{communities}/commands"),
+        &owner,
+        Some(json!({"name": "hello", "response": "Hi {user}!"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = call(
+        reqwest::Method::POST,
+        format!("{communities}/aliases"),
+        &owner,
+        Some(json!({"name": "hi", "target": "!hello"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = call(
+        reqwest::Method::PATCH,
+        format!("{communities}/modules/quotes"),
+        &owner,
+        Some(json!({"enabled": false})),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let (status, listed) = call(
+        reqwest::Method::GET,
+        format!("{root}/router/commands?community=1&per_page=100"),
+        &collector,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{listed}");
+    let items = listed["data"]["items"].as_array().expect("items").clone();
+    let find = |name: &str, kind: &str| {
+        items
+            .iter()
+            .find(|i| i["name"] == name && i["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} {name} in {listed}"))
+            .clone()
+    };
+    assert_eq!(find("ping", "builtin")["enabled"], true);
+    assert_eq!(
+        find("quote", "builtin")["enabled"],
+        false,
+        "its module is off"
+    );
+    assert_eq!(find("quote", "builtin")["module"], "quotes");
+    assert_eq!(find("hello", "custom")["response"], "Hi {user}!");
+    assert_eq!(find("hi", "alias")["target"], "!hello");
+    assert_eq!(find("rep", "builtin")["level"], "everyone");
+    assert!(listed["data"]["pagination"]["total"].as_u64() > Some(10));
+
+    let (_, off) = call(
+        reqwest::Method::GET,
+        format!("{root}/router/commands?community=1&enabled=false&module=quotes"),
+        &collector,
+        None,
+    )
+    .await;
+    let names: Vec<&str> = off["data"]["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["name"].as_str())
+        .collect();
+    assert_eq!(names, ["quote"], "{off}");
+
+    let (status, _) = call(
+        reqwest::Method::GET,
+        format!("{root}/router/commands"),
+        &collector,
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "a bot-wide credential names the community");
+    let (status, _) = call(
+        reqwest::Method::GET,
+        format!("{root}/router/commands?community=1"),
+        &owner,
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "a community role is not a collector");
+
+    let (status, entities) = call(
+        reqwest::Method::GET,
+        format!("{root}/router/entities"),
+        &collector,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{entities}");
+    assert_eq!(entities["data"]["items"][0]["channel_id"], "pond");
+    assert_eq!(entities["data"]["items"][0]["community"], 1);
+    let (_, none) = call(
+        reqwest::Method::GET,
+        format!("{root}/router/entities?community=2"),
+        &collector,
+        None,
+    )
+    .await;
+    assert_eq!(
+        none["data"]["total"], 0,
+        "community 2 has no channel: {none}"
+    );
+
+    let (status, health) = call(
+        reqwest::Method::GET,
+        format!("{root}/router/health"),
+        &collector,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(health["checks"]["store"], "ok");
+}

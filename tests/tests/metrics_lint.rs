@@ -276,6 +276,27 @@ async fn every_metric_has_help_and_passes_promtool() {
         .text()
         .await
         .expect("text");
+    // The same numbers, summed up as the original's router read API did.
+    let summary: Value = client
+        .get(format!("{base}/router/metrics"))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json");
+    let data = &summary["data"];
+    assert!(data["events"]["total"].as_f64() >= Some(1.0), "{summary}");
+    assert!(data["commands"]["total"].as_f64() >= Some(1.0), "{summary}");
+    assert!(data["latency_ms"]["p99"].is_number(), "{summary}");
+    assert!(
+        data["caches"].as_object().is_some_and(|c| !c.is_empty()),
+        "{summary}"
+    );
+    assert_eq!(
+        data["rate_limiter"]["per_user_and_command"]["max"], 60,
+        "{summary}"
+    );
     drop(overlay);
     let _ = stop.send(());
     server.await.expect("server stopped");

@@ -299,6 +299,11 @@ impl Router {
         &self.subscribers
     }
 
+    /// The rate limits and cooldown rules every command passes.
+    pub fn policy_config(&self) -> &PolicyConfig {
+        &self.policy.config
+    }
+
     pub(crate) fn policy(&self) -> &Policy {
         &self.policy
     }

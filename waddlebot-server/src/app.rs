@@ -514,6 +514,10 @@ pub const ROUTES: &[(&str, Method, Need)] = &[
     ("/api/v1/ai/config", Method::GET, Need::Admin),
     ("/api/v1/ai/config", Method::PUT, Need::Admin),
     ("/metrics", Method::GET, Need::Collector),
+    ("/router/commands", Method::GET, Need::Collector),
+    ("/router/entities", Method::GET, Need::Collector),
+    ("/router/metrics", Method::GET, Need::Collector),
+    ("/router/health", Method::GET, Need::Collector),
     ("/openapi.json", Method::GET, Need::Nothing),
     ("/api/v1/communities", Method::GET, Need::Anyone),
     (
@@ -997,16 +1001,23 @@ impl App {
         }
         let method = request.method().clone();
         if let Some((pattern, _, params)) = &found
-            && ["/api/v1/communities", "/api/v1/audit", "/api/v1/api-keys"]
-                .iter()
-                .any(|prefix| pattern.starts_with(prefix))
+            && [
+                "/api/v1/communities",
+                "/api/v1/audit",
+                "/api/v1/api-keys",
+                "/router/commands",
+                "/router/entities",
+            ]
+            .iter()
+            .any(|prefix| pattern.starts_with(prefix))
         {
             let result = Box::pin(self.admin(request, pattern, params, principal.as_ref())).await;
             return result.unwrap_or_else(error);
         }
         let result = match (method.clone(), path.as_str()) {
             (Method::GET, "/health") => Ok(self.health()),
-            (Method::GET, "/healthz") => Ok(self.healthz().await),
+            (Method::GET, "/healthz" | "/router/health") => Ok(self.healthz().await),
+            (Method::GET, "/router/metrics") => self.router_metrics(),
             (Method::POST, "/router/events") => self.post_event(request).await,
             (Method::POST, "/router/events/batch") => self.post_batch(request).await,
             (Method::POST, "/router/responses") => self.post_response(request).await,
@@ -1077,6 +1088,22 @@ impl App {
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         );
         Ok(response)
+    }
+
+    /// `GET /router/metrics`: the JSON summary of `/metrics` (see [`crate::metrics::summary`]).
+    fn router_metrics(&self) -> Result<Response<ResponseBody>, Failure> {
+        let handle = self.state.metrics.as_ref().ok_or_else(|| {
+            Failure(
+                StatusCode::NOT_FOUND,
+                "metrics are not collected by this program".to_owned(),
+            )
+        })?;
+        let summary = crate::metrics::summary(
+            &handle.render(),
+            self.state.started.elapsed(),
+            self.state.router.policy_config(),
+        );
+        Ok(success(StatusCode::OK, &summary))
     }
 
     fn health(&self) -> Response<ResponseBody> {

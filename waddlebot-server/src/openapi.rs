@@ -109,6 +109,36 @@ fn docs() -> Vec<Doc> {
         ),
         doc("/openapi.json", M::GET, "health", "This document", "200"),
         doc(
+            "/router/commands",
+            M::GET,
+            "router",
+            "Every command a community can run (built-in, custom, aliases, remote) with its module, level, cooldowns and whether it is on; a credential limited to a community reads that one",
+            "200",
+        )
+        .list(&["community", "module", "q", "enabled"]),
+        doc(
+            "/router/entities",
+            M::GET,
+            "router",
+            "The channels of every community (bot-wide credentials) or of the caller's",
+            "200",
+        )
+        .list(&["platform", "community"]),
+        doc(
+            "/router/metrics",
+            M::GET,
+            "router",
+            "A JSON summary of the metrics: uptime, events, commands, refusals, errors, latency, caches, the rate limiter",
+            "200",
+        ),
+        doc(
+            "/router/health",
+            M::GET,
+            "router",
+            "The readiness checks of /healthz, behind the collector credential",
+            "200",
+        ),
+        doc(
             "/router/events",
             M::POST,
             "router",
@@ -536,7 +566,7 @@ fn responses(route: &Doc) -> Value {
         }
         ("/api/v1/ai/models", _) => json!({"description": "The models",
             "content": {"application/json": {"schema": schemas::model_list()}}}),
-        ("/health" | "/healthz", _) => json!({"description": "Healthy",
+        ("/health" | "/healthz" | "/router/health", _) => json!({"description": "Healthy",
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}),
         ("/openapi.json", _) => json!({"description": "This document",
             "content": {"application/json": {"schema": {"type": "object", "required": ["openapi", "paths"]}}}}),
@@ -595,7 +625,7 @@ fn responses(route: &Doc) -> Value {
     let mut unavailable = described(
         "The store (or the AI provider) is unavailable, or the request took too long; see Retry-After",
     );
-    if route.path == "/healthz" {
+    if route.path == "/healthz" || route.path == "/router/health" {
         unavailable = json!({"description": "A required check failed",
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}});
     }

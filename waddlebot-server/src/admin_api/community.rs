@@ -26,7 +26,7 @@ fn community_json(community: &Community) -> Value {
 }
 
 /// Every record of an id-ordered listing, a page of the store's largest size at a time.
-async fn all<T, F, Fut>(mut page: F, id: impl Fn(&T) -> i64) -> Result<Vec<T>, Failure>
+pub(super) async fn all<T, F, Fut>(mut page: F, id: impl Fn(&T) -> i64) -> Result<Vec<T>, Failure>
 where
     F: FnMut(Page) -> Fut,
     Fut: std::future::Future<Output = Result<Vec<T>, waddlebot::StoreError>>,

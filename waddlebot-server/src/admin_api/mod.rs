@@ -15,6 +15,7 @@
 mod access;
 mod commands;
 mod community;
+mod router_read;
 mod rules;
 
 use std::collections::HashMap;
@@ -124,6 +125,14 @@ impl Call<'_> {
             .find(|(key, _)| *key == name)
             .map_or("", |(_, value)| value.as_str());
         decoded(raw)
+    }
+
+    /// A query parameter's value (the first, when given twice).
+    fn query_value(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
     }
 
     /// The community the path names.
@@ -388,6 +397,8 @@ impl App {
                 ("/api/v1/api-keys", Method::POST) => access::create_key(&call).await,
                 ("/api/v1/api-keys/{key}", Method::DELETE) => access::revoke_key(&call).await,
                 ("/api/v1/audit", Method::GET) => access::audit_page(&call).await,
+                ("/router/commands", Method::GET) => router_read::commands(&call).await,
+                ("/router/entities", Method::GET) => router_read::entities(&call).await,
                 _ => Err(not_found("such route")),
             },
             _ => Err(not_found("such route")),

@@ -488,6 +488,33 @@ pub(super) fn success_data(path: &str, method: &http::Method) -> Value {
             json!({"revoked": text(), "also_revoked": {"type": "array", "items": text()},
                        "not_revoked": {"type": "array", "items": text()}}),
         ),
+        ("/router/commands", &Method::GET) => page(&open(
+            &["name", "kind", "community", "module", "enabled"],
+            json!({"name": text(), "kind": {"enum": ["builtin", "custom", "alias", "remote"]},
+                   "community": int, "module": text(), "enabled": {"type": "boolean"},
+                   "level": text(), "user_cooldown_secs": int, "global_cooldown_secs": int}),
+        )),
+        ("/router/entities", &Method::GET) => {
+            let mut shown = entity.clone();
+            shown["properties"]["community"] = int.clone();
+            page(&shown)
+        }
+        ("/router/metrics", &Method::GET) => open(
+            &[
+                "uptime_secs",
+                "events",
+                "commands",
+                "refusals",
+                "errors",
+                "latency_ms",
+                "caches",
+                "rate_limiter",
+            ],
+            json!({"uptime_secs": int, "events": {"type": "object"}, "commands": {"type": "object"},
+                   "refusals": {"type": "object"}, "errors": {"type": "object"},
+                   "latency_ms": {"type": "object"}, "caches": {"type": "object"},
+                   "rate_limiter": {"type": "object"}}),
+        ),
         ("/reputation", &Method::GET) => page(&leader),
         ("/audit" | "/api/v1/audit", &Method::GET) => page(&audit),
         (_, &Method::DELETE) => deleted,
