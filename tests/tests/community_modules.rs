@@ -88,7 +88,35 @@ const ALIAS_SCRIPT: &str = r#"
 async fn the_alias_transcript() {
     for (name, store, _scratch) in common::stores().await {
         eprintln!("store: {name}");
-        bot(store).play(ALIAS_SCRIPT).await;
+        let bot = bot(store);
+        bot.play(ALIAS_SCRIPT).await;
+        // Changes made from chat are audited as the admin API's are.
+        let community = bot.community().await;
+        let audit = bot
+            .router()
+            .store()
+            .list_audit(Some(community), 100, 0)
+            .await
+            .expect("audit");
+        let made: Vec<(&str, &str, &str)> = audit
+            .iter()
+            .rev()
+            .map(|e| (e.actor.as_str(), e.action.as_str(), e.target.as_str()))
+            .filter(|(_, action, _)| action.starts_with("alias."))
+            .collect();
+        assert_eq!(
+            made[..3],
+            [
+                ("twitch:mod", "alias.create", "p"),
+                ("twitch:mod", "alias.create", "pp"),
+                ("twitch:mod", "alias.create", "q"),
+            ],
+            "{made:?}"
+        );
+        assert!(
+            made.contains(&("twitch:mod", "alias.delete", "p")),
+            "{made:?}"
+        );
     }
 }
 

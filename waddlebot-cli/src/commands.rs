@@ -224,7 +224,8 @@ pub(crate) async fn serve_http(config: &Config, dev: bool) -> anyhow::Result<()>
         .with_webhooks(webhooks)
         .with_ai(ai)
         .with_ai_settings(config.ai.clone())
-        .with_spotify(waddlebot_server::spotify(config, reqwest::Client::new()));
+        .with_spotify(waddlebot_server::spotify(config, reqwest::Client::new()))
+        .with_module(&config.logs.module_name, &config.logs.module_version);
     if let Some(url) = &config.redis_url {
         state = state.with_check(waddlebot_server::redis_check(url)?);
     }

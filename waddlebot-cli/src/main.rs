@@ -9,8 +9,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use cli::{Cli, Command};
-use tracing_subscriber::EnvFilter;
-use waddlebot_server::LogFormat;
 
 // mimalloc: the router allocates many small strings per event; it measured ~10% faster than
 // the system allocator on the router bench (docs/PERFORMANCE.md).
@@ -29,18 +27,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colour codes only for a person at a terminal, never into a file or a log collector.
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    match config.log_format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().init(),
-        LogFormat::Aaa => logs
-            .event_format(waddlebot_server::logging::AaaFormat)
-            .init(),
+    if let Err(err) = waddlebot_server::logging::init(&config) {
+        eprintln!("waddlebot: {err}");
+        return ExitCode::from(2);
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -1130,3 +1130,58 @@ async fn viewers_seen_are_kept_through_kill_9_after_the_window_and_through_sigte
     assert!(status.success(), "{status}");
     assert_eq!(members_in_export(&sandbox), ids(0..40));
 }
+
+/// The original's log settings: a log file in `LOG_DIR` named after `MODULE_NAME`, in the
+/// chosen format and without colour codes, and the name and version in `/health`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_go_to_the_log_dir_under_the_module_name() {
+    let sandbox = Sandbox::new();
+    let logs = sandbox.dir.path().join("logs");
+    let mut child = tokio::process::Command::from(sandbox.command())
+        .args(["serve", "--dev", "--bind", "127.0.0.1:0"])
+        .env("LOG_DIR", &logs)
+        .env("LOG_FORMAT", "aaa")
+        .env("MODULE_NAME", "router")
+        .env("MODULE_VERSION", "2.0.1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("server starts");
+    let base = read_address(&mut child).await;
+    let health: serde_json::Value = reqwest::get(format!("{base}/health"))
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (health["module"].as_str(), health["version"].as_str()),
+        (Some("router"), Some("2.0.1"))
+    );
+    sigterm(&child);
+    child.wait().await.expect("stopped");
+    let text = std::fs::read_to_string(logs.join("router.log")).expect("the log file");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("INFO router:2.0.1 SYSTEM") && l.contains("listening")),
+        "{text}"
+    );
+    assert!(
+        !text.contains('\u{1b}'),
+        "no colour codes in a file: {text}"
+    );
+
+    let refused = sandbox
+        .command()
+        .args(["run", "!ping"])
+        .env("LOG_LEVEL", "inf")
+        .output()
+        .expect("runs");
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr(&refused).contains("LOG_LEVEL"),
+        "{}",
+        stderr(&refused)
+    );
+}

@@ -51,7 +51,17 @@ impl CommandHandler for Aliases {
                 )
                 .await
                 {
-                    Ok(alias) => format!("Alias {p}{} → {} added.", alias.name, alias.target),
+                    Ok(alias) => {
+                        crate::audit(
+                            &ctx,
+                            None,
+                            "alias.create",
+                            &alias.name,
+                            serde_json::json!({"target": alias.target}),
+                        )
+                        .await;
+                        format!("Alias {p}{} → {} added.", alias.name, alias.target)
+                    }
                     Err(CreateAliasError::Exists(name)) => format!(
                         "Alias '{name}' already exists (or a custom command has that name). Use '{p}alias remove {name}' first."
                     ),
@@ -68,6 +78,7 @@ impl CommandHandler for Aliases {
                 };
                 let name = normalize_command_name(raw);
                 if ctx.store.delete_alias(ctx.community, &name).await? {
+                    crate::audit(&ctx, None, "alias.delete", &name, serde_json::json!({})).await;
                     format!("Alias {p}{name} removed.")
                 } else {
                     format!("Alias '{name}' not found.")

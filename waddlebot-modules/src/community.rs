@@ -14,7 +14,7 @@
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use waddlebot::store::{AuditEntry, ModuleInstall, RoleGrant};
+use waddlebot::store::{ModuleInstall, RoleGrant};
 use waddlebot::{
     CommandError, CommandHandler, CommandSpec, CommunityId, Context, PermissionLevel, Reply,
     StoreError,
@@ -252,21 +252,6 @@ async fn memberships(ctx: &Context) -> Result<Vec<(CommunityId, String)>, StoreE
     }
 }
 
-async fn audit(ctx: &Context, action: &str, target: &str, detail: serde_json::Value) {
-    let entry = AuditEntry {
-        id: 0,
-        community_id: Some(ctx.community),
-        actor: format!("{}:{}", ctx.event.platform, ctx.user().name),
-        action: action.to_owned(),
-        target: target.to_owned(),
-        detail,
-        at: ctx.now(),
-    };
-    if let Err(err) = ctx.store.append_audit(&entry).await {
-        tracing::error!(error = %err, action, "change not audited");
-    }
-}
-
 async fn role(ctx: &Context) -> Result<String, CommandError> {
     let (Some(action), Some(name), Some(level)) =
         (ctx.args.get(0), ctx.args.get(1), ctx.args.get(2))
@@ -303,8 +288,9 @@ async fn role(ctx: &Context) -> Result<String, CommandError> {
                 granted_at: SystemTime::now(),
             };
             store.put_role_grant(&grant).await?;
-            audit(
+            crate::audit(
                 ctx,
+                None,
                 "grant.put",
                 &member.account(),
                 serde_json::json!({"level": level}),
@@ -321,8 +307,9 @@ async fn role(ctx: &Context) -> Result<String, CommandError> {
                     store
                         .delete_role_grant(ctx.community, &member.platform, &member.user_id)
                         .await?;
-                    audit(
+                    crate::audit(
                         ctx,
+                        None,
                         "grant.delete",
                         &member.account(),
                         serde_json::json!({"level": level}),
@@ -380,8 +367,9 @@ async fn module(ctx: &Context) -> Result<String, CommandError> {
         updated_at: SystemTime::now(),
     };
     store.put_module_install(&install).await?;
-    audit(
+    crate::audit(
         ctx,
+        None,
         "module.update",
         &name,
         serde_json::json!({"enabled": enabled}),
@@ -428,8 +416,9 @@ async fn prefix(ctx: &Context) -> Result<String, CommandError> {
             updated_at: SystemTime::now(),
         })
         .await?;
-    audit(
+    crate::audit(
         ctx,
+        None,
         "module.update",
         "core",
         serde_json::json!({"prefix": wanted}),

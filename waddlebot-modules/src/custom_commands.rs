@@ -64,7 +64,11 @@ impl CommandHandler for CustomCommands {
                     })
                     .await;
                 match created {
-                    Ok(()) => format!("Command {p}{name} added."),
+                    Ok(()) => {
+                        crate::audit(&ctx, None, "command.create", &name, serde_json::json!({}))
+                            .await;
+                        format!("Command {p}{name} added.")
+                    }
                     Err(StoreError::Conflict(_)) => format!(
                         "{p}{name} already exists. Use {p}command edit {name} <response> to change it."
                     ),
@@ -78,7 +82,11 @@ impl CommandHandler for CustomCommands {
                     .update_custom_command(ctx.community, &name, &response)
                     .await
                 {
-                    Ok(_) => format!("Command {p}{name} updated."),
+                    Ok(_) => {
+                        crate::audit(&ctx, None, "command.update", &name, serde_json::json!({}))
+                            .await;
+                        format!("Command {p}{name} updated.")
+                    }
                     Err(StoreError::NotFound(_)) => format!(
                         "There is no custom command {p}{name}. Use {p}command add {name} <response> to create it."
                     ),
@@ -91,6 +99,7 @@ impl CommandHandler for CustomCommands {
                     .delete_custom_command(ctx.community, &name)
                     .await?
                 {
+                    crate::audit(&ctx, None, "command.delete", &name, serde_json::json!({})).await;
                     format!("Command {p}{name} removed.")
                 } else {
                     format!("There is no custom command {p}{name}.")

@@ -110,6 +110,43 @@ const UPDATE_ATTEMPTS: usize = 8;
 /// compare-and-set, trying again from a fresh read when another writer got there first.
 /// Nothing is written when the document is still `None` afterwards. Answers the document as
 /// written and what `change` answered; `busy` is the refusal when every attempt collided.
+/// Records a change made from chat as the admin API records its own: an AAA `AUDIT` log line
+/// and a row in the community's audit log, the actor named `<platform>:<user>` unless given.
+/// A row that cannot be written is logged, not returned: the change itself was made.
+pub(crate) async fn audit(
+    ctx: &waddlebot::Context,
+    actor: Option<&str>,
+    action: &str,
+    target: &str,
+    detail: serde_json::Value,
+) {
+    let actor = actor.map_or_else(
+        || format!("{}:{}", ctx.event.platform, ctx.user().name),
+        str::to_owned,
+    );
+    tracing::info!(
+        category = "audit",
+        actor = %actor,
+        community = ctx.community.0,
+        action,
+        target,
+        result = "success",
+        "chat change"
+    );
+    let entry = waddlebot::store::AuditEntry {
+        id: 0,
+        community_id: Some(ctx.community),
+        actor,
+        action: action.to_owned(),
+        target: target.to_owned(),
+        detail,
+        at: ctx.now(),
+    };
+    if let Err(err) = ctx.store.append_audit(&entry).await {
+        tracing::error!(error = %err, action, "change not audited");
+    }
+}
+
 pub(crate) async fn update_document<D, T>(
     store: &dyn Store,
     namespace: &str,

@@ -27,7 +27,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use waddlebot::store::{AuditEntry, Store, Write, community_namespace};
+use waddlebot::store::{Store, Write, community_namespace};
 use waddlebot::{
     COMMAND_USED, CommandError, CommandHandler, CommandSpec, CommunityId, Context, EventHandler,
     EventKind, ModerationAction, PermissionLevel, PlatformKind, Reply, StoreError, Subscription,
@@ -552,10 +552,9 @@ impl Reputation {
                 shown(after),
                 policy.threshold
             );
-            audit(
-                store,
+            crate::audit(
                 ctx,
-                "reputation",
+                Some("reputation"),
                 "reputation.auto_ban",
                 &person,
                 serde_json::json!({"score": shown(after), "threshold": policy.threshold, "platform": platform, "user_id": who}),
@@ -648,28 +647,6 @@ pub async fn history_of(
         .and_then(|document| serde_json::from_value::<History>(document.value).ok())
         .map(|history| history.changes)
         .unwrap_or_default())
-}
-
-async fn audit(
-    store: &dyn Store,
-    ctx: &Context,
-    actor: &str,
-    action: &str,
-    target: &str,
-    detail: serde_json::Value,
-) {
-    let entry = AuditEntry {
-        id: 0,
-        community_id: Some(ctx.community),
-        actor: actor.to_owned(),
-        action: action.to_owned(),
-        target: target.to_owned(),
-        detail,
-        at: ctx.now(),
-    };
-    if let Err(err) = store.append_audit(&entry).await {
-        tracing::error!(error = %err, action, "reputation change not audited");
-    }
 }
 
 /// Scores (in [`UNITS`]) of a person in a community and across communities.
@@ -872,10 +849,9 @@ async fn set(ctx: &Context) -> Result<String, CommandError> {
         ctx.clock.now_millis(),
     )
     .await?;
-    audit(
-        store,
+    crate::audit(
         ctx,
-        &format!("{}:{}", ctx.event.platform, ctx.user().id),
+        Some(&format!("{}:{}", ctx.event.platform, ctx.user().id)),
         "reputation.set",
         &person,
         serde_json::json!({"before": shown(before), "after": shown(after), "reason": reason}),

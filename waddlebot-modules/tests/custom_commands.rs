@@ -53,6 +53,29 @@ async fn a_moderator_adds_a_command_that_everyone_can_run() {
     );
     assert_eq!(chat.said("alice", VIEWER, "!hello").await, "Hi alice!");
     assert_eq!(chat.said("bob", VIEWER, "!HELLO").await, "Hi bob!");
+    chat.said("modly", MOD, "!command edit hello Hello {user}!")
+        .await;
+    chat.said("modly", MOD, "!command remove hello").await;
+    // Each change is in the community's audit log, by who made it, as admin API changes are.
+    let audit = chat
+        .router
+        .store()
+        .list_audit(Some(waddlebot::CommunityId(1)), 10, 0)
+        .await
+        .expect("audit");
+    let changes: Vec<(&str, &str, &str)> = audit
+        .iter()
+        .rev()
+        .map(|e| (e.actor.as_str(), e.action.as_str(), e.target.as_str()))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("twitch:modly", "command.create", "hello"),
+            ("twitch:modly", "command.update", "hello"),
+            ("twitch:modly", "command.delete", "hello"),
+        ]
+    );
 }
 
 #[tokio::test]

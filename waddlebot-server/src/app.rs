@@ -72,6 +72,8 @@ pub struct AppState {
     /// Cancelled when the server shuts down: long-lived answers (overlay streams) end.
     pub(crate) closing: tokio_util::sync::CancellationToken,
     started: Instant,
+    /// The name and version `/health` reports (`MODULE_NAME`, `MODULE_VERSION`).
+    module: (String, String),
     meters: HttpMeters,
 }
 
@@ -109,6 +111,7 @@ impl AppState {
             spotify: None,
             overlay_rotations: tokio::sync::watch::channel(0).0,
             started: Instant::now(),
+            module: ("waddlebot".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
         }
     }
 
@@ -134,6 +137,12 @@ impl AppState {
     /// The same state, with one more dependency for `/healthz` to check.
     pub fn with_check(mut self, check: HealthCheck) -> Self {
         self.checks.push(check);
+        self
+    }
+
+    /// The same state, reporting this name and version in `/health`.
+    pub fn with_module(mut self, name: impl Into<String>, version: impl Into<String>) -> Self {
+        self.module = (name.into(), version.into());
         self
     }
 
@@ -1111,8 +1120,8 @@ impl App {
             StatusCode::OK,
             &serde_json::json!({
                 "status": "healthy",
-                "module": "waddlebot",
-                "version": env!("CARGO_PKG_VERSION"),
+                "module": self.state.module.0,
+                "version": self.state.module.1,
                 "uptime_secs": self.state.started.elapsed().as_secs(),
             }),
         )

@@ -35,6 +35,8 @@ pub struct Config {
     pub log_level: String,
     /// How log lines look (`LOG_FORMAT`: `text`, `json` or `aaa`).
     pub log_format: LogFormat,
+    /// Where log lines go besides stderr (a rotated file, syslog), and the name they carry.
+    pub logs: LogSettings,
     /// Migrate an older database forward on start (`--migrate`, `WADDLEBOT_MIGRATE`); a new
     /// database is always created, a newer one always refused.
     pub migrate_on_start: bool,
@@ -169,6 +171,48 @@ impl ServiceSettings {
     }
 }
 
+/// Where log lines go besides stderr, and the module name and version they carry (the
+/// original's `LOG_DIR`, `ENABLE_SYSLOG`, `SYSLOG_*`, `MODULE_NAME`, `MODULE_VERSION`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    /// A directory for `<module>.log`, rotated by size (`LOG_DIR`); `None` writes stderr only.
+    pub dir: Option<PathBuf>,
+    /// The size a log file is rotated at (`LOG_MAX_BYTES`, 10 MiB as the original).
+    pub max_bytes: usize,
+    /// Rotated files kept beside the current one (`LOG_BACKUP_COUNT`, 5).
+    pub files_kept: usize,
+    /// RFC 5424 syslog over UDP (`ENABLE_SYSLOG=true`).
+    pub syslog: Option<SyslogSettings>,
+    /// The name in log lines and `/health` (`MODULE_NAME`, `waddlebot`).
+    pub module_name: String,
+    /// The version in log lines and `/health` (`MODULE_VERSION`, this build's).
+    pub module_version: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            max_bytes: 10 * 1024 * 1024,
+            files_kept: 5,
+            syslog: None,
+            module_name: "waddlebot".to_owned(),
+            module_version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
+}
+
+/// Where syslog lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyslogSettings {
+    /// The syslog server (`SYSLOG_HOST`, `localhost`).
+    pub host: String,
+    /// Its UDP port (`SYSLOG_PORT`, 514).
+    pub port: u16,
+    /// The facility (`SYSLOG_FACILITY`, `local0`; `user`, `daemon`, `local0`…`local7`...).
+    pub facility: String,
+}
+
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -223,6 +267,7 @@ impl Default for Config {
             max_body_bytes: 2 * 1024 * 1024,
             log_level: "info".to_owned(),
             log_format: LogFormat::Text,
+            logs: LogSettings::default(),
             migrate_on_start: false,
             redis_url: None,
             redis_prefix: "waddlebot:".to_owned(),
@@ -284,6 +329,37 @@ pub(crate) fn parse_flag(key: &str, value: &str) -> Result<bool, ConfigError> {
         "0" | "false" | "no" | "off" => Ok(false),
         _ => Err(invalid(key, value, "expected true or false")),
     }
+}
+
+/// A log filter `tracing` can read: a level (`info`), or directives
+/// (`warn,waddlebot_router=debug`).
+fn check_log_level(key: &str, value: &str) -> Result<(), ConfigError> {
+    // A bare word is a target to `tracing` (all its levels): `inf` would pass and log nothing
+    // of the rest. A directive without `=` must be a level.
+    const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+    if let Some(word) = value.split(',').map(str::trim).find(|d| {
+        !d.is_empty()
+            && !d.contains('=')
+            && !d.contains('[')
+            && !LEVELS.contains(&d.to_ascii_lowercase().as_str())
+    }) {
+        return Err(invalid(
+            key,
+            value,
+            format!(
+                "'{word}' is not a level (error, warn, info, debug, trace, off); a target takes one: {word}=debug"
+            ),
+        ));
+    }
+    tracing_subscriber::EnvFilter::try_new(value)
+        .map(drop)
+        .map_err(|err| {
+            invalid(
+                key,
+                value,
+                format!("expected a level (error, warn, info, debug, trace) or tracing directives like warn,waddlebot_router=debug: {err}"),
+            )
+        })
 }
 
 fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
@@ -413,6 +489,7 @@ impl Config {
             self.set_max_body("max_body_bytes", bytes)?;
         }
         if let Some(level) = file.log_level {
+            check_log_level("log_level", &level)?;
             self.log_level = level;
         }
         if let Some(json) = file.log_json {
@@ -536,7 +613,55 @@ impl Config {
             self.set_max_body("MAX_BODY_BYTES", parsed)?;
         }
         if let Some(level) = get("LOG_LEVEL") {
+            check_log_level("LOG_LEVEL", &level)?;
             self.log_level = level.to_lowercase();
+        }
+        if let Some(dir) = get("LOG_DIR").filter(|d| !d.trim().is_empty()) {
+            self.logs.dir = Some(PathBuf::from(dir.trim()));
+        }
+        if let Some(n) = number(&get, "LOG_MAX_BYTES", 1024..=(1 << 40))? {
+            self.logs.max_bytes = n;
+        }
+        if let Some(n) = number(&get, "LOG_BACKUP_COUNT", 0..=1000)? {
+            self.logs.files_kept = n;
+        }
+        if let Some(name) = get("MODULE_NAME") {
+            let name = name.trim();
+            if name.is_empty()
+                || name.len() > 64
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(invalid(
+                    "MODULE_NAME",
+                    name,
+                    "expected 1 to 64 letters, digits, '-', '_' or '.' (it names the log file)",
+                ));
+            }
+            self.logs.module_name = name.to_owned();
+        }
+        if let Some(version) = get("MODULE_VERSION").filter(|v| !v.trim().is_empty()) {
+            self.logs.module_version = version.trim().to_owned();
+        }
+        let syslog_on = match get("ENABLE_SYSLOG") {
+            Some(value) => parse_flag("ENABLE_SYSLOG", &value)?,
+            None => false,
+        };
+        if syslog_on {
+            let facility = get("SYSLOG_FACILITY").unwrap_or_else(|| "local0".to_owned());
+            if facility.parse::<syslog::Facility>().is_err() {
+                return Err(invalid(
+                    "SYSLOG_FACILITY",
+                    &facility,
+                    "expected a facility: kern, user, mail, daemon, auth, syslog, lpr, news, uucp, cron, authpriv, ftp, local0 … local7",
+                ));
+            }
+            self.logs.syslog = Some(SyslogSettings {
+                host: get("SYSLOG_HOST").unwrap_or_else(|| "localhost".to_owned()),
+                port: number(&get, "SYSLOG_PORT", 1..=65535)?.unwrap_or(514),
+                facility: facility.to_lowercase(),
+            });
         }
         if let Some(value) = get("WADDLEBOT_MIGRATE") {
             self.migrate_on_start = parse_flag("WADDLEBOT_MIGRATE", &value)?;
@@ -996,6 +1121,58 @@ mod tests {
             err.to_string().contains("ROUTER_COMMAND_CACHE_TTL"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn log_settings_are_the_originals_and_checked() {
+        let config = Config::load(
+            Some(file("").path()),
+            env(&[
+                ("LOG_LEVEL", "warn,waddlebot_router=debug"),
+                ("LOG_DIR", "/var/log/waddlebotlog"),
+                ("ENABLE_SYSLOG", "true"),
+                ("SYSLOG_HOST", "logs.internal"),
+                ("MODULE_NAME", "router"),
+                ("MODULE_VERSION", "2.0.1"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(config.log_level, "warn,waddlebot_router=debug");
+        let logs = &config.logs;
+        assert_eq!(
+            logs.dir.as_deref(),
+            Some(Path::new("/var/log/waddlebotlog"))
+        );
+        assert_eq!((logs.max_bytes, logs.files_kept), (10 * 1024 * 1024, 5));
+        assert_eq!(
+            logs.syslog,
+            Some(SyslogSettings {
+                host: "logs.internal".to_owned(),
+                port: 514,
+                facility: "local0".to_owned()
+            })
+        );
+        assert_eq!(
+            (logs.module_name.as_str(), logs.module_version.as_str()),
+            ("router", "2.0.1")
+        );
+        for (key, value) in [
+            ("LOG_LEVEL", "loud"),
+            ("LOG_LEVEL", "waddlebot=[bad"),
+            ("LOG_MAX_BYTES", "ten"),
+            ("MODULE_NAME", "../etc"),
+            ("ENABLE_SYSLOG", "maybe"),
+        ] {
+            let err =
+                Config::load(Some(file("").path()), env(&[(key, value)])).expect_err("invalid");
+            assert!(err.to_string().contains(key), "{key}={value}: {err}");
+        }
+        let err = Config::load(
+            Some(file("").path()),
+            env(&[("ENABLE_SYSLOG", "1"), ("SYSLOG_FACILITY", "local9")]),
+        )
+        .expect_err("invalid");
+        assert!(err.to_string().contains("SYSLOG_FACILITY"), "{err}");
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub use bootstrap::{
 };
 pub use config::{
     Config, ConfigError, DEFAULT_BIND, DEFAULT_CONFIG_FILE, DEFAULT_DATABASE_URL, LogFormat,
-    Secret, ServiceSettings, redact_url,
+    LogSettings, Secret, ServiceSettings, SyslogSettings, redact_url,
 };
 pub use hygiene::HttpPolicy;
 pub use metrics::{METRICS_UPKEEP, install_metrics};
