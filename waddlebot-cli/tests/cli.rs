@@ -962,7 +962,10 @@ async fn serve_takes_rs256_tokens_and_writes_aaa_log_lines() {
     .expect("logged");
     assert!(line.starts_with("[20"), "{line}");
     assert!(
-        line.contains("INFO waddlebot_server:") && line.contains("result=401"),
+        line.contains(&format!(
+            "INFO waddlebot:{} AUTH",
+            env!("CARGO_PKG_VERSION")
+        )) && line.contains("result=401"),
         "{line}"
     );
     sigterm(&child);
@@ -1183,5 +1186,22 @@ async fn logs_go_to_the_log_dir_under_the_module_name() {
         stderr(&refused).contains("LOG_LEVEL"),
         "{}",
         stderr(&refused)
+    );
+}
+
+#[test]
+fn a_read_replica_beside_sqlite_is_refused_not_ignored() {
+    let sandbox = Sandbox::new();
+    let output = sandbox
+        .command()
+        .args(["run", "!ping"])
+        .env("READ_REPLICA_URL", "postgres://reader@replica/waddlebot")
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("READ_REPLICA_URL") && err.contains("PostgreSQL"),
+        "{err}"
     );
 }

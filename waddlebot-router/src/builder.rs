@@ -15,7 +15,7 @@ use crate::limit::{MemoryLimiter, RateLimiter};
 use crate::parse::Prefixes;
 use crate::policy::Policy;
 use crate::remote::RemoteCaller;
-use crate::session::{MemorySessions, SESSION_TTL, SessionStore};
+use crate::session::{MemorySessions, SessionStore};
 use crate::{BuildError, Router, RouterConfig};
 
 /// Builds a [`Router`].
@@ -265,7 +265,7 @@ impl RouterBuilder {
             rules: crate::rules::CompiledRules::default(),
             sessions: self
                 .sessions
-                .unwrap_or_else(|| Arc::new(MemorySessions::new(SESSION_TTL))),
+                .unwrap_or_else(|| Arc::new(MemorySessions::new(self.config.session_ttl))),
             remote: RemoteCaller::new(http.clone(), self.egress.clone()),
             http,
             egress: self.egress,

@@ -45,6 +45,9 @@ pub struct RouterConfig {
     /// The most string rules one community may have (`ROUTER_MAX_RULES`, default 100); more
     /// are refused when added, and only the first this many by priority are ever compiled.
     pub max_rules_per_community: usize,
+    /// How long a session (where an event came from, for late answers) lives
+    /// (`SESSION_TTL`, default an hour).
+    pub session_ttl: Duration,
 }
 
 impl Default for RouterConfig {
@@ -57,6 +60,7 @@ impl Default for RouterConfig {
             policy: PolicyConfig::default(),
             max_concurrent: 100,
             max_rules_per_community: 100,
+            session_ttl: crate::session::SESSION_TTL,
         }
     }
 }

@@ -8,7 +8,7 @@ use waddlebot::store::{PgSettings, PgStore, PgStoreError, SqliteStore, SqliteSto
 use waddlebot::{Platform, Store};
 use waddlebot_router::invalidation::RedisInvalidation;
 use waddlebot_router::limit::{FallbackLimiter, RedisLimiter};
-use waddlebot_router::session::{RedisSessions, SESSION_TTL};
+use waddlebot_router::session::RedisSessions;
 use waddlebot_router::{BuildError, Router};
 
 use crate::config::{Config, redact_url};
@@ -35,6 +35,9 @@ pub enum StartError {
     /// Authentication cannot be set up (the secret file cannot be read or written...).
     #[error("cannot set up authentication: {0}")]
     Auth(String),
+    /// A setting that only works with another store or service was given without it.
+    #[error("{0}")]
+    Setting(String),
     /// The listen address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -60,6 +63,13 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
         store.prepare(upgrade).await?;
         Arc::new(store)
     } else {
+        if config.read_replica_url.is_some() {
+            return Err(StartError::Setting(
+                "READ_REPLICA_URL needs a PostgreSQL primary (DATABASE_URL=postgres://…); \
+                 SQLite has no replicas: remove READ_REPLICA_URL"
+                    .to_owned(),
+            ));
+        }
         let store = SqliteStore::connect(&config.database_url).await?;
         store.prepare(upgrade).await?;
         Arc::new(store)
@@ -140,8 +150,11 @@ pub async fn build_router_with_ai(
         builder = builder.limiter(Arc::new(FallbackLimiter::new(Arc::new(redis), clock)));
         let sessions = RedisSessions::new(
             url,
-            &format!("{}session:", config.redis_prefix),
-            SESSION_TTL,
+            config
+                .session_prefix
+                .as_deref()
+                .unwrap_or(&format!("{}session:", config.redis_prefix)),
+            config.router.session_ttl,
         )
         .map_err(|err| StartError::Redis(Box::new(err)))?;
         builder = builder.sessions(Arc::new(sessions));

@@ -45,6 +45,8 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// Prefix of every Redis key this bot writes, so several bots can share one Redis.
     pub redis_prefix: String,
+    /// Prefix of the sessions' Redis keys (`SESSION_PREFIX`; default `<redis_prefix>session:`).
+    pub session_prefix: Option<String>,
     /// Router settings.
     pub router: RouterConfig,
     /// The chat platforms that are on, with their secrets (redacted in `Debug`).
@@ -271,6 +273,7 @@ impl Default for Config {
             migrate_on_start: false,
             redis_url: None,
             redis_prefix: "waddlebot:".to_owned(),
+            session_prefix: None,
             router: RouterConfig::default(),
             platforms: crate::platforms::PlatformSettings::default(),
             ai: None,
@@ -836,6 +839,7 @@ impl Config {
             }
             self.router.max_concurrent = max;
         }
+        self.apply_original_settings(&get)?;
         for (key, slot) in [
             ("ROUTER_REQUEST_TIMEOUT", &mut self.router.handler_timeout),
             (
@@ -850,6 +854,84 @@ impl Config {
                     .parse()
                     .map_err(|_| invalid(key, &value, "expected a whole number of seconds"))?;
                 *slot = positive_secs(key, secs)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The original's settings that have no `WADDLEBOT_`/`ROUTER_` name of their own: each is
+    /// honoured (the more specific name wins where both are given) or refused with what to use
+    /// instead; none is ignored.
+    fn apply_original_settings(
+        &mut self,
+        get: &impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        let secs = |key: &str, range: std::ops::RangeInclusive<u64>| {
+            number(get, key, range).map(|n| n.map(Duration::from_secs))
+        };
+        if let Some(ttl) = secs("SESSION_TTL", 60..=7 * 24 * 3600)? {
+            self.router.session_ttl = ttl;
+        }
+        if let Some(prefix) = get("SESSION_PREFIX") {
+            if self.redis_url.is_none() {
+                return Err(invalid(
+                    "SESSION_PREFIX",
+                    &prefix,
+                    "sessions are kept in this process without Redis; set REDIS_URL (sessions \
+                     are then shared under this prefix) or remove SESSION_PREFIX",
+                ));
+            }
+            self.session_prefix = Some(prefix);
+        }
+        // The original's AI module waited REQUEST_TIMEOUT seconds for an answer.
+        if let Some(timeout) = secs("REQUEST_TIMEOUT", 1..=300)? {
+            self.ai_chat.timeout = timeout;
+        }
+        // The original's labels and inventory modules cached reads for CACHE_TTL seconds.
+        if let Some(ttl) = secs("CACHE_TTL", 1..=86_400)? {
+            if get("ROUTER_COMMAND_CACHE_TTL").is_none() {
+                self.router.cache_ttl.command = ttl;
+            }
+            self.router.cache_ttl.module = ttl;
+        }
+        // The original's MAX_WORKERS sized its pool of database workers.
+        if let Some(workers) = number(get, "MAX_WORKERS", 1..=1000)?
+            && get("ROUTER_MAX_WORKERS").is_none()
+        {
+            self.db_max_connections = workers;
+        }
+        for key in ["CORE_API_URL", "ROUTER_API_URL"] {
+            if let Some(url) = get(key) {
+                return Err(invalid(
+                    key,
+                    &redact_url(&url),
+                    format!(
+                        "the router and the core are this one process: collectors send events to \
+                         http://{}/router/events (WADDLEBOT_BIND, WADDLEBOT_PUBLIC_URL); remove {key}",
+                        self.bind
+                    ),
+                ));
+            }
+        }
+        for key in [
+            "AWS_REGION",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "LAMBDA_FUNCTION_PREFIX",
+        ] {
+            if let Some(value) = get(key) {
+                let shown = if key.contains("SECRET") {
+                    "***"
+                } else {
+                    value.as_str()
+                };
+                return Err(invalid(
+                    key,
+                    shown,
+                    "AWS Lambda modules are not supported yet: register the function behind an \
+                     HTTPS endpoint as a webhook remote module, and remove the AWS_* and \
+                     LAMBDA_FUNCTION_PREFIX settings",
+                ));
             }
         }
         Ok(())
@@ -1173,6 +1255,63 @@ mod tests {
         )
         .expect_err("invalid");
         assert!(err.to_string().contains("SYSLOG_FACILITY"), "{err}");
+    }
+
+    #[test]
+    fn the_originals_other_settings_are_honoured_or_refused() {
+        let config = Config::load(
+            Some(file("").path()),
+            env(&[
+                ("SESSION_TTL", "600"),
+                ("REDIS_URL", "redis://cache:6379/0"),
+                ("SESSION_PREFIX", "bot:session:"),
+                ("REQUEST_TIMEOUT", "12"),
+                ("CACHE_TTL", "90"),
+                ("MAX_WORKERS", "7"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(config.router.session_ttl, Duration::from_secs(600));
+        assert_eq!(config.session_prefix.as_deref(), Some("bot:session:"));
+        assert_eq!(config.ai_chat.timeout, Duration::from_secs(12));
+        assert_eq!(config.router.cache_ttl.command, Duration::from_secs(90));
+        assert_eq!(config.router.cache_ttl.module, Duration::from_secs(90));
+        assert_eq!(config.db_max_connections, 7);
+        // The specific names win over the original's general ones.
+        let config = Config::load(
+            Some(file("").path()),
+            env(&[
+                ("CACHE_TTL", "90"),
+                ("ROUTER_COMMAND_CACHE_TTL", "30"),
+                ("MAX_WORKERS", "7"),
+                ("ROUTER_MAX_WORKERS", "9"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(config.router.cache_ttl.command, Duration::from_secs(30));
+        assert_eq!(config.db_max_connections, 9);
+        for (key, value, says) in [
+            ("SESSION_PREFIX", "bot:session:", "REDIS_URL"),
+            ("SESSION_TTL", "5", "SESSION_TTL"),
+            ("CORE_API_URL", "http://core:8000", "/router/events"),
+            (
+                "ROUTER_API_URL",
+                "http://router:8000/api/v1/router",
+                "/router/events",
+            ),
+            ("AWS_SECRET_ACCESS_KEY", "very-secret", "not supported yet"),
+            (
+                "LAMBDA_FUNCTION_PREFIX",
+                "waddlebot-",
+                "webhook remote module",
+            ),
+        ] {
+            let err =
+                Config::load(Some(file("").path()), env(&[(key, value)])).expect_err("refused");
+            let text = err.to_string();
+            assert!(text.contains(key) && text.contains(says), "{key}: {text}");
+            assert!(!text.contains("very-secret"), "{text}");
+        }
     }
 
     #[test]
