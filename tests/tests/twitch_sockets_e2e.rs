@@ -30,6 +30,29 @@ async fn next_line(ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpSt
     }
 }
 
+/// The server with the platforms `settings` turn on, and the socket it opens to `twitch`.
+async fn bot_connected_to(
+    settings: &PlatformSettings,
+    twitch: &TcpListener,
+) -> (
+    loopback::Loopback,
+    tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+) {
+    let (platforms, webhooks) =
+        waddlebot_server::platforms::build(settings, &reqwest::Client::new());
+    let bot =
+        serve_on_loopback(AppState::new(bot_router(platforms), 1 << 20).with_webhooks(webhooks))
+            .await;
+    let (tcp, _) = tokio::time::timeout(WAIT, twitch.accept())
+        .await
+        .expect("the bot connects")
+        .expect("accepted");
+    let ws = tokio_tungstenite::accept_async(tcp)
+        .await
+        .expect("handshake");
+    (bot, ws)
+}
+
 #[tokio::test]
 async fn a_viewer_is_answered_over_irc() {
     let twitch = TcpListener::bind("127.0.0.1:0").await.expect("bound");
@@ -43,19 +66,7 @@ async fn a_viewer_is_answered_over_irc() {
     })
     .expect("settings");
     assert_eq!(settings.summary()[0], "twitch: on (chat over IRC in #pond)");
-    let (platforms, webhooks) =
-        waddlebot_server::platforms::build(&settings, &reqwest::Client::new());
-    let bot =
-        serve_on_loopback(AppState::new(bot_router(platforms), 1 << 20).with_webhooks(webhooks))
-            .await;
-
-    let (tcp, _) = tokio::time::timeout(WAIT, twitch.accept())
-        .await
-        .expect("the bot connects")
-        .expect("accepted");
-    let mut ws = tokio_tungstenite::accept_async(tcp)
-        .await
-        .expect("handshake");
+    let (bot, mut ws) = bot_connected_to(&settings, &twitch).await;
     let mut login = Vec::new();
     for _ in 0..3 {
         login.push(next_line(&mut ws).await);
@@ -131,19 +142,7 @@ async fn with_helix_configured_irc_still_hears_chat_and_replies_go_through_helix
         settings.summary()[0],
         "twitch: on (chat over IRC in #pond; replies through Helix)"
     );
-    let (platforms, webhooks) =
-        waddlebot_server::platforms::build(&settings, &reqwest::Client::new());
-    let _bot =
-        serve_on_loopback(AppState::new(bot_router(platforms), 1 << 20).with_webhooks(webhooks))
-            .await;
-
-    let (tcp, _) = tokio::time::timeout(WAIT, twitch.accept())
-        .await
-        .expect("the bot connects")
-        .expect("accepted");
-    let mut ws = tokio_tungstenite::accept_async(tcp)
-        .await
-        .expect("handshake");
+    let (_bot, mut ws) = bot_connected_to(&settings, &twitch).await;
     for _ in 0..3 {
         next_line(&mut ws).await;
     }
@@ -253,19 +252,7 @@ async fn a_viewer_is_answered_over_eventsub_websocket_and_helix() {
         settings.summary()[0],
         "twitch: on (EventSub over WebSocket for pond; replies through Helix)"
     );
-    let (platforms, webhooks) =
-        waddlebot_server::platforms::build(&settings, &reqwest::Client::new());
-    let _bot =
-        serve_on_loopback(AppState::new(bot_router(platforms), 1 << 20).with_webhooks(webhooks))
-            .await;
-
-    let (tcp, _) = tokio::time::timeout(WAIT, twitch.accept())
-        .await
-        .expect("the bot connects")
-        .expect("accepted");
-    let mut ws = tokio_tungstenite::accept_async(tcp)
-        .await
-        .expect("handshake");
+    let (_bot, mut ws) = bot_connected_to(&settings, &twitch).await;
     let welcome = json!({
         "metadata": {"message_id": "w", "message_type": "session_welcome", "message_timestamp": "2026-11-26T10:00:00Z"},
         "payload": {"session": {"id": "S1", "status": "connected", "keepalive_timeout_seconds": 10,
