@@ -172,6 +172,7 @@ values = [1, 2]
 
 [parameters]
 "path.id" = { dictionary = "communities", probability = 0.9 }
+"query.community" = { dictionary = "communities", probability = 0.9 }
 
 # A late reply is valid only for a live session and when its overlay item passes the overlay's
 # own rules (a clip plays only from clips.twitch.tv, a media URL is http(s)), which the schema

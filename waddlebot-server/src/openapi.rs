@@ -533,6 +533,13 @@ fn parameters(route: &Doc) -> Vec<Value> {
                 "actor" => "Equal to the actor",
                 _ => "Equal to this field (case-insensitive)",
             };
+            if (route.path, *filter) == ("/router/commands", "community") {
+                // Collectors and admins are bot-wide: they name the community.
+                list.push(json!({"name": "community", "in": "query", "required": true,
+                    "schema": {"type": "integer", "minimum": 1, "maximum": i64::MAX},
+                    "description": "The community's number"}));
+                continue;
+            }
             list.push(json!({"name": filter, "in": "query", "schema": {"type": "string"}, "description": description}));
         }
     }
