@@ -1473,3 +1473,77 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod settings_table {
+    use std::cell::RefCell;
+    use std::collections::{BTreeSet, HashMap};
+
+    use super::*;
+
+    /// Every environment variable the configuration reads, found by loading it with an
+    /// environment that records what it is asked for: once empty, once with every part switched
+    /// on (syslog, Redis, each AI provider, each platform), so the settings read only then are
+    /// asked for too.
+    fn names_read() -> BTreeSet<String> {
+        let on: HashMap<&str, &str> = HashMap::from([
+            ("ENABLE_SYSLOG", "true"),
+            ("REDIS_URL", "redis://cache:6379/0"),
+            ("AI_PROVIDER", "ollama,waddleai,openai"),
+            ("WADDLEAI_API_KEY", "wa-key"),
+            ("WADDLEAI_BASE_URL", "http://proxy:8000"),
+            ("OPENAI_API_KEY", "sk-key"),
+            ("DISCORD_PUBLIC_KEY", KEY_HEX),
+            ("DISCORD_BOT_TOKEN", "token"),
+            ("DISCORD_APPLICATION_ID", "1"),
+            ("SLACK_SIGNING_SECRET", "secret"),
+            ("SLACK_BOT_TOKEN", "xoxb-token"),
+            ("TWITCH_CLIENT_ID", "client"),
+            ("TWITCH_CLIENT_SECRET", "secret"),
+            ("TWITCH_BOT_TOKEN", "token"),
+            ("TWITCH_BOT_NICK", "bot"),
+            ("TWITCH_CHANNELS", "pond"),
+            ("EVENTSUB_SECRET", "a-secret-of-enough-length"),
+            ("SPOTIFY_CLIENT_ID", "id"),
+            ("SPOTIFY_CLIENT_SECRET", "secret"),
+            ("YOUTUBE_API_KEY", "key"),
+            ("DATABASE_HOST", "db"),
+            ("REDIS_HOST", "cache"),
+        ]);
+        let asked = RefCell::new(BTreeSet::new());
+        for values in [HashMap::new(), on] {
+            let loaded = Config::load(Some(tests_file().path()), |key: &str| {
+                asked.borrow_mut().insert(key.to_owned());
+                values.get(key).map(|v| (*v).to_owned())
+            });
+            // A refused value would stop the load before the settings after it are asked for.
+            if let Err(err) = loaded {
+                panic!("the switched-on environment must load: {err}");
+            }
+        }
+        asked.into_inner()
+    }
+
+    const KEY_HEX: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn tests_file() -> tempfile::NamedTempFile {
+        tempfile::NamedTempFile::new().expect("temp file")
+    }
+
+    #[test]
+    fn every_setting_read_is_in_the_readme() {
+        let readme = include_str!("../../README.md");
+        let read = names_read();
+        assert!(read.len() > 50, "{read:?}");
+        let missing: Vec<&String> = read
+            .iter()
+            .filter(|name| {
+                !readme.contains(&format!("`{name}`")) && !readme.contains(&format!("`{name}="))
+            })
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "settings the configuration reads that README.md does not name: {missing:?}"
+        );
+    }
+}
