@@ -97,10 +97,9 @@ async fn module_list(ctx: &Context) -> Result<String, CommandError> {
         .chain(crate::EVENT_MODULES)
         .chain([waddlebot::store::CUSTOM_COMMANDS_MODULE])
         .collect();
-    let (on, off): (Vec<&str>, Vec<&str>) = modules.into_iter().partition(|module| {
-        ctx.catalog
-            .module_on(module, installs.iter().find(|i| i.module == *module))
-    });
+    let (on, off): (Vec<&str>, Vec<&str>) = modules
+        .into_iter()
+        .partition(|module| ctx.catalog.module_on_among(module, &installs));
     let listed = |names: &[&str]| {
         if names.is_empty() {
             "none".to_owned()

@@ -41,10 +41,7 @@ impl CommandHandler for Builtins {
 async fn list(ctx: &Context, with_hint: bool) -> Result<Vec<Reply>, CommandError> {
     let p = &ctx.prefix;
     let installs = ctx.store.list_module_installs(ctx.community).await?;
-    let on = |module: &str| {
-        ctx.catalog
-            .module_on(module, installs.iter().find(|i| i.module == module))
-    };
+    let on = |module: &str| ctx.catalog.module_on_among(module, &installs);
     let switched_off: std::collections::HashSet<String> = ctx
         .store
         .list_command_settings(ctx.community)

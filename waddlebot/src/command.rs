@@ -208,6 +208,11 @@ impl CommandCatalog {
         install.map_or(!self.is_optional(module), |install| install.enabled)
     }
 
+    /// [`module_on`](Self::module_on) with the community's install records as listed.
+    pub fn module_on_among(&self, module: &str, installs: &[crate::store::ModuleInstall]) -> bool {
+        self.module_on(module, installs.iter().find(|i| i.module == module))
+    }
+
     /// The spec answering to `name` (or alias), and its position in [`specs`](Self::specs).
     pub fn find(&self, name: &str) -> Option<(usize, &CommandSpec)> {
         let index = *self.by_name.get(normalized(name).as_ref())?;

@@ -62,8 +62,7 @@ pub(super) async fn commands(call: &Call<'_>) -> Answer {
         .map(|s| (s.command.clone(), s))
         .collect();
     let catalog = call.router().catalog();
-    let module_on =
-        |module: &str| catalog.module_on(module, installs.iter().find(|i| i.module == module));
+    let module_on = |module: &str| catalog.module_on_among(module, &installs);
     let mut items = Vec::new();
     for spec in catalog.specs() {
         let own = settings.get(&spec.name);
@@ -132,7 +131,10 @@ pub(super) async fn commands(call: &Call<'_>) -> Answer {
 /// `GET /router/entities`: the channels of every community (bot-wide credentials) or of the
 /// caller's; filters `platform`, `community`.
 pub(super) async fn entities(call: &Call<'_>) -> Answer {
-    let only = scope(call)?.filter(|_| call.principal.and_then(|p| p.community).is_some());
+    // A credential limited to a community sees that one (asking for another is refused);
+    // `community=` is otherwise a filter like `platform=`.
+    scope(call)?;
+    let only = call.principal.and_then(|p| p.community);
     let store = call.store();
     let entities = all(
         |page| async move { store.list_entities(&page).await },
